@@ -1,0 +1,3 @@
+from svcnet.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Daemon settings: defaults follow DESIGN.md's address plan; `config/svcnet.yaml`
+and then command-line flags override them.
+
+Everything is derived from a few CIDRs the way kubeadm derives it: the first
+service IP is the `kubernetes` Service, the tenth is kube-dns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class NetworkSettings:
+    service_cidr: str = "127.96.0.0/12"
+    """ClusterIPs are allocated from here (mirrors 10.96.0.0/12)."""
+    pod_cidr: str = "127.244.0.0/16"
+    """One loopback IP per pod (mirrors 10.244.0.0/16)."""
+    load_balancer_cidr: str = "127.240.0.0/16"
+    """Ingress IPs for type LoadBalancer (what MetalLB would hand out)."""
+    node_port_range: str = "30000-32767"
+    node_port_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    """Where NodePorts listen (kube-proxy's --nodeport-addresses)."""
+    cluster_domain: str = "cluster.local"
+    alias_zones: list[str] = field(default_factory=lambda: ["local"])
+    """Extra zones answered like the cluster domain (the seed writes svc.local)."""
+
+    @property
+    def service_network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.service_cidr)
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        return str(self.service_network.network_address + 1)
+
+    @property
+    def dns_service_ip(self) -> str:
+        return str(self.service_network.network_address + 10)
+
+    @property
+    def node_ports(self) -> tuple[int, int]:
+        lo, _, hi = self.node_port_range.partition("-")
+        return int(lo), int(hi)
+
+
+@dataclass
+class DnsSettings:
+    host: str = "127.0.0.1"
+    port: int = 53
+    """Host-facing DNS (`dig @127.0.0.1`); the kube-dns ClusterIP always uses 53."""
+    upstream: list[str] = field(default_factory=lambda: ["/etc/resolv.conf"])
+    """Where names outside the cluster go: `ip[:port]` entries or a resolv.conf path."""
+    ttl: int = 5
+    upstream_timeout: float = 2.0
+
+
+@dataclass
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 6443
+
+
+@dataclass
+class AgentSettings:
+    images: dict[str, list[str]] = field(default_factory=dict)
+    """Extra image -> local command mappings (`myorg/tool`: [`/usr/bin/tool`])."""
+    log_bytes: int = 1 << 20
+    """Per-container log kept for `logs` (bounded, oldest dropped)."""
+    state_dir: str = ""
+    """Where pod resolv.conf files go; empty means a fresh temporary directory."""
+
+
+@dataclass
+class Settings:
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    manifests: list[str] = field(default_factory=list)
+    """Files or directories applied at start-up (svcnet.yaml itself is skipped)."""
+
+    def validate(self) -> None:
+        n = self.network
+        for name in ("service_cidr", "pod_cidr", "load_balancer_cidr"):
+            value = getattr(n, name)
+            try:
+                net = ipaddress.IPv4Network(value)
+            except ValueError as e:
+                raise ConfigError(f"network.{name}: invalid CIDR {value!r}: {e}") from None
+            if not net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+                raise ConfigError(
+                    f"network.{name}: {value} is outside 127.0.0.0/8; svcnet only uses loopback"
+                    " addresses so it never sends traffic to networks that are not yours"
+                )
+        lo, hi = n.node_ports
+        if not (0 < lo <= hi < 65536):
+            raise ConfigError(f"network.node_port_range: invalid range {n.node_port_range!r}")
+
+
+def _merge(target: Any, data: dict[str, Any], path: str) -> None:
+    known = {f.name: f for f in fields(target)}
+    for k, v in data.items():
+        key = k.replace("-", "_")
+        if key not in known:
+            raise ConfigError(f"{path}{k}: unknown setting (known: {', '.join(sorted(known))})")
+        cur = getattr(target, key)
+        if is_dataclass(cur):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{path}{k}: expected a mapping")
+            _merge(cur, v, f"{path}{k}.")
+        else:
+            setattr(target, key, v)
+
+
+def load(path: str | Path | None) -> Settings:
+    s = Settings()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of settings")
+        data.pop("apiVersion", None)
+        data.pop("kind", None)
+        try:
+            _merge(s, data, "")
+        except ConfigError as e:
+            raise ConfigError(f"{p}: {e}") from None
+    return s
+
+
+CONFIG_FILE_NAME = "svcnet.yaml"

@@ -1,0 +1,80 @@
+"""The resource types svcnet serves, as Kubernetes names them.
+
+One table drives the API paths, discovery, the CLI's resource arguments
+(`svc`, `po`, `rs`...) and `kubectl get all`, so the names cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    singular: str
+    group: str  # "" for the core group
+    version: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified_plural(self) -> str:
+        """`pods`, `replicasets.apps`: how error messages name the resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def collection_path(self, namespace: str | None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{base}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+    def object_path(self, namespace: str | None, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{name}"
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("Namespace", "namespaces", "namespace", "", "v1", False, ("ns",)),
+    Kind("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",)),
+    Kind("Service", "services", "service", "", "v1", True, ("svc",), ("all",)),
+    Kind("Endpoints", "endpoints", "endpoints", "", "v1", True, ("ep",)),
+    Kind("Event", "events", "event", "", "v1", True, ("ev",)),
+    Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",)),
+    Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",)),
+    Kind(
+        "EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True
+    ),
+)
+
+BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
+
+
+def lookup(name: str) -> Kind | None:
+    """Resolve what a user types (`svc`, `services`, `Service`, `rs.apps`)."""
+    n = name.lower()
+    base, _, group = n.partition(".")
+    for k in KINDS:
+        if group and group != k.group:
+            continue
+        if base in (k.plural, k.singular, k.kind.lower()) or base in k.short_names:
+            return k
+    return None
+
+
+def for_api_version(api_version: str, kind: str) -> Kind | None:
+    k = BY_KIND.get(kind)
+    if k is None or k.api_version != api_version:
+        return None
+    return k
+
+
+# `kubectl get all` order: pods, services, daemonsets, deployments, replicasets...
+ALL_CATEGORY: tuple[Kind, ...] = tuple(
+    BY_KIND[n] for n in ("Pod", "Service", "Deployment", "ReplicaSet")
+)

@@ -1,0 +1,18 @@
+"""Object names as the API server generates them (generateName)."""
+
+from __future__ import annotations
+
+import secrets
+
+# k8s.io/apimachinery/pkg/util/rand: no vowels (no words), no 0/1/3 (look-alikes).
+ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+MAX_GENERATED_NAME_LENGTH = 63 - 5
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(ALPHANUMS) for _ in range(n))
+
+
+def generate_name(base: str) -> str:
+    """SimpleNameGenerator: cut the base to 58 characters, add 5 random ones."""
+    return base[:MAX_GENERATED_NAME_LENGTH] + random_suffix()

@@ -1,0 +1,146 @@
+"""Slim, typed read-only views of stored objects.
+
+The store keeps API-shaped dicts; readers on hot paths (dns, proxy) and the
+agent take only what they need, like CoreDNS's ``object/service.go``
+("a stripped down api.Service with only the items we need").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    protocol: str
+    port: int
+    target_port: int | str
+    node_port: int | None
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str  # "" for ExternalName, "None" for headless
+    external_name: str
+    ports: tuple[ServicePort, ...]
+    selector: dict[str, str] | None
+    load_balancer_ips: tuple[str, ...]
+    session_affinity: str
+    publish_not_ready: bool
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == "None"
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> ServiceView:
+        md, spec = obj["metadata"], obj.get("spec") or {}
+        ports = tuple(
+            ServicePort(
+                name=str(p.get("name") or ""),
+                protocol=str(p.get("protocol") or "TCP"),
+                port=int(p["port"]),
+                target_port=p.get("targetPort", p["port"]),
+                node_port=int(p["nodePort"]) if p.get("nodePort") else None,
+            )
+            for p in spec.get("ports") or ()
+        )
+        ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+        return cls(
+            namespace=str(md.get("namespace") or "default"),
+            name=str(md["name"]),
+            type=str(spec.get("type") or "ClusterIP"),
+            cluster_ip=str(spec.get("clusterIP") or ""),
+            external_name=str(spec.get("externalName") or ""),
+            ports=ports,
+            selector=dict(spec["selector"]) if spec.get("selector") is not None else None,
+            load_balancer_ips=tuple(str(i["ip"]) for i in ingress if i.get("ip")),
+            session_affinity=str(spec.get("sessionAffinity") or "None"),
+            publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
+        )
+
+
+@dataclass(frozen=True)
+class EndpointAddress:
+    ip: str
+    hostname: str
+    pod_name: str
+
+
+@dataclass(frozen=True)
+class EndpointPort:
+    name: str
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class EndpointSubset:
+    addresses: tuple[EndpointAddress, ...]
+    not_ready_addresses: tuple[EndpointAddress, ...]
+    ports: tuple[EndpointPort, ...]
+
+
+@dataclass(frozen=True)
+class EndpointsView:
+    namespace: str
+    name: str
+    subsets: tuple[EndpointSubset, ...]
+
+    def ready(self, port_name: str, protocol: str = "TCP") -> list[tuple[str, int]]:
+        """Ready (ip, port) pairs for the Service port called port_name."""
+        out: list[tuple[str, int]] = []
+        for s in self.subsets:
+            for p in s.ports:
+                if p.name == port_name and p.protocol == protocol:
+                    out.extend((a.ip, p.port) for a in s.addresses)
+        return out
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> EndpointsView:
+        md = obj["metadata"]
+
+        def addrs(items: Any) -> tuple[EndpointAddress, ...]:
+            return tuple(
+                EndpointAddress(
+                    ip=str(a["ip"]),
+                    hostname=str(a.get("hostname") or ""),
+                    pod_name=str((a.get("targetRef") or {}).get("name") or ""),
+                )
+                for a in items or ()
+            )
+
+        subsets = tuple(
+            EndpointSubset(
+                addresses=addrs(s.get("addresses")),
+                not_ready_addresses=addrs(s.get("notReadyAddresses")),
+                ports=tuple(
+                    EndpointPort(
+                        name=str(p.get("name") or ""),
+                        port=int(p["port"]),
+                        protocol=str(p.get("protocol") or "TCP"),
+                    )
+                    for p in s.get("ports") or ()
+                ),
+            )
+            for s in obj.get("subsets") or ()
+        )
+        return cls(str(md.get("namespace") or "default"), str(md["name"]), subsets)
+
+
+def pod_ready(pod: Obj) -> bool:
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def namespace_of(obj: Obj) -> str:
+    return str(obj["metadata"].get("namespace") or "")

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from svcnet import names
+
+logger = logging.getLogger(__name__)
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+Obj = dict[str, Any]
+Key = tuple[str, str, str]  # (kind, namespace or "", name)
+
+
+class StoreError(Exception):
+    """Raised for AlreadyExists / NotFound / Conflict; the API maps them to Status."""
+
+    def __init__(self, reason: Literal["AlreadyExists", "NotFound", "Conflict"], key: Key):
+        super().__init__(f"{reason}: {key}")
+        self.reason = reason
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    kind: str
+    obj: Obj  # the new state; for DELETED the last state
+    old: Obj | None
+    rv: int
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj["metadata"].get("namespace", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_of(obj: Obj) -> Key:
+    md = obj["metadata"]
+    return (str(obj["kind"]), str(md.get("namespace") or ""), str(md["name"]))
+
+
+# Fields the server owns; a change limited to these is not a change of the object.
+_VOLATILE = ("resourceVersion", "generation", "managedFields")
+
+
+def _same(a: Obj, b: Obj) -> bool:
+    def strip(o: Obj) -> Obj:
+        o = dict(o)
+        md = dict(o.get("metadata") or {})
+        for f in _VOLATILE:
+            md.pop(f, None)
+        o["metadata"] = md
+        return o
+
+    return strip(a) == strip(b)
+
+
+class Store:
+    def __init__(self, history: int = 10000) -> None:
+        self._objects: dict[Key, Obj] = {}
+        self._rv = 0
+        self._history: deque[Event] = deque(maxlen=history)
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    # --- reads -------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self._objects.get((kind, namespace, name))
+
+    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        """Objects of a kind, in one namespace or (None) all, sorted by namespace/name."""
+        out = [
+            o
+            for (k, ns, _), o in self._objects.items()
+            if k == kind and (namespace is None or ns == namespace)
+        ]
+        out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return out
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(list(self._objects.values()))
+
+    def events_since(self, rv: int) -> list[Event] | None:
+        """Changes after rv, or None when history no longer reaches back that far."""
+        if rv >= self._rv:
+            return []
+        if not self._history or self._history[0].rv > rv + 1:
+            return None
+        return [e for e in self._history if e.rv > rv]
+
+    # --- subscriptions -----------------------------------------------------
+
+    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call fn synchronously after every change; returns an unsubscribe function."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def _emit(self, ev: Event) -> None:
+        self._history.append(ev)
+        for fn in list(self._subscribers):
+            try:
+                fn(ev)
+            except Exception:
+                # One broken reader must not stop the others from seeing the change.
+                logger.exception("store subscriber %r failed on %s", fn, ev.type)
+
+    # --- writes ------------------------------------------------------------
+
+    def create(self, obj: Obj) -> Obj:
+        obj = copy.deepcopy(obj)
+        md = obj.setdefault("metadata", {})
+        if not md.get("name") and md.get("generateName"):
+            for _ in range(10):
+                md["name"] = names.generate_name(md["generateName"])
+                if key_of(obj) not in self._objects:
+                    break
+        key = key_of(obj)
+        if key in self._objects:
+            raise StoreError("AlreadyExists", key)
+        self._rv += 1
+        md["uid"] = str(uuid.uuid4())
+        md["resourceVersion"] = str(self._rv)
+        md.setdefault("creationTimestamp", now_rfc3339())
+        if "spec" in obj:
+            md["generation"] = 1
+        self._objects[key] = obj
+        self._emit(Event("ADDED", key[0], obj, None, self._rv))
+        return obj
+
+    def update(self, obj: Obj, *, check_rv: bool = False) -> Obj:
+        """Replace an object. Returns the stored object; unchanged input is a no-op."""
+        obj = copy.deepcopy(obj)
+        key = key_of(obj)
+        old = self._objects.get(key)
+        if old is None:
+            raise StoreError("NotFound", key)
+        md = obj["metadata"]
+        if check_rv and md.get("resourceVersion") not in (None, old["metadata"]["resourceVersion"]):
+            raise StoreError("Conflict", key)
+        for f in ("uid", "creationTimestamp"):
+            md[f] = old["metadata"][f]
+        if "generation" in old["metadata"]:
+            md["generation"] = old["metadata"]["generation"]
+            if obj.get("spec") != old.get("spec"):
+                md["generation"] += 1
+        md["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if _same(obj, old):
+            return old
+        self._rv += 1
+        md["resourceVersion"] = str(self._rv)
+        self._objects[key] = obj
+        self._emit(Event("MODIFIED", key[0], obj, old, self._rv))
+        return obj
+
+    def mutate(self, kind: str, namespace: str, name: str, fn: Callable[[Obj], None]) -> Obj:
+        """Copy the live object, let fn change the copy, and store it."""
+        cur = self._objects.get((kind, namespace, name))
+        if cur is None:
+            raise StoreError("NotFound", (kind, namespace, name))
+        new = copy.deepcopy(cur)
+        fn(new)
+        return self.update(new)
+
+    def delete(self, kind: str, namespace: str, name: str) -> Obj:
+        key = (kind, namespace, name)
+        old = self._objects.pop(key, None)
+        if old is None:
+            raise StoreError("NotFound", key)
+        self._rv += 1
+        last = copy.deepcopy(old)
+        last["metadata"]["resourceVersion"] = str(self._rv)
+        self._emit(Event("DELETED", kind, last, old, self._rv))
+        return last
