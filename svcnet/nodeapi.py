@@ -1,0 +1,66 @@
+"""The node API: what the API server asks of the agent (the kubelet API).
+
+In Kubernetes, `kubectl logs` and `kubectl attach` go apiserver -> kubelet.
+Here the API server holds an object implementing ``NodeApi`` (the agent), so
+svcnet.api never needs to know how containers are run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+NODE_NAME = "svcnet"
+"""spec.nodeName of every pod: svcnet is a one-node cluster."""
+
+
+class NodeApiError(LookupError):
+    """The pod or container cannot serve the request; the message is kubectl's text,
+    e.g. `container "x" in pod "p" is waiting to start: ContainerCreating`."""
+
+    def __init__(self, message: str, code: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Attachment(Protocol):
+    """A live connection to a running container's stdio (attach)."""
+
+    def write_stdin(self, data: bytes) -> None: ...
+
+    def close_stdin(self) -> None: ...
+
+    def resize(self, width: int, height: int) -> None: ...
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(1, stdout bytes) / (2, stderr bytes) until the container's output ends."""
+        ...
+
+    async def wait(self) -> int:
+        """The container's exit code once it has exited."""
+        ...
+
+    def detach(self) -> None: ...
+
+
+class NodeApi(Protocol):
+    def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+        since_seconds: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """The container's log; with follow, new output until the container stops
+        or the caller stops iterating. Raises NodeApiError before yielding if the
+        pod/container does not exist or has not started."""
+        ...
+
+    async def attach(self, namespace: str, pod: str, container: str, *, tty: bool) -> Attachment:
+        """Connect to a running container's stdio. Raises NodeApiError."""
+        ...
