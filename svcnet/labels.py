@@ -124,7 +124,7 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<not>!)\s*(?P<nkey>[^\s,=!<>()]+)"
     r"|(?P<key>[^\s,=!<>()]+)\s*"
     r"(?:(?P<op>==|=|!=|>|<)\s*(?P<val>[^\s,=!<>()]*)"
-    r"|\s+(?P<setop>in|notin)\s*\((?P<set>[^)]*)\))?)\s*"
+    r"|(?P<setop>in|notin)\s*\((?P<set>[^)]*)\))?)\s*"
 )
 
 

@@ -1,23 +1,83 @@
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import random
 from typing import Any
 
+from svcnet import kinds, labels
 from svcnet.config import Settings
 from svcnet.kinds import Kind
-from svcnet.store import Store
+from svcnet.registry import defaults, schema, validation
+from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
+from svcnet.registry.errors import ApiError, Cause, already_exists, bad_request, invalid, not_found
+from svcnet.store import Store, StoreError
 
 Obj = dict[str, Any]
+
+# Fields the server owns in metadata; a client's copy of them is ignored.
+_SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+)
+_PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def _field_value(obj: Obj, path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    return str(cur).lower() if isinstance(cur, bool) else str(cur)
+
+
+def parse_field_selector(text: str | None) -> list[tuple[str, bool, str]]:
+    """`a=b,c!=d` -> [(field, equal, value)]."""
+    out: list[tuple[str, bool, str]] = []
+    for term in (text or "").split(","):
+        term = term.strip()
+        if not term:
+            continue
+        if "!=" in term:
+            f, _, v = term.partition("!=")
+            out.append((f.strip(), False, v.strip()))
+        elif "=" in term:
+            f, _, v = term.partition("==") if "==" in term else term.partition("=")
+            out.append((f.strip(), True, v.strip()))
+        else:
+            raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
+    return out
+
+
+def matches_fields(obj: Obj, terms: list[tuple[str, bool, str]]) -> bool:
+    return all((_field_value(obj, f) == v) == eq for f, eq, v in terms)
 
 
 class Registry:
     """Admission + storage for API writes. All methods raise ApiError on refusal."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.store = store
+        net = settings.network
+        self.cluster_ips = ClusterIPAllocator(net.service_cidr, rng)
+        self.node_ports = NodePortAllocator(*net.node_ports, rng=rng)
+
+    # --- reads -------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
-        raise NotImplementedError
+        obj = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
+        if obj is None:
+            raise not_found(kind, name)
+        return obj
 
     def list(
         self,
@@ -26,21 +86,274 @@ class Registry:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[Obj]:
-        raise NotImplementedError
+        try:
+            sel = labels.parse(label_selector)
+        except labels.SelectorError as e:
+            raise bad_request(f"unable to parse requirement: {e}") from None
+        fields = parse_field_selector(field_selector)
+        ns = namespace if kind.namespaced else None
+        return [
+            o
+            for o in self.store.list(kind.kind, ns or None)
+            if sel.matches(o["metadata"].get("labels")) and matches_fields(o, fields)
+        ]
+
+    # --- writes ------------------------------------------------------------
+
+    def kind_of(self, obj: Any) -> Kind:
+        if not isinstance(obj, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        api_version, kind_name = obj.get("apiVersion"), obj.get("kind")
+        if not api_version or not kind_name:
+            raise bad_request("Object 'Kind' is missing in '" + str(obj)[:200] + "'")
+        kind = kinds.for_api_version(str(api_version), str(kind_name))
+        if kind is None:
+            raise ApiError(
+                404, "NotFound", f'no matches for kind "{kind_name}" in version "{api_version}"'
+            )
+        return kind
+
+    def _prepare(self, obj: Obj, namespace: str | None, *, creating: bool) -> tuple[Kind, Obj]:
+        kind = self.kind_of(obj)
+        schema.check(obj, kind)
+        obj = copy.deepcopy(obj)
+        md = obj.setdefault("metadata", {})
+        if kind.namespaced:
+            body_ns = md.get("namespace")
+            if namespace and body_ns and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request"
+                )
+            md["namespace"] = body_ns or namespace or "default"
+        else:
+            md.pop("namespace", None)
+        for f in _SERVER_METADATA:
+            md.pop(f, None)
+        defaults.apply(obj)
+        errs = validation.validate(obj, creating=creating)
+        if errs:
+            raise invalid(kind, str(md.get("name") or md.get("generateName") or ""), errs)
+        if kind.namespaced:
+            self._check_namespace(kind, md["namespace"], creating)
+        return kind, obj
+
+    def _check_namespace(self, kind: Kind, ns: str, creating: bool) -> None:
+        nso = self.store.get("Namespace", "", ns)
+        if nso is None:
+            raise not_found(kinds.BY_KIND["Namespace"], ns)
+        if creating and (nso.get("status") or {}).get("phase") == "Terminating":
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{kind.qualified_plural} "" is forbidden: unable to create new '
+                f"content in namespace {ns} because it is being terminated",
+            )
+
+    def _finish(self, kind: Kind, obj: Obj, old: Obj | None) -> Obj:
+        """Carry server-owned state over from the live object and allocate."""
+        if old is not None:
+            obj["status"] = copy.deepcopy(old.get("status") or obj.get("status") or {})
+            if kind.kind == "Pod":
+                self._pod_update(obj, old)
+        if kind.kind == "Service":
+            try:
+                self._allocate_service(obj, old)
+            except AllocationError as e:
+                raise invalid(kind, obj["metadata"]["name"], [e.cause]) from None
+        return obj
+
+    def _pod_update(self, obj: Obj, old: Obj) -> None:
+        new_spec, old_spec = obj["spec"], old["spec"]
+        if old_spec.get("nodeName") and not new_spec.get("nodeName"):
+            new_spec["nodeName"] = old_spec["nodeName"]
+
+        def strip_images(s: Obj) -> Obj:
+            s = copy.deepcopy(s)
+            for c in s.get("containers") or []:
+                c.pop("image", None)
+            return s
+
+        if strip_images(new_spec) != strip_images(old_spec):
+            raise invalid(
+                kinds.BY_KIND["Pod"],
+                obj["metadata"]["name"],
+                [
+                    validation.forbidden(
+                        "spec",
+                        "pod updates may not change fields other than `spec.containers[*].image`,"
+                        "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                        "`spec.tolerations` (only additions to existing tolerations),"
+                        "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+                        "previously negative)",
+                    )
+                ],
+            )
+
+    def _allocate_service(self, obj: Obj, old: Obj | None) -> None:
+        spec = obj["spec"]
+        typ = spec["type"]
+        me = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        others = [
+            s
+            for s in self.store.list("Service")
+            if (s["metadata"]["namespace"], s["metadata"]["name"]) != me
+        ]
+        old_spec = (old or {}).get("spec") or {}
+        if typ == "ExternalName":
+            for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                spec.pop(f, None)
+        else:
+            requested = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
+            current = old_spec.get("clusterIP") if old_spec.get("type") != "ExternalName" else None
+            if current:
+                if requested and requested != current:
+                    raise AllocationError(
+                        Cause(
+                            "spec.clusterIPs[0]",
+                            "FieldValueInvalid",
+                            f'Invalid value: []string{{"{requested}"}}: may not change once set',
+                        )
+                    )
+                ip = current
+            elif requested == "None":
+                ip = "None"
+            else:
+                used = {str(s["spec"].get("clusterIP")) for s in others}
+                ip = self.cluster_ips.allocate(used, requested)
+            spec["clusterIP"] = ip
+            spec["clusterIPs"] = [ip]
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if typ in ("NodePort", "LoadBalancer"):
+            used_ports = {
+                int(p["nodePort"])
+                for s in others
+                for p in s["spec"].get("ports") or []
+                if p.get("nodePort")
+            }
+            old_ports = {
+                (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                for p in old_spec.get("ports") or []
+                if p.get("nodePort")
+            }
+            old_set = set(old_ports.values())
+            by_port: dict[int, int] = {}
+            for i, p in enumerate(spec["ports"]):
+                np = p.get("nodePort")
+                if np:
+                    if np not in old_set:
+                        self.node_ports.check(np, used_ports, f"spec.ports[{i}].nodePort")
+                else:
+                    # TCP 53 and UDP 53 share one nodePort, as initNodePorts does.
+                    np = old_ports.get((p["port"], p["protocol"])) or by_port.get(p["port"])
+                    if not np:
+                        np = self.node_ports.allocate(used_ports | set(by_port.values()))
+                    p["nodePort"] = np
+                by_port[p["port"]] = np
+                used_ports.add(np)
+        else:
+            for p in spec.get("ports") or []:
+                p.pop("nodePort", None)
+        if typ != "LoadBalancer":
+            obj.setdefault("status", {})["loadBalancer"] = {}
 
     def create(self, obj: Obj, *, namespace: str | None = None, dry_run: bool = False) -> Obj:
-        """POST: the object as a client sent it; returns the stored object."""
-        raise NotImplementedError
+        kind, obj = self._prepare(obj, namespace, creating=True)
+        md = obj["metadata"]
+        if md.get("name") and self.store.get(kind.kind, md.get("namespace", ""), md["name"]):
+            raise already_exists(kind, md["name"])
+        obj = self._finish(kind, obj, None)
+        if dry_run:
+            return obj
+        try:
+            return self.store.create(obj)
+        except StoreError:
+            raise already_exists(kind, md.get("name", "")) from None
 
     def update(self, obj: Obj, *, namespace: str | None = None, dry_run: bool = False) -> Obj:
         """PUT: replace spec/metadata, keeping server-owned fields and allocations."""
-        raise NotImplementedError
+        expected_rv = (
+            (obj.get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
+        )
+        kind, new = self._prepare(obj, namespace, creating=False)
+        md = new["metadata"]
+        old = self.store.get(kind.kind, md.get("namespace", ""), md["name"])
+        if old is None:
+            raise not_found(kind, md["name"])
+        if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {kind.qualified_plural} "
+                f'"{md["name"]}": the object has been modified; please apply your '
+                "changes to the latest version and try again",
+                {"name": md["name"], "group": kind.group, "kind": kind.plural},
+            )
+        for f in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            if f in old["metadata"]:
+                md[f] = old["metadata"][f]
+        new = self._finish(kind, new, old)
+        if dry_run:
+            return new
+        return self.store.update(new)
 
     def apply(
         self, obj: Obj, *, namespace: str | None = None, dry_run: bool = False
     ) -> tuple[Obj, bool]:
         """Upsert (create, or update when it exists). Returns (stored, created)."""
-        raise NotImplementedError
+        kind = self.kind_of(obj)
+        md = obj.get("metadata")
+        name = md.get("name") if isinstance(md, dict) else None
+        ns = (md.get("namespace") if isinstance(md, dict) else None) or namespace or "default"
+        if name and self.store.get(kind.kind, ns if kind.namespaced else "", name) is not None:
+            return self.update(obj, namespace=namespace, dry_run=dry_run), False
+        return self.create(obj, namespace=namespace, dry_run=dry_run), True
 
-    def delete(self, kind: Kind, namespace: str, name: str, *, dry_run: bool = False) -> Obj:
-        raise NotImplementedError
+    def delete(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        grace_period_seconds: int | None = None,
+    ) -> Obj:
+        ns = namespace if kind.namespaced else ""
+        obj = self.get(kind, ns, name)
+        if kind.kind == "Namespace" and name in _PROTECTED_NAMESPACES:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "group": "", "kind": "namespaces"},
+            )
+        if dry_run:
+            return obj
+        if kind.kind == "Pod":
+            return self._delete_pod(obj, grace_period_seconds)
+        if kind.kind == "Namespace":
+            for k in kinds.KINDS:
+                if k.namespaced:
+                    for o in self.store.list(k.kind, name):
+                        self.delete(k, name, o["metadata"]["name"])
+        return self.store.delete(kind.kind, ns, name)
+
+    def _delete_pod(self, pod: Obj, grace: int | None) -> Obj:
+        md = pod["metadata"]
+        if grace is None:
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        phase = (pod.get("status") or {}).get("phase")
+        # Unscheduled or finished pods have nothing to stop; the agent (kubelet)
+        # removes running pods itself once their processes have exited.
+        if grace == 0 or not pod["spec"].get("nodeName") or phase in ("Succeeded", "Failed"):
+            return self.store.delete("Pod", md["namespace"], md["name"])
+        if md.get("deletionTimestamp"):
+            return pod
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
+
+        def mark(o: Obj) -> None:
+            o["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            o["metadata"]["deletionGracePeriodSeconds"] = grace
+
+        return self.store.mutate("Pod", md["namespace"], md["name"], mark)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import copy
 import datetime as dt
 import logging
@@ -98,7 +99,7 @@ class Store:
     def __iter__(self) -> Iterator[Obj]:
         return iter(list(self._objects.values()))
 
-    def events_since(self, rv: int) -> list[Event] | None:
+    def events_since(self, rv: int) -> builtins.list[Event] | None:
         """Changes after rv, or None when history no longer reaches back that far."""
         if rv >= self._rv:
             return []

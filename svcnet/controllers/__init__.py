@@ -1,0 +1,21 @@
+"""Controllers (kube-controller-manager's role): they watch the store and only
+write objects, through the registry like any API client would.
+
+Each controller keeps a set of dirty keys fed by store events and syncs them in
+a loop callback scheduled right after the event, so bursts coalesce and every
+change is acted on within the same loop iteration (no polling).
+"""
+
+from svcnet.controllers.base import Controller
+from svcnet.controllers.endpoints import EndpointsController
+from svcnet.controllers.gc import GarbageCollector
+from svcnet.controllers.loadbalancer import LoadBalancerController
+from svcnet.controllers.replicaset import ReplicaSetController
+
+__all__ = [
+    "Controller",
+    "EndpointsController",
+    "GarbageCollector",
+    "LoadBalancerController",
+    "ReplicaSetController",
+]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from svcnet.registry import Registry
+from svcnet.store import Event, Store
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name) of the object the controller owns
+
+
+class Controller:
+    name = "controller"
+
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+        self._dirty: set[Key] = set()
+        self._scheduled = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self.store.subscribe(self._on_event)
+        self._enqueue(self.initial_keys())
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._dirty.clear()
+
+    def initial_keys(self) -> Iterable[Key]:
+        return ()
+
+    def keys_for(self, ev: Event) -> Iterable[Key]:
+        raise NotImplementedError
+
+    def sync(self, key: Key) -> None:
+        raise NotImplementedError
+
+    def _on_event(self, ev: Event) -> None:
+        self._enqueue(self.keys_for(ev))
+
+    def _enqueue(self, keys: Iterable[Key]) -> None:
+        self._dirty.update(keys)
+        if self._dirty and not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for key in sorted(dirty):
+            try:
+                self.sync(key)
+            except Exception:
+                logger.exception("%s: sync of %s/%s failed", self.name, *key)

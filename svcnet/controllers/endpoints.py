@@ -1,0 +1,149 @@
+"""Endpoints controller: Services with a selector get an Endpoints object of
+the same name listing matching pods, ready ones in `addresses`, the others in
+`notReadyAddresses` (k/k pkg/controller/endpoint/endpoints_controller.go).
+
+ExternalName Services and Services without a selector are left alone: their
+Endpoints, if any, are written by users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from svcnet import labels
+from svcnet.controllers.base import Controller, Key
+from svcnet.objects import pod_ready
+from svcnet.store import Event
+
+Obj = dict[str, Any]
+
+
+def find_port(pod: Obj, target: int | str, protocol: str) -> int | None:
+    """FindPort: a number is used as is; a name must match a container port's
+    name and protocol."""
+    if isinstance(target, int):
+        return target
+    if target.isdigit():
+        return int(target)
+    for c in pod["spec"].get("containers") or ():
+        for p in c.get("ports") or ():
+            if p.get("name") == target and p.get("protocol", "TCP") == protocol:
+                return int(p["containerPort"])
+    return None
+
+
+def should_include(pod: Obj, include_terminating: bool) -> bool:
+    st = pod.get("status") or {}
+    if st.get("phase") in ("Succeeded", "Failed") or not st.get("podIP"):
+        return False
+    return include_terminating or not pod["metadata"].get("deletionTimestamp")
+
+
+def endpoints_for(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
+    spec = svc["spec"]
+    publish = bool(spec.get("publishNotReadyAddresses"))
+    groups: dict[tuple[tuple[str, int, str], ...], tuple[list[Obj], list[Obj]]] = {}
+    for pod in pods:
+        if not should_include(pod, publish):
+            continue
+        ports: list[tuple[str, int, str]] = []
+        for sp in spec.get("ports") or ():
+            proto = sp.get("protocol", "TCP")
+            port = find_port(pod, sp.get("targetPort", sp["port"]), proto)
+            if port is not None:
+                ports.append((sp.get("name") or "", port, proto))
+        if not ports and spec.get("ports"):
+            continue
+        md = pod["metadata"]
+        addr: Obj = {
+            "ip": pod["status"]["podIP"],
+            "nodeName": pod["spec"].get("nodeName"),
+            "targetRef": {
+                "kind": "Pod",
+                "namespace": md["namespace"],
+                "name": md["name"],
+                "uid": md["uid"],
+            },
+        }
+        if not addr["nodeName"]:
+            del addr["nodeName"]
+        if pod["spec"].get("hostname") and pod["spec"].get("subdomain") == svc["metadata"]["name"]:
+            addr["hostname"] = pod["spec"]["hostname"]
+        ready, not_ready = groups.setdefault(tuple(sorted(ports)), ([], []))
+        (ready if publish or pod_ready(pod) else not_ready).append(addr)
+    subsets = []
+    for ports_key, (ready, not_ready) in sorted(groups.items()):
+        subset: Obj = {}
+        if ready:
+            subset["addresses"] = sorted(ready, key=lambda a: a["ip"])
+        if not_ready:
+            subset["notReadyAddresses"] = sorted(not_ready, key=lambda a: a["ip"])
+        if ports_key:
+            subset["ports"] = [
+                {**({"name": n} if n else {}), "port": p, "protocol": proto}
+                for n, p, proto in ports_key
+            ]
+        subsets.append(subset)
+    return subsets
+
+
+class EndpointsController(Controller):
+    name = "endpoints-controller"
+
+    def initial_keys(self) -> Iterable[Key]:
+        return [
+            (o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.store.list("Service")
+        ]
+
+    def keys_for(self, ev: Event) -> Iterable[Key]:
+        if ev.kind == "Service":
+            return [(ev.namespace, ev.name)]
+        if ev.kind == "Pod":
+            out = []
+            for svc in self.store.list("Service", ev.namespace):
+                sel = labels.from_map(svc["spec"].get("selector"))
+                if any(
+                    o is not None and sel.matches(o["metadata"].get("labels"))
+                    for o in (ev.obj, ev.old)
+                ):
+                    out.append((ev.namespace, svc["metadata"]["name"]))
+            return out
+        return ()
+
+    def sync(self, key: Key) -> None:
+        ns, name = key
+        svc = self.store.get("Service", ns, name)
+        current = self.store.get("Endpoints", ns, name)
+        if svc is None:
+            if (
+                current is not None
+                and current["metadata"].get("labels", {}).get("endpoints.kubernetes.io/managed-by")
+                == "endpoint-controller"
+            ):
+                self.store.delete("Endpoints", ns, name)
+            return
+        spec = svc["spec"]
+        if spec.get("type") == "ExternalName" or spec.get("selector") is None:
+            return
+        sel = labels.from_map(spec["selector"])
+        pods = [p for p in self.store.list("Pod", ns) if sel.matches(p["metadata"].get("labels"))]
+        subsets = endpoints_for(svc, pods)
+        lab = dict(svc["metadata"].get("labels") or {})
+        lab["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+        if current is None:
+            self.store.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns, "labels": lab},
+                    "subsets": subsets,
+                }
+            )
+        elif current.get("subsets") != subsets or current["metadata"].get("labels") != lab:
+
+            def put(o: Obj) -> None:
+                o["subsets"] = subsets
+                o["metadata"]["labels"] = lab
+
+            self.store.mutate("Endpoints", ns, name, put)

@@ -1,0 +1,160 @@
+"""ReplicaSet controller: keep `spec.replicas` pods that match the template.
+
+Pods are created through the registry with `generateName: <rs>-` (so names get
+the API server's 5-character suffix) and a controller ownerReference; extra
+pods are deleted gracefully, least valuable first (not ready before ready,
+newest before oldest), as k/k's ActivePodsWithRanks orders them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from svcnet import labels
+from svcnet.controllers.base import Controller, Key
+from svcnet.kinds import BY_KIND
+from svcnet.objects import pod_ready
+from svcnet.store import Event
+
+Obj = dict[str, Any]
+
+
+def controller_uid(obj: Obj) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or ():
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def is_active(pod: Obj) -> bool:
+    phase = (pod.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset-controller"
+
+    def initial_keys(self) -> Iterable[Key]:
+        return [
+            (o["metadata"]["namespace"], o["metadata"]["name"])
+            for o in self.store.list("ReplicaSet")
+        ]
+
+    def keys_for(self, ev: Event) -> Iterable[Key]:
+        if ev.kind == "ReplicaSet":
+            return [(ev.namespace, ev.name)]
+        if ev.kind == "Pod":
+            out: list[Key] = []
+            for o in (ev.obj, ev.old):
+                if o is None:
+                    continue
+                uid = controller_uid(o)
+                for rs in self.store.list("ReplicaSet", ev.namespace):
+                    if rs["metadata"]["uid"] == uid or (
+                        uid is None
+                        and labels.from_label_selector(rs["spec"].get("selector")).matches(
+                            o["metadata"].get("labels")
+                        )
+                    ):
+                        out.append((ev.namespace, rs["metadata"]["name"]))
+            return out
+        return ()
+
+    def sync(self, key: Key) -> None:
+        ns, name = key
+        rs = self.store.get("ReplicaSet", ns, name)
+        if rs is None or rs["metadata"].get("deletionTimestamp"):
+            return
+        uid = rs["metadata"]["uid"]
+        sel = labels.from_label_selector(rs["spec"].get("selector"))
+        owned: list[Obj] = []
+        for pod in self.store.list("Pod", ns):
+            owner = controller_uid(pod)
+            if owner == uid:
+                owned.append(pod)
+            elif owner is None and is_active(pod) and sel.matches(pod["metadata"].get("labels")):
+                owned.append(self._adopt(pod, rs))
+        active = [p for p in owned if is_active(p)]
+        want = int(rs["spec"].get("replicas", 1))
+        if len(active) < want:
+            for _ in range(want - len(active)):
+                self.registry.create(self._new_pod(rs), namespace=ns)
+        elif len(active) > want:
+            for pod in sorted(active, key=_rank)[: len(active) - want]:
+                self.registry.delete(BY_KIND["Pod"], ns, pod["metadata"]["name"])
+        self._update_status(rs)
+
+    def _adopt(self, pod: Obj, rs: Obj) -> Obj:
+        def add(o: Obj) -> None:
+            o["metadata"].setdefault("ownerReferences", []).append(_owner_ref(rs))
+
+        md = pod["metadata"]
+        return self.store.mutate("Pod", md["namespace"], md["name"], add)
+
+    def _new_pod(self, rs: Obj) -> Obj:
+        tmpl = copy.deepcopy(rs["spec"]["template"])
+        md = tmpl.get("metadata") or {}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "generateName": rs["metadata"]["name"] + "-",
+                "namespace": rs["metadata"]["namespace"],
+                "labels": dict(md.get("labels") or {}),
+                **({"annotations": dict(md["annotations"])} if md.get("annotations") else {}),
+                "ownerReferences": [_owner_ref(rs)],
+            },
+            "spec": tmpl.get("spec") or {},
+        }
+
+    def _update_status(self, rs: Obj) -> None:
+        md = rs["metadata"]
+        pods = [
+            p
+            for p in self.store.list("Pod", md["namespace"])
+            if controller_uid(p) == md["uid"] and is_active(p)
+        ]
+        sel = labels.from_label_selector(rs["spec"].get("selector"))
+        ready = sum(1 for p in pods if pod_ready(p))
+        status: Obj = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": sum(
+                1 for p in pods if sel.matches(p["metadata"].get("labels"))
+            ),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": md.get("generation", 1),
+        }
+        # Kubernetes omits zero counts from status (omitempty).
+        status = {k: v for k, v in status.items() if v or k == "replicas"}
+        if rs.get("status") != status:
+
+            def put(o: Obj) -> None:
+                o["status"] = status
+
+            self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
+
+
+def _owner_ref(rs: Obj) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": rs["metadata"]["name"],
+        "uid": rs["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _rank(pod: Obj) -> tuple[int, int, int, str]:
+    """Deletion order: unscheduled, pending, not ready first; then newest first."""
+    st = pod.get("status") or {}
+    created = pod["metadata"].get("creationTimestamp", "")
+    return (
+        1 if pod["spec"].get("nodeName") else 0,
+        1 if st.get("phase") == "Running" else 0,
+        1 if pod_ready(pod) else 0,
+        "".join(chr(255 - ord(c)) for c in created),
+    )

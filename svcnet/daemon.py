@@ -1,0 +1,290 @@
+"""The daemon: one process that plays a whole one-node cluster.
+
+Start-up order follows the data: the store and registry first, then the
+controllers, the agent (kubelet), DNS and the proxy, which all react to store
+events from the first object on, and the API server last. Only then are the
+initial manifests applied, all-or-nothing, exactly as `svcnet apply` would.
+The ready line is printed once every pod they led to is Ready.
+
+Shutdown is the reverse, on SIGINT/SIGTERM, and is bounded: the API closes its
+streams, the proxy and DNS close their sockets, the agent kills every process
+group it started. Nothing the daemon started outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from svcnet import kinds
+from svcnet._aio import TaskSet
+from svcnet.config import Settings
+from svcnet.controllers import (
+    Controller,
+    EndpointsController,
+    GarbageCollector,
+    LoadBalancerController,
+    ReplicaSetController,
+)
+from svcnet.manifest import Manifest, ManifestError, load_paths
+from svcnet.objects import pod_ready
+from svcnet.registry import ApiError, Registry
+from svcnet.store import Event, Store
+
+logger = logging.getLogger("svcnet")
+
+Obj = dict[str, Any]
+
+
+class StartupError(Exception):
+    pass
+
+
+def bootstrap(settings: Settings, registry: Registry) -> None:
+    """What a fresh kubeadm cluster has before the user applies anything."""
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        registry.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    net = settings.network
+    registry.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "clusterIP": net.kubernetes_service_ip,
+                "ports": [{"name": "https", "port": 443, "targetPort": settings.api.port}],
+            },
+        }
+    )
+    registry.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+            },
+            "subsets": [
+                {
+                    "addresses": [{"ip": settings.api.host}],
+                    "ports": [{"name": "https", "port": settings.api.port, "protocol": "TCP"}],
+                }
+            ],
+        }
+    )
+    registry.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kube-dns",
+                "namespace": "kube-system",
+                "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
+            },
+            "spec": {
+                "clusterIP": net.dns_service_ip,
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        }
+    )
+
+
+def apply_all(registry: Registry, manifests: list[Manifest]) -> list[Obj]:
+    """Dry-run every object, then apply them: a bad file applies nothing."""
+    for m in manifests:
+        try:
+            registry.apply(m.obj, dry_run=True)
+        except ApiError as e:
+            raise StartupError(describe_error(m, e)) from None
+    return [registry.apply(m.obj)[0] for m in manifests]
+
+
+def describe_error(m: Manifest, e: ApiError) -> str:
+    where = m.where(e.causes[0].field) if e.causes else m.where()
+    if e.code == 422:
+        lines = [c.render() for c in e.causes]
+        kind = m.kind
+        head = f'The {kind} "{m.name}" is invalid: '
+        body = lines[0] if len(lines) == 1 else "\n" + "\n".join(f"* {x}" for x in lines)
+        return f"{where}: {head}{body}"
+    return f'{where}: Error from server ({e.reason}): error when creating "{m.source}": {e}'
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store()
+        self.registry = Registry(settings, self.store)
+        self.controllers: list[Controller] = []
+        self.components: list[Any] = []  # started, in order; stopped in reverse
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> list[Obj]:
+        from svcnet.agent.agent import Agent
+        from svcnet.api.server import ApiServer
+        from svcnet.dns.server import DnsServer
+        from svcnet.proxy.proxier import Proxier
+
+        s = self.settings
+        manifests = load_paths(s.manifests) if s.manifests else []
+        bootstrap(s, self.registry)
+        self.controllers = [
+            ReplicaSetController(self.store, self.registry),
+            EndpointsController(self.store, self.registry),
+            LoadBalancerController(self.store, self.registry, s.network.load_balancer_cidr),
+            GarbageCollector(self.store, self.registry),
+        ]
+        for c in self.controllers:
+            c.start()
+        self.agent = Agent(s, self.store)
+        self.dns = DnsServer(s, self.store)
+        self.proxy = Proxier(s, self.store)
+        self.api = ApiServer(s, self.store, self.registry, self.agent)
+        for comp in (self.agent, self.dns, self.proxy, self.api):
+            await comp.start()
+            self.components.append(comp)
+        return apply_all(self.registry, manifests)
+
+    async def stop(self) -> None:
+        while self.components:
+            comp = self.components.pop()
+            try:
+                await asyncio.wait_for(comp.stop(), timeout=5)
+            except Exception:
+                logger.exception("stopping %s failed", type(comp).__name__)
+        for c in self.controllers:
+            c.stop()
+
+    def unready(self) -> list[str]:
+        """What the ready line still waits for: workloads short of replicas, unready pods."""
+        out = []
+        for rs in self.store.list("ReplicaSet"):
+            want = int(rs["spec"].get("replicas", 1))
+            if int((rs.get("status") or {}).get("readyReplicas", 0)) < want:
+                out.append(f"replicaset.apps/{rs['metadata']['name']}")
+        for pod in self.store.list("Pod"):
+            if not pod_ready(pod) and (pod.get("status") or {}).get("phase") != "Succeeded":
+                out.append(f"pod/{pod['metadata']['name']}{_waiting_reason(pod)}")
+        return out
+
+    async def wait_ready(self) -> None:
+        changed = asyncio.Event()
+
+        def on_event(ev: Event) -> None:
+            changed.set()
+
+        unsubscribe = self.store.subscribe(on_event)
+        try:
+            while self.unready():
+                changed.clear()
+                await changed.wait()
+        finally:
+            unsubscribe()
+
+    def access_lines(self) -> list[str]:
+        s = self.settings
+        lines = [
+            f"API server:  http://{s.api.host}:{self.api_port()}  "
+            f"(svcnet get all; SVCNET_SERVER to point the CLI elsewhere)",
+            f"Cluster DNS: {s.dns.host}:{self.dns_port()} and {s.network.dns_service_ip}:53  "
+            f"(dig @{s.dns.host}{'' if self.dns_port() == 53 else f' -p {self.dns_port()}'}"
+            " <svc>.<ns>)",
+        ]
+        for svc in self.store.list("Service"):
+            spec = svc["spec"]
+            if spec.get("type") not in ("NodePort", "LoadBalancer"):
+                continue
+            for p in spec.get("ports") or ():
+                addrs = ", ".join(
+                    f"[{a}]:{p['nodePort']}" if ":" in a else f"{a}:{p['nodePort']}"
+                    for a in s.network.node_port_addresses
+                )
+                lines.append(
+                    f"service/{svc['metadata']['name']} ({spec['type']}) "
+                    f"{p['port']}/{p.get('protocol', 'TCP')} on {addrs}"
+                )
+        return lines
+
+    def api_port(self) -> int:
+        return int(getattr(self.api, "port", self.settings.api.port))
+
+    def dns_port(self) -> int:
+        addrs = getattr(self.dns, "addresses", None) or []
+        for host, port in addrs:
+            if host == self.settings.dns.host:
+                return int(port)
+        return self.settings.dns.port
+
+
+def _waiting_reason(pod: Obj) -> str:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or ():
+        w = (cs.get("state") or {}).get("waiting")
+        if w and w.get("reason") not in (None, "ContainerCreating"):
+            return f" ({cs['name']}: {w['reason']})"
+    return ""
+
+
+async def run(settings: Settings) -> int:
+    t0 = time.monotonic()
+    daemon = Daemon(settings)
+    tasks = TaskSet()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, daemon.stopping.set)
+    try:
+        try:
+            applied = await daemon.start()
+        except (StartupError, ManifestError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")
+        stop_waiter = tasks.spawn(daemon.stopping.wait(), name="wait-stop")
+        done, _ = await asyncio.wait(
+            {waiter, stop_waiter}, timeout=None, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            names = ", ".join(
+                f"{kinds.BY_KIND[o['kind']].singular}/{o['metadata']['name']}" for o in applied
+            )
+            print(
+                f"svcnet ready in {time.monotonic() - t0:.2f}s: {names or 'no manifests'}",
+                flush=True,
+            )
+            for line in daemon.access_lines():
+                print("  " + line, flush=True)
+        await daemon.stopping.wait()
+        await tasks.stop()
+        print("svcnet stopping", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        await daemon.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def serve(settings: Settings) -> int:
+    """`svcnet up`: run in the foreground until SIGINT/SIGTERM."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        return uvloop.run(run(settings))
+    return 130

@@ -1,0 +1,142 @@
+"""Structural checks against the official Kubernetes OpenAPI schemas.
+
+The schemas come from kubernetes-validate (the upstream OpenAPI converted to
+JSON Schema, "strict" variant: unknown fields are errors), for the Kubernetes
+version svcnet reports. Errors are translated to what the API server says when
+it cannot decode a body: unknown fields become `strict decoding error: unknown
+field "spec.ports[0].targetPrt"`, type mismatches a `json: cannot unmarshal`
+message; both name the field path so the CLI can point at the file's line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from referencing import Registry as RefRegistry
+from referencing import Resource
+
+from svcnet.kinds import Kind
+from svcnet.registry.errors import ApiError, Cause
+
+SCHEMA_VERSION = "v1.32.0-local-strict"
+
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "bool",
+    int: "number",
+    float: "number",
+    type(None): "null",
+}
+
+
+def field_path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _go_type(schema: dict[str, Any], path: list[Any], kind: Kind) -> str:
+    if path == ["metadata"]:
+        return "v1.ObjectMeta"
+    if path == ["spec"]:
+        return f"v1.{kind.kind}Spec"
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "object")
+    fmt = schema.get("format")
+    if t == "integer":
+        return str(fmt or "int")
+    if t == "object":
+        return "map[string]string" if "additionalProperties" in schema else "struct"
+    if t == "array":
+        return "[]" + _go_type(schema.get("items") or {}, [], kind)
+    if t == "boolean":
+        return "bool"
+    return str(t or "string")
+
+
+@functools.cache
+def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    group_version = api_version.split("/")
+    group = group_version[0].split(".")[0] if len(group_version) == 2 else ""
+    version = group_version[-1]
+    name = f"{kind.lower()}-{group + '-' if group else ''}{version}.json"
+    base = resources.files("kubernetes_validate") / "kubernetes-json-schema" / SCHEMA_VERSION
+    try:
+        schema = json.loads((base / name).read_text())
+    except FileNotFoundError:
+        return None
+    defs = json.loads((base / "_definitions.json").read_text())
+    reg: RefRegistry[Any] = Resource.from_contents(defs) @ (
+        Resource.from_contents(schema) @ RefRegistry()
+    )
+    return jsonschema.Draft202012Validator(schema, registry=reg)
+
+
+def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:
+    """Raise ApiError (400 BadRequest, or 422 for missing required fields)."""
+    v = _validator(kind.api_version, kind.kind)
+    if v is None:
+        return
+    unknown: list[str] = []
+    decode: list[Cause] = []
+    required: list[Cause] = []
+    for e in sorted(v.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+        path = list(e.absolute_path)
+        where = field_path(path)
+        sch: dict[str, Any] = e.schema if isinstance(e.schema, dict) else {}
+        instance: Any = e.instance
+        if e.validator == "additionalProperties":
+            extra = sorted(set(instance) - set(sch.get("properties") or {}))
+            unknown.extend(field_path([*path, x]) for x in extra)
+        elif e.validator == "required":
+            missing = str(e.message).split("'")[1]
+            required.append(
+                Cause(field_path([*path, missing]), "FieldValueRequired", "Required value")
+            )
+        elif e.validator in ("type", "oneOf", "anyOf"):
+            got = _JSON_TYPES.get(type(e.instance), "value")
+            go_field = ".".join([kind.kind, *(str(p) for p in path if not isinstance(p, int))])
+            decode.append(
+                Cause(
+                    where,
+                    "FieldValueTypeInvalid",
+                    f"json: cannot unmarshal {got} into Go struct field {go_field} of type "
+                    f"{_go_type(sch, path, kind)}",
+                )
+            )
+        elif e.validator == "enum":
+            allowed = ", ".join(f'"{x}"' for x in sch.get("enum") or [])
+            required.append(
+                Cause(
+                    where,
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{e.instance}": supported values: {allowed}',
+                )
+            )
+        else:
+            decode.append(Cause(where, "FieldValueInvalid", str(e.message)))
+    prefix = f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+    if decode:
+        # The real decoder stops at the first type error it meets.
+        c = decode[0]
+        raise ApiError(400, "BadRequest", prefix + c.message, {}, [c])
+    if unknown and strict:
+        msg = "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+        causes = [Cause(u, "FieldValueInvalid", f'unknown field "{u}"') for u in unknown]
+        raise ApiError(400, "BadRequest", prefix + msg, {}, causes)
+    if required:
+        name = ""
+        md = obj.get("metadata")
+        if isinstance(md, dict):
+            name = str(md.get("name") or "")
+        from svcnet.registry.errors import invalid
+
+        raise invalid(kind, name, required)

@@ -1,0 +1,324 @@
+"""Semantic validation with the API server's messages (k/k
+pkg/apis/core/validation/validation.go and apimachinery's validation.go)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from svcnet.registry.errors import Cause
+
+Obj = dict[str, Any]
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+IANA_SVC_NAME = re.compile(r"^[-a-z0-9]+$")
+
+MSG_1123_LABEL = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+MSG_1123_SUBDOMAIN = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex "
+    "used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+MSG_1035_LABEL = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+    "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+    "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+
+SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+PROTOCOLS = ("SCTP", "TCP", "UDP")
+
+
+def q(v: Any) -> str:
+    """Go's %v/%q rendering used in `Invalid value: ...`: strings quoted, numbers bare."""
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def invalid(path: str, value: Any, detail: str) -> Cause:
+    return Cause(path, "FieldValueInvalid", f"Invalid value: {q(value)}: {detail}")
+
+
+def required(path: str, detail: str = "") -> Cause:
+    return Cause(path, "FieldValueRequired", "Required value" + (f": {detail}" if detail else ""))
+
+
+def forbidden(path: str, detail: str) -> Cause:
+    return Cause(path, "FieldValueForbidden", f"Forbidden: {detail}")
+
+
+def duplicate(path: str, value: Any) -> Cause:
+    return Cause(path, "FieldValueDuplicate", f"Duplicate value: {q(value)}")
+
+
+def unsupported(path: str, value: Any, allowed: tuple[str, ...]) -> Cause:
+    vals = ", ".join(f'"{a}"' for a in allowed)
+    return Cause(
+        path, "FieldValueNotSupported", f"Unsupported value: {q(value)}: supported values: {vals}"
+    )
+
+
+def name_errors(kind: str, name: str, path: str = "metadata.name") -> list[Cause]:
+    if kind == "Service":
+        if len(name) > 63:
+            return [invalid(path, name, "must be no more than 63 characters")]
+        if not DNS1035_LABEL.match(name):
+            return [invalid(path, name, MSG_1035_LABEL)]
+    elif kind == "Namespace":
+        if len(name) > 63:
+            return [invalid(path, name, "must be no more than 63 characters")]
+        if not DNS1123_LABEL.match(name):
+            return [invalid(path, name, MSG_1123_LABEL)]
+    else:
+        if len(name) > 253:
+            return [invalid(path, name, "must be no more than 253 characters")]
+        if not DNS1123_SUBDOMAIN.match(name):
+            return [invalid(path, name, MSG_1123_SUBDOMAIN)]
+    return []
+
+
+def metadata(obj: Obj, *, creating: bool) -> list[Cause]:
+    md = obj.get("metadata") or {}
+    name = md.get("name")
+    if not name:
+        if creating and md.get("generateName"):
+            return []
+        return [required("metadata.name", "name or generateName is required")]
+    return name_errors(str(obj["kind"]), str(name))
+
+
+def port_number(path: str, v: Any) -> list[Cause]:
+    if not isinstance(v, int) or not 1 <= v <= 65535:
+        return [invalid(path, v, "must be between 1 and 65535, inclusive")]
+    return []
+
+
+def port_name(path: str, name: str) -> list[Cause]:
+    """IsValidPortName (IANA_SVC_NAME), the rules for a named targetPort."""
+    out = []
+    if len(name) > 15:
+        out.append(invalid(path, name, "must be no more than 15 characters"))
+    if not IANA_SVC_NAME.match(name):
+        out.append(
+            invalid(
+                path, name, "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
+            )
+        )
+    elif not re.search("[a-z]", name):
+        out.append(invalid(path, name, "must contain at least one letter (a-z)"))
+    if "--" in name:
+        out.append(invalid(path, name, "must not contain consecutive hyphens"))
+    if name.startswith("-") or name.endswith("-"):
+        out.append(invalid(path, name, "must not begin or end with a hyphen"))
+    return out
+
+
+def service(obj: Obj) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    errs: list[Cause] = []
+    typ = spec.get("type", "ClusterIP")
+    if typ not in SERVICE_TYPES:
+        return [unsupported("spec.type", typ, SERVICE_TYPES)]
+    ports = spec.get("ports") or []
+    headless = spec.get("clusterIP") == "None"
+    if typ == "ExternalName":
+        ext = spec.get("externalName")
+        if not ext:
+            errs.append(required("spec.externalName"))
+        else:
+            bare = str(ext).removesuffix(".")
+            if len(bare) > 253 or not DNS1123_SUBDOMAIN.match(bare):
+                errs.append(invalid("spec.externalName", ext, MSG_1123_SUBDOMAIN))
+        if spec.get("clusterIP") or spec.get("clusterIPs"):
+            errs.append(forbidden("spec.clusterIPs", "may not be set for ExternalName services"))
+    elif not ports and not headless:
+        errs.append(required("spec.ports"))
+    if headless and typ in ("NodePort", "LoadBalancer"):
+        errs.append(
+            invalid("spec.clusterIPs[0]", "None", f"may not be set to 'None' for {typ} services")
+        )
+    names: set[str] = set()
+    keys: set[tuple[str, int]] = set()
+    node_ports: set[int] = set()
+    for i, p in enumerate(ports):
+        path = f"spec.ports[{i}]"
+        name = p.get("name") or ""
+        if len(ports) > 1 and not name:
+            errs.append(required(f"{path}.name"))
+        elif name:
+            if not DNS1123_LABEL.match(name) or len(name) > 63:
+                errs.append(invalid(f"{path}.name", name, MSG_1123_LABEL))
+            elif name in names:
+                errs.append(duplicate(f"{path}.name", name))
+            names.add(name)
+        errs += port_number(f"{path}.port", p.get("port"))
+        proto = p.get("protocol", "TCP")
+        if proto not in PROTOCOLS:
+            errs.append(unsupported(f"{path}.protocol", proto, PROTOCOLS))
+        key = (proto, p.get("port"))
+        if key in keys:
+            errs.append(
+                Cause(
+                    path,
+                    "FieldValueDuplicate",
+                    f"Duplicate value: core.ServicePort{{Name:{q(name)}, "
+                    f"Protocol:{q(proto)}, Port:{p.get('port')}}}",
+                )
+            )
+        keys.add(key)
+        tp = p.get("targetPort")
+        if isinstance(tp, int):
+            errs += port_number(f"{path}.targetPort", tp)
+        elif isinstance(tp, str):
+            if tp.isdigit():
+                errs += port_number(f"{path}.targetPort", int(tp))
+            else:
+                errs += port_name(f"{path}.targetPort", tp)
+        np = p.get("nodePort")
+        if np:
+            if typ not in ("NodePort", "LoadBalancer"):
+                errs.append(
+                    forbidden(f"{path}.nodePort", f"may not be used when `type` is '{typ}'")
+                )
+            elif np in node_ports and not any(
+                pp.get("nodePort") == np and pp.get("protocol", "TCP") != proto for pp in ports[:i]
+            ):
+                errs.append(duplicate(f"{path}.nodePort", np))
+            node_ports.add(np)
+    affinity = spec.get("sessionAffinity", "None")
+    if affinity not in ("None", "ClientIP"):
+        errs.append(unsupported("spec.sessionAffinity", affinity, ("ClientIP", "None")))
+    cfg = spec.get("sessionAffinityConfig")
+    if affinity == "None" and cfg:
+        errs.append(
+            forbidden("spec.sessionAffinityConfig", "must not be set when session affinity is None")
+        )
+    if affinity == "ClientIP":
+        t = ((cfg or {}).get("clientIP") or {}).get("timeoutSeconds")
+        if t is not None and not (0 < t <= 86400):
+            errs.append(
+                invalid(
+                    "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                    t,
+                    "must be greater than 0 and less than 86400",
+                )
+            )
+    if spec.get("externalTrafficPolicy") and typ not in ("NodePort", "LoadBalancer"):
+        errs.append(
+            invalid(
+                "spec.externalTrafficPolicy",
+                spec["externalTrafficPolicy"],
+                "may only be set for externally-accessible services",
+            )
+        )
+    if typ != "LoadBalancer":
+        for f in ("loadBalancerSourceRanges", "allocateLoadBalancerNodePorts"):
+            if spec.get(f) is not None and spec.get(f) != []:
+                errs.append(
+                    forbidden(f"spec.{f}", "may only be used when `type` is 'LoadBalancer'")
+                )
+    for i, ip in enumerate(spec.get("externalIPs") or []):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            errs.append(invalid(f"spec.externalIPs[{i}]", ip, "must be a valid IP address"))
+    return errs
+
+
+def pod_spec(spec: Obj, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    containers = spec.get("containers") or []
+    if not containers:
+        errs.append(required(f"{path}.containers"))
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        cp = f"{path}.containers[{i}]"
+        name = c.get("name") or ""
+        if not name:
+            errs.append(required(f"{cp}.name"))
+        elif not DNS1123_LABEL.match(name) or len(name) > 63:
+            errs.append(invalid(f"{cp}.name", name, MSG_1123_LABEL))
+        elif name in seen:
+            errs.append(duplicate(f"{cp}.name", name))
+        seen.add(name)
+        if not c.get("image"):
+            errs.append(required(f"{cp}.image"))
+        pnames: set[str] = set()
+        for j, p in enumerate(c.get("ports") or []):
+            errs += port_number(f"{cp}.ports[{j}].containerPort", p.get("containerPort"))
+            if p.get("name"):
+                errs += port_name(f"{cp}.ports[{j}].name", p["name"])
+                if p["name"] in pnames:
+                    errs.append(duplicate(f"{cp}.ports[{j}].name", p["name"]))
+                pnames.add(p["name"])
+    rp = spec.get("restartPolicy", "Always")
+    if rp not in ("Always", "OnFailure", "Never"):
+        errs.append(unsupported(f"{path}.restartPolicy", rp, ("Always", "OnFailure", "Never")))
+    return errs
+
+
+def pod(obj: Obj) -> list[Cause]:
+    return pod_spec(obj.get("spec") or {}, "spec")
+
+
+def _go_map(m: dict[str, Any]) -> str:
+    return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(m.items())) + "}"
+
+
+def workload(obj: Obj) -> list[Cause]:
+    """ReplicaSet / Deployment: selector, template labels, replicas."""
+    from svcnet import labels
+
+    spec = obj.get("spec") or {}
+    errs: list[Cause] = []
+    replicas = spec.get("replicas", 1)
+    if isinstance(replicas, int) and replicas < 0:
+        errs.append(invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
+    sel = spec.get("selector")
+    tmpl = spec.get("template") or {}
+    tlabels = (tmpl.get("metadata") or {}).get("labels") or {}
+    if not sel:
+        errs.append(required("spec.selector"))
+    else:
+        try:
+            s = labels.from_label_selector(sel)
+        except labels.SelectorError as e:
+            errs.append(Cause("spec.selector", "FieldValueInvalid", str(e)))
+        else:
+            if s.empty:
+                errs.append(
+                    invalid("spec.selector", "", "empty selector is invalid for deployment")
+                )
+            elif not s.matches(tlabels):
+                errs.append(
+                    Cause(
+                        "spec.template.metadata.labels",
+                        "FieldValueInvalid",
+                        f"Invalid value: {_go_map(tlabels)}: `selector` does not "
+                        "match template `labels`",
+                    )
+                )
+    errs += pod_spec(tmpl.get("spec") or {}, "spec.template.spec")
+    return errs
+
+
+BY_KIND = {"Service": service, "Pod": pod, "ReplicaSet": workload, "Deployment": workload}
+
+
+def validate(obj: Obj, *, creating: bool) -> list[Cause]:
+    errs = metadata(obj, creating=creating)
+    fn = BY_KIND.get(str(obj.get("kind")))
+    if fn is not None:
+        errs += fn(obj)
+    return errs

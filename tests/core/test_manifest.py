@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from svcnet.manifest import ManifestError, load_paths, load_text
+
+BROKEN_SEED_SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+    - name: echo
+spec:
+    - selector:
+        - app: echo
+        - release: summer
+    - ports:
+        - name: http
+            - port: 80
+"""
+
+
+def test_broken_seed_yaml_names_file_line_column() -> None:
+    with pytest.raises(ManifestError) as e:
+        load_text(BROKEN_SEED_SERVICE, "simple-service.yaml")
+    assert str(e.value) == (
+        "error parsing simple-service.yaml: error converting YAML to JSON: yaml: line 11, "
+        "column 19: mapping values are not allowed in this context"
+    )
+
+
+def test_multi_document_positions_and_lists() -> None:
+    text = """---
+apiVersion: v1
+kind: Service
+metadata:
+  name: a
+spec:
+  ports:
+  - port: 80
+    targetPrt: 8080
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Namespace
+  metadata:
+    name: x
+---
+apiVersion: svcnet.dev/v1alpha1
+kind: SvcnetConfiguration
+"""
+    ms = load_text(text, "f.yaml")
+    assert [m.kind for m in ms] == ["Service", "Namespace"]
+    assert ms[0].where("spec.ports[0].targetPrt") == "f.yaml:9:5"
+    assert ms[0].where("spec.ports[0].nope") == "f.yaml:8:5"
+    assert ms[1].name == "x"
+    assert ms[1].where("metadata.name") == "f.yaml:17:5"
+
+
+def test_missing_kind() -> None:
+    with pytest.raises(ManifestError, match=r"f.yaml:1: .*\[kind not set\]"):
+        load_text("apiVersion: v1\nmetadata: {name: x}\n", "f.yaml")
+
+
+def test_directory_sorted_and_missing_path(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n")
+    (tmp_path / "a.yml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert [m.name for m in load_paths([str(tmp_path)])] == ["a", "b"]
+    with pytest.raises(ManifestError, match="does not exist"):
+        load_paths([str(tmp_path / "nope.yaml")])

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from svcnet import names
+from svcnet.store import Event, Store, StoreError
+
+
+def test_generate_name_alphabet_and_cut() -> None:
+    for _ in range(200):
+        n = names.generate_name("echo-summer-")
+        assert re.fullmatch(r"echo-summer-[bcdfghjklmnpqrstvwxz2456789]{5}", n)
+    long = names.generate_name("x" * 80)
+    assert len(long) == 63 and long.startswith("x" * 58)
+
+
+def _svc(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"}, "spec": {"ports": []}}
+
+
+def test_store_rv_events_and_history() -> None:
+    s = Store()
+    seen: list[Event] = []
+    s.subscribe(seen.append)
+    a = s.create(_svc("a"))
+    assert a["metadata"]["resourceVersion"] == "1" and a["metadata"]["generation"] == 1
+    same = s.update(dict(a))
+    assert same is a and len(seen) == 1  # an unchanged update is not an event
+    b = s.mutate("Service", "default", "a", lambda o: o["spec"].update(type="NodePort"))
+    assert b["metadata"]["resourceVersion"] == "2" and b["metadata"]["generation"] == 2
+    assert b["metadata"]["uid"] == a["metadata"]["uid"]
+    s.delete("Service", "default", "a")
+    assert [e.type for e in seen] == ["ADDED", "MODIFIED", "DELETED"]
+    assert [e.rv for e in s.events_since(1) or []] == [2, 3]
+    assert s.events_since(3) == []
+    with pytest.raises(StoreError):
+        s.delete("Service", "default", "a")
+
+
+def test_store_generate_name_and_conflict() -> None:
+    s = Store()
+    o = s.create({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"generateName": "p-", "namespace": "default"}, "spec": {}})
+    assert o["metadata"]["name"].startswith("p-")
+    with pytest.raises(StoreError):
+        s.create(o)
+
+
+def test_history_expiry() -> None:
+    s = Store(history=2)
+    for n in "abcd":
+        s.create(_svc(n))
+    assert s.events_since(0) is None
+    assert [e.rv for e in s.events_since(2) or []] == [3, 4]
