@@ -62,21 +62,27 @@ def _go_type(schema: dict[str, Any], path: list[Any], kind: Kind) -> str:
     return str(t or "string")
 
 
+def _schema_dir() -> Any:
+    return resources.files("kubernetes_validate") / "kubernetes-json-schema" / SCHEMA_VERSION
+
+
+@functools.cache
+def _definitions() -> Resource[Any]:
+    # 1.3 MB shared by every kind: parse it once per process.
+    return Resource.from_contents(json.loads((_schema_dir() / "_definitions.json").read_text()))
+
+
 @functools.cache
 def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
     group_version = api_version.split("/")
     group = group_version[0].split(".")[0] if len(group_version) == 2 else ""
     version = group_version[-1]
     name = f"{kind.lower()}-{group + '-' if group else ''}{version}.json"
-    base = resources.files("kubernetes_validate") / "kubernetes-json-schema" / SCHEMA_VERSION
     try:
-        schema = json.loads((base / name).read_text())
+        schema = json.loads((_schema_dir() / name).read_text())
     except FileNotFoundError:
         return None
-    defs = json.loads((base / "_definitions.json").read_text())
-    reg: RefRegistry[Any] = Resource.from_contents(defs) @ (
-        Resource.from_contents(schema) @ RefRegistry()
-    )
+    reg: RefRegistry[Any] = _definitions() @ (Resource.from_contents(schema) @ RefRegistry())
     return jsonschema.Draft202012Validator(schema, registry=reg)
 
 

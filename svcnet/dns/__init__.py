@@ -1,0 +1,30 @@
+"""Cluster DNS: CoreDNS's kubernetes plugin plus forwarding, on asyncio.
+
+Layout (CoreDNS's, shrunk)::
+
+    server.py     listeners (UDP + TCP), dispatch, answer cache, stats
+    wire.py       sans-IO query parsing, cache keys, canned replies
+    chain.py      the Handler protocol and the chain that links handlers
+    index.py      Services/Endpoints/Namespaces from the store, kept current
+    names.py      how a query name maps onto the cluster (parse.go)
+    handlers/     cluster.py (the kubernetes plugin), forward.py
+
+Configuration (``dns:`` and ``network:`` in config/svcnet.yaml)::
+
+    dns:
+      host: 127.0.0.1          # host-facing listener (dig @127.0.0.1)
+      port: 53                 # 0 = ephemeral, read back from DnsServer.addresses
+      upstream: [/etc/resolv.conf]   # ip, ip:port, [ipv6]:port or resolv.conf paths
+      ttl: 5                   # TTL of cluster answers (SOA minimum too)
+      upstream_timeout: 2.0    # seconds per forwarded query, all upstreams together
+    network:
+      service_cidr: 127.96.0.0/12    # kube-dns listens on its 10th address, port 53
+      cluster_domain: cluster.local
+      alias_zones: [local]           # answered like the cluster domain
+
+Only dnslib's wire format is used (packing replies); never its server.
+"""
+
+from svcnet.dns.server import DnsServer
+
+__all__ = ["DnsServer"]

@@ -1,0 +1,112 @@
+"""Where a query name points in the cluster's namespace (pure functions).
+
+Mirrors CoreDNS's ``plugin/kubernetes/parse.go``: the labels left of the zone
+are read right to left as ``[_port._proto. | endpoint.] service.namespace.svc``
+(or ``.pod``). Names are compared lowercased; callers keep the original labels
+for the answer's owner name.
+
+Two more shapes exist only in svcnet: the literal short names ``<svc>.`` and
+``<svc>.<ns>.`` that ``dig @127.0.0.1 echo.default`` sends (no search path is
+applied by dig). `short_name` only says how to read them; whether they are ours
+depends on whether that Service exists, which the handler decides.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Labels = tuple[str, ...]
+
+
+class Kind(enum.Enum):
+    APEX = "apex"  # <zone>
+    SVC_ROOT = "svc-root"  # svc.<zone>
+    NAMESPACE = "namespace"  # <ns>.svc.<zone>
+    SERVICE = "service"  # <svc>.<ns>.svc.<zone>
+    ENDPOINT = "endpoint"  # <hostname>.<svc>.<ns>.svc.<zone>
+    PORT = "port"  # _<port>._<proto>.<svc>.<ns>.svc.<zone>
+    POD_ROOT = "pod-root"  # pod.<zone>
+    POD_NAMESPACE = "pod-namespace"  # <ns>.pod.<zone>
+    POD = "pod"  # <a-b-c-d>.<ns>.pod.<zone>
+    DNS_VERSION = "dns-version"  # dns-version.<zone>
+    INVALID = "invalid"  # in the zone but no such shape: NXDOMAIN
+    TOO_LONG = "too-long"  # more labels than any record has: NXDOMAIN
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterName:
+    kind: Kind
+    zone: str
+    namespace: str = ""
+    service: str = ""
+    endpoint: str = ""
+    port: str = ""
+    protocol: str = ""
+
+
+def zone_labels(zones: Sequence[str]) -> list[Labels]:
+    """Zones as lowercased label tuples, longest first so `cluster.local` wins over `local`."""
+    out = {tuple(z.strip(".").lower().split(".")) for z in zones if z.strip(".")}
+    return sorted(out, key=len, reverse=True)
+
+
+def split_zone(labels: Labels, zones: Sequence[Labels]) -> tuple[Labels, Labels] | None:
+    """(labels left of the zone, the zone) for the longest matching zone, or None."""
+    for zone in zones:
+        n = len(zone)
+        if len(labels) >= n and labels[len(labels) - n :] == zone:
+            return labels[: len(labels) - n], zone
+    return None
+
+
+def parse_cluster(rest: Labels, zone: Labels) -> ClusterName:
+    """Classify the labels left of a cluster zone."""
+    z = ".".join(zone)
+    if not rest:
+        return ClusterName(Kind.APEX, z)
+    *head, typ = rest
+    n = len(head)
+    if typ == "svc":
+        if n == 0:
+            return ClusterName(Kind.SVC_ROOT, z)
+        if n == 1:
+            return ClusterName(Kind.NAMESPACE, z, namespace=head[0])
+        if n == 2:
+            return ClusterName(Kind.SERVICE, z, service=head[0], namespace=head[1])
+        if n == 3:
+            return ClusterName(
+                Kind.ENDPOINT, z, endpoint=head[0], service=head[1], namespace=head[2]
+            )
+        if n == 4:
+            # CoreDNS reads two extra labels as port and protocol, underscores or not.
+            return ClusterName(
+                Kind.PORT,
+                z,
+                port=head[0].removeprefix("_"),
+                protocol=head[1].removeprefix("_"),
+                service=head[2],
+                namespace=head[3],
+            )
+        return ClusterName(Kind.TOO_LONG, z)
+    if typ == "pod":
+        if n == 0:
+            return ClusterName(Kind.POD_ROOT, z)
+        if n == 1:
+            return ClusterName(Kind.POD_NAMESPACE, z, namespace=head[0])
+        if n == 2:
+            return ClusterName(Kind.POD, z, endpoint=head[0], namespace=head[1])
+        return ClusterName(Kind.TOO_LONG, z)
+    if rest == ("dns-version",):
+        return ClusterName(Kind.DNS_VERSION, z)
+    return ClusterName(Kind.INVALID, z)
+
+
+def short_name(labels: Labels) -> tuple[str, str] | None:
+    """(service, namespace) a literal short name would mean, if it has that shape."""
+    if len(labels) == 1:
+        return labels[0], "default"
+    if len(labels) == 2:
+        return labels[0], labels[1]
+    return None

@@ -1,0 +1,165 @@
+"""A whole `svcnet up` on the repository's config/, as a user starts it.
+
+It runs on its own CIDRs, ports and NodePort address, so it never collides
+with a svcnet the developer already runs, and its DNS forwards to a loopback
+address where nothing listens (never to the machine's resolver).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SVCNET = [sys.executable, "-m", "svcnet"]
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Cluster:
+    proc: subprocess.Popen[str]
+    api_port: int
+    dns_port: int
+    node_ip: str
+    service_cidr: str
+    pod_cidr: str
+    ready_line: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def cli(
+        self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*SVCNET, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=check,
+            cwd=ROOT,
+        )
+
+    def dig(self, *args: str) -> str:
+        out = subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(self.dns_port), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return out.stdout
+
+    def curl(self, url: str) -> str:
+        out = subprocess.run(
+            ["curl", "-s", "--max-time", "10", url], capture_output=True, text=True, timeout=30
+        )
+        return out.stdout
+
+
+def start(tmp: Path, prefix: str) -> Cluster:
+    """Start `svcnet up` on config/ with every address under 127.<prefix>.x."""
+    a, b, c, d = (int(prefix) + i for i in range(4))
+    api_port, dns_port = free_port(), free_port(kind=socket.SOCK_DGRAM)
+    node_ip = f"127.{d}.0.1"
+    cmd = [
+        *SVCNET,
+        "up",
+        "-f",
+        str(ROOT / "config"),
+        "--api-port",
+        str(api_port),
+        "--dns-port",
+        str(dns_port),
+        "--service-cidr",
+        f"127.{a}.0.0/16",
+        "--pod-cidr",
+        f"127.{b}.0.0/16",
+        "--lb-cidr",
+        f"127.{c}.0.0/16",
+        "--nodeport-addresses",
+        node_ip,
+        "--upstream-dns",
+        f"127.{d}.0.2:{free_port()}",
+    ]
+    env = dict(os.environ, SVCNET_SERVER=f"http://127.0.0.1:{api_port}", HOME=str(tmp))
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    ready = ""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        if not r:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("svcnet ready"):
+            ready = line
+            break
+    if not ready:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"svcnet up did not become ready: {err}")
+    return Cluster(
+        proc, api_port, dns_port, node_ip, f"127.{a}.0.0/16", f"127.{b}.0.0/16", ready, env
+    )
+
+
+def stop(cluster: Cluster) -> tuple[set[int], float]:
+    """SIGTERM the daemon; return what outlived it and how long it took."""
+    kids = descendants(cluster.proc.pid)
+    t0 = time.monotonic()
+    cluster.proc.send_signal(signal.SIGINT)
+    cluster.proc.wait(timeout=10)
+    took = time.monotonic() - t0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(p) for p in kids):
+        time.sleep(0.05)
+    return {p for p in kids if alive(p)}, took
+
+
+IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
