@@ -89,7 +89,7 @@ class Registry:
         try:
             sel = labels.parse(label_selector)
         except labels.SelectorError as e:
-            raise bad_request(f"unable to parse requirement: {e}") from None
+            raise bad_request(str(e)) from None
         fields = parse_field_selector(field_selector)
         ns = namespace if kind.namespaced else None
         return [

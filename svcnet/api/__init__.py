@@ -1,0 +1,11 @@
+"""The Kubernetes-shaped API server: REST, discovery, Tables, watch, logs, attach.
+
+``server.ApiServer`` is the aiohttp application; ``tables`` renders kubectl's
+columns (also used by the svcnet CLI), ``discovery`` derives discovery and
+OpenAPI documents from ``svcnet.kinds``, ``patch`` applies PATCH bodies,
+``watch`` and ``streams`` serve the long-lived responses.
+"""
+
+from svcnet.api.server import ApiServer
+
+__all__ = ["ApiServer"]

@@ -1,0 +1,719 @@
+"""The Kubernetes-shaped REST API (kube-apiserver's HTTP layer), on aiohttp.
+
+Requests are routed by one parser of Kubernetes paths
+(``/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}``, ``/apis/{group}/...``)
+built from ``svcnet.kinds``, so every Kind gets every verb with no per-kind
+routes. Every read and write goes through the ``Registry`` (admission,
+validation, allocation); this layer only decodes requests, applies PATCH
+bodies, negotiates the response form (object, List, or ``meta.k8s.io`` Table)
+and maps ``ApiError`` to ``Status`` JSON with its HTTP code.
+
+Streams (watch, ``log -f``, attach) are tracked so ``stop()`` can end them:
+watches get a clean end of stream, the rest are cancelled. The runner uses
+``handler_cancellation`` so a client that goes away cancels its handler,
+which is how a watch learns that its reader has disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from svcnet import labels
+from svcnet.api import discovery, fields, patch, streams, tables, watch
+from svcnet.config import Settings
+from svcnet.kinds import Kind
+from svcnet.nodeapi import NodeApi
+from svcnet.registry import ApiError, Registry
+from svcnet.registry.errors import bad_request, internal
+from svcnet.store import Store
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+VERSION: Obj = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0",
+    "gitCommit": "70d3cc986aa8221cd1dfb1121852688902d3bf53",
+    "gitTreeState": "clean",
+    "buildDate": "2024-12-11T00:00:00Z",
+    "goVersion": "go1.23.4",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+_YAML_TYPES = (APPLY_PATCH, "application/yaml", "application/x-yaml", "text/yaml")
+
+NOT_FOUND_PATH = ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def json_response(data: Any, status: int = 200, content_type: str = JSON) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        status=status,
+        headers={"Content-Type": content_type},
+    )
+
+
+def status_response(err: ApiError) -> web.Response:
+    return json_response(err.status(), err.code)
+
+
+# ---------------------------------------------------------------------------
+# Paths
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource path names."""
+
+    kind: Kind
+    namespace: str | None  # None: all namespaces, or a cluster-scoped kind
+    name: str | None
+    subresource: str | None
+
+
+def resolve(path: str) -> Target | None:
+    """Parse a resource path under /api/v1 or /apis/{group}/{version}."""
+    segs = [s for s in path.split("/") if s]
+    if len(segs) >= 2 and segs[0] == "api":
+        group, version, rest = "", segs[1], segs[2:]
+    elif len(segs) >= 3 and segs[0] == "apis":
+        group, version, rest = segs[1], segs[2], segs[3:]
+    else:
+        return None
+    by_plural = {k.plural: k for k in discovery.kinds_of(group, version)}
+    if not rest:
+        return None
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in by_plural:
+        kind = by_plural[rest[2]]
+        if not kind.namespaced:
+            return None
+        ns: str | None = rest[1]
+        tail = rest[3:]
+    else:
+        found = by_plural.get(rest[0])
+        if found is None:
+            return None
+        kind, ns, tail = found, None, rest[1:]
+        if kind.namespaced and tail:
+            return None
+    if len(tail) > 2:
+        return None
+    name = tail[0] if tail else None
+    sub = tail[1] if len(tail) > 1 else None
+    return Target(kind, ns, name, sub)
+
+
+# ---------------------------------------------------------------------------
+# Request decoding
+
+
+def wants_table(request: web.Request) -> bool:
+    for part in request.headers.get("Accept", "").split(","):
+        params = {p.strip() for p in part.split(";")[1:]}
+        if "as=Table" in params and "g=meta.k8s.io" in params:
+            return True
+    return False
+
+
+def dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+    return bool(values)
+
+
+def include_object(request: web.Request) -> str:
+    value = request.query.get("includeObject", "Metadata") or "Metadata"
+    if value not in ("None", "Object", "Metadata"):
+        raise bad_request(f'includeObject: Unsupported value: "{value}"')
+    return value
+
+
+async def read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_request("the body of the request was empty")
+    ctype = request.content_type
+    try:
+        if ctype in _YAML_TYPES:
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as e:
+        what = "yaml" if ctype in _YAML_TYPES else "json"
+        raise bad_request(f"error decoding {what} body: {e}") from None
+
+
+async def read_object(request: web.Request, kind: Kind) -> Obj:
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise bad_request(
+            f"the body of the request must be a {kind.kind} object, not {type(body).__name__}"
+        )
+    return body
+
+
+def check_object(body: Obj, target: Target) -> Obj:
+    """Default kind/apiVersion from the path and refuse contradictions, like the apiserver."""
+    kind = target.kind
+    body = dict(body)
+    body.setdefault("apiVersion", kind.api_version)
+    body.setdefault("kind", kind.kind)
+    if body["kind"] != kind.kind or body["apiVersion"] != kind.api_version:
+        raise bad_request(
+            f'{body["kind"]} in version "{body["apiVersion"]}" cannot be handled as a '
+            f"{kind.kind}: the object does not match the resource {kind.qualified_plural}"
+        )
+    md = body.get("metadata")
+    if md is not None and not isinstance(md, dict):
+        raise bad_request("metadata: must be an object")
+    md = dict(md or {})
+    if kind.namespaced and target.namespace is not None:
+        if md.get("namespace") and md["namespace"] != target.namespace:
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+    if target.name is not None:
+        if not md.get("name"):
+            md["name"] = target.name
+        elif md["name"] != target.name:
+            raise bad_request(
+                f"the name of the object ({md['name']}) does not match the name on the URL "
+                f"({target.name})"
+            )
+    body["metadata"] = md
+    return body
+
+
+def apply_patch(live: Obj, body: Any, ctype: str, kind_name: str) -> Obj:
+    try:
+        if ctype == MERGE_PATCH:
+            out = patch.merge_patch(live, body)
+        elif ctype == JSON_PATCH:
+            out = patch.json_patch(live, body)
+        else:
+            out = patch.strategic_merge_patch(live, body, kind_name)
+    except patch.PatchError as e:
+        raise ApiError(422, "Invalid", str(e)) from None
+    if not isinstance(out, dict):
+        raise ApiError(422, "Invalid", "the patch did not produce an object")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The server
+
+
+class ApiServer:
+    def __init__(
+        self, settings: Settings, store: Store, registry: Registry, node: NodeApi | None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.node = node
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._streams: set[asyncio.Task[Any]] = set()
+        self._watch_queues: set[watch.WatchQueue] = set()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the API server is not running")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.api.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors], client_max_size=16 << 20)
+        app.router.add_get("/version", self._version)
+        for probe in ("/healthz", "/readyz", "/livez"):
+            app.router.add_get(probe, self._ok)
+        app.router.add_get("/openapi/v3", self._openapi_root)
+        app.router.add_get("/openapi/v3/{gv:.*}", self._openapi_gv)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    async def start(self) -> None:
+        host, port = self.settings.api.host, self.settings.api.port
+        runner = web.AppRunner(
+            self.make_app(), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            hint = (
+                "another process (perhaps another svcnet) is using it; pick another with --api-port"
+                if e.errno == 98
+                else "check the address (settings api.host) and permissions"
+            )
+            raise OSError(
+                e.errno, f"cannot listen for the API on {host}:{port}: {e.strerror}; {hint}"
+            ) from e
+        self._runner = runner
+        addr = runner.addresses[0]
+        self._port = int(addr[1])
+        logger.info("API server listening on %s", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        for q in list(self._watch_queues):
+            q.put_nowait(watch.STOP)
+        watches = [t for t in self._streams if not t.done()]
+        if watches:
+            # Watches end cleanly on STOP; anything still running (log -f,
+            # attach) is cancelled.
+            _, pending = await asyncio.wait(watches, timeout=1.0)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+        await runner.cleanup()
+        self._port = None
+
+    def _track(self) -> Callable[[], None]:
+        task = asyncio.current_task()
+        if task is None:
+            return lambda: None
+        self._streams.add(task)
+        return lambda: self._streams.discard(task)
+
+    def _register_watch(self, q: watch.WatchQueue) -> Callable[[], None]:
+        self._watch_queues.add(q)
+        return lambda: self._watch_queues.discard(q)
+
+    # --- plumbing ----------------------------------------------------------
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        try:
+            resp: web.StreamResponse = await handler(request)
+            return resp
+        except ApiError as e:
+            return status_response(e)
+        except web.HTTPException:
+            raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            logger.exception("API request %s %s failed", request.method, request.path)
+            return status_response(internal(f"{type(e).__name__}: {e}"))
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response(VERSION)
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok", content_type="text/plain")
+
+    async def _openapi_root(self, request: web.Request) -> web.Response:
+        return json_response(discovery.openapi_root())
+
+    async def _openapi_gv(self, request: web.Request) -> web.Response:
+        parts = request.match_info["gv"].strip("/").split("/")
+        doc = None
+        if len(parts) == 2 and parts[0] == "api":
+            doc = discovery.openapi_group_version("", parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.openapi_group_version(parts[1], parts[2])
+        if doc is None:
+            raise NOT_FOUND_PATH
+        return json_response(doc)
+
+    def _discovery(self, request: web.Request) -> web.Response | None:
+        segs = [s for s in request.path.split("/") if s]
+        accept = request.headers.get("Accept", "")
+        if segs in (["api"], ["apis"]):
+            core = segs == ["api"]
+            if discovery.wants_aggregated(accept):
+                return json_response(
+                    discovery.aggregated(core), content_type=discovery.AGGREGATED_CONTENT_TYPE
+                )
+            if core:
+                host = request.host or f"{self.settings.api.host}:{self._port}"
+                return json_response(discovery.api_versions(host))
+            return json_response(discovery.api_group_list())
+        doc: Obj | None = None
+        if len(segs) == 2 and segs[0] == "api":
+            doc = discovery.api_resource_list("", segs[1])
+        elif len(segs) == 2 and segs[0] == "apis":
+            doc = discovery.api_group(segs[1])
+        elif len(segs) == 3 and segs[0] == "apis":
+            doc = discovery.api_resource_list(segs[1], segs[2])
+        else:
+            return None
+        if doc is None:
+            raise NOT_FOUND_PATH
+        return json_response(doc)
+
+    # --- resources ---------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            found = self._discovery(request)
+            if found is not None:
+                return found
+        target = resolve(request.path)
+        if target is None:
+            raise NOT_FOUND_PATH
+        method = request.method
+        if target.subresource is not None:
+            return await self._subresource(request, target)
+        if target.name is None:
+            if method == "GET":
+                if streams.query_bool(request.query, "watch"):
+                    return await self._watch(request, target)
+                return self._list(request, target)
+            if method == "POST":
+                return await self._create(request, target)
+            if method == "DELETE":
+                return await self._delete_collection(request, target)
+        else:
+            if method == "GET":
+                return self._get(request, target)
+            if method == "PUT":
+                return await self._update(request, target)
+            if method == "PATCH":
+                return await self._patch(request, target)
+            if method == "DELETE":
+                return await self._delete(request, target)
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+
+    def _ns(self, target: Target) -> str:
+        return (target.namespace or "") if target.kind.namespaced else ""
+
+    def _render(
+        self, request: web.Request, target: Target, obj: Obj, status: int = 200
+    ) -> web.Response:
+        if wants_table(request):
+            return json_response(
+                tables.table(
+                    target.kind.kind,
+                    [obj],
+                    dt.datetime.now(dt.UTC),
+                    resource_version=str(obj["metadata"].get("resourceVersion", "")),
+                    include_object=include_object(request),
+                ),
+                status,
+            )
+        return json_response(obj, status)
+
+    def _field_selector(self, request: web.Request, kind: Kind) -> str | None:
+        text = request.query.get("fieldSelector")
+        try:
+            fields.parse(text, kind.kind)
+        except fields.FieldSelectorError as e:
+            raise bad_request(str(e)) from None
+        return text
+
+    def _list(self, request: web.Request, target: Target) -> web.Response:
+        kind = target.kind
+        items = self.registry.list(
+            kind,
+            target.namespace if kind.namespaced else None,
+            request.query.get("labelSelector"),
+            self._field_selector(request, kind),
+        )
+        rv = str(self.store.resource_version)
+        if wants_table(request):
+            return json_response(
+                tables.table(
+                    kind.kind,
+                    items,
+                    dt.datetime.now(dt.UTC),
+                    resource_version=rv,
+                    include_object=include_object(request),
+                )
+            )
+        return json_response(
+            {
+                "kind": f"{kind.kind}List",
+                "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
+        )
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        kind = target.kind
+        timeout = streams.query_int(request.query, "timeoutSeconds")
+        wr = watch.WatchRequest(
+            kind=kind,
+            namespace=target.namespace if kind.namespaced else None,
+            label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"),
+            resource_version=request.query.get("resourceVersion"),
+            timeout=float(timeout) if timeout and timeout > 0 else None,
+            table=wants_table(request),
+            include_object=include_object(request),
+        )
+        untrack = self._track()
+        try:
+            return await watch.serve(request, wr, self.store, self.registry, self._register_watch)
+        finally:
+            untrack()
+
+    def _get(self, request: web.Request, target: Target) -> web.Response:
+        assert target.name is not None
+        obj = self.registry.get(target.kind, self._ns(target), target.name)
+        return self._render(request, target, obj)
+
+    async def _create(self, request: web.Request, target: Target) -> web.Response:
+        body = check_object(await read_object(request, target.kind), target)
+        obj = self.registry.create(
+            body,
+            namespace=target.namespace if target.kind.namespaced else None,
+            dry_run=dry_run(request),
+        )
+        return self._render(request, target, obj, 201)
+
+    async def _update(self, request: web.Request, target: Target) -> web.Response:
+        body = check_object(await read_object(request, target.kind), target)
+        obj = self.registry.update(
+            body,
+            namespace=target.namespace if target.kind.namespaced else None,
+            dry_run=dry_run(request),
+        )
+        return self._render(request, target, obj)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.Response:
+        assert target.name is not None
+        ctype = request.content_type
+        if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}, {STRATEGIC_PATCH}",
+            )
+        ns = target.namespace if target.kind.namespaced else None
+        is_dry_run = dry_run(request)
+        if ctype == APPLY_PATCH:
+            if not request.query.get("fieldManager"):
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                    "is required for apply patch",
+                )
+            body = check_object(await read_object(request, target.kind), target)
+            obj, created = self.registry.apply(body, namespace=ns, dry_run=is_dry_run)
+            return self._render(request, target, obj, 201 if created else 200)
+        body = await read_body(request)
+        live = self.registry.get(target.kind, self._ns(target), target.name)
+        patched = check_object(apply_patch(live, body, ctype, target.kind.kind), target)
+        obj = self.registry.update(patched, namespace=ns, dry_run=is_dry_run)
+        return self._render(request, target, obj)
+
+    async def _delete_options(self, request: web.Request) -> Obj:
+        opts: Obj = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except ValueError as e:
+                    raise bad_request(f"error decoding DeleteOptions: {e}") from None
+                if not isinstance(body, dict):
+                    raise bad_request("DeleteOptions must be a JSON object")
+                opts.update(body)
+        q = request.query
+        if "gracePeriodSeconds" in q:
+            opts["gracePeriodSeconds"] = streams.query_int(q, "gracePeriodSeconds")
+        if "propagationPolicy" in q:
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        grace = opts.get("gracePeriodSeconds")
+        if grace is not None:
+            if not isinstance(grace, int) or isinstance(grace, bool):
+                raise bad_request(f"gracePeriodSeconds: Invalid value: {grace!r}")
+            # The apiserver reads a negative grace period as "as soon as possible".
+            opts["gracePeriodSeconds"] = 1 if grace < 0 else grace
+        policy = opts.get("propagationPolicy")
+        if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported '
+                f'value: "{policy}": supported values: "Foreground", "Background", "Orphan", '
+                '"nil"',
+            )
+        return opts
+
+    def _check_preconditions(self, target: Target, obj: Obj, opts: Obj) -> None:
+        pre = opts.get("preconditions") or {}
+        md = obj["metadata"]
+        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            want = pre.get(field)
+            if want and want != md.get(field):
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Precondition failed: {label} in precondition: {want}, {label} in "
+                    f"object meta: {md.get(field)}",
+                    {"name": md["name"], "group": target.kind.group, "kind": target.kind.plural},
+                )
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        assert target.name is not None
+        opts = await self._delete_options(request)
+        ns = self._ns(target)
+        if opts.get("preconditions"):
+            self._check_preconditions(target, self.registry.get(target.kind, ns, target.name), opts)
+        obj = self.registry.delete(
+            target.kind,
+            ns,
+            target.name,
+            dry_run=dry_run(request) or "All" in (opts.get("dryRun") or ()),
+            grace_period_seconds=opts.get("gracePeriodSeconds"),
+        )
+        return self._render(request, target, obj)
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        kind = target.kind
+        opts = await self._delete_options(request)
+        items = self.registry.list(
+            kind,
+            target.namespace if kind.namespaced else None,
+            request.query.get("labelSelector"),
+            self._field_selector(request, kind),
+        )
+        deleted = [
+            self.registry.delete(
+                kind,
+                o["metadata"].get("namespace", ""),
+                o["metadata"]["name"],
+                dry_run=dry_run(request),
+                grace_period_seconds=opts.get("gracePeriodSeconds"),
+            )
+            for o in items
+        ]
+        return json_response(
+            {
+                "kind": f"{kind.kind}List",
+                "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": deleted,
+            }
+        )
+
+    # --- subresources ------------------------------------------------------
+
+    async def _subresource(self, request: web.Request, target: Target) -> web.StreamResponse:
+        assert target.name is not None
+        kind, sub, method = target.kind, target.subresource, request.method
+        ns = self._ns(target)
+        if kind.kind == "Pod" and sub == "log" and method == "GET":
+            pod = self.registry.get(kind, ns, target.name)
+            untrack = self._track()
+            try:
+                return await streams.serve_logs(request, pod, self.node)
+            finally:
+                untrack()
+        if kind.kind == "Pod" and sub == "attach" and method in ("GET", "POST"):
+            pod = self.registry.get(kind, ns, target.name)
+            untrack = self._track()
+            try:
+                return await streams.serve_attach(request, pod, self.node)
+            finally:
+                untrack()
+        if kind.kind == "Pod" and sub == "exec" and method in ("GET", "POST"):
+            self.registry.get(kind, ns, target.name)
+            raise bad_request("exec is not supported by svcnet yet; use attach or logs")
+        if kind.kind in ("Deployment", "ReplicaSet") and sub == "scale":
+            return await self._scale(request, target)
+        if (
+            sub == "status"
+            and method == "GET"
+            and kind.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Namespace")
+        ):
+            return self._get(request, target)
+        raise NOT_FOUND_PATH
+
+    async def _scale(self, request: web.Request, target: Target) -> web.Response:
+        assert target.name is not None
+        ns = self._ns(target)
+        live = self.registry.get(target.kind, ns, target.name)
+        if request.method == "GET":
+            return json_response(scale_of(live))
+        if request.method == "PUT":
+            body = await read_body(request)
+            new_scale = body if isinstance(body, dict) else {}
+        elif request.method == "PATCH":
+            ctype = request.content_type
+            if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+                raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
+            new_scale = apply_patch(scale_of(live), await read_body(request), ctype, "Scale")
+        else:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        replicas = (new_scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: Invalid value: '
+                f"{json.dumps(replicas)}: must be greater than or equal to 0",
+            )
+        updated = copy.deepcopy(live)
+        updated.setdefault("spec", {})["replicas"] = replicas
+        obj = self.registry.update(updated, namespace=ns, dry_run=dry_run(request))
+        return json_response(scale_of(obj))
+
+
+def scale_of(obj: Obj) -> Obj:
+    """The autoscaling/v1 Scale view of a Deployment or ReplicaSet."""
+    md = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    selector = spec.get("selector")
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: md[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in md
+        },
+        "spec": {"replicas": int(spec.get("replicas", 1))},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas") or 0),
+            "selector": str(labels.from_label_selector(selector)) if selector else "",
+        },
+    }

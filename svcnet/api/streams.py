@@ -1,0 +1,251 @@
+"""Pod subresources that stream: ``log`` and ``attach``.
+
+Both go through the ``NodeApi`` (the agent, svcnet's kubelet), as kube-apiserver
+proxies them to the kubelet. The pod is read through the registry first so a
+missing pod is the usual 404 Status, and the container is chosen the way
+kubelet and kubectl choose it.
+
+attach speaks the Kubernetes WebSocket remotecommand protocol
+(``v5.channel.k8s.io``, and ``v4`` for the Python client): every message is
+binary, its first byte the channel. 0 stdin, 1 stdout, 2 stderr, 3 the final
+Status, 4 terminal resize, 255 (v5 only) "stdin closed".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from svcnet._aio import TaskSet
+from svcnet.nodeapi import Attachment, NodeApi, NodeApiError
+from svcnet.registry import ApiError
+from svcnet.registry.errors import bad_request
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+SUCCESS: Obj = {"metadata": {}, "status": "Success"}
+
+_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+_FALSE = ("0", "f", "F", "false", "FALSE", "False")
+
+
+def query_bool(query: Any, name: str, default: bool = False) -> bool:
+    """Go's strconv.ParseBool, as the apiserver decodes query parameters."""
+    value = query.get(name)
+    if value is None or value == "":
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise bad_request(f'{name}: Invalid value: "{value}": strconv.ParseBool: invalid syntax')
+
+
+def query_int(query: Any, name: str) -> int | None:
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise bad_request(
+            f'{name}: Invalid value: "{value}": strconv.ParseInt: invalid syntax'
+        ) from None
+
+
+def exit_status(code: int) -> Obj:
+    """The channel-3 Status for a command's exit code (what kubectl exec reads)."""
+    if code == 0:
+        return SUCCESS
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
+
+
+def pick_container(pod: Obj, requested: str | None) -> str:
+    """The container a log/attach request means, with kubelet's error messages."""
+    md = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    name = md.get("name", "")
+    containers = [str(c.get("name")) for c in spec.get("containers") or ()]
+    init = [str(c.get("name")) for c in spec.get("initContainers") or ()]
+    if requested:
+        if requested not in containers and requested not in init:
+            raise bad_request(f"container {requested} is not valid for pod {name}")
+        return requested
+    if len(containers) == 1:
+        return containers[0]
+    default = (md.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    if default and default in containers:
+        return str(default)
+    msg = (
+        f"a container name must be specified for pod {name}, "
+        f"choose one of: [{' '.join(containers)}]"
+    )
+    if init:
+        msg += f" or one of the init containers: [{' '.join(init)}]"
+    raise bad_request(msg)
+
+
+def _node_error(e: NodeApiError) -> ApiError:
+    reason = {404: "NotFound", 500: "InternalError"}.get(e.code, "BadRequest")
+    return ApiError(e.code, reason, str(e))
+
+
+async def serve_logs(request: web.Request, pod: Obj, node: NodeApi | None) -> web.StreamResponse:
+    q = request.query
+    container = pick_container(pod, q.get("container"))
+    follow = query_bool(q, "follow")
+    tail = query_int(q, "tailLines")
+    since = query_int(q, "sinceSeconds")
+    limit = query_int(q, "limitBytes")
+    if tail is not None and tail < 0:
+        raise bad_request(f"tailLines: Invalid value: {tail}: must be greater than or equal to 0")
+    if since is not None and since < 1:
+        raise bad_request(f"sinceSeconds: Invalid value: {since}: must be greater than 0")
+    if node is None:
+        raise bad_request("no node agent is running, so container logs are not available")
+    md = pod["metadata"]
+    try:
+        stream = node.logs(
+            md.get("namespace", ""),
+            md["name"],
+            container,
+            follow=follow,
+            tail_lines=tail,
+            previous=query_bool(q, "previous"),
+            timestamps=query_bool(q, "timestamps"),
+            since_seconds=since,
+        )
+        it = aiter(stream)
+        # The agent reports a missing container before its first chunk: read it
+        # before answering, so that error can still be a 400 Status.
+        try:
+            first: bytes | None = await anext(it)
+        except StopAsyncIteration:
+            first = None
+    except NodeApiError as e:
+        raise _node_error(e) from None
+
+    sent = 0
+
+    def clip(chunk: bytes) -> bytes:
+        nonlocal sent
+        if limit is not None:
+            chunk = chunk[: max(0, limit - sent)]
+        sent += len(chunk)
+        return chunk
+
+    try:
+        if not follow:
+            parts = [clip(first)] if first else []
+            if first is not None:
+                async for chunk in it:
+                    parts.append(clip(chunk))
+            return web.Response(body=b"".join(parts), headers={"Content-Type": "text/plain"})
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if first is not None:
+            await resp.write(clip(first))
+            async for chunk in it:
+                if limit is not None and sent >= limit:
+                    break
+                await resp.write(clip(chunk))
+        await resp.write_eof()
+        return resp
+    except NodeApiError as e:
+        raise _node_error(e) from None
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def serve_attach(request: web.Request, pod: Obj, node: NodeApi | None) -> web.StreamResponse:
+    q = request.query
+    if not _is_websocket(request):
+        # kubectl falls back to SPDY after a failed WebSocket upgrade; svcnet
+        # speaks only WebSocket, and this is the apiserver's words for it.
+        raise bad_request("Upgrade request required")
+    container = pick_container(pod, q.get("container"))
+    stdin = query_bool(q, "stdin")
+    stdout = query_bool(q, "stdout")
+    stderr = query_bool(q, "stderr")
+    tty = query_bool(q, "tty")
+    if not (stdin or stdout or stderr):
+        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    if node is None:
+        raise bad_request("no node agent is running, so containers cannot be attached")
+    md = pod["metadata"]
+    try:
+        attachment = await node.attach(md.get("namespace", ""), md["name"], container, tty=tty)
+    except NodeApiError as e:
+        raise _node_error(e) from None
+
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        attachment.detach()
+        raise
+    v5 = ws.ws_protocol == "v5.channel.k8s.io"
+    tasks = TaskSet()
+
+    async def pump() -> None:
+        async for channel, data in attachment.output():
+            if (channel == STDOUT and stdout) or (channel == STDERR and stderr):
+                await ws.send_bytes(bytes([channel]) + data)
+        # For attach kubectl expects Success whatever the exit code: it learns
+        # the exit code from the pod's status (kubectl-api.md section 9), and a
+        # NonZeroExitCode here makes it fall back to printing the logs again.
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(SUCCESS).encode())
+        await ws.close(code=1000)
+
+    pump_task = tasks.spawn(pump(), name=f"attach-output {md['name']}/{container}")
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, payload = msg.data[0], msg.data[1:]
+            if channel == STDIN and stdin:
+                attachment.write_stdin(payload)
+            elif channel == CLOSE and v5 and payload[:1] == bytes([STDIN]):
+                attachment.close_stdin()
+            elif channel == RESIZE:
+                _resize(attachment, payload)
+    finally:
+        # Synchronous steps first: a client that goes away cancels this handler,
+        # and the awaits below may then not run to the end.
+        attachment.detach()
+        pump_task.cancel()
+        await tasks.stop()
+        if not ws.closed:
+            await ws.close(code=1001)
+    return ws
+
+
+def _resize(attachment: Attachment, payload: bytes) -> None:
+    try:
+        size = json.loads(payload)
+        attachment.resize(int(size["Width"]), int(size["Height"]))
+    except (ValueError, KeyError, TypeError):
+        logger.debug("ignoring malformed resize message %r", payload)

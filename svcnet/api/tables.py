@@ -1,0 +1,782 @@
+"""Server-side Table rendering: kubectl's columns, computed once, here.
+
+kubectl prints only what the server sends as a ``meta.k8s.io/v1`` Table, and
+the svcnet CLI prints the same Tables, so every cell kubectl users know
+(``1/1``, ``Running``, ``3 (41s ago)``, ``80:30026/TCP``, ``<pending>``,
+``2m47s``) is computed in this module and nowhere else.
+
+The functions mirror k/k ``pkg/printers/internalversion/printers.go`` one to
+one: each ``*_cells`` takes an object dict and "now" and returns the row's
+cells, including the ``priority: 1`` (``-o wide``) ones. kube-apiserver always
+renders with ``Wide: true`` and lets the client hide the wide columns, so the
+server calls these with ``wide=True``; ``wide=False`` exists for the one cell
+that differs (a LoadBalancer's ingress list cut to 16 characters).
+
+Everything here is pure: no IO, no clock reads (``now`` is a parameter), so
+tables are table-tested.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from svcnet import labels
+
+Obj = dict[str, Any]
+Cell = str | int
+
+LOAD_BALANCER_WIDTH = 16
+
+_NAME_DOC = (
+    "Name must be unique within a namespace. Is required when creating resources, although "
+    "some resources may allow a client to request the generation of an appropriate name "
+    "automatically. Name is primarily intended for creation idempotence and configuration "
+    "definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+_AGE_DOC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was "
+    "created. It is not guaranteed to be set in happens-before order across separate "
+    "operations. Clients may not set this value. It is represented in RFC3339 form and is "
+    "in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+    format: str = ""
+
+    def definition(self) -> Obj:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        }
+
+
+def _name() -> Column:
+    return Column("Name", format="name", description=_NAME_DOC)
+
+
+def _age() -> Column:
+    return Column("Age", description=_AGE_DOC)
+
+
+def _wide(name: str, description: str) -> Column:
+    return Column(name, description=description, priority=1)
+
+
+# ---------------------------------------------------------------------------
+# Durations and timestamps
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration, for a span in seconds.
+
+    Go truncates toward zero at every step (``int(d / time.Minute)``), and so
+    does ``int()``; up to one second in the future still reads ``0s`` because
+    clocks of different machines disagree a little.
+    """
+    secs = int(seconds)
+    if secs < -1:
+        return "<invalid>"
+    if secs < 0:
+        return "0s"
+    if secs < 60 * 2:
+        return f"{secs}s"
+    minutes = secs // 60
+    if minutes < 10:
+        s = secs % 60
+        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = secs // 3600
+    if hours < 8:
+        m = minutes % 60
+        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        h = hours % 24
+        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        years = hours // 24 // 365
+        return f"{years}y" if dy == 0 else f"{years}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An RFC 3339 timestamp (``2026-11-25T12:53:17Z``, fractions allowed) or None."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def since(timestamp: Any, now: dt.datetime) -> str:
+    """translateTimestampSince: ``<unknown>`` for a zero timestamp, else HumanDuration."""
+    t = parse_time(timestamp)
+    if t is None:
+        return "<unknown>"
+    return human_duration((now - t).total_seconds())
+
+
+# ---------------------------------------------------------------------------
+# Pods
+
+
+def _pod_cells(pod: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    phase = str(status.get("phase") or "")
+    reason = str(status.get("reason") or phase)
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    init_specs = {c.get("name"): c for c in spec.get("initContainers") or ()}
+
+    def restartable(name: Any) -> bool:
+        return (init_specs.get(name) or {}).get("restartPolicy") == "Always"
+
+    total = len(spec.get("containers") or ()) + sum(1 for n in init_specs if restartable(n))
+    ready = 0
+    restarts = 0
+    sidecar_restarts = 0
+    last_restart: dt.datetime | None = None
+    last_sidecar_restart: dt.datetime | None = None
+
+    def later(a: dt.datetime | None, cs: Mapping[str, Any]) -> dt.datetime | None:
+        term = (cs.get("lastState") or {}).get("terminated")
+        if term is None:
+            return a
+        t = parse_time(term.get("finishedAt"))
+        if t is None:
+            return a
+        return t if a is None or a < t else a
+
+    initializing = False
+    init_statuses = status.get("initContainerStatuses") or ()
+    for i, cs in enumerate(init_statuses):
+        restarts += int(cs.get("restartCount") or 0)
+        last_restart = later(last_restart, cs)
+        if restartable(cs.get("name")):
+            sidecar_restarts += int(cs.get("restartCount") or 0)
+            last_sidecar_restart = later(last_sidecar_restart, cs)
+        state = cs.get("state") or {}
+        term = state.get("terminated")
+        waiting = state.get("waiting")
+        if term is not None and int(term.get("exitCode") or 0) == 0:
+            continue
+        if restartable(cs.get("name")) and cs.get("started"):
+            if cs.get("ready"):
+                ready += 1
+            continue
+        if term is not None:
+            if not term.get("reason"):
+                if term.get("signal"):
+                    reason = f"Init:Signal:{term['signal']}"
+                else:
+                    reason = f"Init:ExitCode:{int(term.get('exitCode') or 0)}"
+            else:
+                reason = "Init:" + str(term["reason"])
+        elif (
+            waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing"
+        ):
+            reason = "Init:" + str(waiting["reason"])
+        else:
+            reason = f"Init:{i}/{len(spec.get('initContainers') or ())}"
+        initializing = True
+        break
+
+    initialized = any(
+        c.get("type") == "Initialized" and c.get("status") == "True"
+        for c in status.get("conditions") or ()
+    )
+    if not initializing or initialized:
+        restarts = sidecar_restarts
+        last_restart = last_sidecar_restart
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or ()):
+            restarts += int(cs.get("restartCount") or 0)
+            last_restart = later(last_restart, cs)
+            state = cs.get("state") or {}
+            waiting = state.get("waiting")
+            term = state.get("terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = str(waiting["reason"])
+            elif term is not None and term.get("reason"):
+                reason = str(term["reason"])
+            elif term is not None:
+                if term.get("signal"):
+                    reason = f"Signal:{term['signal']}"
+                else:
+                    reason = f"ExitCode:{int(term.get('exitCode') or 0)}"
+            elif cs.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or ()
+            )
+            reason = "Running" if pod_ready else "NotReady"
+
+    if md.get("deletionTimestamp") and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif md.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+
+    restarts_cell = str(restarts)
+    if restarts != 0 and last_restart is not None:
+        ago = human_duration((now - last_restart).total_seconds())
+        restarts_cell = f"{restarts} ({ago} ago)"
+
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        f"{ready}/{total}",
+        reason,
+        restarts_cell,
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        pod_ips = status.get("podIPs") or ()
+        ip = str(pod_ips[0].get("ip") or "") if pod_ips else ""
+        gates = spec.get("readinessGates") or ()
+        gates_cell = "<none>"
+        if gates:
+            conds = status.get("conditions") or ()
+            true = 0
+            for g in gates:
+                for c in conds:
+                    if c.get("type") == g.get("conditionType"):
+                        true += c.get("status") == "True"
+                        break
+            gates_cell = f"{true}/{len(gates)}"
+        cells += [
+            ip or "<none>",
+            str(spec.get("nodeName") or "<none>"),
+            str(status.get("nominatedNodeName") or "<none>"),
+            gates_cell,
+        ]
+    return cells
+
+
+def pod_row_conditions(pod: Obj) -> list[Obj]:
+    """Row conditions kube-apiserver attaches to finished pods."""
+    phase = (pod.get("status") or {}).get("phase")
+    if phase == "Succeeded":
+        msg = "The pod has completed successfully."
+    elif phase == "Failed":
+        msg = "The pod failed."
+    else:
+        return []
+    return [{"type": "Completed", "status": "True", "reason": phase, "message": msg}]
+
+
+# ---------------------------------------------------------------------------
+# Services
+
+
+def _load_balancer_ips(svc: Obj, wide: bool) -> str:
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+    found = {str(i.get("ip") or i.get("hostname") or "") for i in ingress} - {""}
+    r = ",".join(sorted(found))
+    if not wide and len(r) > LOAD_BALANCER_WIDTH:
+        r = r[: LOAD_BALANCER_WIDTH - 3] + "..."
+    return r
+
+
+def service_external_ip(svc: Obj, wide: bool = True) -> str:
+    spec = svc.get("spec") or {}
+    svc_type = spec.get("type") or "ClusterIP"
+    external = [str(i) for i in spec.get("externalIPs") or ()]
+    if svc_type in ("ClusterIP", "NodePort"):
+        return ",".join(external) if external else "<none>"
+    if svc_type == "LoadBalancer":
+        lb = _load_balancer_ips(svc, wide)
+        if external:
+            return ",".join(([*lb.split(",")] if lb else []) + external)
+        return lb or "<pending>"
+    if svc_type == "ExternalName":
+        return str(spec.get("externalName") or "")
+    return "<unknown>"
+
+
+def service_ports(svc: Obj) -> str:
+    pieces = []
+    for p in (svc.get("spec") or {}).get("ports") or ():
+        proto = p.get("protocol") or "TCP"
+        node_port = int(p.get("nodePort") or 0)
+        if node_port > 0:
+            pieces.append(f"{p.get('port')}:{node_port}/{proto}")
+        else:
+            pieces.append(f"{p.get('port')}/{proto}")
+    return ",".join(pieces) or "<none>"
+
+
+def _service_cells(svc: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = svc.get("metadata") or {}
+    spec = svc.get("spec") or {}
+    cluster_ips = spec.get("clusterIPs") or ()
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        str(spec.get("type") or "ClusterIP"),
+        str(cluster_ips[0]) if cluster_ips else "<none>",
+        service_external_ip(svc, wide),
+        service_ports(svc),
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        cells.append(labels.format_map(spec.get("selector")))
+    return cells
+
+
+# ---------------------------------------------------------------------------
+# Endpoints and EndpointSlices
+
+
+def _join_host_port(ip: str, port: Any) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def format_endpoints(ep: Obj) -> str:
+    """Ready addresses as ``ip:port``, at most 3, then `` + N more...``."""
+    subsets = ep.get("subsets") or ()
+    if not subsets:
+        return "<none>"
+    shown: list[str] = []
+    limit = 3
+    more = False
+    count = 0
+    for ss in subsets:
+        addrs = [str(a.get("ip") or "") for a in ss.get("addresses") or ()]
+        ports = ss.get("ports") or ()
+        # Headless Services without ports list bare IPs.
+        targets: Sequence[Any] = ports if ports else (None,)
+        for port in targets:
+            count += len(addrs)
+            for ip in addrs:
+                if len(shown) == limit:
+                    more = True
+                    break
+                shown.append(ip if port is None else _join_host_port(ip, port.get("port")))
+    ret = ",".join(shown)
+    if more:
+        return f"{ret} + {count - limit} more..."
+    return ret
+
+
+def _list_with_more(items: list[str], more: bool, count: int, limit: int) -> str:
+    ret = ",".join(items)
+    if more:
+        return f"{ret} + {count - limit} more..."
+    return ret or "<unset>"
+
+
+def _slice_ports(ports: Sequence[Mapping[str, Any]]) -> str:
+    shown: list[str] = []
+    more = False
+    for p in ports:
+        if len(shown) < 3:
+            if p.get("port") is not None:
+                shown.append(str(p["port"]))
+            elif p.get("name") is not None:
+                shown.append(str(p["name"]))
+            else:
+                shown.append("*")
+        else:
+            more = True
+    return _list_with_more(shown, more, len(ports), 3)
+
+
+def _slice_endpoints(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    shown: list[str] = []
+    more = False
+    count = 0
+    for e in endpoints:
+        for a in e.get("addresses") or ():
+            if len(shown) < 3:
+                shown.append(str(a))
+            else:
+                more = True
+            count += 1
+    return _list_with_more(shown, more, count, 3)
+
+
+def _endpoints_cells(ep: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = ep.get("metadata") or {}
+    return [str(md.get("name", "")), format_endpoints(ep), since(md.get("creationTimestamp"), now)]
+
+
+def _endpointslice_cells(es: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = es.get("metadata") or {}
+    return [
+        str(md.get("name", "")),
+        str(es.get("addressType") or ""),
+        _slice_ports(es.get("ports") or ()),
+        _slice_endpoints(es.get("endpoints") or ()),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# ReplicaSets and Deployments
+
+
+def _containers(obj: Obj) -> tuple[str, str]:
+    cs = ((((obj.get("spec") or {}).get("template") or {}).get("spec")) or {}).get("containers")
+    cs = cs or ()
+    return ",".join(str(c.get("name", "")) for c in cs), ",".join(
+        str(c.get("image", "")) for c in cs
+    )
+
+
+def _replicaset_cells(rs: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = rs.get("metadata") or {}
+    spec = rs.get("spec") or {}
+    status = rs.get("status") or {}
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        int(spec["replicas"]) if spec.get("replicas") is not None else 1,
+        int(status.get("replicas") or 0),
+        int(status.get("readyReplicas") or 0),
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _containers(rs)
+        cells += [names, images, labels.format_label_selector(spec.get("selector"))]
+    return cells
+
+
+def _deployment_cells(d: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = d.get("metadata") or {}
+    spec = d.get("spec") or {}
+    status = d.get("status") or {}
+    desired = int(spec["replicas"]) if spec.get("replicas") is not None else 1
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        f"{int(status.get('readyReplicas') or 0)}/{desired}",
+        int(status.get("updatedReplicas") or 0),
+        int(status.get("availableReplicas") or 0),
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _containers(d)
+        selector = spec.get("selector")
+        # LabelSelectorAsSelector(...).String(): empty for an empty selector.
+        sel = "" if not selector else str(labels.from_label_selector(selector))
+        cells += [names, images, sel]
+    return cells
+
+
+# ---------------------------------------------------------------------------
+# Namespaces and Events
+
+
+def _namespace_cells(ns: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = ns.get("metadata") or {}
+    return [
+        str(md.get("name", "")),
+        str((ns.get("status") or {}).get("phase") or ""),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
+def _event_cells(ev: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    first = (
+        since(ev.get("firstTimestamp"), now)
+        if parse_time(ev.get("firstTimestamp"))
+        else since(ev.get("eventTime"), now)
+    )
+    last = since(ev.get("lastTimestamp"), now) if parse_time(ev.get("lastTimestamp")) else first
+    count = int(ev.get("count") or 0)
+    series = ev.get("series")
+    if series is not None:
+        last = since(series.get("lastObservedTime"), now)
+        count = int(series.get("count") or 0)
+    elif count == 0:
+        count = 1  # singleton events of the events.k8s.io API carry no count
+    inv = ev.get("involvedObject") or {}
+    kind = str(inv.get("kind") or "").lower()
+    target = f"{kind}/{inv['name']}" if inv.get("name") else kind
+    message = str(ev.get("message") or "").strip()
+    if not wide:
+        return [last, str(ev.get("type") or ""), str(ev.get("reason") or ""), target, message]
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent") or ""
+    instance = source.get("host") or ev.get("reportingInstance") or ""
+    return [
+        last,
+        str(ev.get("type") or ""),
+        str(ev.get("reason") or ""),
+        target,
+        str(inv.get("fieldPath") or ""),
+        f"{component}, {instance}" if instance else str(component),
+        message,
+        first,
+        count,
+        str((ev.get("metadata") or {}).get("name", "")),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# The table per kind
+
+RowFn = Callable[[Obj, dt.datetime, bool], list[Cell]]
+
+
+@dataclass(frozen=True)
+class Printer:
+    columns: tuple[Column, ...]
+    cells: RowFn
+
+
+_CONTAINERS_DOC = "Names of each container in the template."
+_IMAGES_DOC = "Images referenced by each container in the template."
+
+PRINTERS: dict[str, Printer] = {
+    "Pod": Printer(
+        (
+            _name(),
+            Column(
+                "Ready",
+                description="The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            Column("Status", description="The aggregate status of the containers in this pod."),
+            Column(
+                "Restarts",
+                description="The number of times the containers in this pod "
+                "have been restarted and when the last container in this pod has restarted.",
+            ),
+            _age(),
+            _wide(
+                "IP",
+                "podIP address allocated to the pod. Routable at least within the "
+                "cluster. Empty if not yet allocated.",
+            ),
+            _wide("Node", "NodeName indicates in which node this pod is scheduled."),
+            _wide(
+                "Nominated Node",
+                "nominatedNodeName is set only when this pod preempts other pods on the node.",
+            ),
+            _wide(
+                "Readiness Gates",
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
+        ),
+        _pod_cells,
+    ),
+    "Service": Printer(
+        (
+            _name(),
+            Column("Type", description="type determines how the Service is exposed."),
+            Column("Cluster-IP", description="clusterIP is the IP address of the service."),
+            Column(
+                "External-IP",
+                description="externalIPs is a list of IP addresses for "
+                "which nodes in the cluster will also accept traffic for this service.",
+            ),
+            Column("Port(s)", description="The list of ports that are exposed by this service."),
+            _age(),
+            _wide(
+                "Selector",
+                "Route service traffic to pods with label keys and values matching this selector.",
+            ),
+        ),
+        _service_cells,
+    ),
+    "Endpoints": Printer(
+        (
+            _name(),
+            Column(
+                "Endpoints", description="The set of all endpoints is the union of all subsets."
+            ),
+            _age(),
+        ),
+        _endpoints_cells,
+    ),
+    "EndpointSlice": Printer(
+        (
+            _name(),
+            Column(
+                "AddressType",
+                description="addressType specifies the type of address "
+                "carried by this EndpointSlice.",
+            ),
+            Column(
+                "Ports",
+                description="ports specifies the list of network ports exposed "
+                "by each endpoint in this slice.",
+            ),
+            Column(
+                "Endpoints", description="endpoints is a list of unique endpoints in this slice."
+            ),
+            _age(),
+        ),
+        _endpointslice_cells,
+    ),
+    "ReplicaSet": Printer(
+        (
+            _name(),
+            Column("Desired", "integer", "Replicas is the number of desired replicas."),
+            Column(
+                "Current", "integer", "Replicas is the most recently observed number of replicas."
+            ),
+            Column("Ready", "integer", "The number of ready replicas for this replica set."),
+            _age(),
+            _wide("Containers", _CONTAINERS_DOC),
+            _wide("Images", _IMAGES_DOC),
+            _wide(
+                "Selector",
+                "Selector is a label query over pods that should match the replica count.",
+            ),
+        ),
+        _replicaset_cells,
+    ),
+    "Deployment": Printer(
+        (
+            _name(),
+            Column("Ready", description="Number of the pod with ready state"),
+            Column(
+                "Up-to-date",
+                description="Total number of non-terminated pods targeted "
+                "by this deployment that have the desired template spec.",
+            ),
+            Column(
+                "Available",
+                description="Total number of available pods (ready for at "
+                "least minReadySeconds) targeted by this deployment.",
+            ),
+            _age(),
+            _wide("Containers", _CONTAINERS_DOC),
+            _wide("Images", _IMAGES_DOC),
+            _wide("Selector", "Label selector for pods."),
+        ),
+        _deployment_cells,
+    ),
+    "Namespace": Printer(
+        (_name(), Column("Status", description="The status of the namespace"), _age()),
+        _namespace_cells,
+    ),
+    "Event": Printer(
+        (
+            Column(
+                "Last Seen",
+                description="The time at which the most recent occurrence "
+                "of this event was recorded.",
+            ),
+            Column("Type", description="Type of this event (Normal, Warning)."),
+            Column(
+                "Reason",
+                description="This should be a short, machine understandable "
+                "string that gives the reason for the transition into the object's "
+                "current status.",
+            ),
+            Column("Object", description="The object that this event is about."),
+            _wide(
+                "Subobject",
+                "If referring to a piece of an object instead of an entire "
+                "object, this string should contain a valid JSON/Go field access "
+                "statement.",
+            ),
+            _wide("Source", "The component reporting this event."),
+            Column(
+                "Message",
+                description="A human-readable description of the status of this operation.",
+            ),
+            _wide("First Seen", "The time at which the event was first recorded."),
+            _wide("Count", "The number of times this event has occurred."),
+            Column("Name", format="name", description=_NAME_DOC, priority=1),
+        ),
+        _event_cells,
+    ),
+}
+
+
+def _default_printer() -> Printer:
+    """What kube-apiserver uses for kinds without a printer: Name and Created At."""
+
+    def cells(obj: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+        md = obj.get("metadata") or {}
+        return [str(md.get("name", "")), str(md.get("creationTimestamp") or "")]
+
+    return Printer(
+        (_name(), Column("Created At", "date", _AGE_DOC)),
+        cells,
+    )
+
+
+def printer_for(kind: str) -> Printer:
+    return PRINTERS.get(kind) or _default_printer()
+
+
+def column_definitions(kind: str) -> list[Obj]:
+    return [c.definition() for c in printer_for(kind).columns]
+
+
+def cells(obj: Obj, now: dt.datetime, *, wide: bool = True) -> list[Cell]:
+    """The row of one object, as kube-apiserver renders it (wide by default)."""
+    return printer_for(str(obj.get("kind") or "")).cells(obj, now, wide)
+
+
+def partial_metadata(obj: Obj) -> Obj:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata") or {},
+    }
+
+
+def row(obj: Obj, now: dt.datetime, include_object: str = "Metadata") -> Obj:
+    """One TableRow; include_object is the request's ``includeObject`` (None/Object/Metadata)."""
+    out: Obj = {"cells": cells(obj, now)}
+    if obj.get("kind") == "Pod":
+        conds = pod_row_conditions(obj)
+        if conds:
+            out["conditions"] = conds
+    if include_object == "Object":
+        out["object"] = obj
+    elif include_object != "None":
+        out["object"] = partial_metadata(obj)
+    return out
+
+
+def table(
+    kind: str,
+    objs: Sequence[Obj],
+    now: dt.datetime,
+    *,
+    resource_version: str = "",
+    include_object: str = "Metadata",
+    headers: bool = True,
+) -> Obj:
+    """A ``meta.k8s.io/v1`` Table of objects of one kind."""
+    md: Obj = {"resourceVersion": resource_version} if resource_version else {}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": md,
+        "columnDefinitions": column_definitions(kind) if headers else [],
+        "rows": [row(o, now, include_object) for o in objs],
+    }

@@ -1,0 +1,209 @@
+"""Watch streams: ``GET ...?watch=true`` as chunked JSON lines.
+
+Each watcher is one ``asyncio.Queue`` fed by a synchronous store subscriber.
+The subscription is made *before* the starting point is read (the current
+list, or ``store.events_since(rv)``), all within one step of the event loop,
+so no change can fall between the two and none is delivered twice.
+
+Filters work like kube-apiserver's watch cache: a MODIFIED change that makes
+an object start matching the selectors is sent as ADDED, one that makes it
+stop matching as DELETED, so a client's view stays equal to a fresh list.
+
+A watcher that falls too far behind (its queue is full) is ended, as the
+apiserver ends slow watches; clients then list and watch again. ``stop()``
+of the server puts ``STOP`` into every queue so watches end with a clean
+end of stream rather than a reset connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from svcnet import labels
+from svcnet.api import fields, tables
+from svcnet.kinds import Kind
+from svcnet.registry import ApiError, Registry
+from svcnet.registry.errors import bad_request
+from svcnet.store import Event, Store
+
+Obj = dict[str, Any]
+
+QUEUE_LIMIT: Final = 10000
+
+
+class _Stop:
+    """Queue marker: end the watch (server stopping, or the watcher fell behind)."""
+
+
+STOP: Final = _Stop()
+WatchQueue = asyncio.Queue[Event | _Stop]
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    kind: Kind
+    namespace: str | None
+    label_selector: str | None
+    field_selector: str | None
+    resource_version: str | None
+    timeout: float | None
+    table: bool
+    include_object: str
+
+
+def expired_status(rv: int, oldest: int) -> Obj:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"too old resource version: {rv} ({oldest})",
+        "reason": "Expired",
+        "code": 410,
+    }
+
+
+def _oldest_servable(store: Store, below: int) -> int:
+    """The smallest rv a watch can still start from (the cacher says `oldest - 1`)."""
+    lo, hi = below + 1, store.resource_version
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if store.events_since(mid) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+async def serve(
+    request: web.Request,
+    wr: WatchRequest,
+    store: Store,
+    registry: Registry,
+    register: Callable[[WatchQueue], Callable[[], None]],
+) -> web.StreamResponse:
+    try:
+        label_sel = labels.parse(wr.label_selector)
+    except labels.SelectorError as e:
+        raise bad_request(str(e)) from None
+    try:
+        field_sel = fields.parse(wr.field_selector, wr.kind.kind)
+    except fields.FieldSelectorError as e:
+        raise bad_request(str(e)) from None
+    start_rv: int | None = None
+    if wr.resource_version not in (None, "", "0"):
+        try:
+            start_rv = int(str(wr.resource_version))
+        except ValueError:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'resourceVersion: Invalid value: "{wr.resource_version}": '
+                "strconv.ParseUint: parsing: invalid syntax",
+            ) from None
+
+    def matches(obj: Obj) -> bool:
+        md = obj.get("metadata") or {}
+        if wr.namespace is not None and wr.kind.namespaced and md.get("namespace") != wr.namespace:
+            return False
+        return label_sel.matches(md.get("labels")) and field_sel.matches(obj)
+
+    def transform(ev: Event) -> tuple[str, Obj] | None:
+        now_match = matches(ev.obj)
+        if ev.type == "ADDED":
+            return ("ADDED", ev.obj) if now_match else None
+        if ev.type == "DELETED":
+            return ("DELETED", ev.obj) if now_match else None
+        was = ev.old is not None and matches(ev.old)
+        if now_match and was:
+            return ("MODIFIED", ev.obj)
+        if now_match:
+            return ("ADDED", ev.obj)
+        if was:
+            return ("DELETED", ev.obj)
+        return None
+
+    queue: WatchQueue = asyncio.Queue()
+    overflowed = False
+
+    def on_event(ev: Event) -> None:
+        nonlocal overflowed
+        if ev.kind != wr.kind.kind or overflowed:
+            return
+        if queue.qsize() >= QUEUE_LIMIT:
+            overflowed = True
+            queue.put_nowait(STOP)
+            return
+        queue.put_nowait(ev)
+
+    # Subscribe first, then read the starting point, with no await in between.
+    unsubscribe = store.subscribe(on_event)
+    unregister = register(queue)
+    try:
+        initial: list[tuple[str, Obj]] = []
+        error: Obj | None = None
+        if start_rv is None:
+            items = registry.list(wr.kind, wr.namespace, wr.label_selector, wr.field_selector)
+            initial = [("ADDED", o) for o in items]
+            start_rv = store.resource_version
+        else:
+            past = store.events_since(start_rv)
+            if past is None:
+                error = expired_status(start_rv, _oldest_servable(store, start_rv))
+            else:
+                initial = [t for t in map(transform, past) if t is not None]
+
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+
+        first = True
+
+        def encode(etype: str, obj: Obj) -> bytes:
+            nonlocal first
+            if wr.table:
+                out = tables.table(
+                    wr.kind.kind,
+                    [obj],
+                    dt.datetime.now(dt.UTC),
+                    resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")),
+                    include_object=wr.include_object,
+                    headers=first,
+                )
+                first = False
+                obj = out
+            return (
+                json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
+            )
+
+        if error is not None:
+            await resp.write(json.dumps({"type": "ERROR", "object": error}).encode() + b"\n")
+            await resp.write_eof()
+            return resp
+        for etype, obj in initial:
+            await resp.write(encode(etype, obj))
+        try:
+            async with asyncio.timeout(wr.timeout):
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, _Stop):
+                        break
+                    if item.rv <= start_rv:
+                        continue
+                    t = transform(item)
+                    if t is not None:
+                        await resp.write(encode(*t))
+        except TimeoutError:
+            pass
+        await resp.write_eof()
+        return resp
+    finally:
+        unsubscribe()
+        unregister()

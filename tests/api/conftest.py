@@ -1,0 +1,211 @@
+"""Fixtures: a real ApiServer on 127.14.0.1 (this component's loopback range)
+over a real Store and Registry, a fake NodeApi, and an aiohttp client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from svcnet.api.server import ApiServer
+from svcnet.config import Settings
+from svcnet.nodeapi import NodeApiError
+from svcnet.registry import Registry
+from svcnet.store import Store
+
+HOST = "127.14.0.1"
+Obj = dict[str, Any]
+
+
+class FakeAttachment:
+    def __init__(self, exit_code: int = 0) -> None:
+        self.stdin: list[bytes] = []
+        self.stdin_closed = asyncio.Event()
+        self.sizes: list[tuple[int, int]] = []
+        self.detached = asyncio.Event()
+        self.out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self.exit_code = exit_code
+        self.got_stdin = asyncio.Event()
+
+    def write_stdin(self, data: bytes) -> None:
+        self.stdin.append(data)
+        self.got_stdin.set()
+
+    def close_stdin(self) -> None:
+        self.stdin_closed.set()
+
+    def resize(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        while True:
+            item = await self.out.get()
+            if item is None:
+                return
+            yield item
+
+    async def wait(self) -> int:
+        return self.exit_code
+
+    def detach(self) -> None:
+        self.detached.set()
+
+
+class FakeNode:
+    """Stands in for the agent: logs from a dict, follow from a queue, attach to FakeAttachment."""
+
+    def __init__(self) -> None:
+        self.logs_by_container: dict[tuple[str, str, str], list[bytes]] = {}
+        self.follow_queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.calls: list[Obj] = []
+        self.attachments: list[FakeAttachment] = []
+        self.follow_closed = asyncio.Event()
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+        since_seconds: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        self.calls.append(
+            {
+                "namespace": namespace,
+                "pod": pod,
+                "container": container,
+                "follow": follow,
+                "tail_lines": tail_lines,
+                "previous": previous,
+                "timestamps": timestamps,
+                "since_seconds": since_seconds,
+            }
+        )
+        key = (namespace, pod, container)
+        if key not in self.logs_by_container:
+            raise NodeApiError(
+                f'container "{container}" in pod "{pod}" is waiting to start: ContainerCreating'
+            )
+        lines = self.logs_by_container[key]
+        if tail_lines is not None:
+            lines = lines[-tail_lines:] if tail_lines else []
+        for line in lines:
+            yield line
+        if follow:
+            try:
+                while (chunk := await self.follow_queue.get()) is not None:
+                    yield chunk
+            finally:
+                self.follow_closed.set()
+
+    async def attach(
+        self, namespace: str, pod: str, container: str, *, tty: bool
+    ) -> FakeAttachment:
+        if container == "broken":
+            raise NodeApiError(f'container "{container}" in pod "{pod}" is not running')
+        a = FakeAttachment()
+        self.attachments.append(a)
+        return a
+
+
+def make_pod(
+    name: str,
+    *,
+    namespace: str = "default",
+    labels: dict[str, str] | None = None,
+    phase: str = "Running",
+    ready: bool = True,
+    containers: tuple[str, ...] = ("main",),
+    ip: str = "127.244.0.5",
+    annotations: dict[str, str] | None = None,
+) -> Obj:
+    md: Obj = {"name": name, "namespace": namespace, "labels": labels or {"app": name}}
+    if annotations:
+        md["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": md,
+        "spec": {
+            "containers": [{"name": c, "image": "gihyodocker/echo:latest"} for c in containers],
+            "nodeName": "svcnet",
+        },
+        "status": {
+            "phase": phase,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [
+                {
+                    "name": c,
+                    "ready": ready,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                }
+                for c in containers
+            ],
+        },
+    }
+
+
+def make_service(name: str, **spec: Any) -> Obj:
+    body: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    body["spec"].update(spec)
+    return body
+
+
+@pytest.fixture
+def store() -> Store:
+    s = Store()
+    for ns in ("default", "other"):
+        s.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            }
+        )
+    return s
+
+
+@pytest.fixture
+def registry(store: Store) -> Registry:
+    return Registry(Settings(), store)
+
+
+@pytest.fixture
+def node() -> FakeNode:
+    return FakeNode()
+
+
+@pytest.fixture
+async def server(store: Store, registry: Registry, node: FakeNode) -> AsyncIterator[ApiServer]:
+    settings = Settings()
+    settings.api.host = HOST
+    settings.api.port = 0
+    srv = ApiServer(settings, store, registry, node)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def client(server: ApiServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=server.url) as session:
+        yield session

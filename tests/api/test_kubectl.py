@@ -1,0 +1,158 @@
+"""Smoke tests with the real kubectl binary (the v1.32 dispatcher) against the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from svcnet.api.server import ApiServer
+from svcnet.registry import Registry
+from svcnet.store import Store
+from tests.api.conftest import make_pod, make_service
+
+
+async def kubectl(server: ApiServer, home: Path, *args: str) -> tuple[int, str, str]:
+    exe = shutil.which("kubectl")
+    assert exe is not None, "kubectl must be on PATH for these tests"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": "/dev/null"}
+    proc = await asyncio.create_subprocess_exec(
+        exe,
+        f"--server={server.url}",
+        f"--cache-dir={home / 'cache'}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def columns(line: str) -> list[str]:
+    return line.split()
+
+
+async def test_kubectl_get_pods(server: ApiServer, store: Store, tmp_path: Path) -> None:
+    store.create(make_pod("echo-1", ip="127.244.0.7"))
+    crash = make_pod("echo-2", ready=False)
+    crash["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+    store.create(crash)
+    rc, out, err = await kubectl(server, tmp_path, "get", "pods")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert columns(lines[0]) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert columns(lines[1])[:4] == ["echo-1", "1/1", "Running", "0"]
+    assert columns(lines[2])[:4] == ["echo-2", "0/1", "CrashLoopBackOff", "0"]
+    assert columns(lines[1])[4].endswith("s")
+
+    rc, out, err = await kubectl(server, tmp_path, "get", "pods", "-o", "wide")
+    assert rc == 0, err
+    assert "NOMINATED NODE" in out.splitlines()[0]
+    assert columns(out.splitlines()[1])[5:7] == ["127.244.0.7", "svcnet"]
+
+
+async def test_kubectl_get_svc_wide(server: ApiServer, registry: Registry, tmp_path: Path) -> None:
+    registry.create(
+        make_service("echo", type="NodePort", selector={"app": "echo", "release": "spring"})
+    )
+    rc, out, err = await kubectl(server, tmp_path, "get", "svc", "-o", "wide")
+    assert rc == 0, err
+    header, row = out.splitlines()
+    assert columns(header) == [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+        "SELECTOR",
+    ]
+    cells = columns(row)
+    assert cells[:2] == ["echo", "NodePort"] and cells[2].startswith("127.")
+    assert cells[3] == "<none>" and cells[4].startswith("80:3") and cells[4].endswith("/TCP")
+    assert cells[6] == "app=echo,release=spring"
+
+
+async def test_kubectl_empty_and_not_found(server: ApiServer, tmp_path: Path) -> None:
+    rc, out, err = await kubectl(server, tmp_path, "get", "deploy")
+    assert (rc, out) == (0, "")
+    assert "No resources found in default namespace." in err
+    rc, out, err = await kubectl(server, tmp_path, "get", "pod", "nope")
+    assert rc == 1
+    assert 'Error from server (NotFound): pods "nope" not found' in err
+
+
+async def test_kubectl_get_all_and_json(server: ApiServer, store: Store, tmp_path: Path) -> None:
+    store.create(make_pod("web"))
+    rc, out, err = await kubectl(server, tmp_path, "get", "all")
+    assert rc == 0, err
+    assert "pod/web" in out
+    rc, out, err = await kubectl(server, tmp_path, "get", "pod", "web", "-o", "name")
+    assert (rc, out.strip()) == (0, "pod/web")
+
+
+async def test_kubectl_apply_configure_delete(
+    server: ApiServer, store: Store, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "svc.yaml"
+    text = (
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n"
+        "  selector:\n    app: api\n  ports:\n  - port: 80\n    targetPort: 8080\n"
+    )
+    manifest.write_text(text)
+    rc, out, err = await kubectl(server, tmp_path, "apply", "-f", str(manifest))
+    assert (rc, out.strip()) == (0, "service/api created"), err
+    rc, out, err = await kubectl(server, tmp_path, "apply", "-f", str(manifest))
+    assert (rc, out.strip()) == (0, "service/api unchanged"), err
+    manifest.write_text(text.replace("8080", "9090"))
+    rc, out, err = await kubectl(server, tmp_path, "apply", "-f", str(manifest))
+    assert (rc, out.strip()) == (0, "service/api configured"), err
+    live = store.get("Service", "default", "api")
+    assert live is not None and live["spec"]["ports"][0]["targetPort"] == 9090
+    rc, out, err = await kubectl(server, tmp_path, "apply", "--server-side", "-f", str(manifest))
+    assert (rc, out.strip()) == (0, "service/api serverside-applied"), err
+    rc, out, err = await kubectl(server, tmp_path, "delete", "-f", str(manifest))
+    assert (rc, out.strip()) == (0, 'service "api" deleted'), err
+    assert store.get("Service", "default", "api") is None
+
+
+async def test_kubectl_logs(server: ApiServer, store: Store, tmp_path: Path) -> None:
+    from tests.api.conftest import FakeNode
+
+    assert isinstance(server.node, FakeNode)
+    store.create(make_pod("web"))
+    server.node.logs_by_container[("default", "web", "main")] = [b"start server\n"]
+    rc, out, err = await kubectl(server, tmp_path, "logs", "web")
+    assert (rc, out) == (0, "start server\n"), err
+
+
+async def test_kubectl_get_watch(server: ApiServer, store: Store, tmp_path: Path) -> None:
+    store.create(make_pod("a"))
+    exe = shutil.which("kubectl")
+    assert exe is not None
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "KUBECONFIG": "/dev/null"}
+    proc = await asyncio.create_subprocess_exec(
+        exe,
+        f"--server={server.url}",
+        "get",
+        "pods",
+        "-w",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    try:
+        header = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert columns(header.decode())[:2] == ["NAME", "READY"]
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert columns(first.decode())[:3] == ["a", "1/1", "Running"]
+        store.create(make_pod("b", ready=False, phase="Pending"))
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert columns(line.decode())[:3] == ["b", "0/1", "Pending"]
+    finally:
+        proc.terminate()
+        await proc.wait()
