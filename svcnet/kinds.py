@@ -47,9 +47,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Event", "events", "event", "", "v1", True, ("ev",)),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",)),
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",)),
-    Kind(
-        "EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True
-    ),
+    Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
 )
 
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}

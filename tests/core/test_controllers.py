@@ -28,8 +28,12 @@ async def env() -> Any:
     store = Store()
     reg = Registry(Settings(), store)
     reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    ctrls = [ReplicaSetController(store, reg), EndpointsController(store, reg),
-             LoadBalancerController(store, reg, "127.240.0.0/16"), GarbageCollector(store, reg)]
+    ctrls = [
+        ReplicaSetController(store, reg),
+        EndpointsController(store, reg),
+        LoadBalancerController(store, reg, "127.240.0.0/16"),
+        GarbageCollector(store, reg),
+    ]
     for c in ctrls:
         c.start()
     yield store, reg
@@ -45,21 +49,36 @@ async def settle() -> None:
 
 
 RS = {
-    "apiVersion": "apps/v1", "kind": "ReplicaSet",
+    "apiVersion": "apps/v1",
+    "kind": "ReplicaSet",
     "metadata": {"name": "echo-summer", "labels": {"app": "echo", "release": "summer"}},
-    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "echo", "release": "summer"}},
-             "template": {"metadata": {"labels": {"app": "echo", "release": "summer"}},
-                          "spec": {"containers": [
-                              {"name": "echo", "image": "gihyodocker/echo:latest",
-                               "ports": [{"name": "web", "containerPort": 8080}]}]}}},
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "echo", "release": "summer"}},
+        "template": {
+            "metadata": {"labels": {"app": "echo", "release": "summer"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "echo",
+                        "image": "gihyodocker/echo:latest",
+                        "ports": [{"name": "web", "containerPort": 8080}],
+                    }
+                ]
+            },
+        },
+    },
 }
 
 
 def run_pod(store: Store, name: str, ip: str, ready: bool = True) -> None:
     def put(o: Obj) -> None:
         o["spec"]["nodeName"] = "svcnet"
-        o["status"] = {"phase": "Running", "podIP": ip,
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+        o["status"] = {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        }
 
     store.mutate("Pod", "default", name, put)
 
@@ -96,24 +115,52 @@ async def test_replicaset_creates_scales_and_collects(env: Any) -> None:
 async def test_endpoints_follow_readiness_and_named_target_port(env: Any) -> None:
     store, reg = env
     reg.create(RS)
-    reg.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
-                "spec": {"selector": {"app": "echo"},
-                         "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}})
+    reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "echo"},
+            "spec": {
+                "selector": {"app": "echo"},
+                "ports": [{"name": "http", "port": 80, "targetPort": "web"}],
+            },
+        }
+    )
     await settle()
     a, b = (p["metadata"]["name"] for p in store.list("Pod", "default"))
     run_pod(store, a, "127.244.0.3")
     run_pod(store, b, "127.244.0.2", ready=False)
     await settle()
     ep = store.get("Endpoints", "default", "echo")
-    assert ep["subsets"] == [{
-        "addresses": [{"ip": "127.244.0.3", "nodeName": "svcnet", "targetRef": {
-            "kind": "Pod", "namespace": "default", "name": a,
-            "uid": store.get("Pod", "default", a)["metadata"]["uid"]}}],
-        "notReadyAddresses": [{"ip": "127.244.0.2", "nodeName": "svcnet", "targetRef": {
-            "kind": "Pod", "namespace": "default", "name": b,
-            "uid": store.get("Pod", "default", b)["metadata"]["uid"]}}],
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-    }]
+    assert ep["subsets"] == [
+        {
+            "addresses": [
+                {
+                    "ip": "127.244.0.3",
+                    "nodeName": "svcnet",
+                    "targetRef": {
+                        "kind": "Pod",
+                        "namespace": "default",
+                        "name": a,
+                        "uid": store.get("Pod", "default", a)["metadata"]["uid"],
+                    },
+                }
+            ],
+            "notReadyAddresses": [
+                {
+                    "ip": "127.244.0.2",
+                    "nodeName": "svcnet",
+                    "targetRef": {
+                        "kind": "Pod",
+                        "namespace": "default",
+                        "name": b,
+                        "uid": store.get("Pod", "default", b)["metadata"]["uid"],
+                    },
+                }
+            ],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }
+    ]
     reg.delete(BY_KIND["Service"], "default", "echo")
     await settle()
     assert store.get("Endpoints", "default", "echo") is None
@@ -121,10 +168,22 @@ async def test_endpoints_follow_readiness_and_named_target_port(env: Any) -> Non
 
 async def test_selectorless_and_externalname_get_no_endpoints(env: Any) -> None:
     store, reg = env
-    reg.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gihyo"},
-                "spec": {"type": "ExternalName", "externalName": "gihyo.jp"}})
-    reg.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
-                "spec": {"ports": [{"port": 80}]}})
+    reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gihyo"},
+            "spec": {"type": "ExternalName", "externalName": "gihyo.jp"},
+        }
+    )
+    reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "manual"},
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
     await settle()
     assert store.list("Endpoints") == []
 
@@ -132,8 +191,14 @@ async def test_selectorless_and_externalname_get_no_endpoints(env: Any) -> None:
 async def test_loadbalancer_gets_ingress_ip(env: Any) -> None:
     store, reg = env
     for n in ("a", "b"):
-        reg.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": n},
-                    "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+        reg.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": n},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            }
+        )
     await settle()
     ips = [s["status"]["loadBalancer"]["ingress"][0]["ip"] for s in store.list("Service")]
     assert ips == ["127.240.0.1", "127.240.0.2"]

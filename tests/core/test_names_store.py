@@ -17,8 +17,12 @@ def test_generate_name_alphabet_and_cut() -> None:
 
 
 def _svc(name: str) -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default"}, "spec": {"ports": []}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"ports": []},
+    }
 
 
 def test_store_rv_events_and_history() -> None:
@@ -42,8 +46,14 @@ def test_store_rv_events_and_history() -> None:
 
 def test_store_generate_name_and_conflict() -> None:
     s = Store()
-    o = s.create({"apiVersion": "v1", "kind": "Pod",
-                  "metadata": {"generateName": "p-", "namespace": "default"}, "spec": {}})
+    o = s.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"generateName": "p-", "namespace": "default"},
+            "spec": {},
+        }
+    )
     assert o["metadata"]["name"].startswith("p-")
     with pytest.raises(StoreError):
         s.create(o)

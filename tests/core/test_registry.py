@@ -51,44 +51,67 @@ def test_affinity_timeout_default(reg: Registry) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"ports": [{"port": 70000}]},
-         'Service "echo" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between '
-         "1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 70000: must be "
-         "between 1 and 65535, inclusive]"),
-        ({"ports": [{"port": 80, "targetPort": 0}], "type": "Foo"},
-         'Service "echo" is invalid: spec.type: Unsupported value: "Foo": supported values: '
-         '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'),
-        ({"ports": [{"name": "http", "port": 80}, {"port": 81}]},
-         'Service "echo" is invalid: spec.ports[1].name: Required value'),
-        ({"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]},
-         'Service "echo" is invalid: spec.ports[1].name: Duplicate value: "http"'),
-        ({"ports": [{"port": 80, "nodePort": 30080}]},
-         "Service \"echo\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when "
-         "`type` is 'ClusterIP'"),
-        ({"type": "NodePort", "ports": [{"port": 80, "nodePort": 29999}]},
-         'Service "echo" is invalid: spec.ports[0].nodePort: Invalid value: 29999: provided '
-         "port is not in the valid range. The range of valid ports is 30000-32767"),
-        ({},
-         'Service "echo" is invalid: spec.ports: Required value'),
-        ({"ports": [{"port": 80, "protocol": "HTTP"}]},
-         'Service "echo" is invalid: spec.ports[0].protocol: Unsupported value: "HTTP": '
-         'supported values: "SCTP", "TCP", "UDP"'),
-        ({"type": "ExternalName"},
-         'Service "echo" is invalid: spec.externalName: Required value'),
-        ({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]},
-         "Service \"echo\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be "
-         "set to 'None' for NodePort services"),
-        ({"clusterIP": "10.96.0.5", "ports": [{"port": 80}]},
-         'Service "echo" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.5"}: '
-         "failed to allocate IP 10.96.0.5: provided IP is not in the valid range. The range of "
-         "valid IPs is 127.96.0.0/12"),
-        ({"ports": [{"port": 80, "targetPort": "way-too-long-port-name"}]},
-         'Service "echo" is invalid: spec.ports[0].targetPort: Invalid value: '
-         '"way-too-long-port-name": must be no more than 15 characters'),
-        ({"sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {}},
-          "ports": [{"port": 80}]},
-         "Service \"echo\" is invalid: spec.sessionAffinityConfig: Forbidden: must not be set "
-         "when session affinity is None"),
+        (
+            {"ports": [{"port": 70000}]},
+            'Service "echo" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between '
+            "1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 70000: must be "
+            "between 1 and 65535, inclusive]",
+        ),
+        (
+            {"ports": [{"port": 80, "targetPort": 0}], "type": "Foo"},
+            'Service "echo" is invalid: spec.type: Unsupported value: "Foo": supported values: '
+            '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+        ),
+        (
+            {"ports": [{"name": "http", "port": 80}, {"port": 81}]},
+            'Service "echo" is invalid: spec.ports[1].name: Required value',
+        ),
+        (
+            {"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]},
+            'Service "echo" is invalid: spec.ports[1].name: Duplicate value: "http"',
+        ),
+        (
+            {"ports": [{"port": 80, "nodePort": 30080}]},
+            'Service "echo" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when '
+            "`type` is 'ClusterIP'",
+        ),
+        (
+            {"type": "NodePort", "ports": [{"port": 80, "nodePort": 29999}]},
+            'Service "echo" is invalid: spec.ports[0].nodePort: Invalid value: 29999: provided '
+            "port is not in the valid range. The range of valid ports is 30000-32767",
+        ),
+        ({}, 'Service "echo" is invalid: spec.ports: Required value'),
+        (
+            {"ports": [{"port": 80, "protocol": "HTTP"}]},
+            'Service "echo" is invalid: spec.ports[0].protocol: Unsupported value: "HTTP": '
+            'supported values: "SCTP", "TCP", "UDP"',
+        ),
+        ({"type": "ExternalName"}, 'Service "echo" is invalid: spec.externalName: Required value'),
+        (
+            {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]},
+            'Service "echo" is invalid: spec.clusterIPs[0]: Invalid value: "None": may not be '
+            "set to 'None' for NodePort services",
+        ),
+        (
+            {"clusterIP": "10.96.0.5", "ports": [{"port": 80}]},
+            'Service "echo" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.5"}: '
+            "failed to allocate IP 10.96.0.5: provided IP is not in the valid range. The range of "
+            "valid IPs is 127.96.0.0/12",
+        ),
+        (
+            {"ports": [{"port": 80, "targetPort": "way-too-long-port-name"}]},
+            'Service "echo" is invalid: spec.ports[0].targetPort: Invalid value: '
+            '"way-too-long-port-name": must be no more than 15 characters',
+        ),
+        (
+            {
+                "sessionAffinity": "None",
+                "sessionAffinityConfig": {"clientIP": {}},
+                "ports": [{"port": 80}],
+            },
+            'Service "echo" is invalid: spec.sessionAffinityConfig: Forbidden: must not be set '
+            "when session affinity is None",
+        ),
     ],
 )
 def test_service_validation_messages(reg: Registry, spec: Obj, message: str) -> None:
@@ -150,8 +173,15 @@ def test_unknown_field_is_refused_with_its_path(reg: Registry) -> None:
 
 
 def test_wrong_type_is_refused(reg: Registry) -> None:
-    e = error(reg, {"apiVersion": "v1", "kind": "Service", "metadata": [{"name": "echo"}],
-                    "spec": {"ports": [{"port": 80}]}})
+    e = error(
+        reg,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": [{"name": "echo"}],
+            "spec": {"ports": [{"port": 80}]},
+        },
+    )
     assert e.code == 400
     assert e.message.endswith(
         "json: cannot unmarshal array into Go struct field Service.metadata of type v1.ObjectMeta"
@@ -174,12 +204,21 @@ def test_already_exists_and_not_found(reg: Registry) -> None:
 
 
 def test_replicaset_selector_must_match_template(reg: Registry) -> None:
-    e = error(reg, {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
-        "spec": {"selector": {"matchLabels": {"app": "a"}},
-                 "template": {"metadata": {"labels": {"app": "b"}},
-                              "spec": {"containers": [{"name": "c", "image": "i"}]}}},
-    })
+    e = error(
+        reg,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "rs"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "a"}},
+                "template": {
+                    "metadata": {"labels": {"app": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+        },
+    )
     assert e.message == (
         'ReplicaSet "rs" is invalid: spec.template.metadata.labels: Invalid value: '
         'map[string]string{"app":"b"}: `selector` does not match template `labels`'
@@ -187,8 +226,14 @@ def test_replicaset_selector_must_match_template(reg: Registry) -> None:
 
 
 def test_pod_defaults_and_delete_of_unscheduled_pod(reg: Registry) -> None:
-    p = reg.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                    "spec": {"containers": [{"name": "c", "image": "gihyodocker/echo:latest"}]}})
+    p = reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "gihyodocker/echo:latest"}]},
+        }
+    )
     assert p["spec"]["restartPolicy"] == "Always"
     assert p["spec"]["containers"][0]["imagePullPolicy"] == "Always"
     assert p["status"]["phase"] == "Pending"
@@ -197,8 +242,14 @@ def test_pod_defaults_and_delete_of_unscheduled_pod(reg: Registry) -> None:
 
 
 def test_running_pod_delete_is_graceful(reg: Registry) -> None:
-    reg.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                "spec": {"nodeName": "svcnet", "containers": [{"name": "c", "image": "i"}]}})
+    reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"nodeName": "svcnet", "containers": [{"name": "c", "image": "i"}]},
+        }
+    )
     d = reg.delete(BY_KIND["Pod"], "default", "p")
     assert d["metadata"]["deletionGracePeriodSeconds"] == 30
     assert d["metadata"]["deletionTimestamp"]

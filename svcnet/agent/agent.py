@@ -1,0 +1,301 @@
+"""The node agent: svcnet's kubelet (and, on a one-node cluster, its scheduler).
+
+The agent follows Pods in the store (an in-process informer: a synchronous
+subscription that only enqueues) and hands each pod to its own ``PodWorker``.
+It owns what pods share: the IP pool, the image registry, libc handles for
+the child-side sandbox set-up, the state directory for per-pod files, and the
+Events it records. It also serves the node API (``logs``, ``attach``) that
+the API server calls, as the kubelet serves /containerLogs and /attach.
+
+Shutdown: ``stop`` stops every pod at once with a short grace period (SIGTERM
+to each container's process group, SIGKILL after ``stop_grace``), waits for
+the exits to be seen, and removes the state it created. It does not write pod
+status on the way out: the daemon is going away with the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from svcnet._aio import TaskSet
+from svcnet.agent.container import ContainerRunner
+from svcnet.agent.ipam import IpPool
+from svcnet.agent.logs import LogBuffer, render
+from svcnet.agent.pod import KILL_WAIT, PodWorker
+from svcnet.agent.process import Process
+from svcnet.agent.sandbox import Libc
+from svcnet.agent.status import rfc3339
+from svcnet.config import Settings
+from svcnet.images import ImageRegistry
+from svcnet.nodeapi import NODE_NAME, NodeApiError
+from svcnet.store import Event, Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+STOP_GRACE = 1.5
+"""Grace period for pods when the daemon stops (stop() must end within ~3 s)."""
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        backoff: tuple[float, float] = (10.0, 300.0),
+        stop_grace: float = STOP_GRACE,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.backoff = backoff
+        """(initial, cap) of the restart back-off; tests shorten it."""
+        self.stop_grace = stop_grace
+        self.tasks = TaskSet()
+        self.images = ImageRegistry(settings.agent.images)
+        self.ips = IpPool(settings.network.pod_cidr)
+        self.libc = Libc()
+        self._workers: dict[tuple[str, str], PodWorker] = {}
+        self._running: dict[PodWorker, asyncio.Task[None]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._state_root: Path | None = None
+        self._own_state_root = False
+        self._stopped = False
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        configured = self.settings.agent.state_dir
+        if configured:
+            self._state_root = Path(configured) / "pods"
+            self._state_root.mkdir(parents=True, exist_ok=True)
+        else:
+            self._state_root = Path(tempfile.mkdtemp(prefix="svcnet-agent-"))
+            self._own_state_root = True
+        self._unsubscribe = self.store.subscribe(self._on_event)
+        for pod in self.store.list("Pod"):
+            self._on_pod(pod)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        workers = list(self._running)
+        self._workers.clear()
+        for w in workers:
+            w.feed(None)
+        tasks = [self._running[w] for w in workers]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.stop_grace + KILL_WAIT)
+        await self.tasks.stop(timeout=1.0)
+        if self._state_root is not None and self._own_state_root:
+            shutil.rmtree(self._state_root, ignore_errors=True)
+
+    def pod_dir(self, namespace: str, name: str, uid: str) -> Path:
+        assert self._state_root is not None, "Agent.start() first"
+        return self._state_root / f"{namespace}_{name}_{uid[:8]}"
+
+    # --- informer ----------------------------------------------------------------
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.kind != "Pod" or self._stopped:
+            return
+        key = (ev.namespace or "default", ev.name)
+        if ev.type == "DELETED":
+            w = self._workers.get(key)
+            if w is not None and w.uid == str(ev.obj["metadata"].get("uid") or ""):
+                del self._workers[key]
+                w.feed(ev)
+            return
+        w = self._workers.get(key)
+        if w is not None and w.uid == str(ev.obj["metadata"].get("uid") or ""):
+            w.feed(ev)
+        else:
+            self._on_pod(ev.obj)
+
+    def _on_pod(self, pod: Obj) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and node != NODE_NAME:
+            return  # bound to another node: not ours to run
+        w = PodWorker(self, pod)
+        old = self._workers.get(w.key)
+        if old is not None:
+            old.feed(None)  # a new pod under the same name: the old one is gone
+        self._workers[w.key] = w
+        task = self.tasks.spawn(w.run(), name=f"pod:{w.namespace}/{w.name}")
+        self._running[w] = task
+        task.add_done_callback(functools.partial(self._worker_done, w))
+
+    def _worker_done(self, w: PodWorker, _task: asyncio.Task[None]) -> None:
+        self._running.pop(w, None)
+        if self._workers.get(w.key) is w:
+            del self._workers[w.key]
+
+    # --- events ------------------------------------------------------------------
+
+    def record_event(
+        self, pod: Obj, type_: str, reason: str, message: str, component: str = "kubelet"
+    ) -> str:
+        """Create or count up a core/v1 Event about the pod (what `describe` lists)."""
+        md = pod["metadata"]
+        ns = str(md.get("namespace") or "default")
+        digest = hashlib.sha256(f"{md.get('uid')}/{reason}/{message}".encode()).hexdigest()[:16]
+        name = f"{md['name']}.{digest}"
+        now = rfc3339(time.time())
+
+        def bump(ev: Obj) -> None:
+            ev["count"] = int(ev.get("count") or 1) + 1
+            ev["lastTimestamp"] = now
+
+        try:
+            if self.store.get("Event", ns, name) is not None:
+                self.store.mutate("Event", ns, name, bump)
+            else:
+                self.store.create(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Event",
+                        "metadata": {"name": name, "namespace": ns},
+                        "involvedObject": {
+                            "apiVersion": "v1",
+                            "kind": "Pod",
+                            "namespace": ns,
+                            "name": md["name"],
+                            "uid": md.get("uid"),
+                        },
+                        "reason": reason,
+                        "message": message,
+                        "type": type_,
+                        "source": {"component": component, "host": NODE_NAME},
+                        "reportingComponent": component,
+                        "reportingInstance": NODE_NAME,
+                        "firstTimestamp": now,
+                        "lastTimestamp": now,
+                        "count": 1,
+                    }
+                )
+        except StoreError:
+            return ""
+        return name
+
+    # --- node API ------------------------------------------------------------------
+
+    def _runner(self, namespace: str, pod: str, container: str) -> ContainerRunner:
+        w = self._workers.get((namespace, pod))
+        if w is None:
+            raise NodeApiError(f'pods "{pod}" not found', 404)
+        if not container:
+            if len(w.runners) == 1:
+                return w.runners[0]
+            names = " ".join(r.name for r in w.runners)
+            raise NodeApiError(
+                f"a container name must be specified for pod {pod}, choose one of: [{names}]"
+            )
+        r = w.runner(container)
+        if r is None:
+            raise NodeApiError(f"container {container} is not valid for pod {pod}")
+        return r
+
+    @staticmethod
+    def _current(r: ContainerRunner, pod: str) -> Process:
+        if r.proc is None:
+            reason = r.waiting_reason or "ContainerCreating"
+            if reason in ("ErrImagePull", "ImagePullBackOff"):
+                reason = "image can't be pulled"
+            raise NodeApiError(f'container "{r.name}" in pod "{pod}" is waiting to start: {reason}')
+        return r.proc
+
+    def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+        since_seconds: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        r = self._runner(namespace, pod, container)
+        if previous:
+            if r.previous is None:
+                raise NodeApiError(
+                    f'previous terminated container "{r.name}" in pod "{pod}" not found'
+                )
+            log = r.previous.log
+        else:
+            log = self._current(r, pod).log
+        since_ns = time.time_ns() - since_seconds * 1_000_000_000 if since_seconds else None
+        return _stream_log(log, follow, tail_lines, timestamps, since_ns)
+
+    async def attach(
+        self, namespace: str, pod: str, container: str, *, tty: bool
+    ) -> ContainerAttachment:
+        r = self._runner(namespace, pod, container)
+        proc = self._current(r, pod)
+        return ContainerAttachment(proc, stdin_once=bool(r.spec.get("stdinOnce")))
+
+
+async def _stream_log(
+    log: LogBuffer, follow: bool, tail_lines: int | None, timestamps: bool, since_ns: int | None
+) -> AsyncIterator[bytes]:
+    recs = log.select(tail_lines, since_ns)
+    at_line_start = True
+    if recs:
+        yield render(recs, timestamps)
+        at_line_start = recs[-1].eol
+    if not follow:
+        return
+    last = recs[-1].seq if recs else max((r.seq for r in log.records()), default=-1)
+    async for batch in log.follow(last):
+        yield render(batch, timestamps, at_line_start)
+        at_line_start = batch[-1].eol
+
+
+class ContainerAttachment:
+    """`kubectl attach`: the container's stdio, with its output replayed from the start."""
+
+    def __init__(self, proc: Process, *, stdin_once: bool) -> None:
+        self._proc = proc
+        self._stdin_once = stdin_once
+        self._detached = False
+
+    def write_stdin(self, data: bytes) -> None:
+        if not self._detached:
+            self._proc.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        self._proc.close_stdin()
+
+    def resize(self, width: int, height: int) -> None:
+        self._proc.resize(width, height)
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        async for batch in self._proc.log.follow(-1, until=lambda: self._detached):
+            for rec in batch:
+                yield rec.stream, rec.data
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._proc.done)
+
+    def detach(self) -> None:
+        if self._detached:
+            return
+        self._detached = True
+        if self._stdin_once:
+            # stdinOnce: the container's stdin closes when its first attach ends.
+            self._proc.close_stdin()
+        self._proc.log.poke()

@@ -1,0 +1,125 @@
+"""A container's environment, built the way the kubelet builds it.
+
+Order and precedence follow kubelet_pods.go `makeEnvironmentVariables`: the
+Service link variables (`ECHO_SERVICE_HOST`, `ECHO_PORT_80_TCP`, ...) first,
+then the container's own `env`, which may refer to earlier variables as
+`$(VAR)`. svcnet adds `HOSTNAME` and `POD_IP` (a pod's containers share an
+address; built-in images bind it).
+
+The process does not inherit the daemon's environment, as a container does
+not inherit the node's; only PATH and HOME are carried over so host tools are
+found.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Obj = dict[str, Any]
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class EnvError(ValueError):
+    """The container cannot be configured (kubelet: CreateContainerConfigError)."""
+
+
+def _env_name(svc: str) -> str:
+    return svc.upper().replace("-", "_")
+
+
+def service_links(services: Iterable[Obj]) -> dict[str, str]:
+    """Docker-link style variables for Services with a cluster IP (FromServices)."""
+    env: dict[str, str] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        ports = spec.get("ports") or []
+        if not ip or ip == "None" or not ports:
+            continue
+        name = _env_name(str(svc["metadata"]["name"]))
+        first = ports[0]
+        env[f"{name}_SERVICE_HOST"] = ip
+        env[f"{name}_SERVICE_PORT"] = str(first["port"])
+        for p in ports:
+            if p.get("name"):
+                env[f"{name}_SERVICE_PORT_{_env_name(str(p['name']))}"] = str(p["port"])
+        proto0 = str(first.get("protocol") or "TCP").lower()
+        env[f"{name}_PORT"] = f"{proto0}://{ip}:{first['port']}"
+        for p in ports:
+            proto = str(p.get("protocol") or "TCP")
+            prefix = f"{name}_PORT_{p['port']}_{proto.upper()}"
+            env[prefix] = f"{proto.lower()}://{ip}:{p['port']}"
+            env[f"{prefix}_PROTO"] = proto.lower()
+            env[f"{prefix}_PORT"] = str(p["port"])
+            env[f"{prefix}_ADDR"] = ip
+    return env
+
+
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes `$(VAR)` expansion: unknown references stay as written, `$$` escapes."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _REF.sub(sub, value)
+
+
+def _field_ref(pod: Obj, path: str, pod_ip: str) -> str:
+    md = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    simple = {
+        "metadata.name": md.get("name"),
+        "metadata.namespace": md.get("namespace") or "default",
+        "metadata.uid": md.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
+        "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIP": "127.0.0.1",
+        "status.hostIPs": "127.0.0.1",
+    }
+    if path in simple:
+        return str(simple[path] or "")
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
+    if m:
+        return str((md.get(m.group(1)) or {}).get(m.group(2), ""))
+    raise EnvError(f'unsupported fieldRef fieldPath "{path}"')
+
+
+def container_env(
+    pod: Obj, container: Obj, services: Iterable[Obj], pod_ip: str, *, tty: bool = False
+) -> dict[str, str]:
+    md = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    env: dict[str, str] = {"PATH": os.environ.get("PATH", _DEFAULT_PATH)}
+    if "HOME" in os.environ:
+        env["HOME"] = os.environ["HOME"]
+    env["HOSTNAME"] = str(spec.get("hostname") or md.get("name") or "")
+    if tty:
+        env["TERM"] = "xterm"  # what Docker and containerd set for a tty container
+    env["POD_IP"] = pod_ip
+    env.update(service_links(services))
+    for item in container.get("env") or ():
+        name = str(item["name"])
+        if "valueFrom" in item:
+            src = item["valueFrom"] or {}
+            if "fieldRef" in src:
+                env[name] = _field_ref(pod, str(src["fieldRef"].get("fieldPath", "")), pod_ip)
+            else:
+                kind = next(iter(src), "valueFrom")
+                optional = bool((src.get(kind) or {}).get("optional"))
+                if optional:
+                    continue
+                raise EnvError(f'env "{name}": svcnet does not support {kind} yet')
+        else:
+            env[name] = expand(str(item.get("value") or ""), env)
+    return env

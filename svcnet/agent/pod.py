@@ -1,0 +1,356 @@
+"""One pod on this node: the kubelet's pod worker.
+
+Each pod gets one ``PodWorker`` with its own event queue, so one pod's
+events are handled in order and pods proceed independently (kubelet's
+podWorkers, kopf's per-object workers). The worker:
+
+1. schedules the pod here (`spec.nodeName`), takes an IP from the pod CIDR,
+   writes its resolv.conf and hosts files;
+2. starts one ``ContainerRunner`` per container;
+3. after every container change, writes the whole pod status at once;
+4. on `metadata.deletionTimestamp`, stops the containers with the grace
+   period (SIGTERM, then SIGKILL) and removes the object from the store; on a
+   DELETED event (a forced delete), kills them at once.
+
+The worker's own status writes come back to it as MODIFIED events; only a
+deletion timestamp is acted upon, so they are harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from svcnet.agent import envvars, sandbox
+from svcnet.agent.backoff import Backoff
+from svcnet.agent.container import ContainerConfigError, ContainerRunner
+from svcnet.agent.process import LaunchSpec, Process
+from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class, rfc3339
+from svcnet.nodeapi import NODE_NAME
+from svcnet.store import Event, StoreError
+
+if TYPE_CHECKING:
+    from svcnet.agent.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+DEFAULT_GRACE = 30.0
+KILL_WAIT = 2.0
+"""After SIGKILL, how long to wait for the exit to be seen (it is immediate in practice)."""
+
+
+class PodWorker:
+    def __init__(self, agent: Agent, pod: Obj) -> None:
+        md = pod["metadata"]
+        self._agent = agent
+        self.namespace = str(md.get("namespace") or "default")
+        self.name = str(md["name"])
+        self.uid = str(md.get("uid") or "")
+        self.pod = pod
+        spec = pod.get("spec") or {}
+        self.restart_policy = str(spec.get("restartPolicy") or "Always")
+        self.log_limit = agent.settings.agent.log_bytes
+        self.ip = ""
+        self.runners: list[ContainerRunner] = []
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._dir: Path | None = None
+        self._resolv: Path | None = None
+        self._hosts: Path | None = None
+        self._start_time = time.time()
+        self._sandbox_problem = ""
+        self._terminating = False
+        self._publish_pending = False
+        self._events: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    def feed(self, ev: Event | None) -> None:
+        """Called synchronously from the store subscription; None asks the worker to stop."""
+        self._queue.put_nowait(ev)
+
+    # --- the worker loop -----------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            if self._start():
+                self._handle(self.pod)
+            while True:
+                ev = await self._queue.get()
+                if ev is None:
+                    await self.terminate(self._agent.stop_grace, deleting=False)
+                    return
+                if ev.type == "DELETED":
+                    await self.terminate(0, deleting=False)
+                    return
+                self.pod = ev.obj
+                self._handle(ev.obj)
+        finally:
+            await self._cleanup()
+
+    def _handle(self, pod: Obj) -> None:
+        md = pod["metadata"]
+        if md.get("deletionTimestamp") and not self._terminating:
+            grace = md.get("deletionGracePeriodSeconds")
+            if grace is None:
+                grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+            grace = DEFAULT_GRACE if grace is None else float(grace)
+            self._tasks.append(
+                self._agent.tasks.spawn(
+                    self._delete(grace), name=f"pod-delete:{self.namespace}/{self.name}"
+                )
+            )
+
+    async def _delete(self, grace: float) -> None:
+        await self.terminate(grace, deleting=True)
+        try:
+            self._agent.store.delete("Pod", self.namespace, self.name)
+        except StoreError:
+            pass  # already gone: a forced delete got there first
+
+    def _start(self) -> bool:
+        spec = self.pod.get("spec") or {}
+        preferred = str((self.pod.get("status") or {}).get("podIP") or "") or None
+        try:
+            self.ip = self._agent.ips.allocate(preferred)
+        except LookupError as e:
+            message = str(e)
+            self._write(lambda st: _unschedulable(st, message))
+            return False
+        self._write_files()
+        self.runners = [ContainerRunner(self, c) for c in spec.get("containers") or ()]
+        self.event(
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
+            component="default-scheduler",
+        )
+        self._publish()
+        for r in self.runners:
+            self._tasks.append(
+                self._agent.tasks.spawn(
+                    r.run(), name=f"container:{self.namespace}/{self.name}/{r.name}"
+                )
+            )
+        return True
+
+    def _write_files(self) -> None:
+        net = self._agent.settings.network
+        self._dir = self._agent.pod_dir(self.namespace, self.name, self.uid)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        conf = sandbox.resolv_conf(self.pod, net.cluster_domain, net.dns_service_ip)
+        if conf is not None:
+            self._resolv = self._dir / "resolv.conf"
+            self._resolv.write_text(conf)
+        self._hosts = self._dir / "hosts"
+        self._hosts.write_text(sandbox.hosts_file(self.pod, self.ip, net.cluster_domain))
+
+    # --- stopping --------------------------------------------------------------
+
+    async def terminate(self, grace: float, *, deleting: bool) -> None:
+        """Stop every container: SIGTERM to each group, SIGKILL after `grace` seconds."""
+        first = not self._terminating
+        self._terminating = True
+        procs: list[Process] = []
+        for r in self.runners:
+            p = r.stop(signal.SIGTERM if grace > 0 else signal.SIGKILL)
+            if p is not None:
+                procs.append(p)
+                if deleting and first:
+                    self.event("Normal", "Killing", f"Stopping container {r.name}")
+        if procs:
+            await asyncio.wait([p.done for p in procs], timeout=max(grace, 0.001))
+            left = [p for p in procs if not p.done.done()]
+            for p in left:
+                p.kill_group(signal.SIGKILL)
+            if left:
+                await asyncio.wait([p.done for p in left], timeout=KILL_WAIT)
+        # Let the runners record the exits before the caller deletes or returns.
+        runs = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
+        if runs:
+            await asyncio.wait(runs, timeout=KILL_WAIT)
+
+    async def _cleanup(self) -> None:
+        for r in self.runners:
+            r.stop(signal.SIGKILL)
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if not t.done() and t is not current]
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=KILL_WAIT)
+        if self.ip:
+            self._agent.ips.release(self.ip)
+            self.ip = ""
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        for name in self._events:
+            try:
+                self._agent.store.delete("Event", self.namespace, name)
+            except StoreError:
+                pass
+
+    # --- PodHost: what containers ask of their pod -----------------------------
+
+    def launch_spec(self, container: Obj) -> tuple[LaunchSpec, str]:
+        image_name = str(container.get("image") or "")
+        image = self._agent.images.resolve(image_name)
+        command = [str(a) for a in container.get("command") or ()]
+        args = [str(a) for a in container.get("args") or ()]
+        if image is None and not command:
+            raise ContainerConfigError(
+                "ErrImagePull",
+                f'svcnet has no built-in image "{image_name}" and the container has no command;'
+                " map it in config/svcnet.yaml agent.images",
+            )
+        tty = bool(container.get("tty"))
+        try:
+            env = envvars.container_env(self.pod, container, self._services(), self.ip, tty=tty)
+        except envvars.EnvError as e:
+            raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
+        if image is not None:
+            argv = image.argv(command, args)
+            image_id = image.image_id
+        else:
+            argv = [*command, *args]
+            image_id = f"svcnet://{image_name}"
+        argv = [envvars.expand(a, env) for a in argv]
+        if not argv:
+            raise ContainerConfigError(
+                "CreateContainerError", f'image "{image_name}" has no command to run'
+            )
+        spec = LaunchSpec(
+            argv=argv,
+            env=env,
+            cwd=str(container.get("workingDir") or "/"),
+            stdin=bool(container.get("stdin")),
+            tty=tty,
+            # A user command replaces the image's server, which then cannot report.
+            signals_ready=image is not None and image.signals_ready and not command,
+        )
+        return spec, image_id
+
+    def _services(self) -> list[Obj]:
+        store = self._agent.store
+        links = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+        out = list(store.list("Service", self.namespace)) if links else []
+        if self.namespace != "default" or not links:
+            kube = store.get("Service", "default", "kubernetes")
+            if kube is not None:
+                out.append(kube)
+        return out
+
+    def preexec(self, report_fd: int, tty: bool) -> Callable[[], None]:
+        spec = self.pod.get("spec") or {}
+        hostname = str(spec.get("hostname") or self.name)[:63]
+        return sandbox.ChildSetup(
+            libc=self._agent.libc,
+            parent_pid=os.getpid(),
+            report_fd=report_fd,
+            tty=tty,
+            hostname=hostname.encode(),
+            resolv_path=bytes(self._resolv) if self._resolv else None,
+            hosts_path=bytes(self._hosts) if self._hosts else None,
+        )
+
+    def new_backoff(self) -> Backoff:
+        initial, cap = self._agent.backoff
+        return Backoff(initial, cap)
+
+    def sandbox_report(self, container: str, report: bytes) -> None:
+        if report == sandbox.OK or self._sandbox_problem:
+            return
+        why = report.decode(errors="replace") or "no report from the container process"
+        self._sandbox_problem = (
+            f"container {container} sees the host's /etc/resolv.conf, /etc/hosts and hostname"
+            f" ({why}); cluster names need the full form or the host resolver pointed at"
+            " svcnet's DNS. Run svcnet as root or allow unprivileged user namespaces"
+            " (sysctl kernel.unprivileged_userns_clone=1)"
+        )
+        logger.warning("pod %s/%s: %s", self.namespace, self.name, self._sandbox_problem)
+        self.event("Warning", "HostNetworkView", self._sandbox_problem)
+
+    def event(self, type_: str, reason: str, message: str, component: str = "kubelet") -> None:
+        name = self._agent.record_event(self.pod, type_, reason, message, component)
+        if name:
+            self._events.add(name)
+
+    def changed(self) -> None:
+        # Coalesce the changes of one loop iteration (all containers starting) into one write.
+        if not self._publish_pending:
+            self._publish_pending = True
+            asyncio.get_running_loop().call_soon(self._publish)
+
+    # --- status --------------------------------------------------------------
+
+    def _publish(self) -> None:
+        self._publish_pending = False
+        statuses = [r.status() for r in self.runners]
+        pod_phase = phase(statuses, self.restart_policy)
+        now = rfc3339(time.time())
+
+        def fn(obj: Obj) -> None:
+            spec = obj.setdefault("spec", {})
+            if not spec.get("nodeName"):
+                spec["nodeName"] = NODE_NAME
+            old = obj.get("status") or {}
+            st: Obj = {
+                "phase": pod_phase,
+                "conditions": conditions(
+                    statuses, pod_phase, old.get("conditions") or (), now, self._sandbox_problem
+                ),
+                "hostIP": "127.0.0.1",
+                "hostIPs": [{"ip": "127.0.0.1"}],
+                "podIP": self.ip,
+                "podIPs": [{"ip": self.ip}],
+                "startTime": old.get("startTime") or rfc3339(self._start_time),
+                "containerStatuses": statuses,
+                "qosClass": qos_class(obj),
+            }
+            obj["status"] = st
+
+        self._write(fn)
+
+    def _write(self, fn: Callable[[Obj], None]) -> None:
+        try:
+            self._agent.store.mutate("Pod", self.namespace, self.name, fn)
+        except StoreError:
+            pass  # the pod is gone; its DELETED event is on its way to this worker
+
+    # --- lookups for logs/attach ------------------------------------------------
+
+    def runner(self, container: str) -> ContainerRunner | None:
+        for r in self.runners:
+            if r.name == container:
+                return r
+        return None
+
+
+def _unschedulable(obj: Obj, message: str) -> None:
+    obj["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": rfc3339(time.time()),
+            }
+        ],
+    }
+
+
+__all__ = ["SANDBOX_CONDITION", "PodWorker"]

@@ -1,0 +1,381 @@
+"""One run of a container: a child process, its output, its exit.
+
+The process is started with ``subprocess.Popen`` (start_new_session, so the
+container is a process group the agent can signal as a whole; a preexec_fn
+for the pod's view and the parent-death signal) and then driven entirely by
+the event loop through raw file descriptors:
+
+- stdout/stderr pipes, or one pty master for ``tty: true``, are read with
+  ``loop.add_reader`` into the instance's ``LogBuffer``;
+- the exit is seen through a pidfd, which also lets the agent kill what is
+  left of the group *before* reaping the leader (while the zombie still pins
+  the pid, so the group id cannot have been reused);
+- built-in images write a line to the ready pipe once they serve.
+
+Not using asyncio's subprocess transport is deliberate: it needs a child
+watcher (a thread per child on 3.11's default loop, its own under uvloop), a
+pty needs raw fds anyway, and this way the code behaves the same under both
+loops.
+
+``done`` resolves with the Kubernetes exit code (128+signal for a signal)
+once the process has exited and its output is drained, so a status that says
+"terminated" always comes with the complete log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from svcnet.agent.logs import STDERR, STDOUT, LogBuffer
+from svcnet.images import READY_FD_ENV
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT = 1.0
+"""How long output may keep flowing after the main process died (a grandchild
+that escaped the group can hold the pipe open; we stop listening then)."""
+
+
+@dataclass
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    stdin: bool
+    tty: bool
+    signals_ready: bool
+
+
+PreexecFactory = Callable[[int, bool], Callable[[], None]]
+"""(report_fd, tty) -> the preexec_fn, which writes its sandbox report to report_fd."""
+
+
+class LaunchError(Exception):
+    """The process could not be started (kubelet: StartError / RunContainerError)."""
+
+
+class _FdWriter:
+    """Non-blocking writes to a container's stdin, buffered while the pipe is full."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, owns_fd: bool) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._owns = owns_fd
+        self._buf = bytearray()
+        self._closing = False
+        self._closed = False
+        self._watching = False
+
+    def write(self, data: bytes) -> None:
+        if self._closing or self._closed or not data:
+            return
+        self._buf += data
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._buf and not self._closed:
+            try:
+                n = os.write(self._fd, self._buf)
+            except BlockingIOError:
+                if not self._watching:
+                    self._loop.add_writer(self._fd, self._flush)
+                    self._watching = True
+                return
+            except OSError:
+                # The reader is gone (EPIPE/EIO): what is left can never be read.
+                self._buf.clear()
+                self._shutdown()
+                return
+            del self._buf[:n]
+        if self._watching:
+            self._loop.remove_writer(self._fd)
+            self._watching = False
+        if self._closing:
+            self._shutdown()
+
+    def close(self) -> None:
+        self._closing = True
+        if not self._buf:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._watching:
+            self._loop.remove_writer(self._fd)
+            self._watching = False
+        if self._owns:
+            os.close(self._fd)
+
+
+class Process:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        popen: subprocess.Popen[bytes],
+        log: LogBuffer,
+        tty: bool,
+    ) -> None:
+        self._loop = loop
+        self._popen = popen
+        self.pid = popen.pid
+        self.log = log
+        self.tty = tty
+        self.started_at = time.time()
+        self.sandbox_report = b""
+        self.ready: asyncio.Future[None] = loop.create_future()
+        """Resolves when the image says it serves (at once for other commands)."""
+        self.done: asyncio.Future[int] = loop.create_future()
+        self.exit_code: int | None = None
+        self.signal: int | None = None
+        self.finished_at: float | None = None
+        self._readers: dict[int, int] = {}  # fd -> stream
+        self._pty: int | None = None
+        self._stdin: _FdWriter | None = None
+        self._pidfd: int | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._ready_fd: int | None = None
+
+    # --- start ------------------------------------------------------------
+
+    @classmethod
+    def launch(cls, spec: LaunchSpec, preexec: PreexecFactory, log_limit: int) -> Process:
+        loop = asyncio.get_running_loop()
+        to_close: list[int] = []  # the child's ends, closed in the parent after the fork
+        keep: list[int] = []  # the parent's ends, closed if the launch fails
+        env = dict(spec.env)
+        pass_fds: tuple[int, ...] = ()
+        ready_r = None
+        try:
+            report_r, report_w = os.pipe()
+            to_close.append(report_w)
+            keep.append(report_r)
+            if spec.signals_ready:
+                ready_r, ready_w = os.pipe()
+                keep.append(ready_r)
+                to_close.append(ready_w)
+                env[READY_FD_ENV] = str(ready_w)
+                pass_fds = (ready_w,)
+            stdin: int
+            if spec.tty:
+                master, slave = os.openpty()
+                keep.append(master)
+                to_close.append(slave)
+                stdin = stdout = stderr = slave
+            else:
+                out_r, stdout = os.pipe()
+                err_r, stderr = os.pipe()
+                keep += [out_r, err_r]
+                to_close += [stdout, stderr]
+                if spec.stdin:
+                    stdin, in_w = os.pipe()
+                    keep.append(in_w)
+                    to_close.append(stdin)
+                else:
+                    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                    to_close.append(stdin)
+            try:
+                popen = subprocess.Popen(
+                    spec.argv,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=env,
+                    cwd=spec.cwd,
+                    start_new_session=True,
+                    preexec_fn=preexec(report_w, spec.tty),
+                    pass_fds=pass_fds,
+                )
+            except FileNotFoundError as e:
+                target = e.filename if e.filename is not None else spec.argv[0]
+                if target == spec.cwd:
+                    raise LaunchError(f'chdir to cwd ("{spec.cwd}") failed: {e.strerror}') from None
+                raise LaunchError(
+                    f'exec: "{spec.argv[0]}": executable file not found in $PATH'
+                ) from None
+            except (OSError, subprocess.SubprocessError) as e:
+                raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
+        except BaseException:
+            for fd in keep:
+                os.close(fd)
+            raise
+        finally:
+            for fd in to_close:
+                os.close(fd)
+
+        proc = cls(loop, popen, LogBuffer(log_limit), spec.tty)
+        # exec has happened (Popen waits for it), so the report is complete.
+        proc.sandbox_report = _read_all(report_r)
+        os.close(report_r)
+        if spec.tty:
+            proc._pty = master
+            os.set_blocking(master, False)
+            proc._watch(master, STDOUT)
+            proc._stdin = _FdWriter(loop, master, owns_fd=False) if spec.stdin else None
+        else:
+            proc._watch(out_r, STDOUT)
+            proc._watch(err_r, STDERR)
+            if spec.stdin:
+                os.set_blocking(in_w, False)
+                proc._stdin = _FdWriter(loop, in_w, owns_fd=True)
+        if ready_r is not None:
+            os.set_blocking(ready_r, False)
+            proc._ready_fd = ready_r
+            loop.add_reader(ready_r, proc._on_ready_pipe, ready_r)
+        else:
+            proc.ready.set_result(None)
+        try:
+            proc._pidfd = os.pidfd_open(proc.pid)
+        except OSError:
+            proc._pidfd = None
+        if proc._pidfd is not None:
+            loop.add_reader(proc._pidfd, proc._on_exit)
+        else:
+            # Kernels before 5.3: a thread blocks in waitpid instead.
+            fut = loop.run_in_executor(None, popen.wait)
+            fut.add_done_callback(lambda _f: proc._on_exit())
+        return proc
+
+    def _watch(self, fd: int, stream: int) -> None:
+        os.set_blocking(fd, False)
+        self._readers[fd] = stream
+        self._loop.add_reader(fd, self._on_output, fd)
+
+    # --- event-loop callbacks ----------------------------------------------
+
+    def _on_output(self, fd: int) -> None:
+        stream = self._readers[fd]
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                # EIO: a pty whose slave side is closed by everyone: the output has ended.
+                if e.errno != errno.EIO:
+                    logger.debug("read from container %d: %s", self.pid, e)
+                data = b""
+            if not data:
+                self._close_reader(fd)
+                return
+            self.log.append(stream, data)
+
+    def _close_reader(self, fd: int) -> None:
+        if fd not in self._readers:
+            return
+        del self._readers[fd]
+        self._loop.remove_reader(fd)
+        if fd == self._pty:
+            if self._stdin is not None:
+                self._stdin.close()
+            self._pty = None
+        os.close(fd)
+        self._maybe_done()
+
+    def _on_ready_pipe(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 256)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            if not self.ready.done():
+                self.ready.set_result(None)
+        else:
+            self._close_ready_pipe()
+
+    def _close_ready_pipe(self) -> None:
+        if self._ready_fd is not None:
+            self._loop.remove_reader(self._ready_fd)
+            os.close(self._ready_fd)
+            self._ready_fd = None
+
+    def _on_exit(self) -> None:
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            # The leader is a zombie: its pid (= the group id) cannot be reused yet.
+            # Like a container's cgroup, the group dies with its main process.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        rc = self._popen.wait()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.finished_at = time.time()
+        if rc < 0:
+            self.signal = -rc
+            self.exit_code = 128 - rc
+        else:
+            self.exit_code = rc
+        if self._readers:
+            self._drain_timer = self._loop.call_later(DRAIN_TIMEOUT, self._stop_reading)
+        self._maybe_done()
+
+    def _stop_reading(self) -> None:
+        for fd in list(self._readers):
+            self._close_reader(fd)
+
+    def _maybe_done(self) -> None:
+        if self.exit_code is None or self._readers or self.done.done():
+            return
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        if self._stdin is not None:
+            self._stdin.close()
+        self._close_ready_pipe()
+        self.log.close()
+        self.done.set_result(self.exit_code)
+
+    # --- control ---------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.exit_code is None
+
+    def kill_group(self, sig: int) -> None:
+        if self.exit_code is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def write_stdin(self, data: bytes) -> None:
+        if self._stdin is not None:
+            self._stdin.write(data)
+
+    def close_stdin(self) -> None:
+        if self._stdin is None:
+            return
+        if self.tty:
+            # A terminal has no half-close; EOF is the VEOF character (^D).
+            self._stdin.write(b"\x04")
+        else:
+            self._stdin.close()
+
+    def resize(self, width: int, height: int) -> None:
+        if self._pty is None or width <= 0 or height <= 0:
+            return
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(self._pty, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)

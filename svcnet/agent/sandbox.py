@@ -1,0 +1,181 @@
+"""How a pod's processes see the cluster: resolv.conf, /etc/hosts, hostname.
+
+Kubernetes gives each pod its own /etc/resolv.conf (cluster DNS first,
+`search <ns>.svc.<zone> svc.<zone> <zone>`, `ndots:5`), its own /etc/hosts and
+its own hostname. Here the kubelet writes both files into the pod's state
+directory, and each container process, between fork and exec, enters a
+private mount namespace (plus a UTS namespace for the hostname) and
+bind-mounts them over the host's. Nothing leaks back: `/` is made
+MS_PRIVATE before any bind.
+
+Root can do this directly. Others get an unprivileged user namespace that
+maps their own uid and gid (so files and permissions look the same) where
+the kernel allows it. Where neither works the container still runs with the
+host's view; `ChildSetup` reports what happened through a pipe so the pod
+can say so in its status instead of failing.
+
+The child code runs after fork in a possibly multi-threaded parent, so it
+only makes pre-resolved ctypes calls on pre-encoded bytes and raw os calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import signal
+import termios
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWUSER = 0x10000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+
+OK = b"ok"
+
+
+def resolv_conf(pod: Obj, cluster_domain: str, dns_ip: str) -> str | None:
+    """The pod's resolv.conf per dnsPolicy; None means the host's file (policy Default)."""
+    spec = pod.get("spec") or {}
+    ns = str(pod["metadata"].get("namespace") or "default")
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    cfg = spec.get("dnsConfig") or {}
+    if policy == "Default" and not cfg:
+        return None
+    nameservers: list[str] = []
+    searches: list[str] = []
+    options: list[str] = []
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        nameservers = [dns_ip]
+        searches = [f"{ns}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
+        options = ["ndots:5"]
+    nameservers += [str(s) for s in cfg.get("nameservers") or ()]
+    searches += [str(s) for s in cfg.get("searches") or () if s not in searches]
+    for opt in cfg.get("options") or ():
+        name = str(opt.get("name"))
+        value = opt.get("value")
+        options = [o for o in options if o.partition(":")[0] != name]
+        options.append(f"{name}:{value}" if value is not None else name)
+    lines = [f"search {' '.join(searches)}"] if searches else []
+    lines += [f"nameserver {n}" for n in nameservers[:3]]
+    if options:
+        lines.append(f"options {' '.join(options)}")
+    return "\n".join(lines) + "\n"
+
+
+def hosts_file(pod: Obj, pod_ip: str, cluster_domain: str) -> str:
+    """The kubelet's managed hosts file. `localhost` is the pod IP: in a real pod the
+    loopback interface is the pod's own, shared by its containers, and here the pod
+    IP is what its containers bind."""
+    md, spec = pod["metadata"], pod.get("spec") or {}
+    hostname = str(spec.get("hostname") or md["name"])
+    names = [hostname]
+    if spec.get("subdomain"):
+        ns = md.get("namespace") or "default"
+        names.insert(0, f"{hostname}.{spec['subdomain']}.{ns}.svc.{cluster_domain}")
+    lines = [
+        "# Kubernetes-managed hosts file (svcnet).",
+        f"{pod_ip}\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "fe00::0\tip6-mcastprefix",
+        "fe00::1\tip6-allnodes",
+        "fe00::2\tip6-allrouters",
+        f"{pod_ip}\t{' '.join(names)}",
+    ]
+    for alias in spec.get("hostAliases") or ():
+        lines.append(f"{alias.get('ip')}\t{' '.join(alias.get('hostnames') or ())}")
+    return "\n".join(lines) + "\n"
+
+
+class Libc:
+    """libc entry points resolved once, in the parent, so the child only calls them."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.unshare = lib.unshare
+        self.unshare.argtypes = [ctypes.c_int]
+        self.mount = lib.mount
+        self.mount.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.c_void_p,
+        ]
+        self.sethostname = lib.sethostname
+        self.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        self.prctl = lib.prctl
+        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+
+
+@dataclass(frozen=True)
+class ChildSetup:
+    """The preexec_fn: parent-death signal, controlling tty, the pod's view."""
+
+    libc: Libc
+    parent_pid: int
+    report_fd: int
+    tty: bool
+    hostname: bytes
+    resolv_path: bytes | None
+    """Bind-mounted over /etc/resolv.conf; None keeps the host's."""
+    hosts_path: bytes | None
+
+    def __call__(self) -> None:
+        # If the daemon dies, so does the container (and its group gets no orphan
+        # leader). Checking the parent after arming closes the race with its death.
+        self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != self.parent_pid:
+            os._exit(137)
+        if self.tty:
+            # start_new_session made us a session leader; fd 0 is the pty slave.
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        os.write(self.report_fd, self._enter_pod_view())
+
+    def _fail(self, what: str) -> bytes:
+        err = ctypes.get_errno()
+        return f"{what}: {os.strerror(err)}".encode()
+
+    def _enter_pod_view(self) -> bytes:
+        libc = self.libc
+        uid, gid = os.geteuid(), os.getegid()
+        flags = CLONE_NEWNS | CLONE_NEWUTS
+        if uid != 0:
+            flags |= CLONE_NEWUSER
+        if libc.unshare(flags) != 0:
+            return self._fail("unshare")
+        if uid != 0:
+            try:
+                _write(b"/proc/self/setgroups", b"deny")
+                _write(b"/proc/self/uid_map", f"{uid} {uid} 1".encode())
+                _write(b"/proc/self/gid_map", f"{gid} {gid} 1".encode())
+            except OSError as e:
+                return f"user namespace id map: {e.strerror}".encode()
+        if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            return self._fail("make / private")
+        binds = ((self.resolv_path, b"/etc/resolv.conf"), (self.hosts_path, b"/etc/hosts"))
+        for source, target in binds:
+            if source is None:
+                continue
+            if libc.mount(source, target, None, MS_BIND, None) != 0:
+                return self._fail(f"bind-mount {target.decode()}")
+        if libc.sethostname(self.hostname, len(self.hostname)) != 0:
+            return self._fail("sethostname")
+        return OK
+
+
+def _write(path: bytes, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)

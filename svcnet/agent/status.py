@@ -1,0 +1,124 @@
+"""Pod status from container states: the kubelet's `getPhase` and condition rules.
+
+Pure functions, so the rules that kubectl's READY and STATUS columns (and
+`kubectl run`'s wait for Running+Ready, then Succeeded/Failed) depend on can be
+tested without processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+Obj = dict[str, Any]
+
+SANDBOX_CONDITION = "svcnet.io/PodNetworkView"
+"""Present (status False) when a pod's processes could not get the pod's own
+resolv.conf/hosts/hostname and see the host's instead; `describe` lists it."""
+
+
+def rfc3339(t: float) -> str:
+    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def phase(statuses: Sequence[Obj], restart_policy: str) -> str:
+    waiting = running = stopped = succeeded = 0
+    for cs in statuses:
+        state = cs.get("state") or {}
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            if state["terminated"].get("exitCode") == 0:
+                succeeded += 1
+        elif "terminated" in (cs.get("lastState") or {}):
+            stopped += 1  # restarting: counts as having run
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if statuses and stopped == len(statuses):
+        if restart_policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Running" if restart_policy == "OnFailure" else "Failed"
+    return "Pending"
+
+
+def _condition(ctype: str, ok: bool, reason: str = "", message: str = "") -> Obj:
+    c: Obj = {"type": ctype, "status": "True" if ok else "False", "lastProbeTime": None}
+    if not ok and reason:
+        c["reason"] = reason
+    if not ok and message:
+        c["message"] = message
+    return c
+
+
+def conditions(
+    statuses: Sequence[Obj],
+    pod_phase: str,
+    previous: Sequence[Obj],
+    now: str,
+    sandbox_problem: str = "",
+) -> list[Obj]:
+    unready = [str(cs["name"]) for cs in statuses if not cs.get("ready")]
+    terminal = pod_phase in ("Succeeded", "Failed")
+    if terminal:
+        reason, message = "PodCompleted", ""
+    else:
+        reason, message = (
+            "ContainersNotReady",
+            f"containers with unready status: [{' '.join(unready)}]",
+        )
+    all_ready = not unready and not terminal
+    sandbox_ok = pod_phase != "Pending" or any(
+        "waiting" not in (cs.get("state") or {}) for cs in statuses
+    )
+    out = [
+        _condition("PodReadyToStartContainers", sandbox_ok or terminal),
+        _condition("Initialized", True),
+        _condition("Ready", all_ready, reason, message),
+        _condition("ContainersReady", all_ready, reason, message),
+        _condition("PodScheduled", True),
+    ]
+    if sandbox_problem:
+        out.append(_condition(SANDBOX_CONDITION, False, "HostView", sandbox_problem))
+    before = {c.get("type"): c for c in previous}
+    for c in out:
+        old = before.get(c["type"])
+        if old is not None and old.get("status") == c["status"] and old.get("lastTransitionTime"):
+            c["lastTransitionTime"] = old["lastTransitionTime"]
+        else:
+            c["lastTransitionTime"] = now
+    return out
+
+
+def qos_class(pod: Obj) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    res = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in res):
+        return "BestEffort"
+    guaranteed = all(
+        (r.get("limits") or {}).get(k) is not None
+        and (r.get("requests") or {}).get(k, (r.get("limits") or {}).get(k))
+        == (r.get("limits") or {}).get(k)
+        for r in res
+        for k in ("cpu", "memory")
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration String for whole seconds: `10s`, `1m20s`, `5m0s`."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m}m{s}s"

@@ -1,0 +1,104 @@
+"""Built-in images: what a container image name runs as on this machine.
+
+svcnet has no container runtime, so an "image" is a local command. The seed's
+images are small stdlib-only scripts in this package, run by file path with
+``python -I -S`` so each starts in a few milliseconds (no site-packages, no
+svcnet import); images are not imported by the daemon.
+
+An image has a Docker-style ``entrypoint`` and default ``cmd``, and the pod
+spec combines them the way Kubernetes does: ``command`` replaces the
+entrypoint (and drops cmd), ``args`` replaces cmd.
+
+Images that know when they are serving (``signals_ready``) get a pipe in
+``SVCNET_READY_FD`` and write one line to it once their port is bound; the
+agent marks the container started on that line instead of guessing.
+
+Names match the way a user thinks of them: the registry host, a
+``library/`` prefix, the tag and the digest are ignored, so
+``docker.io/gihyodocker/echo:latest`` is ``gihyodocker/echo``. Extra images
+come from ``agent.images`` in config/svcnet.yaml (an image name -> argv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+READY_FD_ENV = "SVCNET_READY_FD"
+"""The environment variable naming the fd an image writes its ready line to."""
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    """The normalized name (`gihyodocker/echo`)."""
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    signals_ready: bool
+    """The image writes a line to SVCNET_READY_FD once it is serving."""
+
+    @property
+    def image_id(self) -> str:
+        """A stable digest of what runs, shown as the container's imageID."""
+        digest = hashlib.sha256("\0".join(self.entrypoint + self.cmd).encode()).hexdigest()
+        return f"svcnet://{self.name}@sha256:{digest}"
+
+    def argv(self, command: Sequence[str], args: Sequence[str]) -> list[str]:
+        """Kubernetes' rule for combining the image with the container's command/args."""
+        if command:
+            return [*command, *args]
+        return [*self.entrypoint, *(args or self.cmd)]
+
+
+def normalize(image: str) -> str:
+    """`docker.io/library/nginx:1.25@sha256:..` -> `nginx`; `gihyodocker/echo:latest` ->
+    `gihyodocker/echo`."""
+    name = image.strip().partition("@")[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    first, sep, rest = name.partition("/")
+    # A first component with a dot or port, or `localhost`, is a registry host.
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        name = rest
+    if name.startswith("library/"):
+        name = name[len("library/") :]
+    return name.lower()
+
+
+def _script(file: str) -> tuple[str, ...]:
+    return (sys.executable, "-I", "-S", str(_HERE / file))
+
+
+def builtin_images() -> dict[str, Image]:
+    return {
+        "gihyodocker/echo": Image("gihyodocker/echo", _script("echo.py"), (), True),
+        "gihyodocker/nginx": Image("gihyodocker/nginx", _script("nginx.py"), (), True),
+        # A debug image: whatever the container asks for, on the host's tools.
+        "gihyodocker/fundamental": Image("gihyodocker/fundamental", (), ("sh",), False),
+    }
+
+
+class ImageRegistry:
+    """Built-in images plus the `agent.images` mappings (which win)."""
+
+    def __init__(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._images = builtin_images()
+        for name, argv in (extra or {}).items():
+            n = normalize(name)
+            self._images[n] = Image(n, tuple(str(a) for a in argv), (), False)
+
+    def resolve(self, image: str) -> Image | None:
+        return self._images.get(normalize(image))
+
+    def names(self) -> list[str]:
+        return sorted(self._images)
+
+
+__all__ = ["READY_FD_ENV", "Image", "ImageRegistry", "builtin_images", "normalize"]
