@@ -1,0 +1,242 @@
+"""`apply -f` and `delete`: writes from manifests or names.
+
+apply is all-or-nothing, which kubectl is not: every object is first sent as
+a server-side dry run (``dryRun=All``), and only if the server accepts all of
+them are they applied for real. The real apply is a server-side apply
+(``application/apply-patch+yaml``, an upsert), but the output is
+client-side apply's (`created` / `configured` / `unchanged`), judged from
+HTTP 201 and from whether the resourceVersion moved since a GET before.
+
+Field errors name the manifest file and line (``Manifest.where``) after
+kubectl's own message, so `svcnet apply` points at the line to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from svcnet import kinds
+from svcnet.cli.client import (
+    APPLY_PATCH,
+    ApiStatusError,
+    Client,
+    kind_name,
+    status_from_response,
+)
+from svcnet.cli.printer import status_error_text
+from svcnet.kinds import Kind
+from svcnet.manifest import Manifest, ManifestError, load_paths
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Target:
+    manifest: Manifest
+    kind: Kind
+    namespace: str | None
+    name: str
+
+    @property
+    def path(self) -> str:
+        return self.kind.object_path(self.namespace, self.name)
+
+    @property
+    def body(self) -> Obj:
+        obj = dict(self.manifest.obj)
+        md = dict(obj.get("metadata") or {})
+        if self.namespace and not md.get("namespace"):
+            md["namespace"] = self.namespace
+        obj["metadata"] = md
+        return obj
+
+    def error(self, e: ApiStatusError, verb: str) -> str:
+        """kubectl's message, with svcnet's file positions for field errors."""
+        wrapped = e.with_message(f'error when {verb} "{self.manifest.source}": {e.message}')
+        return status_error_text(wrapped.status, self.manifest.where)
+
+
+def _targets(args: argparse.Namespace) -> list[Target]:
+    """Resolve every manifest to an API path, or raise ManifestError for the first bad one."""
+    out = []
+    for m in load_paths(args.filename, recursive=args.recursive):
+        api_version = str(m.obj.get("apiVersion") or "")
+        kind = kinds.for_api_version(api_version, m.kind)
+        md = m.obj.get("metadata")
+        name = m.name
+        namespace = m.namespace
+        if kind is None:
+            raise ManifestError(
+                f'resource mapping not found for name: "{name}" namespace: "{namespace}" '
+                f'from "{m.source}": no matches for kind "{m.kind}" in version "{api_version}"\n'
+                "ensure CRDs are installed first"
+            )
+        if not isinstance(md, dict) or not name:
+            raise ManifestError(
+                f"error validating {m.where('metadata')}: error validating data: "
+                "metadata.name: Required value: name or generateName is required"
+            )
+        if kind.namespaced:
+            if namespace and args.explicit_namespace and namespace != args.namespace:
+                raise ManifestError(
+                    f'the namespace from the provided object "{namespace}" does not match the '
+                    f'namespace "{args.namespace}". You must pass '
+                    f"'--namespace={namespace}' to perform this operation."
+                )
+            namespace = namespace or args.namespace
+        out.append(Target(m, kind, namespace if kind.namespaced else None, name))
+    return out
+
+
+def _apply_patch(client: Client, t: Target, dry_run: bool) -> tuple[int, Obj]:
+    query = {"fieldManager": "svcnet", "fieldValidation": "Strict"}
+    if dry_run:
+        query["dryRun"] = "All"
+    resp = client.request("PATCH", t.path, query=query, body=t.body, content_type=APPLY_PATCH)
+    if resp.status >= 400:
+        raise ApiStatusError(status_from_response(resp.status, resp.body))
+    return resp.status, resp.json() or {}
+
+
+def _resource_version(obj: Obj | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def apply(args: argparse.Namespace, client: Client) -> int:
+    try:
+        targets = _targets(args)
+    except ManifestError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    if not targets:
+        sys.stderr.write("error: no objects passed to apply\n")
+        return 1
+
+    before: list[Obj | None] = []
+    for t in targets:
+        try:
+            before.append(client.get(t.path))
+        except ApiStatusError as e:
+            if e.code != 404:
+                raise
+            before.append(None)
+
+    # The dry run validates everything (schema, allocations, immutability)
+    # before anything changes, so a bad file applies nothing.
+    failed = False
+    for t, old in zip(targets, before, strict=True):
+        try:
+            _apply_patch(client, t, dry_run=True)
+        except ApiStatusError as e:
+            sys.stderr.write(t.error(e, "creating" if old is None else "patching"))
+            failed = True
+    if failed:
+        return 1
+
+    rc = 0
+    for t, old in zip(targets, before, strict=True):
+        try:
+            code, new = _apply_patch(client, t, dry_run=False)
+        except ApiStatusError as e:
+            sys.stderr.write(t.error(e, "creating" if old is None else "patching"))
+            rc = 1
+            continue
+        if code == 201 or old is None:
+            result = "created"
+        elif _resource_version(new) == _resource_version(old):
+            result = "unchanged"
+        else:
+            result = "configured"
+        print(f"{kind_name(t.kind)}/{t.name} {result}", flush=True)
+    return rc
+
+
+# --- delete ---------------------------------------------------------------------
+
+
+def _named(args: argparse.Namespace) -> list[tuple[Kind, str]]:
+    """`delete svc echo other` or `delete svc/echo rs/x`, as (kind, name) pairs."""
+    words: list[str] = args.resources
+    if any("/" in w for w in words):
+        pairs = []
+        for w in words:
+            type_, _, name = w.partition("/")
+            if not name:
+                raise ValueError(
+                    "there is no need to specify a resource type as a separate argument when "
+                    "passing arguments in resource/name form (e.g. 'svcnet delete "
+                    "resource/<resource_name>' instead of 'svcnet delete resource "
+                    "resource/<resource_name>')"
+                )
+            pairs.append((_kind(type_), name))
+        return pairs
+    if len(words) < 2:
+        raise ValueError(
+            "resource(s) were provided, but no name was specified"
+            if words
+            else "You must provide one or more resources by argument or filename."
+        )
+    return [(_kind(type_), name) for type_ in words[0].split(",") for name in words[1:]]
+
+
+def _kind(name: str) -> Kind:
+    kind = kinds.lookup(name)
+    if kind is None:
+        raise ValueError(f'the server doesn\'t have a resource type "{name}"')
+    return kind
+
+
+def delete(args: argparse.Namespace, client: Client) -> int:
+    jobs: list[tuple[Kind, str | None, str, str]] = []  # kind, namespace, name, source
+    try:
+        if args.filename:
+            if args.resources:
+                raise ValueError("cannot specify both resources by name and by filename (-f)")
+            jobs = [(t.kind, t.namespace, t.name, t.manifest.source) for t in _targets(args)]
+        else:
+            jobs = [
+                (k, args.namespace if k.namespaced else None, name, "") for k, name in _named(args)
+            ]
+    except (ManifestError, ValueError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+
+    rc = 0
+    deleted: list[tuple[Kind, str | None, str, str]] = []
+    for kind, namespace, name, source in jobs:
+        path = kind.object_path(namespace, name)
+        try:
+            gone = client.call("DELETE", path, body={"propagationPolicy": "Background"})
+        except ApiStatusError as e:
+            if e.code == 404 and args.ignore_not_found:
+                continue
+            if source:
+                e = e.with_message(f'error when deleting "{source}": {e.message}')
+            sys.stderr.write(status_error_text(e.status))
+            rc = 1
+            continue
+        print(f'{kind_name(kind)} "{name}" deleted', flush=True)
+        uid = str(((gone or {}).get("metadata") or {}).get("uid") or "")
+        if (gone or {}).get("kind") == "Status":
+            uid = str(((gone or {}).get("details") or {}).get("uid") or "")
+        deleted.append((kind, namespace, name, uid))
+
+    if args.wait:
+        for kind, namespace, name, uid in deleted:
+
+            def gone_or_replaced(obj: Obj | None, uid: str = uid) -> bool:
+                if obj is None:
+                    return True
+                return bool(uid) and (obj.get("metadata") or {}).get("uid") != uid
+
+            try:
+                client.wait_for(kind, namespace, name, gone_or_replaced, timeout=args.timeout)
+            except TimeoutError:
+                sys.stderr.write(
+                    f"error: timed out waiting for the condition on {kind.plural}/{name}\n"
+                )
+                rc = 1
+    return rc

@@ -1,0 +1,458 @@
+"""`describe`: kubectl's describe layouts for services, pods, replicasets and endpoints.
+
+Unlike `get`, kubectl renders describe output on the client from the full
+object, so the layouts are transcribed here from kubectl's ``describe.go``
+(``describeService``, ``describePod``, ``describeReplicaSet``,
+``describeEndpoints``). Each writes tab-separated lines at indentation levels
+of two spaces; the text then goes through describe's tabwriter (minwidth 0,
+padding 2) in segments, because kubectl flushes the writer before the Events
+table, which is therefore aligned on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from svcnet import kinds
+from svcnet.cli.client import ApiStatusError, Client
+from svcnet.cli.printer import (
+    DESCRIBE_WRITER,
+    age,
+    format_labels,
+    rfc1123z,
+    status_error_text,
+    tabwrite,
+)
+from svcnet.kinds import Kind
+
+Obj = dict[str, Any]
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class Writer:
+    """kubectl's PrefixWriter over a tabwriter, with Flush splitting segments."""
+
+    def __init__(self) -> None:
+        self.segments: list[list[str]] = [[]]
+
+    def line(self, level: int, text: str) -> None:
+        self.segments[-1].append("  " * level + text)
+
+    def flush(self) -> None:
+        self.segments.append([])
+
+    def render(self) -> str:
+        return "".join(
+            tabwrite("\n".join(seg) + "\n", *DESCRIBE_WRITER) for seg in self.segments if seg
+        )
+
+
+def _md(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def labels_multiline(w: Writer, title: str, labels: dict[str, str] | None, level: int = 0) -> None:
+    if not labels:
+        w.line(level, f"{title}:\t<none>")
+        return
+    for i, key in enumerate(sorted(labels)):
+        w.line(level, f"{title}:\t{key}={labels[key]}" if i == 0 else f"\t{key}={labels[key]}")
+
+
+def annotations_multiline(w: Writer, title: str, annotations: dict[str, str] | None) -> None:
+    shown = {k: v for k, v in (annotations or {}).items() if k != LAST_APPLIED}
+    if not shown:
+        w.line(0, f"{title}:\t<none>")
+        return
+    for i, key in enumerate(sorted(shown)):
+        w.line(0, f"{title}:\t{key}: {shown[key]}" if i == 0 else f"\t{key}: {shown[key]}")
+
+
+def events(w: Writer, items: list[Obj]) -> None:
+    if not items:
+        w.line(0, "Events:\t<none>")
+        return
+    w.flush()
+    w.line(0, "Events:")
+    w.line(0, "  Type\tReason\tAge\tFrom\tMessage")
+    w.line(1, "----\t------\t----\t----\t-------")
+    for e in sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or "")):
+        first = age(e.get("eventTime") or e.get("firstTimestamp"))
+        count = int(e.get("count") or 0)
+        interval = f"{age(e.get('lastTimestamp'))} (x{count} over {first})" if count > 1 else first
+        source = (e.get("source") or {}).get("component") or e.get("reportingComponent") or ""
+        w.line(
+            1,
+            f"{e.get('type', '')}\t{e.get('reason', '')}\t{interval}\t{source}\t"
+            f"{str(e.get('message') or '').strip()}",
+        )
+
+
+def _events_for(client: Client, obj: Obj, kind: Kind) -> list[Obj]:
+    md = _md(obj)
+    selector = (
+        f"involvedObject.name={md.get('name')},involvedObject.namespace={md.get('namespace')}"
+    )
+    selector += f",involvedObject.kind={kind.kind}"
+    if md.get("uid"):
+        selector += f",involvedObject.uid={md['uid']}"
+    path = kinds.BY_KIND["Event"].collection_path(str(md.get("namespace") or "default"))
+    try:
+        data = client.get(path, query={"fieldSelector": selector, "limit": 500}) or {}
+    except ApiStatusError:
+        return []  # a server without events still describes the object
+    return list(data.get("items") or [])
+
+
+# --- services -----------------------------------------------------------------
+
+
+def _endpoint_list(endpoints: Obj | None, port_name: str) -> str:
+    """formatEndpoints: ready `ip:port` for one Service port, at most 3 then `+ N more...`."""
+    found: list[str] = []
+    for subset in (endpoints or {}).get("subsets") or []:
+        for port in subset.get("ports") or []:
+            if str(port.get("name") or "") != port_name:
+                continue
+            found.extend(f"{a.get('ip')}:{port.get('port')}" for a in subset.get("addresses") or [])
+    if not found:
+        return "<none>"
+    text = ",".join(found[:3])
+    return text + (f" + {len(found) - 3} more..." if len(found) > 3 else "")
+
+
+def describe_service(svc: Obj, endpoints: Obj | None, event_items: list[Obj]) -> str:
+    md, spec = _md(svc), svc.get("spec") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Selector:\t{format_labels(spec.get('selector')) if spec.get('selector') else ''}")
+    w.line(0, f"Type:\t{spec.get('type', 'ClusterIP')}")
+    if spec.get("ipFamilyPolicy"):
+        w.line(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}")
+    w.line(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or '<none>'}")
+    w.line(0, f"IP:\t{spec.get('clusterIP', '')}")
+    w.line(0, f"IPs:\t{','.join(spec.get('clusterIPs') or []) or '<none>'}")
+    if spec.get("externalIPs"):
+        w.line(0, f"External IPs:\t{','.join(spec['externalIPs'])}")
+    if spec.get("loadBalancerIP"):
+        w.line(0, f"IP:\t{spec['loadBalancerIP']}")
+    if spec.get("externalName"):
+        w.line(0, f"External Name:\t{spec['externalName']}")
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    if ingress:
+        text = ", ".join(str(i.get("ip") or i.get("hostname") or "") for i in ingress)
+        w.line(0, f"LoadBalancer Ingress:\t{text}")
+    for p in spec.get("ports") or []:
+        name = p.get("name") or "<unset>"
+        protocol = p.get("protocol") or "TCP"
+        w.line(0, f"Port:\t{name}\t{p.get('port')}/{protocol}")
+        w.line(0, f"TargetPort:\t{p.get('targetPort', p.get('port'))}/{protocol}")
+        if p.get("nodePort"):
+            w.line(0, f"NodePort:\t{name}\t{p['nodePort']}/{protocol}")
+        w.line(0, f"Endpoints:\t{_endpoint_list(endpoints, str(p.get('name') or ''))}")
+    w.line(0, f"Session Affinity:\t{spec.get('sessionAffinity', 'None')}")
+    if spec.get("externalTrafficPolicy"):
+        w.line(0, f"External Traffic Policy:\t{spec['externalTrafficPolicy']}")
+    if spec.get("internalTrafficPolicy"):
+        w.line(0, f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}")
+    if spec.get("healthCheckNodePort"):
+        w.line(0, f"HealthCheck NodePort:\t{spec['healthCheckNodePort']}")
+    if spec.get("loadBalancerSourceRanges"):
+        w.line(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}")
+    events(w, event_items)
+    return w.render()
+
+
+# --- pods -------------------------------------------------------------------------
+
+
+def _ports(container: Obj, host: bool) -> str:
+    return ",".join(
+        f"{p.get('hostPort', 0) if host else p.get('containerPort')}/{p.get('protocol', 'TCP')}"
+        for p in container.get("ports") or []
+    )
+
+
+def _container_state(w: Writer, title: str, state: Obj) -> None:
+    if state.get("running") is not None:
+        w.line(2, f"{title}:\tRunning")
+        w.line(3, f"Started:\t{rfc1123z(state['running'].get('startedAt'))}")
+    elif state.get("terminated") is not None:
+        t = state["terminated"]
+        w.line(2, f"{title}:\tTerminated")
+        if t.get("reason"):
+            w.line(3, f"Reason:\t{t['reason']}")
+        if t.get("message"):
+            w.line(3, f"Message:\t{t['message']}")
+        w.line(3, f"Exit Code:\t{t.get('exitCode', 0)}")
+        if t.get("signal"):
+            w.line(3, f"Signal:\t{t['signal']}")
+        w.line(3, f"Started:\t{rfc1123z(t.get('startedAt'))}")
+        w.line(3, f"Finished:\t{rfc1123z(t.get('finishedAt'))}")
+    else:
+        w.line(2, f"{title}:\tWaiting")
+        reason = (state.get("waiting") or {}).get("reason")
+        if reason:
+            w.line(3, f"Reason:\t{reason}")
+
+
+def _containers(
+    w: Writer, title: str, containers: list[Obj], statuses: list[Obj], level: int
+) -> None:
+    by_name = {str(s.get("name")): s for s in statuses}
+    w.line(level, f"{title}:")
+    for c in containers:
+        status = by_name.get(str(c.get("name")))
+        # kubectl indents a pod template's container names by one extra space.
+        w.line(1, f"{' ' if level else ''}{c.get('name')}:")
+        inner = 2
+        if status is not None:
+            w.line(inner, f"Container ID:\t{status.get('containerID', '')}")
+        w.line(inner, f"Image:\t{c.get('image', '')}")
+        if status is not None:
+            w.line(inner, f"Image ID:\t{status.get('imageID', '')}")
+        ports, host_ports = _ports(c, host=False), _ports(c, host=True)
+        w.line(inner, f"Ports:\t{ports}" if "," in ports else f"Port:\t{ports or '<none>'}")
+        w.line(
+            inner,
+            f"Host Ports:\t{host_ports}"
+            if "," in host_ports
+            else f"Host Port:\t{host_ports or '<none>'}",
+        )
+        for field, label in (("command", "Command"), ("args", "Args")):
+            if c.get(field):
+                w.line(inner, f"{label}:")
+                for arg in c[field]:
+                    for part in str(arg).split("\n"):
+                        w.line(inner + 1, part)
+        if status is not None:
+            _container_state(w, "State", status.get("state") or {})
+            last = status.get("lastState") or {}
+            if last.get("terminated"):
+                _container_state(w, "Last State", last)
+            w.line(inner, f"Ready:\t{'True' if status.get('ready') else 'False'}")
+            w.line(inner, f"Restart Count:\t{status.get('restartCount', 0)}")
+        env = c.get("env") or []
+        w.line(inner, "Environment:" + ("" if env else "\t<none>"))
+        for e in env:
+            if "valueFrom" in e:
+                w.line(inner + 1, f"{e.get('name')}:\t<set from valueFrom>")
+                continue
+            for i, part in enumerate(str(e.get("value", "")).split("\n")):
+                w.line(inner + 1, f"{e.get('name')}:\t{part}" if i == 0 else f"\t{part}")
+        mounts = c.get("volumeMounts") or []
+        w.line(inner, "Mounts:" + ("" if mounts else "\t<none>"))
+        for m in mounts:
+            mode = "ro" if m.get("readOnly") else "rw"
+            w.line(inner + 1, f"{m.get('mountPath')} from {m.get('name')} ({mode})")
+
+
+def _controller(md: Obj) -> str:
+    for ref in md.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"{ref.get('kind')}/{ref.get('name')}"
+    return ""
+
+
+def describe_pod(pod: Obj, event_items: list[Obj]) -> str:
+    md, spec, status = _md(pod), pod.get("spec") or {}, pod.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    if spec.get("priority") is not None:
+        w.line(0, f"Priority:\t{spec['priority']}")
+    if spec.get("serviceAccountName"):
+        w.line(0, f"Service Account:\t{spec['serviceAccountName']}")
+    node = spec.get("nodeName")
+    w.line(0, f"Node:\t{node}/{status.get('hostIP', '')}" if node else "Node:\t<none>")
+    if status.get("startTime"):
+        w.line(0, f"Start Time:\t{rfc1123z(status['startTime'])}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    if md.get("deletionTimestamp") and status.get("phase") not in ("Succeeded", "Failed"):
+        w.line(0, f"Status:\tTerminating (lasts {age(md['deletionTimestamp'])})")
+    else:
+        w.line(0, f"Status:\t{status.get('phase', '')}")
+    if status.get("reason"):
+        w.line(0, f"Reason:\t{status['reason']}")
+    if status.get("message"):
+        w.line(0, f"Message:\t{status['message']}")
+    w.line(0, f"IP:\t{status.get('podIP', '')}")
+    ips = status.get("podIPs") or []
+    if ips:
+        w.line(0, "IPs:")
+        for ip in ips:
+            w.line(1, f"IP:\t{ip.get('ip', '')}")
+    else:
+        w.line(0, "IPs:\t<none>")
+    controlled_by = _controller(md)
+    if controlled_by:
+        w.line(0, f"Controlled By:\t{controlled_by}")
+    if spec.get("initContainers"):
+        _containers(
+            w,
+            "Init Containers",
+            spec["initContainers"],
+            status.get("initContainerStatuses") or [],
+            0,
+        )
+    _containers(
+        w, "Containers", spec.get("containers") or [], status.get("containerStatuses") or [], 0
+    )
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(0, "  Type\tStatus")
+        for c in conditions:
+            w.line(1, f"{c.get('type')} \t{c.get('status')} ")
+    volumes = spec.get("volumes") or []
+    if volumes:
+        w.line(0, "Volumes:")
+        for v in volumes:
+            w.line(1, f"{v.get('name')}:")
+    else:
+        w.line(0, "Volumes:\t<none>")
+    w.line(0, "QoS Class:\tBestEffort")
+    labels_multiline(w, "Node-Selectors", spec.get("nodeSelector"))
+    w.line(0, "Tolerations:\t<none>")
+    events(w, event_items)
+    return w.render()
+
+
+# --- replicasets and endpoints -----------------------------------------------------
+
+
+def describe_replicaset(rs: Obj, pods: list[Obj], event_items: list[Obj]) -> str:
+    md, spec, status = _md(rs), rs.get("spec") or {}, rs.get("status") or {}
+    from svcnet.labels import format_label_selector
+
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"Selector:\t{format_label_selector(spec.get('selector'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    controlled_by = _controller(md)
+    if controlled_by:
+        w.line(0, f"Controlled By:\t{controlled_by}")
+    w.line(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 1)} desired")
+    phases = [str((p.get("status") or {}).get("phase") or "") for p in pods]
+    running, waiting = phases.count("Running"), phases.count("Pending")
+    w.line(
+        0,
+        f"Pods Status:\t{running} Running / {waiting} Waiting / {phases.count('Succeeded')} "
+        f"Succeeded / {phases.count('Failed')} Failed",
+    )
+    template = spec.get("template") or {}
+    tmd, tspec = template.get("metadata") or {}, template.get("spec") or {}
+    w.line(0, "Pod Template:")
+    labels_multiline(w, "Labels", tmd.get("labels"), level=1)
+    _containers(w, "Containers", tspec.get("containers") or [], [], 1)
+    w.line(1, "Volumes:\t<none>")
+    labels_multiline(w, "Node-Selectors", tspec.get("nodeSelector"), level=1)
+    w.line(1, "Tolerations:\t<none>")
+    events(w, event_items)
+    return w.render()
+
+
+def describe_endpoints(ep: Obj, event_items: list[Obj]) -> str:
+    md = _md(ep)
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, "Subsets:")
+    for subset in ep.get("subsets") or []:
+        ready = ",".join(str(a.get("ip")) for a in subset.get("addresses") or []) or "<none>"
+        not_ready = ",".join(str(a.get("ip")) for a in subset.get("notReadyAddresses") or [])
+        w.line(1, f"Addresses:\t{ready}")
+        w.line(1, f"NotReadyAddresses:\t{not_ready or '<none>'}")
+        ports = subset.get("ports") or []
+        if ports:
+            w.line(1, "Ports:")
+            w.line(2, "Name\tPort\tProtocol")
+            w.line(2, "----\t----\t--------")
+            for p in ports:
+                w.line(
+                    2, f"{p.get('name') or '<unset>'}\t{p.get('port')}\t{p.get('protocol', 'TCP')}"
+                )
+        w.line(0, "")
+    events(w, event_items)
+    return w.render()
+
+
+# --- the verb ----------------------------------------------------------------------
+
+
+def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
+    md = _md(obj)
+    ns, name = str(md.get("namespace") or ""), str(md.get("name") or "")
+    event_items = _events_for(client, obj, kind)
+    if kind.kind == "Service":
+        try:
+            endpoints = client.get(kinds.BY_KIND["Endpoints"].object_path(ns, name))
+        except ApiStatusError:
+            endpoints = None
+        return describe_service(obj, endpoints, event_items)
+    if kind.kind == "Pod":
+        return describe_pod(obj, event_items)
+    if kind.kind == "ReplicaSet":
+        pods_path = kinds.BY_KIND["Pod"].collection_path(ns)
+        pods = (client.get(pods_path) or {}).get("items") or []
+        owned = [
+            p
+            for p in pods
+            if any(r.get("uid") == md.get("uid") for r in _md(p).get("ownerReferences") or [])
+        ]
+        return describe_replicaset(obj, owned, event_items)
+    if kind.kind == "Endpoints":
+        return describe_endpoints(obj, event_items)
+    w = Writer()
+    w.line(0, f"Name:\t{name}")
+    w.line(0, f"Namespace:\t{ns}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    events(w, event_items)
+    return w.render()
+
+
+def describe(args: argparse.Namespace, client: Client) -> int:
+    from svcnet.cli.get import UsageError, parse_resources
+
+    try:
+        queries = parse_resources(args.resources)
+    except UsageError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    namespace = None if args.all_namespaces else args.namespace
+    outputs: list[str] = []
+    errors: list[ApiStatusError] = []
+    for q in queries:
+        ns = namespace if q.kind.namespaced else None
+        if q.names:
+            for name in q.names:
+                try:
+                    outputs.append(
+                        _describe_one(client, q.kind, client.get(q.kind.object_path(ns, name)))
+                    )
+                except ApiStatusError as e:
+                    errors.append(e)
+        else:
+            data = client.get(q.kind.collection_path(ns), query={"labelSelector": args.selector})
+            outputs.extend(
+                _describe_one(client, q.kind, o) for o in (data or {}).get("items") or []
+            )
+    # kubectl separates several descriptions with a blank line.
+    sys.stdout.write("\n\n".join(o.rstrip("\n") for o in outputs) + ("\n" if outputs else ""))
+    if not outputs and not errors:
+        where = "" if args.all_namespaces else f" in {args.namespace} namespace"
+        sys.stderr.write(f"No resources found{where}.\n")
+    for err in errors:
+        sys.stderr.write(status_error_text(err.status))
+    return 1 if errors else 0

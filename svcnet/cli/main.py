@@ -1,0 +1,187 @@
+"""`svcnet`: the daemon (`up`) and a kubectl-shaped client for its API.
+
+Parsing lives here, in one place, so the flags of every verb can be read
+together; each verb's work lives in its own module, imported only when that
+verb runs, so `svcnet get` does not pay for the daemon's imports (or aiohttp).
+
+The client verbs print what kubectl prints. Errors are turned into kubectl's
+wording at this one boundary (``_run_client``) so verbs can simply raise
+``ApiStatusError``/``ConnectError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from svcnet import __version__
+from svcnet.cli.client import ApiStatusError, Client, ConnectError, default_server
+
+Verb = Callable[[argparse.Namespace, Client], int]
+
+
+def _bool_flag(value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+
+
+def _client_options(all_namespaces: bool) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server",
+        "-s",
+        default=None,
+        help="API server URL (default: $SVCNET_SERVER or http://127.0.0.1:6443)",
+    )
+    # None means "not given": apply must tell an explicit -n from the default.
+    common.add_argument("-n", "--namespace", default=None, help="namespace (default: default)")
+    if all_namespaces:
+        common.add_argument(
+            "-A", "--all-namespaces", action="store_true", help="list across all namespaces"
+        )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svcnet",
+        description="Kubernetes Service networking on one machine, without a cluster.",
+    )
+    parser.add_argument("--version", action="version", version=f"svcnet {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    sub.required = True
+    plain = _client_options(all_namespaces=False)
+    listing = _client_options(all_namespaces=True)
+
+    from svcnet.cli import up
+
+    up.add_arguments(sub.add_parser("up", help="run the svcnet daemon in the foreground"))
+
+    p = sub.add_parser("apply", parents=[plain], help="apply manifests (create or update)")
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="PATH")
+    p.add_argument("-R", "--recursive", action="store_true")
+
+    p = sub.add_parser("delete", parents=[plain], help="delete objects by file or by name")
+    p.add_argument("-f", "--filename", action="append", metavar="PATH")
+    p.add_argument("-R", "--recursive", action="store_true")
+    p.add_argument("resources", nargs="*", metavar="KIND NAME")
+    p.add_argument("--wait", type=_bool_flag, default=True, metavar="BOOL")
+    p.add_argument("--ignore-not-found", action="store_true")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+
+    p = sub.add_parser("get", parents=[listing], help="list objects")
+    p.add_argument("resources", nargs="*", metavar="KIND[,KIND] [NAME...]")
+    # pflag semantics, which kubectl users rely on without knowing it: a
+    # repeated -l replaces the earlier one (`-l app=echo -l release=spring`
+    # selects only release=spring). argparse's default "store" action does the
+    # same; do not turn this into "append".
+    p.add_argument("-l", "--selector", default=None)
+    p.add_argument("-o", "--output", default="", choices=["", "wide", "yaml", "json", "name"])
+    p.add_argument("--show-labels", action="store_true")
+
+    p = sub.add_parser("describe", parents=[listing], help="show details of objects")
+    p.add_argument("resources", nargs="+", metavar="KIND NAME")
+    p.add_argument("-l", "--selector", default=None)
+
+    p = sub.add_parser("logs", parents=[plain], help="print a container's log")
+    p.add_argument("pod", metavar="POD")
+    p.add_argument("-c", "--container", default="")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, default=-1)
+    p.add_argument("--timestamps", action="store_true")
+    p.add_argument("-p", "--previous", action="store_true")
+
+    p = sub.add_parser("run", parents=[plain], help="run a pod")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--image", required=True)
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("-i", "--stdin", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--restart", default="Always")
+    p.add_argument("--env", action="append", default=[], metavar="K=V")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--labels", "-l", default="")
+    p.add_argument("--command", action="store_true")
+    p.add_argument("args", nargs="*", metavar="-- CMD")
+
+    p = sub.add_parser("scale", parents=[plain], help="set a ReplicaSet's or Deployment's size")
+    p.add_argument("resources", nargs="+", metavar="KIND/NAME")
+    p.add_argument("--replicas", type=int, required=True)
+
+    sub.add_parser("version", parents=[plain], help="print client and server versions")
+    return parser
+
+
+def _verb(name: str) -> Verb:
+    if name in ("apply", "delete"):
+        from svcnet.cli import apply
+
+        return apply.apply if name == "apply" else apply.delete
+    if name == "get":
+        from svcnet.cli import get
+
+        return get.get
+    if name == "describe":
+        from svcnet.cli import describe
+
+        return describe.describe
+    if name == "logs":
+        from svcnet.cli import logs
+
+        return logs.logs
+    if name == "run":
+        from svcnet.cli import run
+
+        return run.run
+    from svcnet.cli import scale
+
+    return scale.scale if name == "scale" else scale.version
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is the container's command line, taken verbatim
+    # (argparse would otherwise read `sh -c ...` as options of `run`).
+    command: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1 :]
+    args = build_parser().parse_args(argv)
+    if args.verb == "run":
+        args.args = [*args.args, *command]
+    elif command:
+        build_parser().error(f"unexpected arguments after --: {' '.join(command)}")
+    if args.verb == "up":
+        from svcnet.cli import up
+
+        return up.up(args)
+    return _run_client(args, _verb(args.verb))
+
+
+def _run_client(args: argparse.Namespace, verb: Verb) -> int:
+    args.explicit_namespace = args.namespace is not None
+    if args.namespace is None:
+        args.namespace = "default"
+    client = Client(args.server or default_server())
+    try:
+        return verb(args, client)
+    except ApiStatusError as e:
+        from svcnet.cli.printer import status_error_text
+
+        sys.stderr.write(status_error_text(e.status))
+        return 1
+    except ConnectError as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `svcnet logs -f ... | head`: the reader left; that is not an error.
+        return 0
+    finally:
+        client.close()

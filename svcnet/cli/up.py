@@ -1,0 +1,100 @@
+"""`svcnet up`: settings from file and flags, then the daemon in the foreground.
+
+Precedence is defaults < config file < flags. The config file is the one
+named by ``--config``, else ``svcnet.yaml`` inside the first ``-f``
+directory (so `svcnet up -f config/` picks up `config/svcnet.yaml` the way a
+project keeps its settings beside its manifests). The daemon module is
+imported only here, once the settings are known to be valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from svcnet.config import CONFIG_FILE_NAME, ConfigError, Settings, load
+
+DEFAULT_MANIFESTS = "config/"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help=f"manifest file or directory to apply at start-up (default: {DEFAULT_MANIFESTS})",
+    )
+    p.add_argument("--config", default=None, metavar="FILE", help="settings file (svcnet.yaml)")
+    p.add_argument("--dns-port", type=int, default=None, metavar="N")
+    p.add_argument("--api-port", type=int, default=None, metavar="N")
+    p.add_argument("--service-cidr", default=None, metavar="CIDR")
+    p.add_argument("--pod-cidr", default=None, metavar="CIDR")
+    p.add_argument("--lb-cidr", default=None, metavar="CIDR")
+    p.add_argument("--nodeport-addresses", default=None, metavar="A,B")
+    p.add_argument("--upstream-dns", action="append", default=None, metavar="ADDR")
+    p.add_argument(
+        "-v",
+        "--log-level",
+        nargs="?",
+        const="DEBUG",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (-v alone means DEBUG)",
+    )
+
+
+def config_file_for(args: argparse.Namespace) -> Path | None:
+    if args.config:
+        return Path(args.config)
+    first = Path((args.filename or [DEFAULT_MANIFESTS])[0])
+    candidate = first / CONFIG_FILE_NAME
+    return candidate if first.is_dir() and candidate.is_file() else None
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    """Settings for these flags; raises ConfigError."""
+    settings = load(config_file_for(args))
+    if args.dns_port is not None:
+        settings.dns.port = args.dns_port
+    if args.api_port is not None:
+        settings.api.port = args.api_port
+    if args.service_cidr:
+        settings.network.service_cidr = args.service_cidr
+    if args.pod_cidr:
+        settings.network.pod_cidr = args.pod_cidr
+    if args.lb_cidr:
+        settings.network.load_balancer_cidr = args.lb_cidr
+    if args.nodeport_addresses:
+        settings.network.node_port_addresses = [
+            a.strip() for a in args.nodeport_addresses.split(",") if a.strip()
+        ]
+    if args.upstream_dns:
+        settings.dns.upstream = list(args.upstream_dns)
+    if args.filename:
+        settings.manifests = list(args.filename)
+    elif not settings.manifests:
+        settings.manifests = [DEFAULT_MANIFESTS]
+    settings.validate()
+    return settings
+
+
+def up(args: argparse.Namespace) -> int:
+    try:
+        settings = build_settings(args)
+    except ConfigError as e:
+        sys.stderr.write(f"svcnet: {e}\n")
+        return 2
+    except OSError as e:
+        sys.stderr.write(f"svcnet: cannot read settings: {e}\n")
+        return 2
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from svcnet import daemon  # type: ignore[attr-defined,unused-ignore]
+
+    return int(daemon.serve(settings))

@@ -1,0 +1,112 @@
+"""The real `svcnet` executable against the project's own ApiServer (real
+Store and Registry, no node agent): apply, get, describe, scale and delete
+end to end, as a user would run them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from svcnet.api.server import ApiServer
+from tests.cli.conftest import cli
+
+SEED = """\
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: echo-summer
+  labels:
+    app: echo
+    release: summer
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: echo
+      release: summer
+  template:
+    metadata:
+      labels:
+        app: echo
+        release: summer
+    spec:
+      containers:
+      - name: echo
+        image: gihyodocker/echo:latest
+        ports:
+        - containerPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  type: NodePort
+  selector:
+    app: echo
+  ports:
+  - name: http
+    port: 80
+"""
+
+
+async def test_apply_get_describe_delete(real_api: ApiServer, tmp_path: Path) -> None:
+    (tmp_path / "seed.yaml").write_text(SEED)
+    server = real_api.url
+
+    r = await cli("apply", "-f", "seed.yaml", server=server, cwd=tmp_path)
+    assert (r.rc, r.err) == (0, "")
+    assert r.out == "replicaset.apps/echo-summer created\nservice/echo created\n"
+    r = await cli("apply", "-f", "seed.yaml", server=server, cwd=tmp_path)
+    assert r.out == "replicaset.apps/echo-summer unchanged\nservice/echo unchanged\n"
+
+    r = await cli("get", "svc", "echo", server=server)
+    assert r.rc == 0, r.err
+    header, line = r.out.splitlines()
+    m = re.fullmatch(
+        r"echo   NodePort   (127\.\d+\.\d+\.\d+) +<none>        80:3\d{4}/TCP   \d+s", line
+    )
+    assert m, line
+    # The ClusterIP is random, so its column is as wide as this one plus 3.
+    gap = " " * (len(m.group(1)) + 3 - len("CLUSTER-IP"))
+    assert header == f"NAME   TYPE       CLUSTER-IP{gap}EXTERNAL-IP   PORT(S)        AGE"
+    assert line.index("<none>") == header.index("EXTERNAL-IP")
+
+    r = await cli("get", "all", server=server)
+    assert r.rc == 0, r.err
+    assert "\nservice/echo " in "\n" + r.out
+    assert "\n\nNAME                          DESIRED   CURRENT   READY   AGE\n" in r.out
+    assert "\nreplicaset.apps/echo-summer   2         " in r.out
+
+    r = await cli("describe", "svc", "echo", server=server)
+    assert r.rc == 0, r.err
+    assert "Port:                     http  80/TCP\n" in r.out
+    assert r.out.endswith("Events:                   <none>\n")
+
+    r = await cli("scale", "rs", "echo-summer", "--replicas=3", server=server)
+    assert (r.rc, r.out) == (0, "replicaset.apps/echo-summer scaled\n"), r.err
+    r = await cli("get", "rs", "echo-summer", "-o", "json", server=server)
+    assert '"replicas": 3' in r.out
+
+    r = await cli("delete", "-f", "seed.yaml", server=server, cwd=tmp_path)
+    assert (r.rc, r.err) == (0, "")
+    assert r.out == 'replicaset.apps "echo-summer" deleted\nservice "echo" deleted\n'
+    r = await cli("get", "svc,rs", server=server)
+    assert (r.rc, r.out, r.err) == (0, "", "No resources found in default namespace.\n")
+
+
+async def test_unknown_field_is_refused_with_its_line(real_api: ApiServer, tmp_path: Path) -> None:
+    (tmp_path / "a-good.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: extra\nspec:\n  ports:\n  - port: 80\n"
+    )
+    (tmp_path / "b-bad.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  ports:\n"
+        "  - port: 80\n    targetPrt: 8080\n"
+    )
+    r = await cli("apply", "-f", ".", server=real_api.url, cwd=tmp_path)
+    assert (r.rc, r.out) == (1, "")
+    assert r.err.startswith('Error from server (BadRequest): error when creating "b-bad.yaml": ')
+    assert "spec.ports[0].targetPrt" in r.err
+    assert r.err.endswith("(b-bad.yaml:8:5)\n"), r.err
+    r = await cli("get", "svc", "extra", server=real_api.url)
+    assert (r.rc, r.err) == (1, 'Error from server (NotFound): services "extra" not found\n')
