@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -60,7 +60,11 @@ class DnsSettings:
     upstream: list[str] = field(default_factory=lambda: ["/etc/resolv.conf"])
     """Where names outside the cluster go: `ip[:port]` entries or a resolv.conf path."""
     ttl: int = 5
+    """TTL of cluster answers, 0-3600 (CoreDNS' default is 5, kubeadm ships 30)."""
     upstream_timeout: float = 2.0
+    pods: Literal["disabled", "insecure", "verified"] = "insecure"
+    """Pod records `a-b-c-d.<ns>.pod.<zone>`: disabled, insecure (kubeadm's default) or
+    verified (only IPs of existing pods in that namespace)."""
 
 
 @dataclass
@@ -101,6 +105,13 @@ class Settings:
                     f"network.{name}: {value} is outside 127.0.0.0/8; svcnet only uses loopback"
                     " addresses so it never sends traffic to networks that are not yours"
                 )
+        ttl = self.dns.ttl
+        if not isinstance(ttl, int) or not 0 <= ttl <= 3600:
+            raise ConfigError(f"dns.ttl: {ttl!r} is not a whole number of seconds in [0, 3600]")
+        if self.dns.pods not in ("disabled", "insecure", "verified"):
+            raise ConfigError(
+                f"dns.pods: {self.dns.pods!r} is not one of disabled, insecure, verified"
+            )
         lo, hi = n.node_ports
         if not (0 < lo <= hi < 65536):
             raise ConfigError(f"network.node_port_range: invalid range {n.node_port_range!r}")

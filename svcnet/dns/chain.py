@@ -12,7 +12,8 @@ matches.
 
 Replies travel as wire bytes plus their rcode, so the server can cache and
 relay them without parsing again; `cacheable` marks answers that depend only on
-the cluster index (the server drops them all on any index change).
+the cluster index, and `scope` says which part of it (the server drops them in
+the store's change event).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Reply:
     wire: bytes
     rcode: int
     cacheable: bool = False
+    scope: tuple[str, str] | None = None
+    """For a cacheable answer: the one Service (namespace, name) it depends on, so
+    a change elsewhere keeps it; None means any change drops it."""
     source: str = ""
     """Which handler answered (for the debug log and stats)."""
 
@@ -81,6 +85,7 @@ def build_reply(
     *,
     answers: Iterable[RR] = (),
     authority: Iterable[RR] = (),
+    additional: Iterable[RR] = (),
     aa: bool = False,
 ) -> bytes:
     """Pack a reply with records; OPT is echoed when the query carried one (RFC 6891)."""
@@ -90,6 +95,8 @@ def build_reply(
         msg.add_answer(rr)
     for rr in authority:
         msg.add_auth(rr)
+    for rr in additional:
+        msg.add_ar(rr)
     if query.edns is not None:
         flags = "do" if query.edns.do else ""
         msg.add_ar(EDNS0(udp_len=wire.SERVER_UDP, flags=flags, ext_rcode=rcode >> 4))

@@ -5,8 +5,15 @@ change events synchronously, so the index is updated inside the store's call
 and the very next query sees the change. Only the affected entry is rebuilt;
 a full rebuild happens once at `start`.
 
-Every change also calls `on_change` so the server can drop its answer cache in
-the same step: no answer computed before a change is served after it.
+Every change also calls `on_change(scope)` so the server can drop cached
+answers in the same step: no answer computed before a change is served after
+it. The scope is the ``(namespace, name)`` of the Service or Endpoints that
+changed, or None when anything may have changed (namespaces, pods, rebuild).
+
+Pods are watched only for ``pods verified`` (CoreDNS's mode that answers a
+pod name only if such a pod exists); their frequent status updates clear the
+cache only when the set of pod addresses really changed. The reverse (PTR)
+map is derived lazily from Services and Endpoints and dropped on any change.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from svcnet.objects import EndpointAddress, EndpointsView, Obj, ServiceView
+from svcnet.objects import EndpointAddress, EndpointPort, EndpointsView, Obj, ServiceView
 from svcnet.store import Event, Store
 
 logger = logging.getLogger(__name__)
 
 WATCHED_KINDS = frozenset({"Service", "Endpoints", "Namespace"})
+
+Scope = tuple[str, str]
+"""(namespace, Service name): what a cached positive answer depends on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +70,39 @@ def endpoint_hostname(addr: EndpointAddress) -> str:
     return addr.hostname or addr.ip.replace(".", "-").replace(":", "-")
 
 
+def normalize_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _pod_ips(obj: Obj) -> frozenset[str]:
+    status = obj.get("status") or {}
+    raw = [p.get("ip") for p in status.get("podIPs") or () if isinstance(p, dict)]
+    raw.append(status.get("podIP"))
+    return frozenset(ip for ip in (normalize_ip(str(r)) for r in raw if r) if ip)
+
+
 class ClusterIndex:
-    def __init__(self, store: Store, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_change: Callable[[Scope | None], None] | None = None,
+        *,
+        track_pods: bool = False,
+    ) -> None:
         self._store = store
         self._on_change = on_change
+        self._track_pods = track_pods
+        self._kinds = WATCHED_KINDS | ({"Pod"} if track_pods else set())
         self._services: dict[tuple[str, str], ServiceEntry] = {}
         self._endpoints: dict[tuple[str, str], EndpointsView] = {}
         self._namespaces: set[str] = set()
         self._service_namespaces: set[str] = set()
+        self._pods: dict[tuple[str, str], frozenset[str]] = {}
+        self._pod_addresses: set[tuple[str, str]] = set()
+        self._reverse: dict[str, list[str]] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.serial = 0
         """SOA serial: the Unix time of the last change, as CoreDNS's kubernetes plugin uses."""
@@ -91,6 +126,12 @@ class ClusterIndex:
             self._put_service(obj)
         for obj in self._store.list("Endpoints"):
             self._put_endpoints(obj)
+        self._pods.clear()
+        if self._track_pods:
+            for obj in self._store.list("Pod"):
+                md = obj["metadata"]
+                self._pods[(str(md.get("namespace") or "default"), str(md["name"]))] = _pod_ips(obj)
+        self._pod_addresses = {(ns, ip) for (ns, _), ips in self._pods.items() for ip in ips}
         self._changed()
 
     # --- lookups -----------------------------------------------------------
@@ -120,12 +161,67 @@ class ClusterIndex:
                     out.append(a)
         return out
 
+    def ready_endpoints(
+        self, entry: ServiceEntry
+    ) -> list[tuple[EndpointAddress, tuple[EndpointPort, ...]]]:
+        """Published addresses with the ports of their subset (for SRV), one per subset."""
+        eps = self._endpoints.get((entry.view.namespace, entry.view.name))
+        if eps is None:
+            return []
+        out: list[tuple[EndpointAddress, tuple[EndpointPort, ...]]] = []
+        for subset in eps.subsets:
+            addrs = subset.addresses
+            if entry.view.publish_not_ready:
+                addrs = addrs + subset.not_ready_addresses
+            out.extend((a, subset.ports) for a in addrs)
+        return out
+
+    def has_pod(self, namespace: str, ip: str) -> bool:
+        """A pod with this IP exists in this namespace (``pods verified``)."""
+        return (namespace, ip) in self._pod_addresses
+
+    def reverse(self, ip: str) -> list[str]:
+        """PTR targets for an address, relative to the zone (``echo.default.svc``).
+
+        As CoreDNS's reverse.go: a ClusterIP names its Service and nothing else;
+        an endpoint address names ``<hostname>.<svc>.<ns>.svc`` for every
+        Service whose published endpoints include it.
+        """
+        if self._reverse is None:
+            self._reverse = self._build_reverse()
+        return self._reverse.get(ip, [])
+
+    def _build_reverse(self) -> dict[str, list[str]]:
+        by_service: dict[str, list[str]] = {}
+        by_endpoint: dict[str, list[str]] = {}
+        for (ns, name), entry in sorted(self._services.items()):
+            if entry.external:
+                continue
+            for raw in (*entry.ipv4, *entry.ipv6):
+                ip = normalize_ip(raw)
+                if ip is not None:
+                    by_service.setdefault(ip, []).append(f"{name}.{ns}.svc")
+            for addr in self.ready_addresses(entry):
+                ip = normalize_ip(addr.ip)
+                if ip is not None:
+                    target = f"{endpoint_hostname(addr).lower()}.{name}.{ns}.svc"
+                    targets = by_endpoint.setdefault(ip, [])
+                    if target not in targets:
+                        targets.append(target)
+        # A ClusterIP answers with its Service alone (CoreDNS returns at once).
+        return {**by_endpoint, **by_service}
+
     # --- events ------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:
-        if ev.kind not in WATCHED_KINDS:
+        if ev.kind not in self._kinds:
             return
+        if ev.kind == "Pod":
+            self._on_pod(ev)
+            return
+        scope: Scope | None = (ev.namespace or "default", ev.name)
         if ev.kind == "Namespace":
+            scope = None
             if ev.type == "DELETED":
                 self._namespaces.discard(ev.name)
             else:
@@ -139,6 +235,18 @@ class ClusterIndex:
             self._endpoints.pop((ev.namespace or "default", ev.name), None)
         else:
             self._put_endpoints(ev.obj)
+        self._changed(scope)
+
+    def _on_pod(self, ev: Event) -> None:
+        key = (ev.namespace or "default", ev.name)
+        ips = frozenset() if ev.type == "DELETED" else _pod_ips(ev.obj)
+        if self._pods.get(key, frozenset()) == ips:
+            return  # a status update that moved no address: answers stay valid
+        if ips:
+            self._pods[key] = ips
+        else:
+            self._pods.pop(key, None)
+        self._pod_addresses = {(ns, ip) for (ns, _), ips in self._pods.items() for ip in ips}
         self._changed()
 
     def _put_service(self, obj: Obj) -> None:
@@ -160,8 +268,12 @@ class ClusterIndex:
             return
         self._endpoints[(view.namespace, view.name)] = view
 
-    def _changed(self) -> None:
-        self._service_namespaces = {ns for ns, _ in self._services}
+    def _changed(self, scope: Scope | None = None) -> None:
+        self._reverse = None
+        namespaces = {ns for ns, _ in self._services}
+        if namespaces != self._service_namespaces:
+            scope = None  # a namespace came or went with its first or last Service
+            self._service_namespaces = namespaces
         self.serial = int(time.time()) & 0xFFFFFFFF
         if self._on_change is not None:
-            self._on_change()
+            self._on_change(scope)

@@ -5,6 +5,9 @@ are read right to left as ``[_port._proto. | endpoint.] service.namespace.svc``
 (or ``.pod``). Names are compared lowercased; callers keep the original labels
 for the answer's owner name.
 
+Reverse names (``in-addr.arpa``/``ip6.arpa``, CoreDNS's reverse.go) and pod
+names (``a-b-c-d.<ns>.pod.<zone>``) are turned into addresses here too.
+
 Two more shapes exist only in svcnet: the literal short names ``<svc>.`` and
 ``<svc>.<ns>.`` that ``dig @127.0.0.1 echo.default`` sends (no search path is
 applied by dig). `short_name` only says how to read them; whether they are ours
@@ -14,6 +17,7 @@ depends on whether that Service exists, which the handler decides.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -110,3 +114,49 @@ def short_name(labels: Labels) -> tuple[str, str] | None:
     if len(labels) == 2:
         return labels[0], labels[1]
     return None
+
+
+_IN_ADDR = ("in-addr", "arpa")
+_IP6 = ("ip6", "arpa")
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_reverse(labels: Labels) -> str | None:
+    """The address a full reverse name stands for (compressed form), else None.
+
+    Partial names (``20.127.in-addr.arpa``) and anything malformed give None:
+    they are not ours and go on down the chain, like CoreDNS's ``fallthrough``.
+    """
+    if labels[-2:] == _IN_ADDR and len(labels) == 6:
+        octets = labels[3::-1]
+        if all(o.isascii() and o.isdigit() and int(o) < 256 and o == str(int(o)) for o in octets):
+            return ".".join(octets)
+        return None
+    if labels[-2:] == _IP6 and len(labels) == 34:
+        nibbles = labels[31::-1]
+        if all(len(n) == 1 and n in _HEX for n in nibbles):
+            text = ":".join("".join(nibbles[i : i + 4]) for i in range(0, 32, 4))
+            return str(ipaddress.IPv6Address(text))
+        return None
+    return None
+
+
+def reverse_name(ip: str) -> str:
+    """``10.0.10.127.in-addr.arpa.`` for 127.10.0.10 (nibbles for IPv6)."""
+    return ipaddress.ip_address(ip).reverse_pointer + "."
+
+
+def pod_address(label: str) -> str | None:
+    """The IP a pod label spells (``127-20-0-2``, ``fd00--1``), as CoreDNS reads it.
+
+    Exactly three dashes and no ``--`` is IPv4; anything else is IPv6 with
+    dashes for colons. None when that is not an address.
+    """
+    if label.count("-") == 3 and "--" not in label:
+        text = label.replace("-", ".")
+    else:
+        text = label.replace("-", ":")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None

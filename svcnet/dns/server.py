@@ -1,23 +1,33 @@
 """The DNS listeners: UDP and TCP on the host-facing address and the kube-dns ClusterIP.
 
 One `DnsServer` owns everything: the index (fed synchronously by the store),
-the handler chain (cluster, then forward), a wire-level answer cache, and a
-datagram protocol plus a stream protocol per listening address. Both
-protocols hand raw messages to `DnsServer.dispatch`, which is transport-
-agnostic apart from the size limit a reply must fit.
+the handler chain (cluster, then forward), a wire-level answer cache, and per
+listening address a UDP reader plus a TCP stream protocol. Both hand raw
+messages to `DnsServer.dispatch`, which is transport-agnostic apart from the
+size limit a reply must fit.
 
-The hot path is a cache hit and never leaves ``datagram_received``: the query
-is keyed with `wire.fast_key` (lowercased name, type, class, RD/CD/EDNS/DO
-bits), and the cached bytes are sent back with the client's id and the
-client's spelling of the name patched in. Only misses are parsed fully and run
-through the chain in a task of their own; answers that depend on the cluster
-index alone are then cached. Any Service, Endpoints or Namespace change clears
-the cache inside the store's event, so an answer never outlives the state it
-was computed from.
+The hot path never leaves the UDP reader callback (`UdpListener`), which
+drains up to `_RECV_BATCH` datagrams per wake-up straight from the socket:
 
-Errors stay contained: an unreadable header is dropped, an unparsable query
-gets FORMERR, a handler exception gets SERVFAIL (CoreDNS recovers panics the
-same way), and none of them touches the listener.
+1. exact hit: the query's bytes after the id were seen since the last
+   relevant change; the stored reply bytes go back with the client's id.
+2. keyed hit (`wire.fast_key`: lowercased name, type, class, RD/CD/EDNS/DO):
+   the cached bytes with the client's id and spelling of the name patched in
+   (a new spelling, or TCP).
+3. miss on a cluster name: parsed and answered synchronously by the cluster
+   handler (no task), then cached.
+4. anything else (forwarding, ExternalName chasing) runs through the chain in
+   a task of its own, so a slow upstream never holds up anyone else.
+
+Cached answers are dropped inside the store's change event (see
+`AnswerCache`), so an answer never outlives the state it was computed from.
+
+Errors stay contained: an unreadable header or a response is dropped, an
+unparsable query gets FORMERR, other opcodes NOTIMP, OPT or type 0 as the
+question FORMERR, an unknown EDNS version BADVERS, zone transfers REFUSED, a
+handler exception SERVFAIL (CoreDNS recovers panics the same way), and none
+of them touches the listener. With the ``svcnet.dns.query`` logger at DEBUG,
+every query gets one log line shaped like CoreDNS's ``log`` plugin.
 """
 
 from __future__ import annotations
@@ -28,47 +38,130 @@ import logging
 import socket
 from typing import Any, Protocol, cast
 
-from dnslib import QTYPE, RCODE
+from dnslib import CLASS, QTYPE, RCODE
 
 from svcnet._aio import TaskSet
 from svcnet.config import Settings
 from svcnet.dns import wire
 from svcnet.dns.chain import Chain, Reply
-from svcnet.dns.handlers.cluster import ClusterHandler
+from svcnet.dns.handlers.cluster import ClusterHandler, PodMode
 from svcnet.dns.handlers.forward import ForwardHandler, Upstream, resolve_upstreams
 from svcnet.dns.index import ClusterIndex
 from svcnet.dns.wire import Query
 from svcnet.store import Store
 
 logger = logging.getLogger(__name__)
+query_log = logging.getLogger("svcnet.dns.query")
+"""One DEBUG line per query (CoreDNS's ``log`` plugin): enable this logger to see them."""
 
 _BIND_ATTEMPTS = 20
 
 
-class AnswerCache:
-    """Cluster answers by cache key: (wire bytes, rcode), dropped on any index change.
+Scope = tuple[str, str]
 
-    Bounded FIFO: the index changes far more often than the cache fills.
+
+class AnswerCache:
+    """Cluster answers, kept until the state they were computed from changes. Two levels:
+
+    - by cache key (lowercased name, type, class, the flags that shape the
+      reply): (wire bytes, rcode), patched per client with its id and its
+      spelling of the name; used for TCP and for a new spelling.
+    - ``exact``: the UDP hot path. Keyed by the query's bytes after the id,
+      it holds the reply's bytes after the id, already fitted to the query's
+      UDP size, so a hit costs one dict lookup and one concatenation. Each
+      entry counts its hits (folded into the per-rcode and per-type totals
+      when the entry goes).
+
+    Invalidation is synchronous with the store's change event. A positive
+    answer computed from one Service carries that Service's scope and is
+    dropped when that Service or its Endpoints change; every other answer
+    (negative ones, PTR, ExternalName chains) is dropped on any change. So a
+    change to one Service does not make every other name miss at once.
+
+    Both levels are bounded FIFOs.
     """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: dict[bytes, tuple[bytes, int]] = {}
+        self._entries: dict[bytes, tuple[bytes, int, Scope | None]] = {}
+        self.exact: dict[bytes, list[Any]] = {}
+        """query[2:] -> [reply[2:], hits, rcode, qtype, scope]; never replaced, only emptied."""
+        self._by_scope: dict[Scope | None, set[bytes]] = {}
+        self._exact_by_scope: dict[Scope | None, set[bytes]] = {}
+        self.folded: dict[tuple[int, int], int] = {}
         self.generation = 0
 
     def get(self, key: bytes) -> tuple[bytes, int] | None:
-        return self._entries.get(key)
+        hit = self._entries.get(key)
+        return None if hit is None else (hit[0], hit[1])
 
-    def put(self, key: bytes, wire_: bytes, rcode: int, generation: int) -> None:
+    def put(
+        self, key: bytes, wire_: bytes, rcode: int, generation: int, scope: Scope | None = None
+    ) -> None:
         if generation != self.generation or self._size <= 0:
             return  # computed before a change: it may already be stale
-        if len(self._entries) >= self._size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = (wire_, rcode)
+        if key not in self._entries and len(self._entries) >= self._size:
+            old = next(iter(self._entries))
+            self._by_scope.get(self._entries.pop(old)[2], set()).discard(old)
+        self._entries[key] = (wire_, rcode, scope)
+        self._by_scope.setdefault(scope, set()).add(key)
+
+    def put_exact(
+        self,
+        query: bytes,
+        reply: bytes,
+        rcode: int,
+        qtype: int,
+        generation: int,
+        scope: Scope | None = None,
+    ) -> None:
+        if generation != self.generation or self._size <= 0:
+            return
+        key = query[2:]
+        if key not in self.exact and len(self.exact) >= self._size:
+            old = next(iter(self.exact))
+            entry = self.exact.pop(old)
+            self._fold(entry)
+            self._exact_by_scope.get(entry[4], set()).discard(old)
+        self.exact[key] = [reply[2:], 0, rcode, qtype, scope]
+        self._exact_by_scope.setdefault(scope, set()).add(key)
+
+    def _fold(self, entry: list[Any]) -> None:
+        if entry[1]:
+            k = (entry[2], entry[3])
+            self.folded[k] = self.folded.get(k, 0) + entry[1]
+
+    def exact_hits(self) -> dict[tuple[int, int], int]:
+        """Hits served by the exact cache so far, by (rcode, qtype)."""
+        out = dict(self.folded)
+        for entry in self.exact.values():
+            if entry[1]:
+                k = (entry[2], entry[3])
+                out[k] = out.get(k, 0) + entry[1]
+        return out
+
+    def invalidate(self, scope: Scope | None) -> None:
+        """Drop what a change to `scope` (None: to anything) may have made stale."""
+        self.generation += 1
+        if scope is None:
+            self.clear()
+            return
+        for s in (scope, None):
+            for key in self._by_scope.pop(s, ()):
+                self._entries.pop(key, None)
+            for key in self._exact_by_scope.pop(s, ()):
+                entry = self.exact.pop(key, None)
+                if entry is not None:
+                    self._fold(entry)
 
     def clear(self) -> None:
         self.generation += 1
         self._entries.clear()
+        self._by_scope.clear()
+        for entry in self.exact.values():
+            self._fold(entry)
+        self.exact.clear()
+        self._exact_by_scope.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -86,56 +179,98 @@ class _Conn(Protocol):
     def deferred(self, addr: Any) -> ReplyTarget: ...
 
 
+_RECV_BATCH = 64
+"""Datagrams read per wake-up: one epoll round trip serves a burst of queries."""
+_RECV_SIZE = 65535
+
+
+class UdpListener:
+    """One UDP socket served straight from the event loop's reader callback.
+
+    No transport object: under load the socket holds a burst of queries, and
+    reading them in a loop (`_RECV_BATCH` per wake-up) costs one epoll round
+    trip per burst instead of one per datagram. Replies are sent at once; a
+    reply the kernel cannot take right now (EAGAIN) is dropped, as the network
+    may drop any datagram, and the client retries.
+    """
+
+    def __init__(self, server: DnsServer, sock: socket.socket) -> None:
+        self._server = server
+        self._sock = sock
+        self._exact = server.cache.exact
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        sock.setblocking(False)
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    @property
+    def sockname(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def _readable(self) -> None:
+        recv, send, exact = self._sock.recvfrom, self._sock.sendto, self._exact
+        for _ in range(_RECV_BATCH):
+            try:
+                data, addr = recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                # ICMP errors from clients that went away; nothing to do for a server.
+                logger.debug("DNS UDP socket error: %s", e)
+                continue
+            # The hot path: the same query bytes as before (but the id) since
+            # the last change. Skipped while the per-query log is on.
+            entry = exact.get(data[2:])
+            try:
+                if entry is not None and not query_log.isEnabledFor(logging.DEBUG):
+                    entry[1] += 1
+                    send(data[:2] + entry[0], addr)
+                    continue
+                now = self._server.dispatch(data, False, self, addr)
+                if now is not None:
+                    send(now, addr)
+            except (BlockingIOError, InterruptedError):
+                self._server.send_drops += 1
+            except OSError as e:
+                logger.debug("DNS UDP send to %s failed: %s", addr, e)
+            except Exception:
+                logger.exception("DNS: unexpected error on a UDP query from %s", addr)
+
+    def deferred(self, addr: Any) -> ReplyTarget:
+        return _UdpReply(self, addr)
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        if self._closed:
+            return
+        try:
+            self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self._server.send_drops += 1
+        except OSError as e:
+            logger.debug("DNS UDP send to %s failed: %s", addr, e)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+
 class _UdpReply:
     """A UDP client waiting for a deferred reply (only cache misses pay for one)."""
 
-    __slots__ = ("_addr", "_transport")
+    __slots__ = ("_addr", "_listener")
 
-    def __init__(self, transport: asyncio.DatagramTransport, addr: Any) -> None:
-        self._transport = transport
+    def __init__(self, listener: UdpListener, addr: Any) -> None:
+        self._listener = listener
         self._addr = addr
 
     def send(self, data: bytes) -> None:
-        if not self._transport.is_closing():
-            self._transport.sendto(data, self._addr)
+        self._listener.sendto(data, self._addr)
 
     def done(self) -> None:
         pass
-
-
-class DnsUdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
-        self._server = server
-        self._transport: asyncio.DatagramTransport | None = None
-        self.closed = asyncio.get_running_loop().create_future()
-        """Resolves once the socket is really closed (transport.close() only schedules it)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        try:
-            now = self._server.dispatch(data, False, self, addr)
-            if now is not None:
-                transport.sendto(now, addr)
-        except Exception:
-            logger.exception("DNS: unexpected error on a UDP query from %s", addr)
-
-    def deferred(self, addr: Any) -> ReplyTarget:
-        assert self._transport is not None
-        return _UdpReply(self._transport, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors from clients that went away; nothing to do for a server.
-        logger.debug("DNS UDP socket error: %s", exc)
 
 
 class DnsTcpProtocol(asyncio.Protocol):
@@ -265,22 +400,37 @@ class DnsServer:
         tcp_idle_timeout: float = 10.0,
         cache_size: int = 10000,
         max_pending: int = 2000,
+        pods: PodMode | None = None,
     ) -> None:
         self.settings = settings
         self._cluster_port = cluster_port
         self._tcp_idle_timeout = tcp_idle_timeout
         self._max_pending = max_pending
+        # Settings.validate() has checked dns.ttl and dns.pods (CoreDNS's `pods` option).
+        mode = pods or settings.dns.pods
+        ttl = settings.dns.ttl
         self.cache = AnswerCache(cache_size)
-        self.index = ClusterIndex(store, on_change=self.cache.clear)
+        self.index = ClusterIndex(
+            store, on_change=self.cache.invalidate, track_pods=mode == "verified"
+        )
         net = settings.network
         self.cluster = ClusterHandler(
-            self.index, net.cluster_domain, net.alias_zones, settings.dns.ttl
+            self.index,
+            net.cluster_domain,
+            net.alias_zones,
+            ttl,
+            pods=mode,
+            dns_ips=[net.dns_service_ip],
         )
         self.forward = ForwardHandler([], settings.dns.upstream_timeout)
         self.chain = Chain([self.cluster, self.forward])
+        # ExternalName targets outside the zone go through the whole chain again.
+        self.cluster.lookup = self.chain
         self.connections: set[DnsTcpProtocol] = set()
         self._tasks = TaskSet()
-        self._udp: list[tuple[asyncio.DatagramTransport, DnsUdpProtocol]] = []
+        self._udp: list[UdpListener] = []
+        self.send_drops = 0
+        """UDP replies dropped because the socket's send buffer was full."""
         self._tcp: list[asyncio.Server] = []
         self._addresses: list[tuple[str, int]] = []
         self._running = False
@@ -333,29 +483,30 @@ class DnsServer:
     async def _listen(self, host: str, port: int) -> int:
         """Bind UDP and TCP on one port (the same ephemeral one when port is 0)."""
         loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(_BIND_ATTEMPTS if port == 0 else 1):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                udp, udp_proto = await loop.create_datagram_endpoint(
-                    lambda: DnsUdpProtocol(self), local_addr=(host, port)
-                )
+                sock.bind((host, port))
             except OSError as e:
+                sock.close()
                 raise bind_error(e, host, port, "udp") from e
-            bound = int(udp.get_extra_info("sockname")[1])
+            udp = UdpListener(self, sock)
+            bound = udp.sockname[1]
             try:
                 tcp = await loop.create_server(
                     lambda: DnsTcpProtocol(self, self._tcp_idle_timeout),
                     host,
                     bound,
                     reuse_address=True,
-                    family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                    family=family,
                 )
             except OSError as e:
                 udp.close()
-                await udp_proto.closed
                 if port == 0 and e.errno == errno.EADDRINUSE:
                     continue  # the ephemeral UDP port is taken for TCP: try another
                 raise bind_error(e, host, bound, "tcp") from e
-            self._udp.append((udp, udp_proto))
+            self._udp.append(udp)
             self._tcp.append(tcp)
             return bound
         raise OSError(errno.EADDRINUSE, f"cannot find a free port for DNS on {host}")
@@ -363,7 +514,7 @@ class DnsServer:
     async def stop(self) -> None:
         self._running = False
         self.index.stop()
-        for udp, _ in self._udp:
+        for udp in self._udp:
             udp.close()
         for srv in self._tcp:
             srv.close()
@@ -371,8 +522,6 @@ class DnsServer:
             conn.close()
         for srv in self._tcp:
             await srv.wait_closed()
-        for _, proto in self._udp:
-            await proto.closed
         self._udp.clear()
         self._tcp.clear()
         self._addresses.clear()
@@ -383,7 +532,8 @@ class DnsServer:
     def dispatch(self, data: bytes, tcp: bool, conn: _Conn, peer: Any) -> bytes | None:
         """Handle one message: the reply if it is ready now, else None.
 
-        A reply that needs the chain is sent later to ``conn.deferred(peer)``.
+        Cache hits and cluster answers are computed right here; a reply that
+        needs an upstream is sent later to ``conn.deferred(peer)``.
         """
         self._queries += 1
         fast = wire.fast_key(data)
@@ -393,53 +543,80 @@ class DnsServer:
             if hit is not None:
                 cached, rcode = hit
                 self._cache_hits += 1
-                self._count(rcode, (data[qend - 4] << 8) | data[qend - 3])
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("query %r from %s: %s (cached)", data[12 : qend - 4], peer, rcode)
+                qtype = (data[qend - 4] << 8) | data[qend - 3]
+                self._by_rcode[rcode] = self._by_rcode.get(rcode, 0) + 1
+                self._by_qtype[qtype] = self._by_qtype.get(qtype, 0) + 1
                 # The client's id and spelling of the name; the rest is ours.
                 reply = data[:2] + cached[2:12] + data[12 : qend - 4] + cached[qend - 4 :]
-                return wire.fit(
+                out = wire.fit(
                     reply, data, qend, wire.MAX_MESSAGE if tcp else limit, wire.key_edns_do(key)
                 )
+                if query_log.isEnabledFor(logging.DEBUG):
+                    _log_query(peer, data, tcp, out, "cache")
+                return out
         try:
             query = wire.parse_query(data, tcp=tcp)
         except wire.FormatError as e:
-            logger.debug("malformed query from %s: %s", peer, e)
             self._count(wire.FORMERR, -1)
-            return wire.formerr(data)
+            err = wire.formerr(data)
+            if query_log.isEnabledFor(logging.DEBUG):
+                _log_query(peer, data, tcp, err, f"malformed: {e}")
+            return err
         if query is None:
             self._dropped += 1
+            if query_log.isEnabledFor(logging.DEBUG):
+                _log_query(peer, data, tcp, None, "dropped: not a query")
             return None
+        rcode = -1
         if query.opcode != 0:
-            self._count(wire.NOTIMP, query.qtype)
-            return wire.empty_reply(query, wire.NOTIMP)
-        if query.edns is not None and query.edns.version != 0:
-            self._count(wire.BADVERS, query.qtype)
-            return wire.empty_reply(query, wire.BADVERS)
+            rcode = wire.NOTIMP  # NOTIFY, UPDATE, IQUERY, STATUS: not a resolver's job
+        elif query.edns is not None and query.edns.version != 0:
+            rcode = wire.BADVERS
+        elif query.qtype in _META_QTYPES:
+            rcode = wire.FORMERR  # RFC 6891: OPT is never a question; 0 is reserved
+        if rcode >= 0:
+            self._count(rcode, query.qtype)
+            out = wire.empty_reply(query, rcode)
+            if query_log.isEnabledFor(logging.DEBUG):
+                _log_query(peer, data, tcp, out, "server")
+            return out
+        # Cluster names are answered synchronously: no task, no await.
+        generation = self.cache.generation
+        try:
+            now = self.cluster.answer(query)
+        except Exception:
+            logger.exception("DNS: cluster lookup failed on %s", query.name)
+            now = Reply(wire.empty_reply(query, wire.SERVFAIL), wire.SERVFAIL, source="error")
+        if isinstance(now, Reply):
+            return self._finish(query, now, generation, peer)
         if len(self._tasks) >= self._max_pending:
             # Shed load rather than queue without bound; the client will retry.
             self._dropped += 1
+            if query_log.isEnabledFor(logging.DEBUG):
+                _log_query(peer, data, tcp, None, "dropped: too many pending")
             return None
-        self._tasks.spawn(self._answer(query, conn.deferred(peer)), name="dns-query")
+        self._tasks.spawn(self._answer(query, conn.deferred(peer), peer), name="dns-query")
         return None
 
-    async def _answer(self, query: Query, sender: ReplyTarget) -> None:
+    def _finish(self, query: Query, reply: Reply, generation: int, peer: Any) -> bytes:
+        edns_do = query.edns.do if query.edns is not None else None
+        out = wire.fit(reply.wire, query.data, query.qend, query.udp_limit, edns_do)
+        if reply.cacheable:
+            self.cache.put(query.key, reply.wire, reply.rcode, generation, reply.scope)
+            if not query.tcp:
+                self.cache.put_exact(
+                    query.data, out, reply.rcode, query.qtype, generation, reply.scope
+                )
+        self._count(reply.rcode, query.qtype)
+        if query_log.isEnabledFor(logging.DEBUG):
+            _log_query(peer, query.data, query.tcp, out, reply.source)
+        return out
+
+    async def _answer(self, query: Query, sender: ReplyTarget, peer: Any) -> None:
         try:
             generation = self.cache.generation
             reply = await self.resolve(query)
-            if reply.cacheable:
-                self.cache.put(query.key, reply.wire, reply.rcode, generation)
-            self._count(reply.rcode, query.qtype)
-            logger.debug(
-                "query %s %s from %s: %s by %s",
-                query.name,
-                query.qtype,
-                "tcp" if query.tcp else "udp",
-                reply.rcode,
-                reply.source,
-            )
-            edns_do = query.edns.do if query.edns is not None else None
-            sender.send(wire.fit(reply.wire, query.data, query.qend, query.udp_limit, edns_do))
+            sender.send(self._finish(query, reply, generation, peer))
         finally:
             sender.done()
 
@@ -461,16 +638,77 @@ class DnsServer:
             self._by_qtype[qtype] = self._by_qtype.get(qtype, 0) + 1
 
     def stats(self) -> dict[str, Any]:
+        """Counters since start (what the API and, later, Prometheus expose).
+
+        ``rcodes`` and ``qtypes`` count every answered query by response code
+        and question type (CoreDNS's ``coredns_dns_responses_total{rcode}`` and
+        ``coredns_dns_requests_total{type}``); queries that got no answer at
+        all (not a query, or shed under load) are in ``dropped``.
+        """
+        by_rcode = dict(self._by_rcode)
+        by_qtype = dict(self._by_qtype)
+        exact = 0
+        for (rcode, qtype), n in self.cache.exact_hits().items():
+            exact += n
+            by_rcode[rcode] = by_rcode.get(rcode, 0) + n
+            by_qtype[qtype] = by_qtype.get(qtype, 0) + n
         return {
-            "queries": self._queries,
-            "cacheHits": self._cache_hits,
+            "queries": self._queries + exact,
+            "cacheHits": self._cache_hits + exact,
             "cacheEntries": len(self.cache),
             "dropped": self._dropped,
+            "sendDrops": self.send_drops,
             "forwardFailures": self.forward.failures,
             "forwardTcpRetries": self.forward.tcp_retries,
-            "rcodes": {_rcode_name(k): v for k, v in sorted(self._by_rcode.items())},
-            "qtypes": {_qtype_name(k): v for k, v in sorted(self._by_qtype.items())},
+            "rcodes": {_rcode_name(k): v for k, v in sorted(by_rcode.items())},
+            "qtypes": {_qtype_name(k): v for k, v in sorted(by_qtype.items())},
         }
+
+
+_META_QTYPES = frozenset({0, wire.TYPE_OPT})
+
+_FLAG_NAMES = ((wire.QR, "qr"), (wire.AA, "aa"), (wire.TC, "tc"), (wire.RD, "rd"), (wire.RA, "ra"))
+
+
+def _log_query(peer: Any, data: bytes, tcp: bool, reply: bytes | None, source: str) -> None:
+    """One line per query, shaped like CoreDNS's log plugin::
+
+    127.0.0.1:40001 - 4242 "A IN echo.default.svc.cluster.local. udp 58" NOERROR qr,aa,rd 92 cache
+    """
+    try:
+        q = wire.parse_query(data, tcp=tcp)
+    except wire.FormatError:
+        q = None
+    qid = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
+    if q is not None:
+        question = f"{_qtype_name(q.qtype)} {_class_name(q.qclass)} {q.name}"
+    else:
+        question = "- - -"
+    where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+    proto = "tcp" if tcp else "udp"
+    if reply is None or len(reply) < wire.HEADER_LEN:
+        query_log.debug(
+            '%s - %d "%s %s %d" - - 0 %s', where, qid, question, proto, len(data), source
+        )
+        return
+    flags = int.from_bytes(reply[2:4], "big")
+    names_ = ",".join(name for bit, name in _FLAG_NAMES if flags & bit)
+    query_log.debug(
+        '%s - %d "%s %s %d" %s %s %d %s',
+        where,
+        qid,
+        question,
+        proto,
+        len(data),
+        _rcode_name(wire.rcode_of(reply)),
+        names_,
+        len(reply),
+        source,
+    )
+
+
+def _class_name(code: int) -> str:
+    return str(CLASS.get(code, f"CLASS{code}"))
 
 
 def _rcode_name(code: int) -> str:

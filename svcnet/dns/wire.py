@@ -79,6 +79,8 @@ class Query:
     """Offset of the byte after the question's name (where qtype starts)."""
     edns: Edns | None
     tcp: bool = False
+    depth: int = 0
+    """How many ExternalName hops led to this query (0 for a client's own query)."""
 
     @property
     def qend(self) -> int:
@@ -229,6 +231,20 @@ def parse_query(data: bytes, *, tcp: bool = False) -> Query | None:
                 raise FormatError("misplaced or repeated OPT record")
             edns = Edns(udp_size=rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & 0x8000))
     return Query(data, qid, flags, tuple(labels), qtype, qclass, name_end, edns, tcp)
+
+
+def make_query(
+    labels: tuple[bytes, ...], qtype: int, *, qid: int = 0, depth: int = 0, tcp: bool = False
+) -> Query:
+    """A query of our own (RD set, EDNS with our size), e.g. to chase an ExternalName."""
+    name = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+    data = (
+        _HEADER.pack(qid, RD, 1, 0, 0, 1) + name + _QTAIL.pack(qtype, CLASS_IN) + opt_record(False)
+    )
+    query = parse_query(data, tcp=tcp)
+    assert query is not None
+    query.depth = depth
+    return query
 
 
 def opt_record(do: bool, ext_rcode: int = 0) -> bytes:

@@ -13,7 +13,7 @@ import dns.asyncquery
 import dns.message
 import dns.rdatatype
 import pytest
-from dnslib import QTYPE, RR, A, DNSRecord
+from dnslib import AAAA, QTYPE, RR, A, DNSRecord
 
 from svcnet.config import Settings
 from svcnet.dns import DnsServer
@@ -85,7 +85,8 @@ def store() -> Store:
 
 
 class FakeUpstream:
-    """A scripted resolver: `answers` maps lowercased qname to A addresses.
+    """A scripted resolver: `answers` maps lowercased qname to A addresses,
+    `answers6` to AAAA addresses (a name in neither is NXDOMAIN).
 
     Names in `held` are not answered until `release` is set (a slow upstream);
     names in `truncate` get TC over UDP and the full answer over TCP.
@@ -93,6 +94,7 @@ class FakeUpstream:
 
     def __init__(self) -> None:
         self.answers: dict[str, list[str]] = {"example.com.": [UPSTREAM_IP]}
+        self.answers6: dict[str, list[str]] = {}
         self.held: set[str] = set()
         self.truncate: set[str] = set()
         self.release = asyncio.Event()
@@ -112,9 +114,13 @@ class FakeUpstream:
         if transport == "udp" and name in self.truncate:
             r.header.tc = 1
             return bytes(r.pack())
-        for ip in self.answers.get(name, []):
-            r.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
-        if name not in self.answers:
+        if q.q.qtype == QTYPE.A:
+            for ip in self.answers.get(name, []):
+                r.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
+        elif q.q.qtype == QTYPE.AAAA:
+            for ip in self.answers6.get(name, []):
+                r.add_answer(RR(q.q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=60))
+        if name not in self.answers and name not in self.answers6:
             r.header.rcode = 3
         return bytes(r.pack())
 

@@ -13,7 +13,17 @@ from hypothesis import strategies as st
 
 from svcnet.dns import wire
 from svcnet.dns.handlers.forward import Upstream, parse_address, resolve_upstreams
-from svcnet.dns.names import ClusterName, Kind, parse_cluster, short_name, split_zone, zone_labels
+from svcnet.dns.names import (
+    ClusterName,
+    Kind,
+    parse_cluster,
+    parse_reverse,
+    pod_address,
+    reverse_name,
+    short_name,
+    split_zone,
+    zone_labels,
+)
 
 ZONES = zone_labels(["cluster.local", "local"])
 CL = "cluster.local"
@@ -269,3 +279,38 @@ def test_fit_truncates_to_question_and_opt() -> None:
     assert msg.question[0].name.to_text() == "big.example."
     assert msg.edns == 0 and msg.ednsflags & dns.flags.DO
     assert not msg.answer
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("10.0.10.127.in-addr.arpa", "127.10.0.10"),
+        ("10.0.10.127.IN-ADDR.ARPA", None),  # callers pass lowercased labels
+        ("0.10.127.in-addr.arpa", None),  # partial: not an address
+        ("256.0.10.127.in-addr.arpa", None),
+        ("010.0.10.127.in-addr.arpa", None),
+        ("\u00b96.0.10.127.in-addr.arpa", None),  # a non-ASCII digit (found by the fuzz test)
+        ("1.1.0.0." + "0." * 26 + "d.f.ip6.arpa", "fd00::11"),
+        ("g.1.0.0." + "0." * 26 + "d.f.ip6.arpa", None),
+        ("1.0.0." + "0." * 26 + "d.f.ip6.arpa", None),
+    ],
+)
+def test_parse_reverse(name: str, expected: str | None) -> None:
+    labels = tuple(name.split("."))
+    assert parse_reverse(labels) == expected
+    if expected is not None:
+        assert reverse_name(expected) == name + "."
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("127-20-0-2", "127.20.0.2"),
+        ("fd00--1", "fd00::1"),
+        ("127-20-0", None),
+        ("127-20-0-256", None),
+        ("foo", None),
+    ],
+)
+def test_pod_address(label: str, expected: str | None) -> None:
+    assert pod_address(label) == expected

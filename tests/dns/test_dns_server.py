@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import shutil
 import socket
@@ -180,7 +181,7 @@ async def test_aaaa_for_ipv4_service_is_nodata(server: DnsServer, tcp: bool) -> 
         ("dns-version.cluster.local", "TXT", dns.rcode.NOERROR, 1),
         ("127-244-0-2.echo.default.svc.cluster.local", "A", dns.rcode.NOERROR, 1),
         ("127-244-0-9.echo.default.svc.cluster.local", "A", dns.rcode.NXDOMAIN, 0),
-        ("_http._tcp.echo.default.svc.cluster.local", "A", dns.rcode.NOERROR, 0),
+        ("_http._tcp.echo.default.svc.cluster.local", "A", dns.rcode.NOERROR, 1),
         ("_http._udp.echo.default.svc.cluster.local", "A", dns.rcode.NXDOMAIN, 0),
     ],
 )
@@ -511,3 +512,40 @@ async def test_dig_short_name(server: DnsServer) -> None:
         out, err = await proc.communicate()
         assert proc.returncode == 0, err
         assert out.decode().split() == [ECHO_IP]
+
+
+async def test_a_change_drops_only_what_it_touches(server: DnsServer, store: Store) -> None:
+    echo, missing = "echo.default.svc.cluster.local", "nosuch.default.svc.cluster.local"
+    for _ in range(2):
+        await ask(server, echo)
+        await ask(server, missing)
+    hits = server.stats()["cacheHits"]
+    assert hits == 2
+    # Another Service appears: echo's answer stays cached; the NXDOMAIN may
+    # now be wrong (and carries the SOA serial), so it is computed again.
+    store.create(service("nosuch", clusterIP="127.96.9.9", clusterIPs=["127.96.9.9"]))
+    assert addresses(await ask(server, echo)) == {ECHO_IP}
+    assert server.stats()["cacheHits"] == hits + 1
+    assert addresses(await ask(server, missing)) == {"127.96.9.9"}
+    assert server.stats()["cacheHits"] == hits + 1
+    # echo's own Endpoints change: its answers are computed again.
+    update(store, "Endpoints", "default", "echo", lambda o: o.update(subsets=[]))
+    assert addresses(await ask(server, echo)) == {ECHO_IP}
+    assert server.stats()["cacheHits"] == hits + 1
+
+
+async def test_query_log_has_one_line_per_query(
+    server: DnsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="svcnet.dns.query")
+    name = "echo.default.svc.cluster.local"
+    await ask(server, name)  # computed
+    await ask(server, name)  # the UDP exact cache
+    await ask(server, name, tcp=True)  # the keyed cache
+    await ask(server, "example.com")  # forwarded
+    lines = [r.getMessage() for r in caplog.records if r.name == "svcnet.dns.query"]
+    assert len(lines) == 4, lines
+    assert all(f'"A IN {name}. ' in line for line in lines[:3])
+    assert " udp " in lines[0] and " tcp " in lines[2]
+    assert all(" NOERROR qr,aa,rd,ra " in line for line in lines[:3])
+    assert lines[3].endswith(" forward") and '"A IN example.com. udp' in lines[3]
