@@ -1,0 +1,432 @@
+"""kube-proxy: turns Services and Endpoints into listening sockets.
+
+Where kube-proxy writes iptables rules, svcnet listens: every address a
+Service answers on gets a TCP listener, and accepted connections are relayed
+(``relay.py``) to the service port's ready endpoints, round-robin
+(``balancer.py``). Addresses per TCP service port:
+
+- ``spec.clusterIP:port`` for ClusterIP, NodePort and LoadBalancer Services
+  (headless and ExternalName Services get nothing: DNS serves those);
+- ``<addr>:nodePort`` for each of ``network.node_port_addresses`` (kube-proxy's
+  ``--nodeport-addresses``) for NodePort and LoadBalancer;
+- ``status.loadBalancer.ingress[].ip:port`` for LoadBalancer.
+
+Never on the kube-dns Service IP: the DNS server binds that itself.
+
+Reconciling is synchronous, in the store's subscriber callback, one Service at
+a time (a Service and its Endpoints share a name, so either event names the
+work). The new state is in effect before the event returns: the balancer
+holds the new endpoints for the very next accepted connection, and sockets are
+bound and put into listen(2) at once, so the kernel queues connections even
+before the asyncio server (started by a short task) accepts them.
+
+No ready endpoints means ECONNREFUSED, as kube-proxy's REJECT rule gives, and
+not accept-then-close (which the e2e test "should be rejected when no
+endpoints exist" fails): while a service port has no ready endpoint its
+listeners are closed, and they are reopened when one appears. Connections the
+kernel had already queued when the last endpoint went are reset by the close;
+one accepted in the same instant finds an empty balancer and is reset too.
+
+Listeners are keyed by address, and a service port is the target of each of
+its listeners. An address wanted by two service ports goes to the first; the
+other is told in the log and gets it when the first lets go. A bind that fails
+(a port below 1024 without the privilege, an address in use, an address not on
+this machine) is logged once with the address and the fix; the rest of the
+Service is still served, and the bind is retried at the Service's next change.
+
+Existing connections outlive changes to their Service (conntrack keeps them in
+kube-proxy too); only ``stop`` cuts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from svcnet.config import Settings
+from svcnet.objects import EndpointsView, ServiceView
+from svcnet.proxy.balancer import Endpoint
+from svcnet.proxy.relay import ClientSide, Hub, PortTarget, ServicePortName
+from svcnet.store import Event, Store
+
+logger = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+"""A listening address as (ip, port)."""
+
+_Desired = dict[ServicePortName, tuple[set[Addr], list[Endpoint]]]
+
+BACKLOG = 4096
+"""listen(2) backlog; the kernel caps it at net.core.somaxconn."""
+
+_PROXIED_TYPES = frozenset({"ClusterIP", "NodePort", "LoadBalancer"})
+_NODE_PORT_TYPES = frozenset({"NodePort", "LoadBalancer"})
+
+
+@dataclass(frozen=True)
+class PortStats:
+    """Counters for one service port, as ``Proxier.stats`` reports them."""
+
+    connections: int
+    """Client connections accepted."""
+    active: int
+    """Client connections open now."""
+    failures: int
+    """Connections reset unserved: no ready endpoint, or every dial failed."""
+    retries: int
+    """Dials that failed and moved on to the next endpoint."""
+    endpoints: int
+    """Ready endpoints now."""
+    listeners: tuple[Addr, ...]
+    """Addresses accepting connections now."""
+
+
+def _fmt(addr: Addr) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind_advice(e: OSError, addr: Addr) -> str:
+    if e.errno == errno.EACCES:
+        return (
+            f"port {addr[1]} is below net.ipv4.ip_unprivileged_port_start; run svcnet as root,"
+            " give python CAP_NET_BIND_SERVICE, or lower that sysctl"
+            " (sysctl -w net.ipv4.ip_unprivileged_port_start=0)"
+        )
+    if e.errno == errno.EADDRINUSE:
+        return (
+            f"another socket is listening there (find it with ss -ltnp 'sport = :{addr[1]}');"
+            " stop it or change the Service's port"
+        )
+    if e.errno == errno.EADDRNOTAVAIL:
+        return (
+            "that address is not on this machine; use loopback addresses"
+            " (127.0.0.0/8, ::1) in the Service and in network.node_port_addresses"
+        )
+    return "check the address and port"
+
+
+def _listen_socket(addr: Addr) -> socket.socket:
+    host, port = addr
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit TCP_NODELAY from the listener on Linux,
+        # which saves a setsockopt per connection.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Listener:
+    """One address: a listening socket that opens and closes with its endpoints.
+
+    The socket is bound and listening synchronously in ``open``; handing it to
+    ``loop.create_server`` takes one task step. Until that step starts, the
+    socket is ours to close; once it has started, the server owns it and
+    ``_serve`` closes the server if the listener was closed meanwhile.
+    """
+
+    __slots__ = (
+        "addr",
+        "bind_error",
+        "hub",
+        "server",
+        "sock",
+        "spawn",
+        "starting",
+        "target",
+        "want",
+    )
+
+    def __init__(
+        self,
+        addr: Addr,
+        target: PortTarget,
+        hub: Hub,
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+    ) -> None:
+        self.addr = addr
+        self.target = target
+        self.hub = hub
+        self.spawn = spawn
+        self.sock: socket.socket | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.starting = False
+        self.want = False
+        self.bind_error: int | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self.want and self.sock is not None
+
+    def factory(self) -> ClientSide:
+        # Read at accept time, so retargeting a listener needs no rebind.
+        return ClientSide(self.hub, self.target)
+
+    def open(self) -> None:
+        self.want = True
+        if self.sock is not None:
+            return
+        try:
+            sock = _listen_socket(self.addr)
+        except OSError as e:
+            # Log a given failure once; it is retried at every change of the Service.
+            level = logging.DEBUG if e.errno == self.bind_error else logging.ERROR
+            self.bind_error = e.errno
+            logger.log(
+                level,
+                "cannot listen on %s for service %s: %s; %s. The Service is not served there.",
+                _fmt(self.addr),
+                self.target.name,
+                e.strerror or e,
+                _bind_advice(e, self.addr),
+            )
+            return
+        if self.bind_error is not None:
+            logger.info("now listening on %s for service %s", _fmt(self.addr), self.target.name)
+            self.bind_error = None
+        self.sock = sock
+        logger.debug("listening on %s for service %s", _fmt(self.addr), self.target.name)
+        self.spawn(self._serve(sock), f"proxy-listen {_fmt(self.addr)}")
+
+    async def _serve(self, sock: socket.socket) -> None:
+        if self.sock is not sock:
+            return  # closed before this task ran; close() closed the socket
+        self.starting = True
+        try:
+            server = await self.hub.loop.create_server(self.factory, sock=sock, backlog=BACKLOG)
+        except OSError as e:
+            logger.error("cannot serve %s for service %s: %s", _fmt(self.addr), self.target.name, e)
+            sock.close()
+            if self.sock is sock:
+                self.sock = None
+            return
+        finally:
+            self.starting = False
+        if self.want and self.sock is sock:
+            self.server = server
+        else:
+            server.close()
+            if self.sock is sock:
+                self.sock = None
+
+    def close(self) -> None:
+        if self.want:
+            logger.debug("closing %s for service %s", _fmt(self.addr), self.target.name)
+        self.want = False
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+            self.sock = None
+        elif self.sock is not None and not self.starting:
+            self.sock.close()
+            self.sock = None
+        # else create_server owns the socket now; _serve closes it on return.
+
+
+class _Port:
+    """A service port being served: its target and the addresses it holds."""
+
+    __slots__ = ("addrs", "conflicts", "target")
+
+    def __init__(self, target: PortTarget) -> None:
+        self.target = target
+        self.addrs: set[Addr] = set()
+        self.conflicts: set[Addr] = set()
+        """Addresses wanted but held by another service port (already warned about)."""
+
+
+class Proxier:
+    """Serves every TCP Service in the store; see the module docstring."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._hub: Hub | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._listeners: dict[Addr, _Listener] = {}
+        self._ports: dict[ServicePortName, _Port] = {}
+        self._by_service: dict[tuple[str, str], set[ServicePortName]] = {}
+        self._serve_tasks: set[asyncio.Task[None]] = set()
+        self._skipped: set[ServicePortName] = set()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve what the store holds now and follow its changes from here on."""
+        if self._hub is not None:
+            return
+        self._hub = Hub(asyncio.get_running_loop())
+        self._unsubscribe = self._store.subscribe(self._on_event)
+        for svc in self._store.list("Service"):
+            md = svc["metadata"]
+            self._sync(str(md.get("namespace") or ""), str(md["name"]))
+
+    async def stop(self) -> None:
+        """Close every listener and every relayed connection. Safe to call twice."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for lst in self._listeners.values():
+            lst.close()
+        self._listeners.clear()
+        self._ports.clear()
+        self._by_service.clear()
+        if self._serve_tasks:
+            # Not cancelled: each ends within a loop step and closes its server.
+            await asyncio.wait(list(self._serve_tasks))
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.close_all()
+
+    # --- introspection ---------------------------------------------------------
+
+    def listeners(self) -> list[Addr]:
+        """Addresses accepting connections now, sorted."""
+        return sorted(a for a, lst in self._listeners.items() if lst.listening)
+
+    def stats(self) -> dict[ServicePortName, PortStats]:
+        """Counters per service port currently served."""
+        out: dict[ServicePortName, PortStats] = {}
+        for key, port in self._ports.items():
+            t = port.target
+            out[key] = PortStats(
+                connections=t.connections,
+                active=t.active,
+                failures=t.failures,
+                retries=t.retries,
+                endpoints=len(t.balancer),
+                listeners=tuple(sorted(a for a in port.addrs if self._listeners[a].listening)),
+            )
+        return out
+
+    def buffered(self) -> int:
+        """Bytes the proxy holds in its buffers now; flow control keeps this bounded."""
+        return self._hub.buffered() if self._hub is not None else 0
+
+    # --- reconciling -------------------------------------------------------------
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.kind == "Service" or ev.kind == "Endpoints":
+            self._sync(ev.namespace, ev.name)
+
+    def _spawn_serve(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        assert self._hub is not None
+        task = self._hub.tasks.spawn(coro, name=name)
+        self._serve_tasks.add(task)
+        task.add_done_callback(self._serve_tasks.discard)
+
+    def _sync(self, namespace: str, name: str) -> None:
+        desired = self._desired(namespace, name)
+        svc = (namespace, name)
+        for key in self._by_service.get(svc, set()) - desired.keys():
+            self._drop(key)
+        if desired:
+            self._by_service[svc] = set(desired)
+        else:
+            self._by_service.pop(svc, None)
+        for key, (addrs, endpoints) in desired.items():
+            self._apply(key, addrs, endpoints)
+
+    def _desired(self, namespace: str, name: str) -> _Desired:
+        obj = self._store.get("Service", namespace, name)
+        if obj is None:
+            return {}
+        svc = ServiceView.from_obj(obj)
+        if svc.type not in _PROXIED_TYPES or svc.headless or not svc.cluster_ip:
+            return {}
+        ep_obj = self._store.get("Endpoints", namespace, name)
+        eps = EndpointsView.from_obj(ep_obj) if ep_obj is not None else None
+        net = self._settings.network
+        dns_ip = net.dns_service_ip
+        out: _Desired = {}
+        for p in svc.ports:
+            key = ServicePortName(namespace, name, p.name)
+            if p.protocol != "TCP":
+                if key not in self._skipped:
+                    self._skipped.add(key)
+                    logger.debug("%s: %s ports are not proxied yet", key, p.protocol)
+                continue
+            hosts = [(svc.cluster_ip, p.port)]
+            if svc.type in _NODE_PORT_TYPES and p.node_port:
+                hosts += [(a, p.node_port) for a in net.node_port_addresses]
+            if svc.type == "LoadBalancer":
+                hosts += [(ip, p.port) for ip in svc.load_balancer_ips]
+            addrs: set[Addr] = set()
+            for host, port in hosts:
+                try:
+                    ip = str(ipaddress.ip_address(host))
+                except ValueError:
+                    logger.debug("%s: %r is not an IP address; not listening there", key, host)
+                    continue
+                if ip != dns_ip:
+                    addrs.add((ip, port))
+            out[key] = (addrs, eps.ready(p.name) if eps is not None else [])
+        return out
+
+    def _apply(self, key: ServicePortName, want: set[Addr], endpoints: list[Endpoint]) -> None:
+        assert self._hub is not None
+        port = self._ports.get(key)
+        if port is None:
+            port = self._ports[key] = _Port(PortTarget(key))
+        target = port.target
+        # Endpoints first: a listener opened below must find them at once.
+        if target.balancer.update(endpoints):
+            logger.debug("%s: endpoints now %s", key, target.balancer.endpoints)
+        for addr in port.addrs - want:
+            port.addrs.discard(addr)
+            self._release(addr)
+        conflicts: set[Addr] = set()
+        for addr in want - port.addrs:
+            if addr in self._listeners:
+                if addr not in port.conflicts:
+                    logger.warning(
+                        "%s: %s is already served for %s; not listening there for this one",
+                        key,
+                        _fmt(addr),
+                        self._listeners[addr].target.name,
+                    )
+                conflicts.add(addr)
+                continue
+            self._listeners[addr] = _Listener(addr, target, self._hub, self._spawn_serve)
+            port.addrs.add(addr)
+        port.conflicts = conflicts
+        serve = bool(target.balancer)
+        for addr in port.addrs:
+            lst = self._listeners[addr]
+            if serve:
+                lst.open()
+            else:
+                lst.close()
+
+    def _drop(self, key: ServicePortName) -> None:
+        port = self._ports.pop(key, None)
+        if port is None:
+            return
+        for addr in port.addrs:
+            self._release(addr)
+
+    def _release(self, addr: Addr) -> None:
+        lst = self._listeners.pop(addr, None)
+        if lst is not None:
+            lst.close()
+        # A service port that lost this address to a conflict may have it now.
+        for key, port in list(self._ports.items()):
+            if addr in port.conflicts:
+                self._sync(key.namespace, key.name)
+                break
