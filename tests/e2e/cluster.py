@@ -22,10 +22,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SVCNET = [sys.executable, "-m", "svcnet"]
 
 
-def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP (DNS binds both on the same number)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind((host, 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind((host, port))
+                except OSError:
+                    continue
+            return port
 
 
 def descendants(pid: int) -> set[int]:
@@ -101,7 +109,7 @@ class Cluster:
 def start(tmp: Path, prefix: str) -> Cluster:
     """Start `svcnet up` on config/ with every address under 127.<prefix>.x."""
     a, b, c, d = (int(prefix) + i for i in range(4))
-    api_port, dns_port = free_port(), free_port(kind=socket.SOCK_DGRAM)
+    api_port, dns_port = free_port(), free_port()
     node_ip = f"127.{d}.0.1"
     cmd = [
         *SVCNET,

@@ -135,8 +135,10 @@ def test_broken_seed_manifest_applies_nothing(cluster: Cluster, tmp_path: Path) 
 
 def test_stop_leaves_no_process_and_no_port(tmp_path: Path) -> None:
     c = start(tmp_path, "170")
-    assert c.curl(f"http://{c.node_ip}:30026") == "Hello Docker!!"
-    left, took = stop(c)
+    try:
+        assert c.curl(f"http://{c.node_ip}:30026") == "Hello Docker!!"
+    finally:
+        left, took = stop(c)
     assert not left, f"processes outlived svcnet: {left}"
     assert took < 5
     listening = subprocess.run(
