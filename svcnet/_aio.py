@@ -41,19 +41,15 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        await cancel_and_wait(list(self._tasks), timeout=timeout)
+    async def stop(self, grace: float = 5.0) -> None:
+        await cancel_and_wait(list(self._tasks), grace=grace)
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], timeout: float = 5.0) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], grace: float = 5.0) -> None:
     """Cancel tasks and wait (bounded) until they have really finished."""
     pending = [t for t in tasks if not t.done()]
     for t in pending:
         t.cancel()
     if pending:
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait(pending, timeout=timeout)
-
-
-def spawn(tasks: TaskSet, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
-    return tasks.spawn(coro, name=name)
+            await asyncio.wait(pending, timeout=grace)

@@ -146,8 +146,8 @@ def parse(text: str | None) -> Selector:
             val = m.group("val")
             if norm in (">", "<") and not val.lstrip("-").isdigit():
                 raise SelectorError(
-                    f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must "
-                    f"be an integer"
+                    "unable to parse requirement: for 'Gt', 'Lt' operators, the value must "
+                    "be an integer"
                 )
             reqs.append(Requirement(m.group("key"), norm, (val,)))
         elif m.group("setop"):

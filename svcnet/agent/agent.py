@@ -99,7 +99,7 @@ class Agent:
         tasks = [self._running[w] for w in workers]
         if tasks:
             await asyncio.wait(tasks, timeout=self.stop_grace + KILL_WAIT)
-        await self.tasks.stop(timeout=1.0)
+        await self.tasks.stop(grace=1.0)
         if self._state_root is not None and self._own_state_root:
             shutil.rmtree(self._state_root, ignore_errors=True)
 
