@@ -74,6 +74,19 @@ def _targets(args: argparse.Namespace) -> list[Target]:
                 f'from "{m.source}": no matches for kind "{m.kind}" in version "{api_version}"\n'
                 "ensure CRDs are installed first"
             )
+        if not isinstance(md, dict):
+            # Without a name there is no object path to ask the server about, so
+            # run the same schema check the server would and report its words.
+            from svcnet.registry import ApiError
+            from svcnet.registry.schema import check
+
+            try:
+                check(m.obj, kind)
+            except ApiError as e:
+                field = e.causes[0].field if e.causes else "metadata"
+                raise ManifestError(
+                    f"error validating {m.where(field)}: error validating data: {e.message}"
+                ) from None
         if not isinstance(md, dict) or not name:
             raise ManifestError(
                 f"error validating {m.where('metadata')}: error validating data: "
