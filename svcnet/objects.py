@@ -34,6 +34,10 @@ class ServiceView:
     load_balancer_ips: tuple[str, ...]
     session_affinity: str
     publish_not_ready: bool
+    cluster_ips: tuple[str, ...] = ()
+    """spec.clusterIPs (falling back to clusterIP); empty for ExternalName and headless."""
+    session_affinity_timeout: int = 10800
+    """spec.sessionAffinityConfig.clientIP.timeoutSeconds (default 10800); used with ClientIP."""
 
     @property
     def headless(self) -> bool:
@@ -53,17 +57,26 @@ class ServiceView:
             for p in spec.get("ports") or ()
         )
         ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+        cluster_ip = str(spec.get("clusterIP") or "")
+        ips = [str(i) for i in spec.get("clusterIPs") or () if i] or (
+            [cluster_ip] if cluster_ip else []
+        )
+        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get(
+            "timeoutSeconds"
+        )
         return cls(
             namespace=str(md.get("namespace") or "default"),
             name=str(md["name"]),
             type=str(spec.get("type") or "ClusterIP"),
-            cluster_ip=str(spec.get("clusterIP") or ""),
+            cluster_ip=cluster_ip,
             external_name=str(spec.get("externalName") or ""),
             ports=ports,
             selector=dict(spec["selector"]) if spec.get("selector") is not None else None,
             load_balancer_ips=tuple(str(i["ip"]) for i in ingress if i.get("ip")),
             session_affinity=str(spec.get("sessionAffinity") or "None"),
             publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
+            cluster_ips=() if cluster_ip == "None" else tuple(i for i in ips if i != "None"),
+            session_affinity_timeout=int(timeout) if timeout else 10800,
         )
 
 

@@ -1,16 +1,22 @@
-"""kube-proxy for svcnet: Service addresses to ready endpoints, over TCP.
+"""kube-proxy for svcnet: Service addresses to ready endpoints, over TCP and UDP.
 
 - ``proxier.py``: ``Proxier`` follows Services and Endpoints in the store and
   keeps one listener per ClusterIP:port, NodePort address and LoadBalancer
-  ingress IP, open only while the service port has ready endpoints (so a
-  Service without endpoints refuses connections, as kube-proxy's REJECT does).
-- ``relay.py``: the per-connection Protocol pair with flow control, half-close
-  and kube-proxy userspace's dial retries (250 ms, 500 ms, 1 s, 2 s).
-- ``balancer.py``: round-robin over a list shuffled at every endpoint change.
+  ingress IP (per protocol), open only while the service port has ready
+  endpoints (so a Service without endpoints refuses connections, as
+  kube-proxy's REJECT does).
+- ``relay.py``: TCP on raw non-blocking sockets: accept, dial (kube-proxy
+  userspace's retries: 250 ms, 500 ms, 1 s, 2 s), relay with flow control and
+  half-close, and retry-on empty-response (a request whose endpoint died
+  before answering is replayed on the next one).
+- ``udp.py``: UDP sessions per client address, with the same retries.
+- ``poller.py``: the proxy's own epoll, nested in the event loop.
+- ``balancer.py``: round-robin over a list shuffled at every endpoint change,
+  and ClientIP session affinity with its timeout.
 
 Settings used: ``network.node_port_addresses`` (where NodePorts listen) and
 ``network.service_cidr`` (its tenth address, kube-dns, is never proxied: the
-DNS server binds it). UDP and SCTP ports are not proxied yet.
+DNS server binds it). SCTP ports are not proxied.
 """
 
 from svcnet.proxy.proxier import PortStats, Proxier

@@ -1,38 +1,51 @@
 """kube-proxy: turns Services and Endpoints into listening sockets.
 
 Where kube-proxy writes iptables rules, svcnet listens: every address a
-Service answers on gets a TCP listener, and accepted connections are relayed
-(``relay.py``) to the service port's ready endpoints, round-robin
-(``balancer.py``). Addresses per TCP service port:
+Service answers on gets a listener of the port's protocol (TCP: ``relay.py``;
+UDP: ``udp.py``), and traffic is relayed to the service port's ready
+endpoints, round-robin or by ClientIP affinity (``balancer.py``). Addresses
+per service port:
 
-- ``spec.clusterIP:port`` for ClusterIP, NodePort and LoadBalancer Services
-  (headless and ExternalName Services get nothing: DNS serves those);
+- ``spec.clusterIPs[*]:port`` for ClusterIP, NodePort and LoadBalancer
+  Services (headless and ExternalName Services get nothing: DNS serves those);
 - ``<addr>:nodePort`` for each of ``network.node_port_addresses`` (kube-proxy's
   ``--nodeport-addresses``) for NodePort and LoadBalancer;
 - ``status.loadBalancer.ingress[].ip:port`` for LoadBalancer.
 
-Never on the kube-dns Service IP: the DNS server binds that itself.
+Never on the kube-dns Service IP: the DNS server binds that itself. SCTP ports
+are not proxied (logged once).
+
+Endpoints are whatever the Endpoints object of the Service's name lists as
+ready (``subsets[].addresses``) for the port's name and protocol: written by
+the endpoints controller for a selector (which, with
+``publishNotReadyAddresses``, lists not-ready pods there too), or by hand for
+a Service without one, loopback addresses included. ``notReadyAddresses`` are
+never used, as in kube-proxy.
 
 Reconciling is synchronous, in the store's subscriber callback, one Service at
 a time (a Service and its Endpoints share a name, so either event names the
 work). The new state is in effect before the event returns: the balancer
-holds the new endpoints for the very next accepted connection, and sockets are
-bound and put into listen(2) at once, so the kernel queues connections even
-before the asyncio server (started by a short task) accepts them.
+holds the new endpoints for the very next connection, and sockets are bound,
+listening and registered with the loop at once. A type change is just a
+different set of addresses: ClusterIP -> NodePort opens the node ports,
+-> ExternalName closes everything, and so on.
 
 No ready endpoints means ECONNREFUSED, as kube-proxy's REJECT rule gives, and
 not accept-then-close (which the e2e test "should be rejected when no
 endpoints exist" fails): while a service port has no ready endpoint its
-listeners are closed, and they are reopened when one appears. Connections the
-kernel had already queued when the last endpoint went are reset by the close;
-one accepted in the same instant finds an empty balancer and is reset too.
+listeners are closed (for UDP the kernel then answers ICMP port-unreachable,
+which a connected client sees as ECONNREFUSED), and they are reopened when one
+appears. Connections the kernel had already queued when the last endpoint
+went are reset by the close; one accepted in the same instant finds an empty
+balancer and is reset too.
 
-Listeners are keyed by address, and a service port is the target of each of
-its listeners. An address wanted by two service ports goes to the first; the
-other is told in the log and gets it when the first lets go. A bind that fails
-(a port below 1024 without the privilege, an address in use, an address not on
-this machine) is logged once with the address and the fix; the rest of the
-Service is still served, and the bind is retried at the Service's next change.
+Listeners are keyed by address and protocol (TCP 53 and UDP 53 coexist), and
+a service port is the target of each of its listeners. An address wanted by
+two service ports goes to the first; the other is told in the log and gets it
+when the first lets go. A bind that fails (a port below 1024 without the
+privilege, an address in use, an address not on this machine) is logged once
+with the address and the fix; the rest of the Service is still served, and
+the bind is retried at the Service's next change.
 
 Existing connections outlive changes to their Service (conntrack keeps them in
 kube-proxy too); only ``stop`` cuts them.
@@ -45,14 +58,14 @@ import errno
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from svcnet.config import Settings
 from svcnet.objects import EndpointsView, ServiceView
 from svcnet.proxy.balancer import Endpoint
-from svcnet.proxy.relay import ClientSide, Hub, PortTarget, ServicePortName
+from svcnet.proxy.relay import Hub, PortTarget, ServicePortName, TcpListener
+from svcnet.proxy.udp import UdpListener
 from svcnet.store import Event, Store
 
 logger = logging.getLogger(__name__)
@@ -60,13 +73,17 @@ logger = logging.getLogger(__name__)
 Addr = tuple[str, int]
 """A listening address as (ip, port)."""
 
-_Desired = dict[ServicePortName, tuple[set[Addr], list[Endpoint]]]
+_LKey = tuple[str, int, str]
+"""A listener: (ip, port, protocol)."""
+
+_Desired = dict[ServicePortName, tuple[str, set[Addr], list[Endpoint]]]
 
 BACKLOG = 4096
 """listen(2) backlog; the kernel caps it at net.core.somaxconn."""
 
 _PROXIED_TYPES = frozenset({"ClusterIP", "NodePort", "LoadBalancer"})
 _NODE_PORT_TYPES = frozenset({"NodePort", "LoadBalancer"})
+_PROXIED_PROTOCOLS = frozenset({"TCP", "UDP"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +102,10 @@ class PortStats:
     """Ready endpoints now."""
     listeners: tuple[Addr, ...]
     """Addresses accepting connections now."""
+    protocol: str = "TCP"
+    """TCP or UDP; for UDP, connections count client sessions."""
+    replays: int = 0
+    """Connections replayed on another endpoint after an empty response (TCP)."""
 
 
 def _fmt(addr: Addr) -> str:
@@ -92,7 +113,7 @@ def _fmt(addr: Addr) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _bind_advice(e: OSError, addr: Addr) -> str:
+def _bind_advice(e: OSError, addr: Addr, protocol: str) -> str:
     if e.errno == errno.EACCES:
         return (
             f"port {addr[1]} is below net.ipv4.ip_unprivileged_port_start; run svcnet as root,"
@@ -101,7 +122,8 @@ def _bind_advice(e: OSError, addr: Addr) -> str:
         )
     if e.errno == errno.EADDRINUSE:
         return (
-            f"another socket is listening there (find it with ss -ltnp 'sport = :{addr[1]}');"
+            f"another socket is listening there (find it with"
+            f" ss -{'lunp' if protocol == 'UDP' else 'ltnp'} 'sport = :{addr[1]}');"
             " stop it or change the Service's port"
         )
     if e.errno == errno.EADDRNOTAVAIL:
@@ -112,19 +134,22 @@ def _bind_advice(e: OSError, addr: Addr) -> str:
     return "check the address and port"
 
 
-def _listen_socket(addr: Addr) -> socket.socket:
+def _listen_socket(addr: Addr, protocol: str) -> socket.socket:
     host, port = addr
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    udp = protocol == "UDP"
+    sock = socket.socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit TCP_NODELAY from the listener on Linux,
-        # which saves a setsockopt per connection.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not udp:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Accepted sockets inherit TCP_NODELAY from the listener on Linux,
+            # which saves a setsockopt per connection.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
-        sock.listen(BACKLOG)
+        if not udp:
+            sock.listen(BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -133,136 +158,85 @@ def _listen_socket(addr: Addr) -> socket.socket:
 
 
 class _Listener:
-    """One address: a listening socket that opens and closes with its endpoints.
+    """One address and protocol: a socket that opens and closes with its endpoints.
 
-    The socket is bound and listening synchronously in ``open``; handing it to
-    ``loop.create_server`` takes one task step. Until that step starts, the
-    socket is ours to close; once it has started, the server owns it and
-    ``_serve`` closes the server if the listener was closed meanwhile.
+    Opening binds, listens and registers the socket with the loop in one
+    synchronous step, so the Service answers before the store event returns.
     """
 
-    __slots__ = (
-        "addr",
-        "bind_error",
-        "hub",
-        "server",
-        "sock",
-        "spawn",
-        "starting",
-        "target",
-        "want",
-    )
+    __slots__ = ("addr", "bind_error", "hub", "protocol", "server", "target")
 
-    def __init__(
-        self,
-        addr: Addr,
-        target: PortTarget,
-        hub: Hub,
-        spawn: Callable[[Coroutine[Any, Any, None], str], None],
-    ) -> None:
+    def __init__(self, addr: Addr, protocol: str, target: PortTarget, hub: Hub) -> None:
         self.addr = addr
+        self.protocol = protocol
         self.target = target
         self.hub = hub
-        self.spawn = spawn
-        self.sock: socket.socket | None = None
-        self.server: asyncio.AbstractServer | None = None
-        self.starting = False
-        self.want = False
+        self.server: TcpListener | UdpListener | None = None
         self.bind_error: int | None = None
 
     @property
     def listening(self) -> bool:
-        return self.want and self.sock is not None
-
-    def factory(self) -> ClientSide:
-        # Read at accept time, so retargeting a listener needs no rebind.
-        return ClientSide(self.hub, self.target)
+        return self.server is not None
 
     def open(self) -> None:
-        self.want = True
-        if self.sock is not None:
+        if self.server is not None:
             return
         try:
-            sock = _listen_socket(self.addr)
+            sock = _listen_socket(self.addr, self.protocol)
         except OSError as e:
             # Log a given failure once; it is retried at every change of the Service.
             level = logging.DEBUG if e.errno == self.bind_error else logging.ERROR
             self.bind_error = e.errno
             logger.log(
                 level,
-                "cannot listen on %s for service %s: %s; %s. The Service is not served there.",
+                "cannot listen on %s/%s for service %s: %s; %s. The Service is not served there.",
                 _fmt(self.addr),
+                self.protocol,
                 self.target.name,
                 e.strerror or e,
-                _bind_advice(e, self.addr),
+                _bind_advice(e, self.addr, self.protocol),
             )
             return
         if self.bind_error is not None:
             logger.info("now listening on %s for service %s", _fmt(self.addr), self.target.name)
             self.bind_error = None
-        self.sock = sock
-        logger.debug("listening on %s for service %s", _fmt(self.addr), self.target.name)
-        self.spawn(self._serve(sock), f"proxy-listen {_fmt(self.addr)}")
-
-    async def _serve(self, sock: socket.socket) -> None:
-        if self.sock is not sock:
-            return  # closed before this task ran; close() closed the socket
-        self.starting = True
-        try:
-            server = await self.hub.loop.create_server(self.factory, sock=sock, backlog=BACKLOG)
-        except OSError as e:
-            logger.error("cannot serve %s for service %s: %s", _fmt(self.addr), self.target.name, e)
-            sock.close()
-            if self.sock is sock:
-                self.sock = None
-            return
-        finally:
-            self.starting = False
-        if self.want and self.sock is sock:
-            self.server = server
+        logger.debug("listening on %s/%s for %s", _fmt(self.addr), self.protocol, self.target.name)
+        if self.protocol == "UDP":
+            self.server = UdpListener(self.hub, sock, self.target)
         else:
-            server.close()
-            if self.sock is sock:
-                self.sock = None
+            self.server = TcpListener(self.hub, sock, self.target)
 
     def close(self) -> None:
-        if self.want:
-            logger.debug("closing %s for service %s", _fmt(self.addr), self.target.name)
-        self.want = False
         if self.server is not None:
+            logger.debug("closing %s/%s for %s", _fmt(self.addr), self.protocol, self.target.name)
             self.server.close()
             self.server = None
-            self.sock = None
-        elif self.sock is not None and not self.starting:
-            self.sock.close()
-            self.sock = None
-        # else create_server owns the socket now; _serve closes it on return.
 
 
 class _Port:
     """A service port being served: its target and the addresses it holds."""
 
-    __slots__ = ("addrs", "conflicts", "target")
+    __slots__ = ("addrs", "conflicts", "protocol", "target")
 
-    def __init__(self, target: PortTarget) -> None:
+    def __init__(self, target: PortTarget, protocol: str) -> None:
         self.target = target
+        self.protocol = protocol
         self.addrs: set[Addr] = set()
         self.conflicts: set[Addr] = set()
         """Addresses wanted but held by another service port (already warned about)."""
 
 
 class Proxier:
-    """Serves every TCP Service in the store; see the module docstring."""
+    """Serves every TCP and UDP Service port in the store; see the module docstring."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
         self._hub: Hub | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._listeners: dict[Addr, _Listener] = {}
+        self._listeners: dict[_LKey, _Listener] = {}
         self._ports: dict[ServicePortName, _Port] = {}
         self._by_service: dict[tuple[str, str], set[ServicePortName]] = {}
-        self._serve_tasks: set[asyncio.Task[None]] = set()
         self._skipped: set[ServicePortName] = set()
 
     # --- lifecycle -----------------------------------------------------------
@@ -287,18 +261,19 @@ class Proxier:
         self._listeners.clear()
         self._ports.clear()
         self._by_service.clear()
-        if self._serve_tasks:
-            # Not cancelled: each ends within a loop step and closes its server.
-            await asyncio.wait(list(self._serve_tasks))
         hub, self._hub = self._hub, None
         if hub is not None:
             await hub.close_all()
 
     # --- introspection ---------------------------------------------------------
 
-    def listeners(self) -> list[Addr]:
-        """Addresses accepting connections now, sorted."""
-        return sorted(a for a, lst in self._listeners.items() if lst.listening)
+    def listeners(self, protocol: str = "TCP") -> list[Addr]:
+        """Addresses accepting connections (or datagrams, for "UDP") now, sorted."""
+        return sorted(
+            (ip, port)
+            for (ip, port, proto), lst in self._listeners.items()
+            if proto == protocol and lst.listening
+        )
 
     def stats(self) -> dict[ServicePortName, PortStats]:
         """Counters per service port currently served."""
@@ -311,9 +286,18 @@ class Proxier:
                 failures=t.failures,
                 retries=t.retries,
                 endpoints=len(t.balancer),
-                listeners=tuple(sorted(a for a in port.addrs if self._listeners[a].listening)),
+                listeners=tuple(
+                    sorted(a for a in port.addrs if self._listeners[(*a, port.protocol)].listening)
+                ),
+                protocol=port.protocol,
+                replays=t.replays,
             )
         return out
+
+    def affinity(self, key: ServicePortName) -> dict[str, tuple[str, int]]:
+        """Client IP -> endpoint for a service port's live ClientIP affinities."""
+        port = self._ports.get(key)
+        return port.target.balancer.affinity() if port is not None else {}
 
     def buffered(self) -> int:
         """Bytes the proxy holds in its buffers now; flow control keeps this bounded."""
@@ -325,14 +309,8 @@ class Proxier:
         if ev.kind == "Service" or ev.kind == "Endpoints":
             self._sync(ev.namespace, ev.name)
 
-    def _spawn_serve(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        assert self._hub is not None
-        task = self._hub.tasks.spawn(coro, name=name)
-        self._serve_tasks.add(task)
-        task.add_done_callback(self._serve_tasks.discard)
-
     def _sync(self, namespace: str, name: str) -> None:
-        desired = self._desired(namespace, name)
+        desired, affinity = self._desired(namespace, name)
         svc = (namespace, name)
         for key in self._by_service.get(svc, set()) - desired.keys():
             self._drop(key)
@@ -340,16 +318,19 @@ class Proxier:
             self._by_service[svc] = set(desired)
         else:
             self._by_service.pop(svc, None)
-        for key, (addrs, endpoints) in desired.items():
-            self._apply(key, addrs, endpoints)
+        for key, (protocol, addrs, endpoints) in desired.items():
+            self._apply(key, protocol, addrs, endpoints, affinity)
 
-    def _desired(self, namespace: str, name: str) -> _Desired:
+    def _desired(self, namespace: str, name: str) -> tuple[_Desired, float | None]:
         obj = self._store.get("Service", namespace, name)
         if obj is None:
-            return {}
+            return {}, None
         svc = ServiceView.from_obj(obj)
-        if svc.type not in _PROXIED_TYPES or svc.headless or not svc.cluster_ip:
-            return {}
+        if svc.type not in _PROXIED_TYPES or svc.headless or not svc.cluster_ips:
+            return {}, None
+        affinity = (
+            float(svc.session_affinity_timeout) if svc.session_affinity == "ClientIP" else None
+        )
         ep_obj = self._store.get("Endpoints", namespace, name)
         eps = EndpointsView.from_obj(ep_obj) if ep_obj is not None else None
         net = self._settings.network
@@ -357,12 +338,12 @@ class Proxier:
         out: _Desired = {}
         for p in svc.ports:
             key = ServicePortName(namespace, name, p.name)
-            if p.protocol != "TCP":
+            if p.protocol not in _PROXIED_PROTOCOLS:
                 if key not in self._skipped:
                     self._skipped.add(key)
-                    logger.debug("%s: %s ports are not proxied yet", key, p.protocol)
+                    logger.info("%s: %s ports are not proxied", key, p.protocol)
                 continue
-            hosts = [(svc.cluster_ip, p.port)]
+            hosts = [(ip, p.port) for ip in svc.cluster_ips]
             if svc.type in _NODE_PORT_TYPES and p.node_port:
                 hosts += [(a, p.node_port) for a in net.node_port_addresses]
             if svc.type == "LoadBalancer":
@@ -376,39 +357,55 @@ class Proxier:
                     continue
                 if ip != dns_ip:
                     addrs.add((ip, port))
-            out[key] = (addrs, eps.ready(p.name) if eps is not None else [])
-        return out
+            ready = eps.ready(p.name, p.protocol) if eps is not None else []
+            out[key] = (p.protocol, addrs, ready)
+        return out, affinity
 
-    def _apply(self, key: ServicePortName, want: set[Addr], endpoints: list[Endpoint]) -> None:
+    def _apply(
+        self,
+        key: ServicePortName,
+        protocol: str,
+        want: set[Addr],
+        endpoints: list[Endpoint],
+        affinity: float | None,
+    ) -> None:
         assert self._hub is not None
         port = self._ports.get(key)
+        if port is not None and port.protocol != protocol:
+            # The same port name now carries another protocol: a new service port.
+            self._drop(key)
+            port = None
         if port is None:
-            port = self._ports[key] = _Port(PortTarget(key))
+            port = self._ports[key] = _Port(PortTarget(key), protocol)
         target = port.target
         # Endpoints first: a listener opened below must find them at once.
+        if target.balancer.affinity_timeout != affinity:
+            target.balancer.set_affinity(affinity)
         if target.balancer.update(endpoints):
             logger.debug("%s: endpoints now %s", key, target.balancer.endpoints)
         for addr in port.addrs - want:
             port.addrs.discard(addr)
-            self._release(addr)
+            self._release((*addr, protocol))
         conflicts: set[Addr] = set()
         for addr in want - port.addrs:
-            if addr in self._listeners:
+            lkey = (*addr, protocol)
+            if lkey in self._listeners:
                 if addr not in port.conflicts:
                     logger.warning(
-                        "%s: %s is already served for %s; not listening there for this one",
+                        "%s: %s/%s is already served for %s; not listening there for this one",
                         key,
                         _fmt(addr),
-                        self._listeners[addr].target.name,
+                        protocol,
+                        self._listeners[lkey].target.name,
                     )
                 conflicts.add(addr)
                 continue
-            self._listeners[addr] = _Listener(addr, target, self._hub, self._spawn_serve)
+            self._listeners[lkey] = _Listener(addr, protocol, target, self._hub)
             port.addrs.add(addr)
         port.conflicts = conflicts
         serve = bool(target.balancer)
         for addr in port.addrs:
-            lst = self._listeners[addr]
+            lst = self._listeners[(*addr, protocol)]
             if serve:
                 lst.open()
             else:
@@ -419,14 +416,14 @@ class Proxier:
         if port is None:
             return
         for addr in port.addrs:
-            self._release(addr)
+            self._release((*addr, port.protocol))
 
-    def _release(self, addr: Addr) -> None:
-        lst = self._listeners.pop(addr, None)
+    def _release(self, lkey: _LKey) -> None:
+        lst = self._listeners.pop(lkey, None)
         if lst is not None:
             lst.close()
         # A service port that lost this address to a conflict may have it now.
         for key, port in list(self._ports.items()):
-            if addr in port.conflicts:
+            if port.protocol == lkey[2] and lkey[:2] in port.conflicts:
                 self._sync(key.namespace, key.name)
                 break

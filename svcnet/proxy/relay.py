@@ -1,29 +1,41 @@
-"""The TCP relay: one client connection spliced to one endpoint connection.
+"""The TCP relay: accepted client connections spliced to endpoint connections.
 
-Both legs are ``asyncio.Protocol`` objects wired to each other, so once a
-connection is set up, bytes move by callbacks alone: ``data_received`` on one
-leg is a ``write`` on the other, with no task, queue or copy in between.
+Built for connection set-up as much as for bytes, because a Service proxy in
+front of HTTP/1.0-style clients spends most of its time setting connections
+up. So there are no transports, Protocols or tasks here, only non-blocking
+sockets and the loop's reader/writer callbacks (``add_reader`` and friends,
+which both the stock loop and uvloop implement):
 
-Set-up is the only part that needs a coroutine: ``loop.create_connection`` is
-awaitable only, so each accepted connection gets one short task that dials the
-endpoints and ends as soon as one answers. It follows kube-proxy's userspace
-``tryConnect``: up to four dials with timeouts of 250 ms, 500 ms, 1 s and 2 s,
-each to the next endpoint in the round-robin, so a pod that has just died
-costs the client one refused dial, not an error. Bytes the client sends while
-the dial is in progress are kept (up to ``PRECONNECT_LIMIT``, then the client
-is paused) and written once the endpoint is connected.
+- The listening socket is watched with ``add_reader``; its callback accepts in
+  a batch until the queue is empty.
+- An endpoint is dialled with a non-blocking ``connect``. On loopback the
+  handshake has completed by the time ``connect`` returns (the kernel runs
+  both ends inline), which one ``getpeername`` confirms, so the common case
+  takes no timer, no callback and no loop iteration. A refused dial is known
+  at once too (``SO_ERROR``) and moves on to the next endpoint synchronously.
+  Only a dial still in progress waits for writability, with kube-proxy
+  userspace's timeouts (250 ms, 500 ms, 1 s, 2 s; at most four attempts).
+- Bytes go ``recv_into`` one shared buffer, then ``send`` to the other side.
+  Whatever the other side does not take at once is copied out, reading from
+  the sender stops, and a writer callback finishes the send: that is the flow
+  control, and it bounds what the proxy holds to one read per direction per
+  connection, however fast one side is and however slow the other.
+- Half-close is passed through (EOF one way becomes ``shutdown(SHUT_WR)`` the
+  other way) and the connection is closed once both directions have ended, or
+  at once when either socket fails.
 
-Flow control is symmetric: when one leg's write buffer goes over its high-water
-mark, asyncio calls that leg's ``pause_writing`` and we stop reading from the
-other leg; ``resume_writing`` undoes it. The proxy therefore holds at most
-about one high-water mark plus one read per direction, however fast one side
-is and however slow the other.
+Retry-on empty-response (HAProxy's term; DESIGN.md "Surviving churn"): until
+the endpoint has sent its first byte, the client's bytes that were relayed to
+it are kept (up to ``REPLAY_LIMIT``). If that endpoint then closes or resets
+without having said anything (a pod that died with the request in flight),
+the connection is dialled again to the next endpoint and the kept bytes are
+replayed there, within the same four attempts as failed dials. Only that case:
+once an endpoint has sent a byte, or the client has sent more than the limit,
+the connection is what it is and a failure reaches the client.
 
-Half-close is passed through: EOF from one side becomes ``write_eof`` on the
-other, and the connection is closed once both directions have ended (or either
-socket is lost). A client that cannot be served at all (no ready endpoint when
-it is accepted, or every dial failed) is reset (SO_LINGER 0), the nearest an
-accepted socket can get to the ECONNREFUSED a missing listener gives.
+A client that cannot be served at all (no ready endpoint when it is accepted,
+or every attempt failed) is reset (SO_LINGER 0), the nearest an accepted
+socket can get to the ECONNREFUSED a missing listener gives.
 
 Nothing here logs per connection unless debug logging is on; the counters on
 ``PortTarget`` are the per-service-port record.
@@ -33,26 +45,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import struct
-from typing import NamedTuple, cast
+from _socket import socket as RawSocket
+from typing import NamedTuple
 
-from svcnet._aio import TaskSet
-from svcnet.proxy.balancer import RoundRobin
+from svcnet.proxy.balancer import Endpoint, RoundRobin
+from svcnet.proxy.poller import ERR, HUP, IN, OUT, RDHUP, STREAM, Poller
 
 logger = logging.getLogger(__name__)
 
 ATTEMPT_TIMEOUTS = (0.25, 0.5, 1.0, 2.0)
 """Dial timeouts, one per attempt (kube-proxy userspace ``EndpointDialTimeouts``)."""
 
-CLOSE_TIMEOUT = 5.0
-"""How long stop() waits for aborted sockets to report closed (a bound, not a delay)."""
+READ_SIZE = 256 * 1024
+"""Bytes read per ``recv``; also the most a connection holds per direction."""
 
-PRECONNECT_LIMIT = 256 * 1024
-"""Client bytes buffered while the endpoint is being dialled before the client is paused."""
+REPLAY_LIMIT = 64 * 1024
+"""Client bytes kept for a replay until the endpoint's first byte; beyond, no replay."""
+
+ACCEPT_BATCH = 128
+"""Connections accepted per readable event of a listener, at most."""
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
+_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+_STREAM_NB = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY})
+_DONTWAIT = socket.MSG_DONTWAIT
+
+_buf = bytearray(READ_SIZE)
+_view = memoryview(_buf)
+"""One read buffer for every connection: the loop runs one callback at a time."""
+
+# Connections use _socket.socket, the C type under socket.socket: socket.py's
+# Python-level __init__ and close() wrappers cost more than the calls themselves
+# at tens of thousands of connections per second.
 
 
 class ServicePortName(NamedTuple):
@@ -74,304 +103,535 @@ class PortTarget:
     connection without touching any socket.
     """
 
-    __slots__ = ("active", "balancer", "connections", "failing", "failures", "name", "retries")
+    __slots__ = (
+        "active",
+        "balancer",
+        "connections",
+        "failing",
+        "failures",
+        "name",
+        "replays",
+        "retries",
+    )
 
     def __init__(self, name: ServicePortName, balancer: RoundRobin | None = None) -> None:
         self.name = name
         self.balancer = balancer if balancer is not None else RoundRobin()
         self.connections = 0
-        """Client connections accepted."""
+        """Client connections accepted (TCP) or sessions started (UDP)."""
         self.active = 0
-        """Client connections open now."""
+        """Client connections (or UDP sessions) open now."""
         self.failures = 0
-        """Connections closed unserved: no ready endpoint, or every dial failed."""
+        """Connections closed unserved: no ready endpoint, or every attempt failed."""
         self.retries = 0
         """Dials that failed and moved on to the next endpoint."""
+        self.replays = 0
+        """Connections replayed on another endpoint after an empty response."""
         self.failing = False
         """Set by a failure, cleared by a success: logs one warning per outage, not per client."""
 
+    def fail(self, why: str, debug: bool) -> None:
+        self.failures += 1
+        if not self.failing:
+            self.failing = True
+            logger.warning("%s: %s; closing client connections", self.name, why)
+        elif debug:
+            logger.debug("%s: %s", self.name, why)
+
+    def recovered(self) -> None:
+        self.failing = False
+        logger.info("%s: endpoints reachable again", self.name)
+
 
 class Hub:
-    """What every connection of one proxier shares: the loop, dial tasks, live set.
+    """What every connection of one proxier shares: the loop and the live set.
 
-    The live set lets ``Proxier.stop`` close every relayed connection.
+    The live sets let ``Proxier.stop`` close every relayed connection.
     """
 
-    __slots__ = ("conns", "debug", "drained", "loop", "tasks")
+    __slots__ = ("conns", "debug", "loop", "poller", "sessions")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.tasks = TaskSet()
-        self.conns: set[ClientSide] = set()
+        self.poller = Poller(loop)
+        self.conns: set[Conn] = set()
+        self.sessions: set[Closable] = set()
         self.debug = logger.isEnabledFor(logging.DEBUG)
-        self.drained: asyncio.Future[None] | None = None
-        """Set while close_all waits for the last connection_lost."""
 
     async def close_all(self) -> None:
-        """Abort every connection and wait until their sockets are closed."""
-        if self.conns:
-            self.drained = self.loop.create_future()
-            for conn in list(self.conns):
-                conn.abort()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await self.drained
-            self.drained = None
-        await self.tasks.stop()
+        """Close every connection and UDP session now."""
+        for conn in list(self.conns):
+            conn.close(reset=True)
+        for s in list(self.sessions):
+            s.close()
+        self.poller.close()
 
     def buffered(self) -> int:
-        """Bytes held in the proxy's write buffers, both legs of every connection."""
+        """Bytes the proxy holds for its connections (unsent data and replay copies)."""
         total = 0
         for conn in self.conns:
             total += conn.buffered()
         return total
 
 
-def _reset(transport: asyncio.Transport) -> None:
-    """Close with RST rather than FIN, so the client sees an error, not an empty reply."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        except OSError:
-            pass
-    transport.abort()
+class Closable:
+    """Anything Hub.close_all can close (UDP sessions)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
-class ClientSide(asyncio.Protocol):
-    """The accepted (downstream) leg; owns the connection's state."""
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _set_reset(sock: RawSocket) -> None:
+    """Make close() send RST rather than FIN, so the peer sees an error, not an empty reply."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+
+
+class TcpListener:
+    """Accepts on one listening socket for a PortTarget."""
+
+    __slots__ = ("fd", "hub", "sock", "target")
+
+    def __init__(self, hub: Hub, sock: socket.socket, target: PortTarget) -> None:
+        self.hub = hub
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.target = target
+        # Level-triggered: what one batch leaves in the queue is reported again.
+        hub.poller.register(self.fd, IN, self._accept)
+
+    def _accept(self, _events: int) -> None:
+        accept = self.sock._accept  # type: ignore[attr-defined]  # (fd, addr): no socket.py wrapper
+        family = self.sock.family
+        hub = self.hub
+        target = self.target
+        for _ in range(ACCEPT_BATCH):
+            try:
+                fd, addr = accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    continue
+                # EMFILE/ENFILE and the like: the connection stays queued; say so
+                # and let the next event try again.
+                logger.error("%s: accept failed: %s", target.name, e)
+                return
+            # Left blocking: every call below passes MSG_DONTWAIT, which saves
+            # the ioctl that setblocking(False) would cost per connection.
+            Conn(hub, target, RawSocket(family, socket.SOCK_STREAM, 0, fd), addr[0]).start()
+
+    def close(self) -> None:
+        self.hub.poller.close_later(self.sock)
+
+
+class Conn:
+    """One client connection and its endpoint connection.
+
+    Both sockets are registered edge-triggered for everything at once: a
+    handler reads until a short read (all there was), and remembers a peer's
+    FIN (EPOLLRDHUP), so a short read after it is the end of the stream
+    without another recv. Pausing a direction is not reading it; resuming
+    reads what waited.
+    """
 
     __slots__ = (
-        "backend_eof",
-        "client_eof",
+        "attempt",
+        "b_eof",
+        "b_fin",
+        "b_paused",
+        "bfd",
+        "bs",
+        "c_eof",
+        "c_fin",
+        "c_paused",
+        "cfd",
+        "client_ip",
         "closed",
-        "dial",
+        "connecting",
+        "cs",
+        "ep",
         "hub",
-        "pending",
-        "pending_size",
-        "pre_paused",
+        "poller",
+        "replay",
+        "replay_size",
+        "started",
         "target",
-        "transport",
-        "up",
-        "up_proto",
+        "timer",
+        "to_b",
+        "to_c",
     )
 
-    def __init__(self, hub: Hub, target: PortTarget) -> None:
+    def __init__(self, hub: Hub, target: PortTarget, cs: RawSocket, client_ip: str) -> None:
         self.hub = hub
+        self.poller = hub.poller
         self.target = target
-        self.transport: asyncio.Transport | None = None
-        self.up: asyncio.Transport | None = None
-        self.up_proto: BackendSide | None = None
-        self.dial: asyncio.Task[None] | None = None
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.pre_paused = False
-        self.client_eof = False
-        self.backend_eof = False
+        self.cs = cs
+        self.cfd = cs.fileno()
+        self.client_ip = client_ip
+        self.bs: RawSocket | None = None
+        self.bfd = -1
+        self.ep: Endpoint | None = None
+        self.attempt = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.connecting = False
+        self.replay: list[bytes] | None = []
+        """Client bytes relayed to the endpoint before its first byte; None once it spoke."""
+        self.replay_size = 0
+        self.to_b = b""
+        """Client bytes the endpoint's socket has not taken yet (reading the client waits)."""
+        self.to_c = b""
+        """Endpoint bytes the client's socket has not taken yet (reading the endpoint waits)."""
+        self.c_fin = False
+        self.b_fin = False
+        self.c_eof = False
+        self.b_eof = False
+        self.c_paused = True
+        self.b_paused = False
         self.closed = False
+        self.started = False
+        """The client socket is registered (its edges until then are not lost)."""
 
-    # --- client socket events ----------------------------------------------
+    # --- set-up ----------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, hence cast, not isinstance.
-        self.transport = cast(asyncio.Transport, transport)
+    def start(self) -> None:
         target = self.target
         target.connections += 1
         target.active += 1
         self.hub.conns.add(self)
-        # Endpoints can vanish between the kernel's accept and this callback
-        # (the listener is closed at once, but this connection was already
-        # queued): refuse it as the listener would have.
-        if not target.balancer:
-            self._fail("no ready endpoints")
-            return
-        self.dial = self.hub.tasks.spawn(self._connect(), name="proxy-dial")
+        self._dial(False)
+        if not self.closed:
+            self.poller.register(self.cfd, STREAM, self._on_client)
+            self.started = True
 
-    def data_received(self, data: bytes) -> None:
-        up = self.up
-        if up is not None:
-            up.write(data)
-            return
-        self.pending.append(data)
-        self.pending_size += len(data)
-        if self.pending_size > PRECONNECT_LIMIT and not self.pre_paused:
-            self.pre_paused = True
-            assert self.transport is not None
-            self.transport.pause_reading()
+    def _dial(self, reset: bool) -> None:
+        """Dial the next endpoint; refused dials move on synchronously."""
+        target = self.target
+        while True:
+            ep = target.balancer.pick(self.client_ip, reset)
+            if ep is None:
+                self._give_up("no ready endpoints")
+                return
+            self.ep = ep
+            bs = RawSocket(_family(ep[0]), _STREAM_NB)
+            bs.setsockopt(*_NODELAY)
+            err = bs.connect_ex(ep)
+            if err in _IN_PROGRESS:
+                try:
+                    bs.getpeername()
+                    err = 0
+                except OSError:
+                    err = bs.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err == 0:
+                        # Still in progress: the first EPOLLOUT says how it went.
+                        self.bs = bs
+                        self.bfd = bs.fileno()
+                        self.connecting = True
+                        self.poller.register(self.bfd, STREAM, self._on_backend)
+                        self.timer = self.hub.loop.call_later(
+                            ATTEMPT_TIMEOUTS[self.attempt], self._dial_timeout
+                        )
+                        return
+            if err == 0:
+                self.bs = bs
+                self.bfd = bs.fileno()
+                self.poller.register(self.bfd, STREAM, self._on_backend)
+                self._connected()
+                return
+            bs.close()
+            if not self._next_attempt(f"dial {ep[0]}:{ep[1]} failed: {errno.errorcode.get(err)}"):
+                return
+            reset = True
 
-    def eof_received(self) -> bool:
-        self.client_eof = True
-        up = self.up
-        if up is not None:
-            if not up.is_closing():
-                up.write_eof()
-            if self.backend_eof:
-                self._close_both()
-        # Keep our side open: the endpoint may still be answering.
+    def _next_attempt(self, why: str) -> bool:
+        """Count a failed attempt; False (client given up) when none is left."""
+        target = self.target
+        target.retries += 1
+        if self.hub.debug:
+            logger.debug("%s: %s", target.name, why)
+        self.attempt += 1
+        if self.attempt >= len(ATTEMPT_TIMEOUTS):
+            self._give_up(f"failed to connect to an endpoint ({why})")
+            return False
         return True
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _dial_done(self) -> None:
+        bs = self.bs
+        assert bs is not None
+        self._cancel_timer()
+        self.connecting = False
+        err = bs.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == 0:
+            self._connected()
+            return
+        self._drop_backend()
+        ep = self.ep
+        assert ep is not None
+        if self._next_attempt(f"dial {ep[0]}:{ep[1]} failed: {errno.errorcode.get(err)}"):
+            self._dial(True)
+
+    def _dial_timeout(self) -> None:
+        self.timer = None
+        if self.closed or not self.connecting:
+            return
+        self.connecting = False
+        self._drop_backend()
+        ep = self.ep
+        assert ep is not None
+        if self._next_attempt(f"dial {ep[0]}:{ep[1]} timed out"):
+            self._dial(True)
+
+    def _connected(self) -> None:
+        target = self.target
+        if target.failing:
+            target.recovered()
+        if self.replay:
+            # A replay: what the client sent the last endpoint goes to this one.
+            target.replays += 1
+            data = b"".join(self.replay)
+            if not self._send_b(data):
+                return
+        if self.c_eof:
+            if not self.to_b:
+                self._shut(self.bs)
+        elif not self.to_b and self.c_paused:
+            self.c_paused = False
+            if self.started:
+                # Registered already: what the client sent meanwhile raised no new edge.
+                self._read_c()
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _drop_backend(self) -> None:
+        """Forget the endpoint connection (failed or empty); the client stays."""
+        if self.bs is not None:
+            self.poller.close_later(self.bs)
+            self.bs = None
+        self.bfd = -1
+        self.to_b = b""
+        self.b_fin = self.b_eof = self.b_paused = False
+
+    def _retry_empty(self, why: str) -> bool:
+        """The endpoint failed before its first byte: replay elsewhere if allowed."""
+        if self.replay is None or (self.c_eof and not self.replay):
+            # The client ended without a word: an endpoint closing too is an answer.
+            return False
+        self._drop_backend()
+        if self._next_attempt(why):
+            # Not reading the client until the new endpoint has the old bytes.
+            self.c_paused = True
+            self._dial(True)
+        return True
+
+    # --- events ------------------------------------------------------------------
+
+    def _on_client(self, ev: int) -> None:
+        if ev & (RDHUP | HUP):
+            self.c_fin = True
+        if ev & OUT and self.to_c:
+            self._flush_c()
+        if ev & (IN | RDHUP | HUP | ERR) and not (self.c_paused or self.c_eof or self.closed):
+            self._read_c()
+
+    def _on_backend(self, ev: int) -> None:
+        if self.connecting:
+            if ev & (OUT | ERR | HUP):
+                self._dial_done()
+            return
+        if ev & (RDHUP | HUP):
+            self.b_fin = True
+        if ev & OUT and self.to_b:
+            self._flush_b()
+        if ev & (IN | RDHUP | HUP | ERR) and not (self.b_paused or self.b_eof or self.closed):
+            self._read_b()
+
+    # --- client -> endpoint ------------------------------------------------------
+
+    def _read_c(self) -> None:
+        cs = self.cs
+        while True:
+            try:
+                n = cs.recv_into(_buf, READ_SIZE, _DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.close(reset=True)
+                return
+            if n == 0:
+                self._client_eof()
+                return
+            replay = self.replay
+            if replay is not None:
+                if self.replay_size + n > REPLAY_LIMIT:
+                    self.replay = None
+                    self.replay_size = 0
+                else:
+                    replay.append(bytes(_view[:n]))
+                    self.replay_size += n
+            if not self._send_b(_view[:n]) or self.to_b or self.c_paused:
+                return
+            if n < READ_SIZE:
+                if self.c_fin:
+                    self._client_eof()
+                return
+
+    def _client_eof(self) -> None:
+        self.c_eof = True
+        if self.b_eof:
+            if not self.to_c:
+                self.close()
+        elif not self.to_b and self.bs is not None and not self.connecting:
+            self._shut(self.bs)
+
+    def _send_b(self, data: bytes | memoryview) -> bool:
+        """Send to the endpoint, keeping what it does not take; False if the connection moved."""
+        bs = self.bs
+        assert bs is not None
+        try:
+            sent = bs.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            if not self._retry_empty(f"endpoint {self.ep} failed: {e}"):
+                self.close(reset=True)
+            return False
+        if sent < len(data):
+            self.to_b = bytes(data[sent:])
+            self.c_paused = True
+        return True
+
+    def _flush_b(self) -> None:
+        data = self.to_b
+        bs = self.bs
+        assert bs is not None
+        try:
+            sent = bs.send(data)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            if not self._retry_empty(f"endpoint {self.ep} failed: {e}"):
+                self.close(reset=True)
+            return
+        if sent < len(data):
+            self.to_b = data[sent:]
+            return
+        self.to_b = b""
+        if self.c_eof:
+            self._shut(bs)
+        elif self.c_paused:
+            self.c_paused = False
+            self._read_c()
+
+    # --- endpoint -> client --------------------------------------------------------
+
+    def _read_b(self) -> None:
+        bs = self.bs
+        assert bs is not None
+        cs = self.cs
+        while True:
+            try:
+                n = bs.recv_into(_buf, READ_SIZE, _DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if not self._retry_empty(f"endpoint {self.ep} failed before answering: {e}"):
+                    self.close(reset=True)
+                return
+            if n == 0:
+                self._backend_eof()
+                return
+            if self.replay is not None:
+                self.replay = None
+                self.replay_size = 0
+            try:
+                sent = cs.send(_view[:n], _DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.close(reset=True)
+                return
+            if sent < n:
+                self.to_c = bytes(_view[sent:n])
+                self.b_paused = True
+                return
+            if n < READ_SIZE:
+                if self.b_fin:
+                    self._backend_eof()
+                return
+
+    def _backend_eof(self) -> None:
+        if self._retry_empty(f"endpoint {self.ep} closed without answering"):
+            return
+        self.b_eof = True
+        if self.c_eof:
+            if not self.to_c:
+                self.close()
+        elif not self.to_c:
+            self._shut(self.cs)
+
+    def _flush_c(self) -> None:
+        data = self.to_c
+        try:
+            sent = self.cs.send(data, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close(reset=True)
+            return
+        if sent < len(data):
+            self.to_c = data[sent:]
+            return
+        self.to_c = b""
+        if self.b_eof:
+            if self.c_eof:
+                self.close()
+            else:
+                self._shut(self.cs)
+        elif self.b_paused:
+            self.b_paused = False
+            self._read_b()
+
+    # --- endings ---------------------------------------------------------------
+
+    def _shut(self, sock: RawSocket | None) -> None:
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close(reset=True)
+
+    def _give_up(self, why: str) -> None:
+        self.target.fail(why, self.hub.debug)
+        self.close(reset=True)
+
+    def close(self, reset: bool = False) -> None:
+        """Close both sides now (with RST when reset; proxier stop uses that)."""
         if self.closed:
             return
         self.closed = True
+        self._cancel_timer()
+        poller = self.poller
+        if self.bs is not None:
+            if reset:
+                _set_reset(self.bs)
+            poller.close_later(self.bs)
+            self.bs = None
+        if reset:
+            _set_reset(self.cs)
+        poller.close_later(self.cs)
         self.target.active -= 1
-        hub = self.hub
-        hub.conns.discard(self)
-        if hub.drained is not None and not hub.conns and not hub.drained.done():
-            hub.drained.set_result(None)
-        up = self.up
-        if up is not None:
-            if not up.is_closing():
-                up.close()
-        elif self.dial is not None and not self.dial.done():
-            self.dial.cancel()
-
-    # The client's socket is full: stop reading from the endpoint until it drains.
-    def pause_writing(self) -> None:
-        up = self.up
-        if up is not None and not up.is_closing():
-            up.pause_reading()
-
-    def resume_writing(self) -> None:
-        up = self.up
-        if up is not None and not up.is_closing():
-            up.resume_reading()
-
-    # --- endpoint side -------------------------------------------------------
-
-    async def _connect(self) -> None:
-        target = self.target
-        loop = self.hub.loop
-        last: BaseException | None = None
-        for timeout in ATTEMPT_TIMEOUTS:
-            ep = target.balancer.next()
-            if ep is None:
-                break
-            try:
-                async with asyncio.timeout(timeout):
-                    await loop.create_connection(lambda: BackendSide(self), ep[0], ep[1])
-            except (OSError, TimeoutError) as e:
-                if self.up is not None:
-                    # Connected after all (the timeout raced the connect
-                    # callback); that leg's own events now decide its fate.
-                    return
-                last = e
-                target.retries += 1
-                if self.hub.debug:
-                    logger.debug("%s: dial %s:%d failed: %r", target.name, ep[0], ep[1], e)
-                continue
-            if target.failing:
-                target.failing = False
-                logger.info("%s: endpoints reachable again", target.name)
-            return
-        self._fail(f"failed to connect to an endpoint ({last!r})" if last else "no ready endpoints")
-
-    def attach(self, proto: BackendSide, transport: asyncio.Transport) -> None:
-        """The endpoint answered: flush what the client already sent."""
-        if self.closed:
-            transport.abort()
-            return
-        self.up = transport
-        self.up_proto = proto
-        client = self.transport
-        assert client is not None
-        if self.pre_paused:
-            # Resume before flushing: the flush may itself pause the client again.
-            self.pre_paused = False
-            client.resume_reading()
-        if self.pending:
-            transport.write(b"".join(self.pending) if len(self.pending) > 1 else self.pending[0])
-            self.pending = []
-            self.pending_size = 0
-        if self.client_eof:
-            transport.write_eof()
-
-    def backend_eof_received(self) -> None:
-        self.backend_eof = True
-        client = self.transport
-        assert client is not None
-        if not client.is_closing():
-            client.write_eof()
-        if self.client_eof:
-            self._close_both()
-
-    def backend_lost(self, proto: BackendSide) -> None:
-        if proto is not self.up_proto:
-            return
-        client = self.transport
-        # A clean close rather than a reset: the endpoint's last bytes may
-        # still be in our buffer, and close() delivers them first.
-        if client is not None and not client.is_closing():
-            client.close()
-
-    # --- endings ---------------------------------------------------------
-
-    def _close_both(self) -> None:
-        assert self.transport is not None and self.up is not None
-        self.transport.close()
-        self.up.close()
-
-    def _fail(self, why: str) -> None:
-        target = self.target
-        target.failures += 1
-        if not target.failing:
-            target.failing = True
-            logger.warning("%s: %s; closing client connections", target.name, why)
-        elif self.hub.debug:
-            logger.debug("%s: %s", target.name, why)
-        if self.transport is not None and not self.transport.is_closing():
-            _reset(self.transport)
-
-    def abort(self) -> None:
-        """Drop both legs now (proxier shutdown)."""
-        if self.dial is not None and not self.dial.done():
-            self.dial.cancel()
-        if self.up is not None:
-            self.up.abort()
-        if self.transport is not None:
-            self.transport.abort()
+        self.hub.conns.discard(self)
+        self.replay = None
+        self.replay_size = 0
+        self.to_b = self.to_c = b""
 
     def buffered(self) -> int:
-        total = 0
-        if self.transport is not None:
-            total += self.transport.get_write_buffer_size()
-        if self.up is not None:
-            total += self.up.get_write_buffer_size()
-        return total + self.pending_size
-
-
-class BackendSide(asyncio.Protocol):
-    """The dialled (upstream) leg; forwards everything to its ClientSide."""
-
-    __slots__ = ("client", "ct")
-
-    def __init__(self, client: ClientSide) -> None:
-        self.client = client
-        self.ct: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.ct = self.client.transport
-        self.client.attach(self, cast(asyncio.Transport, transport))
-
-    def data_received(self, data: bytes) -> None:
-        ct = self.ct
-        assert ct is not None
-        ct.write(data)
-
-    def eof_received(self) -> bool:
-        self.client.backend_eof_received()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.client.backend_lost(self)
-
-    # The endpoint's socket is full: stop reading from the client until it drains.
-    def pause_writing(self) -> None:
-        ct = self.ct
-        if ct is not None and not ct.is_closing():
-            ct.pause_reading()
-
-    def resume_writing(self) -> None:
-        ct = self.ct
-        if ct is not None and not ct.is_closing():
-            ct.resume_reading()
+        return len(self.to_b) + len(self.to_c) + self.replay_size

@@ -248,3 +248,103 @@ def assert_free(addr: Addr) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(addr)
         s.listen(1)
+
+
+class _DyingProto(asyncio.Protocol):
+    def __init__(self, backend: DyingBackend) -> None:
+        self.backend = backend
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buf += data
+        if b"\r\n\r\n" not in self.buf:
+            return
+        self.backend.requests += 1
+        if self.backend.partial:
+            self.transport.write(self.backend.partial)
+        if self.backend.reset:
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+
+class DyingBackend:
+    """A pod that dies with the request in flight: reads it, then closes (or resets).
+
+    With ``partial``, it sends those bytes first, so it has answered something.
+    """
+
+    def __init__(self, reset: bool = False, partial: bytes = b"") -> None:
+        self.reset = reset
+        self.partial = partial
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+        self.addr: Addr = ("", 0)
+
+    async def start(self, host: str) -> DyingBackend:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _DyingProto(self), host, 0)
+        self.addr = self.server.sockets[0].getsockname()[:2]
+        return self
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    def __init__(self, backend: UdpBackend) -> None:
+        self.backend = backend
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        assert self.transport is not None
+        self.backend.hits[self.backend.name] += 1
+        self.transport.sendto(self.backend.name.encode() + b":" + data, addr)
+
+
+class UdpBackend:
+    """Answers each datagram with ``<name>:<datagram>``; counts datagrams."""
+
+    def __init__(self, name: str, hits: Counter[str]) -> None:
+        self.name = name
+        self.hits = hits
+        self.transport: asyncio.DatagramTransport | None = None
+        self.addr: Addr = ("", 0)
+
+    async def start(self, host: str, port: int = 0) -> UdpBackend:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpEcho(self), local_addr=(host, port)
+        )
+        self.transport = transport
+        self.addr = transport.get_extra_info("sockname")[:2]
+        return self
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def udp_ask(addr: Addr, payload: bytes, sock: socket.socket | None = None) -> bytes:
+    """Send one datagram from a connected UDP socket and wait (bounded) for the answer."""
+    loop = asyncio.get_running_loop()
+    own = sock is None
+    s = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(False)
+        s.connect(addr)
+        async with asyncio.timeout(5):
+            await loop.sock_sendall(s, payload)
+            return await loop.sock_recv(s, 65535)
+    finally:
+        if own:
+            s.close()

@@ -226,11 +226,11 @@ async def test_skips_what_is_not_proxied(
         ext = service("ext", type_="ExternalName", cluster_ip="")
         ext["spec"]["externalName"] = "example.com"
         store.create(ext)
-        # UDP is not proxied yet.
-        udp = [{"name": "http", "protocol": "UDP", "port": 80}]
-        store.create(service("udp", cluster_ip=net.ip(12), ports=udp))
-        store.create(endpoints("udp", ready=ready))
-        assert proxier.listeners() == []
+        # SCTP is not proxied.
+        sctp = [{"name": "http", "protocol": "SCTP", "port": 80}]
+        store.create(service("sctp", cluster_ip=net.ip(12), ports=sctp))
+        store.create(endpoints("sctp", ready=ready))
+        assert proxier.listeners() == proxier.listeners("UDP") == []
         assert_free((dns_ip, 53))
         assert_free((net.ip(12), 80))
     finally:
