@@ -8,9 +8,13 @@ runner's state by ``status()``; the runner only tells its pod that something
 changed, and the pod writes one status for all containers.
 
 Readiness: with no probes Kubernetes treats a container as ready as soon as
-it is started, and so does ``_on_started``. Probes slot in there: a startup
-probe would gate ``started``, a readiness probe would own ``ready``, and a
-liveness probe failure would ``kill_group(SIGTERM)`` like any other exit.
+it is started, and so does ``_on_started`` (started = the image's ready line,
+or the spawn). Probes (svcnet.agent.probes) run from the spawn on, one task
+per container run: a startup probe gates ``started`` (and with it the other
+two probes), a readiness probe owns ``ready``, and a startup or liveness
+probe reaching its failure threshold stops the process (SIGTERM, SIGKILL
+after the grace period) like any other exit, so restartPolicy and the
+back-off apply as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from svcnet._aio import TaskSet
+from svcnet.agent import probes
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
 from svcnet.agent.status import go_duration, rfc3339
@@ -46,6 +52,8 @@ class PodHost(Protocol):
     uid: str
     restart_policy: str
     log_limit: int
+    ip: str
+    termination_grace: float
 
     def launch_spec(self, container: Obj) -> tuple[LaunchSpec, str]:
         """The process to run and the imageID; raises ContainerConfigError."""
@@ -83,6 +91,12 @@ class ContainerRunner:
         self._container_id = ""
         self._stopping = asyncio.Event()
         self._backoff = pod.new_backoff()
+        self.probes = probes.container_probes(spec)
+        self._env: dict[str, str] = {}
+        self._cwd = "/"
+        self._image_ready = False
+        self._startup_ok = "startupProbe" not in self.probes
+        self._readiness_ok = False
 
     # --- the loop ------------------------------------------------------------
 
@@ -147,17 +161,30 @@ class ContainerRunner:
         if self.proc is not None:
             self.previous = self.proc
         self.proc = proc
+        self._env, self._cwd = spec.env, spec.cwd
+        self._image_ready = False
+        self._startup_ok = "startupProbe" not in self.probes
+        self._readiness_ok = False
         self._container_id = f"svcnet://{proc.pid}"
         self._pod.sandbox_report(self.name, proc.sandbox_report)
         self._state = {"running": {"startedAt": rfc3339(proc.started_at)}}
         self._pod.event("Normal", "Created", f"Created container {self.name}")
         self._pod.event("Normal", "Started", f"Started container {self.name}")
         self._pod.changed()
-        either: list[asyncio.Future[Any]] = [proc.ready, proc.done]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        if not proc.done.done():
-            self._on_started()
-        code = await proc.done
+        prober = TaskSet()
+        try:
+            if self.probes:
+                prober.spawn(
+                    self._probe_all(proc),
+                    name=f"probes:{self._pod.namespace}/{self._pod.name}/{self.name}",
+                )
+            either: list[asyncio.Future[Any]] = [proc.ready, proc.done]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not proc.done.done():
+                self._on_started()
+            code = await proc.done
+        finally:
+            await prober.stop(grace=1.0)
         term: Obj = {
             "exitCode": code,
             "reason": "Completed" if code == 0 else "Error",
@@ -170,10 +197,98 @@ class ContainerRunner:
         return term
 
     def _on_started(self) -> None:
-        # No probes yet: started means ready, as in Kubernetes without a readinessProbe.
-        self.started = True
-        self.ready = True
-        self._pod.changed()
+        # Without probes, started means ready, as in Kubernetes without a readinessProbe.
+        self._image_ready = True
+        self._refresh()
+
+    def _refresh(self) -> None:
+        started = self._startup_ok and (self._image_ready or "startupProbe" in self.probes)
+        if "readinessProbe" in self.probes:
+            ready = started and self._readiness_ok
+        else:
+            ready = started and self._image_ready
+        if (started, ready) != (self.started, self.ready):
+            self.started, self.ready = started, ready
+            self._pod.changed()
+
+    # --- probes (the kubelet's prober workers) ---------------------------------
+
+    async def _probe_all(self, proc: Process) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        startup = self.probes.get("startupProbe")
+        if startup is not None and not await self._probe_loop(proc, startup, t0):
+            return
+        rest = [p for k, p in self.probes.items() if k != "startupProbe"]
+        if rest:
+            await asyncio.gather(*(self._probe_loop(proc, p, t0) for p in rest))
+
+    async def _probe_loop(self, proc: Process, probe: probes.Probe, t0: float) -> bool:
+        """Run one probe until the process ends; for the startup probe, until it passes.
+        Returns False when the probe killed the container."""
+        loop = asyncio.get_running_loop()
+        tracker = probes.ProbeTracker(probe)
+        for at in probes.schedule(probe):
+            delay = t0 + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not proc.running:
+                return True
+            ok, message = await probes.run_probe(
+                probe, self._pod.ip, self.spec, self._exec_for_probe
+            )
+            if proc.exit_code is not None:  # it ended while being probed
+                return True
+            if not ok:
+                self._pod.event("Warning", "Unhealthy", f"{probe.label} probe failed: {message}")
+            if not tracker.observe(ok):
+                continue
+            if probe.kind == "readinessProbe":
+                self._readiness_ok = bool(tracker.result)
+                self._refresh()
+            elif probe.kind == "startupProbe" and tracker.result:
+                self._startup_ok = True
+                self._refresh()
+                return True
+            elif tracker.result is False:
+                await self._kill_for(proc, probe)
+                return False
+        return True  # not reached: schedule() never ends
+
+    async def _kill_for(self, proc: Process, probe: probes.Probe) -> None:
+        verb = "liveness" if probe.kind == "livenessProbe" else "startup"
+        self._pod.event(
+            "Normal", "Killing", f"Container {self.name} failed {verb} probe, will be restarted"
+        )
+        grace = probe.termination_grace
+        if grace is None:
+            grace = self._pod.termination_grace
+        proc.kill_group(signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.done), max(grace, 0.001))
+        proc.kill_group(signal.SIGKILL)
+
+    async def _exec_for_probe(self, argv: list[str], limit: float) -> tuple[int | None, str]:
+        """An exec probe: the command in the container's environment and pod view."""
+        spec = LaunchSpec(
+            argv=argv, env=self._env, cwd=self._cwd, stdin=False, tty=False, signals_ready=False
+        )
+        try:
+            proc = Process.launch(spec, self._pod.preexec, 64 * 1024)
+        except LaunchError as e:
+            return 126, str(e)
+        try:
+            try:
+                code = await asyncio.wait_for(asyncio.shield(proc.done), limit)
+            except TimeoutError:
+                return None, ""
+            out = b"".join(r.data for r in proc.log.records())
+            return code, out.decode(errors="replace")
+        finally:
+            if not proc.done.done():
+                proc.kill_group(signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(proc.done), 2.0)
 
     # --- control -------------------------------------------------------------
 

@@ -19,6 +19,7 @@ deletion timestamp is acted upon, so they are harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 DEFAULT_GRACE = 30.0
+ENDPOINTS_WAIT = 1.0
+"""At most this long between a deletion and SIGTERM while Endpoints still list the pod
+(a Service whose endpoints nobody maintains must not hold deletions up)."""
 KILL_WAIT = 2.0
 """After SIGKILL, how long to wait for the exit to be seen (it is immediate in practice)."""
 
@@ -58,6 +62,8 @@ class PodWorker:
         self.pod = pod
         spec = pod.get("spec") or {}
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
+        grace = spec.get("terminationGracePeriodSeconds")
+        self.termination_grace = DEFAULT_GRACE if grace is None else float(grace)
         self.log_limit = agent.settings.agent.log_bytes
         self.ip = ""
         self.runners: list[ContainerRunner] = []
@@ -113,6 +119,7 @@ class PodWorker:
             )
 
     async def _delete(self, grace: float) -> None:
+        await self._wait_out_of_endpoints(min(grace, ENDPOINTS_WAIT))
         await self.terminate(grace, deleting=True)
         try:
             self._agent.store.delete("Pod", self.namespace, self.name)
@@ -157,6 +164,39 @@ class PodWorker:
         self._hosts.write_text(sandbox.hosts_file(self.pod, self.ip, net.cluster_domain))
 
     # --- stopping --------------------------------------------------------------
+
+    def _in_endpoints(self) -> bool:
+        """Whether some Endpoints object still routes to this pod."""
+        for ep in self._agent.store.list("Endpoints", self.namespace):
+            for subset in ep.get("subsets") or ():
+                for addr in subset.get("addresses") or ():
+                    if (addr.get("targetRef") or {}).get("uid") == self.uid:
+                        return True
+        return False
+
+    async def _wait_out_of_endpoints(self, limit: float) -> None:
+        """Endpoints first, then signals: wait (bounded) until no Endpoints lists the pod.
+
+        The endpoints controller drops a pod with a deletionTimestamp in the
+        loop turn after the deletion, and the proxy follows Endpoints at once,
+        so this normally takes no time at all; it only orders the two.
+        Kubernetes races them; svcnet does not, so no new connection reaches a
+        process that is about to get SIGTERM.
+        """
+        if limit <= 0 or not self._in_endpoints():
+            return
+        gone = asyncio.Event()
+
+        def check(ev: Event) -> None:
+            if ev.kind == "Endpoints" and not self._in_endpoints():
+                gone.set()
+
+        unsubscribe = self._agent.store.subscribe(check)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), limit)
+        finally:
+            unsubscribe()
 
     async def terminate(self, grace: float, *, deleting: bool) -> None:
         """Stop every container: SIGTERM to each group, SIGKILL after `grace` seconds."""

@@ -7,6 +7,7 @@ change is acted on within the same loop iteration (no polling).
 """
 
 from svcnet.controllers.base import Controller
+from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.loadbalancer import LoadBalancerController
@@ -14,6 +15,7 @@ from svcnet.controllers.replicaset import ReplicaSetController
 
 __all__ = [
     "Controller",
+    "DeploymentController",
     "EndpointsController",
     "GarbageCollector",
     "LoadBalancerController",

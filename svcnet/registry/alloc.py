@@ -34,7 +34,7 @@ class ClusterIPAllocator:
         self.rng = rng or random.Random()
         size = self.net.num_addresses - 2
         # The lower "static" band is kept for users who pick their IP by hand.
-        self.static = min(max(16, size // 16), 256)
+        self.static = 0 if size < 16 else min(max(16, size // 16), 256)
 
     def allocate(self, used: set[str], requested: str | None) -> str:
         if requested:
@@ -83,7 +83,9 @@ class NodePortAllocator:
     def __init__(self, lo: int, hi: int, rng: random.Random | None = None) -> None:
         self.lo, self.hi = lo, hi
         self.rng = rng or random.Random()
-        self.static = min(max(16, (hi - lo + 1) // 32), 128)
+        # calculateRangeOffset: no static band at all for ranges under 16 ports.
+        size = hi - lo + 1
+        self.static = 0 if size < 16 else min(max(16, size // 32), 128)
 
     def check(self, port: int, used: set[int], path: str) -> None:
         if not self.lo <= port <= self.hi:

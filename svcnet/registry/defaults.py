@@ -32,10 +32,25 @@ def pod_spec(spec: Obj) -> None:
         for p in c.get("ports") or []:
             if isinstance(p, dict):
                 p.setdefault("protocol", "TCP")
+        for k in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = c.get(k)
+            if isinstance(probe, dict):
+                _probe(probe)
         for e in c.get("env") or []:
             ref = (e.get("valueFrom") or {}).get("fieldRef") if isinstance(e, dict) else None
             if isinstance(ref, dict):
                 ref.setdefault("apiVersion", "v1")
+
+
+def _probe(probe: Obj) -> None:
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        http.setdefault("path", "/")
+        http.setdefault("scheme", "HTTP")
 
 
 def pod(obj: Obj) -> None:

@@ -172,8 +172,10 @@ def service(obj: Obj) -> list[Cause]:
                 Cause(
                     path,
                     "FieldValueDuplicate",
-                    f"Duplicate value: core.ServicePort{{Name:{q(name)}, "
-                    f"Protocol:{q(proto)}, Port:{p.get('port')}}}",
+                    # field.Duplicate prints the (protocol, port) key with %#v.
+                    f'Duplicate value: core.ServicePort{{Name:"", Protocol:{q(proto)}, '
+                    f"AppProtocol:(*string)(nil), Port:{p.get('port')}, "
+                    'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}',
                 )
             )
         keys.add(key)
@@ -228,6 +230,16 @@ def service(obj: Obj) -> list[Cause]:
                 errs.append(
                     forbidden(f"spec.{f}", "may only be used when `type` is 'LoadBalancer'")
                 )
+    hc = spec.get("healthCheckNodePort")
+    if hc and not (typ == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"):
+        errs.append(
+            invalid(
+                "spec.healthCheckNodePort",
+                hc,
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is "
+                "'Local'",
+            )
+        )
     for i, ip in enumerate(spec.get("externalIPs") or []):
         try:
             ipaddress.ip_address(ip)
@@ -262,10 +274,62 @@ def pod_spec(spec: Obj, path: str) -> list[Cause]:
                 if p["name"] in pnames:
                     errs.append(duplicate(f"{cp}.ports[{j}].name", p["name"]))
                 pnames.add(p["name"])
+        for k in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if isinstance(c.get(k), dict):
+                errs += probe(f"{cp}.{k}", c[k], k != "readinessProbe")
     rp = spec.get("restartPolicy", "Always")
     if rp not in ("Always", "OnFailure", "Never"):
         errs.append(unsupported(f"{path}.restartPolicy", rp, ("Always", "OnFailure", "Never")))
     return errs
+
+
+PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def probe(path: str, p: Obj, single_success: bool) -> list[Cause]:
+    """validateProbe / validateHandler (k/k pkg/apis/core/validation)."""
+    errs: list[Cause] = []
+    handlers = [h for h in PROBE_HANDLERS if p.get(h) is not None]
+    if not handlers:
+        errs.append(required(path, "must specify a handler type"))
+    elif len(handlers) > 1:
+        errs.append(forbidden(f"{path}.{handlers[1]}", "may not specify more than 1 handler type"))
+    for f in (
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+        "terminationGracePeriodSeconds",
+    ):
+        v = p.get(f)
+        if isinstance(v, int) and v < 0:
+            errs.append(invalid(f"{path}.{f}", v, "must be greater than or equal to 0"))
+    if single_success and p.get("successThreshold") not in (None, 1):
+        errs.append(invalid(f"{path}.successThreshold", p["successThreshold"], "must be 1"))
+    if p.get("terminationGracePeriodSeconds") == 0:
+        errs.append(invalid(f"{path}.terminationGracePeriodSeconds", 0, "must be greater than 0"))
+    http = p.get("httpGet")
+    if isinstance(http, dict):
+        errs += _probe_port(f"{path}.httpGet.port", http.get("port"))
+        scheme = http.get("scheme", "HTTP")
+        if scheme not in ("HTTP", "HTTPS"):
+            errs.append(unsupported(f"{path}.httpGet.scheme", scheme, ("HTTP", "HTTPS")))
+    tcp = p.get("tcpSocket")
+    if isinstance(tcp, dict):
+        errs += _probe_port(f"{path}.tcpSocket.port", tcp.get("port"))
+    ex = p.get("exec")
+    if isinstance(ex, dict) and not ex.get("command"):
+        errs.append(required(f"{path}.exec.command"))
+    return errs
+
+
+def _probe_port(path: str, port: Any) -> list[Cause]:
+    if port is None:
+        return [required(path)]
+    if isinstance(port, int):
+        return port_number(path, port)
+    return port_name(path, str(port))
 
 
 def pod(obj: Obj) -> list[Cause]:
@@ -310,6 +374,70 @@ def workload(obj: Obj) -> list[Cause]:
                     )
                 )
     errs += pod_spec(tmpl.get("spec") or {}, "spec.template.spec")
+    if obj.get("kind") == "Deployment":
+        errs += deployment_strategy(spec)
+    return errs
+
+
+PERCENT = re.compile(r"^[0-9]+%$")
+MSG_PERCENT = (
+    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  "
+    "or '93%', regex used for validation is '[0-9]+%')"
+)
+
+
+def _int_or_percent(path: str, v: Any) -> tuple[list[Cause], int | None, bool]:
+    """(errors, value, is_percent) for an IntOrString rollout field."""
+    if isinstance(v, bool) or v is None:
+        return [], None, False
+    if isinstance(v, int):
+        if v < 0:
+            return [invalid(path, v, "must be greater than or equal to 0")], None, False
+        return [], v, False
+    if not PERCENT.match(str(v)):
+        return [invalid(path, v, MSG_PERCENT)], None, True
+    return [], int(str(v)[:-1]), True
+
+
+def deployment_strategy(spec: Obj) -> list[Cause]:
+    """ValidateDeploymentStrategy / ValidateRollingUpdateDeployment (k/k apps validation)."""
+    errs: list[Cause] = []
+    strategy = spec.get("strategy") or {}
+    typ = strategy.get("type", "RollingUpdate")
+    if typ not in ("Recreate", "RollingUpdate"):
+        return [unsupported("spec.strategy.type", typ, ("Recreate", "RollingUpdate"))]
+    ru = strategy.get("rollingUpdate")
+    if typ == "Recreate":
+        if ru is not None:
+            errs.append(
+                forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                )
+            )
+    elif isinstance(ru, dict):
+        base = "spec.strategy.rollingUpdate"
+        e1, unavailable, u_pct = _int_or_percent(f"{base}.maxUnavailable", ru.get("maxUnavailable"))
+        e2, surge, _ = _int_or_percent(f"{base}.maxSurge", ru.get("maxSurge"))
+        errs += e1 + e2
+        if u_pct and unavailable is not None and unavailable > 100:
+            errs.append(
+                invalid(
+                    f"{base}.maxUnavailable", ru["maxUnavailable"], "must not be greater than 100%"
+                )
+            )
+        if unavailable == 0 and surge == 0:
+            errs.append(
+                invalid(
+                    f"{base}.maxUnavailable",
+                    ru["maxUnavailable"],
+                    "may not be 0 when `maxSurge` is 0",
+                )
+            )
+    for f in ("revisionHistoryLimit", "minReadySeconds", "progressDeadlineSeconds"):
+        v = spec.get(f)
+        if isinstance(v, int) and v < 0:
+            errs.append(invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
     return errs
 
 

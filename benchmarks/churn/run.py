@@ -1,0 +1,378 @@
+"""Churn benchmark: requests through a Service while its pods come and go.
+
+One `svcnet up` (on addresses of its own, DNS forwarding pointed at a loopback
+port where nothing listens) runs a 3-replica Deployment of
+benchmarks/churn/server.py (a readinessProbe on /healthz) behind a ClusterIP
+Service. A load generator keeps CONCURRENCY clients sending `GET /` through
+the ClusterIP, a new connection per request, for DURATION seconds, while:
+
+- kill:    every 2 s one pod's process is SIGKILLed (a crash). Each pod is
+           crashed once; at the next tick the crashed pod is deleted and its
+           ReplicaSet replaces it, as DESIGN.md "Surviving churn" says, so the
+           restart back-off (CrashLoopBackOff) never comes into play;
+- rollout: rolling updates run back to back (a template annotation changes,
+           as `rollout restart` does; maxSurge 25% / maxUnavailable 25%).
+
+A request fails if it gets no `200 <pod name>` within 5 s. Reported: requests,
+failures (with reasons), requests per second, the requests each pod answered,
+and how many kills, deletions and rollouts happened. Target: 0 failures.
+
+    python benchmarks/churn/run.py                       # both scenarios, 60 s each
+    python benchmarks/churn/run.py --scenario kill -d 20 # one, shorter
+    python benchmarks/churn/run.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = Path(__file__).resolve().parent / "server.py"
+sys.path.insert(0, str(ROOT))
+
+from svcnet.cli.client import MERGE_PATCH, ApiStatusError, Client  # noqa: E402
+
+Obj = dict[str, Any]
+
+# 127.145-148.x by default: clear of svcnet's defaults and of the test suites' blocks.
+PREFIX = 145
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind((host, 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind((host, port))
+                except OSError:
+                    continue
+            return port
+
+
+def manifests(replicas: int) -> str:
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "churn"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "churn"}},
+            "template": {
+                "metadata": {"labels": {"app": "churn"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "churn-server",
+                            "command": [sys.executable, str(SERVER)],
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 1,
+                                "failureThreshold": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "churn"},
+        "spec": {
+            "selector": {"app": "churn"},
+            "ports": [{"port": 80, "targetPort": "http"}],
+        },
+    }
+    return json.dumps(deploy) + "\n---\n" + json.dumps(svc) + "\n"
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[str]
+    client: Client
+    server: str
+    tmp: tempfile.TemporaryDirectory[str]
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.tmp.cleanup()
+
+
+def start_daemon(replicas: int, prefix: int, verbose: bool) -> Daemon:
+    tmp = tempfile.TemporaryDirectory(prefix="svcnet-churn-")
+    mdir = Path(tmp.name) / "manifests"
+    mdir.mkdir()
+    (mdir / "churn.yaml").write_text(manifests(replicas))
+    a, b, c, d = (prefix + i for i in range(4))
+    api_port, dns_port = free_port(), free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "svcnet",
+        "up",
+        "-f",
+        str(mdir),
+        "--api-port",
+        str(api_port),
+        "--dns-port",
+        str(dns_port),
+        "--service-cidr",
+        f"127.{a}.0.0/16",
+        "--pod-cidr",
+        f"127.{b}.0.0/16",
+        "--lb-cidr",
+        f"127.{c}.0.0/16",
+        "--nodeport-addresses",
+        f"127.{d}.0.1",
+        "--upstream-dns",
+        f"127.{d}.0.2:{free_port()}",
+    ]
+    env = dict(os.environ, HOME=tmp.name, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=None if verbose else subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=tmp.name,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        line = proc.stdout.readline() if r else ""
+        if not line:
+            break
+        if line.startswith("svcnet ready"):
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain
+            server = f"http://127.0.0.1:{api_port}"
+            return Daemon(proc, Client(server), server, tmp)
+    proc.kill()
+    proc.wait()
+    tmp.cleanup()
+    raise SystemExit("svcnet up did not become ready")
+
+
+# --- the load generator ----------------------------------------------------------
+
+
+@dataclass
+class Load:
+    ok: int = 0
+    failed: int = 0
+    per_pod: collections.Counter[str] = field(default_factory=collections.Counter)
+    reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+async def one_request(host: str, port: int) -> str:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: churn\r\nConnection: close\r\n\r\n")
+        data = await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0]
+    if not status.startswith(b"HTTP/1.") or b" 200 " not in status + b" ":
+        raise ValueError(f"bad answer {status[:40]!r}")
+    if not body:
+        raise ValueError("empty body")
+    return body.decode()
+
+
+async def generate(host: str, port: int, stop: threading.Event, concurrency: int) -> Load:
+    load = Load()
+
+    async def worker() -> None:
+        while not stop.is_set():
+            try:
+                pod = await asyncio.wait_for(one_request(host, port), 5.0)
+            except (OSError, ValueError, TimeoutError) as e:
+                load.failed += 1
+                load.reasons[f"{type(e).__name__}: {e}"[:80]] += 1
+                continue
+            load.ok += 1
+            load.per_pod[pod] += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return load
+
+
+# --- the churn ---------------------------------------------------------------------
+
+
+def pods(client: Client) -> list[Obj]:
+    q = urllib.parse.urlencode({"labelSelector": "app=churn"})
+    return list(client.get(f"/api/v1/namespaces/default/pods?{q}")["items"])
+
+
+def ready(pod: Obj) -> bool:
+    conds = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def kill_loop(client: Client, stop: threading.Event, counts: collections.Counter[str]) -> None:
+    crashed: dict[str, str] = {}  # uid -> name
+    while not stop.wait(2.0):
+        for uid, name in list(crashed.items()):
+            with contextlib.suppress(ApiStatusError):
+                client.call("DELETE", f"/api/v1/namespaces/default/pods/{name}")
+                counts["deleted"] += 1
+            del crashed[uid]
+        for pod in pods(client):
+            md = pod["metadata"]
+            if md.get("deletionTimestamp") or md["uid"] in crashed or not ready(pod):
+                continue
+            cid = ((pod["status"].get("containerStatuses") or [{}])[0]).get("containerID", "")
+            if not cid.startswith("svcnet://"):
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(cid.removeprefix("svcnet://")), signal.SIGKILL)
+                counts["killed"] += 1
+            crashed[md["uid"]] = md["name"]
+            break
+
+
+def rollout_complete(d: Obj) -> bool:
+    st, want = d.get("status") or {}, d["spec"]["replicas"]
+    return bool(
+        st.get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and st.get("updatedReplicas", 0) == want
+        and st.get("replicas", 0) == want
+        and st.get("availableReplicas", 0) == want
+    )
+
+
+def rollout_loop(client: Client, stop: threading.Event, counts: collections.Counter[str]) -> None:
+    path = "/apis/apps/v1/namespaces/default/deployments/churn"
+    n = 0
+    while not stop.is_set():
+        n += 1
+        patch = {"spec": {"template": {"metadata": {"annotations": {"churn/round": str(n)}}}}}
+        client.call("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        counts["rollouts started"] += 1
+        while not stop.wait(0.1):
+            if rollout_complete(client.get(path)):
+                counts["rollouts completed"] += 1
+                break
+
+
+# --- one scenario ------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    scenario: str
+    duration_s: float
+    requests: int
+    failed: int
+    rps: float
+    per_pod: dict[str, int]
+    churn: dict[str, int]
+    reasons: dict[str, int]
+
+
+def run_scenario(
+    scenario: str, duration: float, replicas: int, concurrency: int, prefix: int, verbose: bool
+) -> Result:
+    daemon = start_daemon(replicas, prefix, verbose)
+    try:
+        svc = daemon.client.get("/api/v1/namespaces/default/services/churn")
+        host = svc["spec"]["clusterIP"]
+        stop = threading.Event()
+        counts: collections.Counter[str] = collections.Counter()
+        chaos_client = Client(daemon.server)
+        target = kill_loop if scenario == "kill" else rollout_loop
+        chaos = threading.Thread(target=target, args=(chaos_client, stop, counts), daemon=True)
+        timer = threading.Timer(duration, stop.set)
+        t0 = time.monotonic()
+        chaos.start()
+        timer.start()
+        load = asyncio.run(generate(host, 80, stop, concurrency))
+        took = time.monotonic() - t0
+        chaos.join(timeout=30)
+        chaos_client.close()
+        total = load.ok + load.failed
+        return Result(
+            scenario,
+            round(took, 1),
+            total,
+            load.failed,
+            round(total / took, 1),
+            dict(sorted(load.per_pod.items())),
+            dict(counts),
+            dict(load.reasons),
+        )
+    finally:
+        daemon.stop()
+
+
+def report(r: Result) -> str:
+    lines = [
+        f"== {r.scenario}: {r.duration_s}s, {r.requests} requests, {r.failed} failed, "
+        f"{r.rps} req/s; churn: {', '.join(f'{k} {v}' for k, v in r.churn.items()) or 'none'}",
+        f"   {len(r.per_pod)} pods answered; requests per pod:",
+    ]
+    lines += [f"     {name:<32} {n:>7}" for name, n in r.per_pod.items()]
+    for reason, n in r.reasons.items():
+        lines.append(f"   failure x{n}: {reason}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--scenario", choices=["kill", "rollout", "both"], default="both")
+    p.add_argument("-d", "--duration", type=float, default=60.0)
+    p.add_argument("--replicas", type=int, default=3)
+    p.add_argument("-c", "--concurrency", type=int, default=8)
+    p.add_argument("--prefix", type=int, default=PREFIX, help="addresses under 127.PREFIX..+3")
+    p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the daemon's stderr")
+    args = p.parse_args(argv)
+    scenarios = ["kill", "rollout"] if args.scenario == "both" else [args.scenario]
+    results = []
+    for s in scenarios:
+        r = run_scenario(
+            s, args.duration, args.replicas, args.concurrency, args.prefix, args.verbose
+        )
+        print(report(r), flush=True)
+        results.append(r)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
+    return 1 if any(r.failed for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""`rollout status|restart|undo|history` for Deployments, with kubectl's requests
+and lines (reference/kubectl-api.md section 3; the status rules are kubectl's
+DeploymentStatusViewer, the undo rules polymorphichelpers/rollback.go)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import urllib.parse
+from typing import Any
+
+from svcnet import kinds
+from svcnet.cli.client import ApiStatusError, Client, kind_name
+from svcnet.kinds import Kind
+
+Obj = dict[str, Any]
+
+SMP = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+REVISION = "deployment.kubernetes.io/revision"
+# Annotations `rollout undo` keeps from the Deployment rather than the ReplicaSet.
+SKIP = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+)
+
+
+def add_arguments(sub: Any, plain: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("rollout", help="manage the rollout of a Deployment")
+    verbs = p.add_subparsers(dest="rollout_verb", metavar="VERB")
+    verbs.required = True
+    s = verbs.add_parser("status", parents=[plain], help="watch a rollout until it completes")
+    s.add_argument("resources", nargs="+", metavar="KIND/NAME")
+    s.add_argument("-w", "--watch", type=_bool, default=True, metavar="BOOL")
+    s.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    r = verbs.add_parser("restart", parents=[plain], help="restart the pods of a Deployment")
+    r.add_argument("resources", nargs="+", metavar="KIND/NAME")
+    u = verbs.add_parser("undo", parents=[plain], help="roll back to an earlier revision")
+    u.add_argument("resources", nargs="+", metavar="KIND/NAME")
+    u.add_argument("--to-revision", type=int, default=0)
+    h = verbs.add_parser("history", parents=[plain], help="list the revisions")
+    h.add_argument("resources", nargs="+", metavar="KIND/NAME")
+
+
+def _bool(v: str) -> bool:
+    return v.lower() in ("true", "1", "yes")
+
+
+class UsageError(Exception):
+    pass
+
+
+def targets(words: list[str]) -> list[tuple[Kind, str]]:
+    if any("/" in w for w in words):
+        pairs = [(w.partition("/")[0], w.partition("/")[2]) for w in words]
+    elif len(words) >= 2:
+        pairs = [(words[0], n) for n in words[1:]]
+    else:
+        raise UsageError("error: resource(s) were provided, but no name was specified")
+    out = []
+    for type_, name in pairs:
+        kind = kinds.lookup(type_)
+        if kind is None:
+            raise UsageError(f'error: the server doesn\'t have a resource type "{type_}"')
+        if kind.kind != "Deployment":
+            raise UsageError(f"error: no status viewer has been implemented for {kind.kind}")
+        out.append((kind, name))
+    return out
+
+
+def rollout(args: argparse.Namespace, client: Client) -> int:
+    try:
+        pairs = targets(args.resources)
+    except UsageError as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+    verb = {"status": status, "restart": restart, "undo": undo, "history": history}
+    rc = 0
+    for kind, name in pairs:
+        rc |= verb[args.rollout_verb](args, client, kind, name)
+    return rc
+
+
+# --- status ------------------------------------------------------------------------
+
+
+def status_message(d: Obj) -> tuple[str, bool]:
+    """kubectl's DeploymentStatusViewer: (message, done). Raises RuntimeError when stuck."""
+    name = d["metadata"]["name"]
+    st = d.get("status") or {}
+    if int(d["metadata"].get("generation") or 0) > int(st.get("observedGeneration") or 0):
+        return "Waiting for deployment spec update to be observed...\n", False
+    for c in st.get("conditions") or ():
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            raise RuntimeError(f'deployment "{name}" exceeded its progress deadline')
+    want = int((d.get("spec") or {}).get("replicas", 1))
+    updated = int(st.get("updatedReplicas") or 0)
+    replicas = int(st.get("replicas") or 0)
+    available = int(st.get("availableReplicas") or 0)
+    wait = f'Waiting for deployment "{name}" rollout to finish: '
+    if updated < want:
+        return f"{wait}{updated} out of {want} new replicas have been updated...\n", False
+    if replicas > updated:
+        return f"{wait}{replicas - updated} old replicas are pending termination...\n", False
+    if available < updated:
+        return f"{wait}{available} of {updated} updated replicas are available...\n", False
+    return f'deployment "{name}" successfully rolled out\n', True
+
+
+def status(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    last = ""
+    failure = ""
+
+    def done(obj: Obj | None) -> bool:
+        nonlocal last, failure
+        if obj is None:
+            failure = f'Error from server (NotFound): deployments.apps "{name}" not found'
+            return True
+        try:
+            msg, ok = status_message(obj)
+        except RuntimeError as e:
+            failure = f"error: {e}"
+            return True
+        if msg != last:
+            sys.stdout.write(msg)
+            sys.stdout.flush()
+            last = msg
+        return ok or not args.watch
+
+    client.get(kind.object_path(args.namespace, name))  # NotFound in kubectl's words
+    try:
+        client.wait_for(kind, args.namespace, name, done, timeout=args.timeout)
+    except TimeoutError:
+        sys.stderr.write("error: timed out waiting for the condition\n")
+        return 1
+    if failure:
+        sys.stderr.write(failure + "\n")
+        return 1
+    return 0
+
+
+# --- restart -----------------------------------------------------------------------
+
+
+def restart(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    path = kind.object_path(args.namespace, name)
+    d = client.get(path)
+    if (d.get("spec") or {}).get("paused"):
+        sys.stderr.write(
+            f'error: deployments.apps "{name}" can\'t restart paused deployment '
+            "(run rollout resume first)\n"
+        )
+        return 1
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {
+        "spec": {
+            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
+        }
+    }
+    client.call(
+        "PATCH", path, query={"fieldManager": "kubectl-rollout"}, body=patch, content_type=SMP
+    )
+    print(f"{kind_name(kind)}/{name} restarted")
+    return 0
+
+
+# --- history and undo ----------------------------------------------------------------
+
+
+def _revision(obj: Obj) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+def owned_replicasets(client: Client, d: Obj, namespace: str) -> list[Obj]:
+    """The Deployment's ReplicaSets, as kubectl finds them: by selector, then by
+    controller uid."""
+    sel = (d["spec"].get("selector") or {}).get("matchLabels") or {}
+    q = urllib.parse.urlencode({"labelSelector": ",".join(f"{k}={v}" for k, v in sel.items())})
+    rs_kind = kinds.BY_KIND["ReplicaSet"]
+    items = client.get(f"{rs_kind.collection_path(namespace)}?{q}").get("items") or []
+    uid = d["metadata"]["uid"]
+    return [
+        rs
+        for rs in items
+        if any(
+            r.get("controller") and r.get("uid") == uid
+            for r in rs["metadata"].get("ownerReferences") or ()
+        )
+    ]
+
+
+def history(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    d = client.get(kind.object_path(args.namespace, name))
+    rows = sorted(
+        (
+            _revision(rs),
+            (rs["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause", "<none>"),
+        )
+        for rs in owned_replicasets(client, d, args.namespace)
+    )
+    print(f"{kind_name(kind)}/{name} ")
+    width = max(len("REVISION"), *(len(str(r)) for r, _ in rows)) if rows else len("REVISION")
+    print(f"{'REVISION':<{width}}  CHANGE-CAUSE")
+    for rev, cause in rows:
+        print(f"{rev:<{width}}  {cause}")
+    print()
+    return 0
+
+
+def _strip_hash(template: Obj) -> Obj:
+    import copy
+
+    t = copy.deepcopy(template)
+    (t.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    return t
+
+
+def undo(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    path = kind.object_path(args.namespace, name)
+    d = client.get(path)
+    if (d.get("spec") or {}).get("paused"):
+        sys.stderr.write(
+            f"error: you cannot rollback a paused deployment; resume it first with "
+            f"'kubectl rollout resume deployment/{name}' and try again\n"
+        )
+        return 1
+    rss = owned_replicasets(client, d, args.namespace)
+    by_rev = {_revision(rs): rs for rs in rss}
+    if args.to_revision:
+        target = by_rev.get(args.to_revision)
+        if target is None:
+            sys.stderr.write(
+                f"error: unable to find specified revision {args.to_revision} in history\n"
+            )
+            return 1
+    else:
+        revs = sorted(by_rev)
+        if len(revs) < 2:
+            sys.stderr.write(f'error: no rollout history found for deployment "{name}"\n')
+            return 1
+        target = by_rev[revs[-2]]
+    template = _strip_hash(target["spec"]["template"])
+    if template == d["spec"]["template"]:
+        print(
+            f"{kind_name(kind)}/{name} skipped rollback (current template already matches "
+            f"revision {_revision(target)})"
+        )
+        return 0
+    live_ann = d["metadata"].get("annotations") or {}
+    annotations = {k: live_ann[k] for k in SKIP if k in live_ann}
+    for k, v in (target["metadata"].get("annotations") or {}).items():
+        if k not in SKIP:
+            annotations[k] = v
+    patch = [
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ]
+    try:
+        client.call("PATCH", path, body=patch, content_type=JSON_PATCH)
+    except ApiStatusError:
+        raise
+    print(f"{kind_name(kind)}/{name} rolled back")
+    return 0

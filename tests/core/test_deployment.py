@@ -1,0 +1,302 @@
+"""The Deployment controller against a real store, registry and ReplicaSet
+controller; a fake kubelet in the test decides when pods become ready and
+finishes graceful deletions, so every step of a rollout can be inspected."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from svcnet.config import Settings
+from svcnet.controllers import DeploymentController, GarbageCollector, ReplicaSetController
+from svcnet.controllers.deployment import HASH_LABEL, REVISION, REVISION_HISTORY, compute_hash
+from svcnet.controllers.replicaset import controller_uid
+from svcnet.kinds import BY_KIND
+from svcnet.objects import pod_ready
+from svcnet.registry import ApiError, Registry
+from svcnet.store import Event, Store
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Kubelet:
+    """Runs nothing: pods become Running (not Ready) at once, Ready when told."""
+
+    store: Store
+    ip: int = 2
+    pending: list[str] = field(default_factory=list)
+
+    def on_event(self, ev: Event) -> None:
+        if ev.kind != "Pod" or ev.type == "DELETED":
+            return
+        md = ev.obj["metadata"]
+        if md.get("deletionTimestamp"):
+            asyncio.get_running_loop().call_soon(self._finish, md["name"])
+        elif not (ev.obj.get("status") or {}).get("podIP"):
+            asyncio.get_running_loop().call_soon(self._schedule, md["name"])
+
+    def _schedule(self, name: str) -> None:
+        self.ip += 1
+        ip = f"127.140.0.{self.ip}"
+
+        def put(o: Obj) -> None:
+            o["spec"]["nodeName"] = "svcnet"
+            o["status"] = {
+                "phase": "Running",
+                "podIP": ip,
+                "conditions": [{"type": "Ready", "status": "False"}],
+            }
+
+        if self.store.get("Pod", "default", name) is not None:
+            self.store.mutate("Pod", "default", name, put)
+            self.pending.append(name)
+
+    def _finish(self, name: str) -> None:
+        if self.store.get("Pod", "default", name) is not None:
+            self.store.delete("Pod", "default", name)
+
+    def ready_one(self) -> bool:
+        while self.pending:
+            name = self.pending.pop(0)
+            if self.store.get("Pod", "default", name) is None:
+                continue
+
+            def put(o: Obj) -> None:
+                o["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+
+            self.store.mutate("Pod", "default", name, put)
+            return True
+        return False
+
+
+@dataclass
+class Env:
+    store: Store
+    reg: Registry
+    kubelet: Kubelet
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    store = Store()
+    reg = Registry(Settings(), store)
+    reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    kubelet = Kubelet(store)
+    unsubscribe = store.subscribe(kubelet.on_event)
+    ctrls = [
+        DeploymentController(store, reg),
+        ReplicaSetController(store, reg),
+        GarbageCollector(store, reg),
+    ]
+    for c in ctrls:
+        c.start()
+    yield Env(store, reg, kubelet)
+    for c in ctrls:
+        c.stop()
+    unsubscribe()
+
+
+async def settle() -> None:
+    # Controllers and the fake kubelet react in loop callbacks; loop turns, no clock.
+    for _ in range(30):
+        await asyncio.sleep(0)
+
+
+def deployment(replicas: int = 3, image: str = "gihyodocker/echo:v1", **spec: Any) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "echo", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "echo"}},
+            "template": {
+                "metadata": {"labels": {"app": "echo"}},
+                "spec": {"containers": [{"name": "echo", "image": image}]},
+            },
+            **spec,
+        },
+    }
+
+
+def live_pods(store: Store) -> list[Obj]:
+    return [p for p in store.list("Pod", "default") if not p["metadata"].get("deletionTimestamp")]
+
+
+def rs_of(store: Store, pod: Obj) -> Obj:
+    uid = controller_uid(pod)
+    return next(rs for rs in store.list("ReplicaSet", "default") if rs["metadata"]["uid"] == uid)
+
+
+async def roll_out(env: Env, check: Any = None, limit: int = 60) -> None:
+    """Make pods ready one at a time until nothing is pending, checking after each step."""
+    await settle()
+    for _ in range(limit):
+        if check is not None:
+            check()
+        if not env.kubelet.ready_one():
+            return
+        await settle()
+    raise AssertionError("rollout did not finish")
+
+
+async def test_deployment_creates_hashed_replicaset_and_completes(env: Env) -> None:
+    env.reg.create(deployment())
+    await roll_out(env)
+    d = env.store.get("Deployment", "default", "echo")
+    assert d is not None
+    [rs] = env.store.list("ReplicaSet", "default")
+    h = compute_hash(d["spec"]["template"])
+    assert re.fullmatch(r"[4-9bcdf]+", h)
+    assert rs["metadata"]["name"] == f"echo-{h}"
+    assert rs["metadata"]["labels"][HASH_LABEL] == h
+    assert rs["spec"]["selector"]["matchLabels"][HASH_LABEL] == h
+    assert rs["spec"]["template"]["metadata"]["labels"][HASH_LABEL] == h
+    assert rs["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+    assert rs["metadata"]["annotations"][REVISION] == "1"
+    assert d["metadata"]["annotations"][REVISION] == "1"
+    pods = live_pods(env.store)
+    assert len(pods) == 3 and all(p["metadata"]["name"].startswith(f"echo-{h}-") for p in pods)
+    st = d["status"]
+    assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"]) == (3, 3, 3)
+    assert st["availableReplicas"] == 3 and "unavailableReplicas" not in st
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Available"]["status"] == "True"
+    assert conds["Progressing"]["reason"] == "NewReplicaSetAvailable"
+
+
+async def test_rolling_update_keeps_availability_within_surge(env: Env) -> None:
+    env.reg.create(deployment(replicas=4))
+    await roll_out(env)
+    env.reg.apply(deployment(replicas=4, image="gihyodocker/echo:v2"))
+    # 4 replicas, 25%/25%: surge 1, unavailable 1 -> at most 5 pods, at least 3 ready.
+    seen_old_and_new = False
+
+    def check() -> None:
+        nonlocal seen_old_and_new
+        pods = live_pods(env.store)
+        assert len(pods) <= 5, len(pods)
+        assert sum(1 for p in pods if pod_ready(p)) >= 3
+        names = {rs_of(env.store, p)["metadata"]["name"] for p in pods}
+        seen_old_and_new = seen_old_and_new or len(names) == 2
+
+    await roll_out(env, check)
+    assert seen_old_and_new
+    d = env.store.get("Deployment", "default", "echo")
+    assert d is not None and d["metadata"]["annotations"][REVISION] == "2"
+    rss = {rs["metadata"]["annotations"][REVISION]: rs for rs in env.store.list("ReplicaSet")}
+    assert rss["1"]["spec"]["replicas"] == 0 and rss["2"]["spec"]["replicas"] == 4
+    assert all("echo:v2" in p["spec"]["containers"][0]["image"] for p in live_pods(env.store))
+    assert d["status"]["updatedReplicas"] == 4 and d["status"]["availableReplicas"] == 4
+
+
+async def test_recreate_stops_every_old_pod_before_starting_new_ones(env: Env) -> None:
+    env.reg.create(deployment(strategy={"type": "Recreate"}))
+    await roll_out(env)
+    old_rs = env.store.list("ReplicaSet", "default")[0]["metadata"]["name"]
+    env.reg.apply(deployment(image="gihyodocker/echo:v2", strategy={"type": "Recreate"}))
+
+    def check() -> None:
+        owners = {rs_of(env.store, p)["metadata"]["name"] for p in env.store.list("Pod")}
+        assert len(owners) <= 1  # never old and new pods at once
+
+    await roll_out(env, check)
+    pods = live_pods(env.store)
+    assert len(pods) == 3 and all(rs_of(env.store, p)["metadata"]["name"] != old_rs for p in pods)
+
+
+async def test_scale_changes_only_the_replica_count(env: Env) -> None:
+    env.reg.create(deployment())
+    await roll_out(env)
+    env.reg.apply(deployment(replicas=5))
+    await roll_out(env)
+    [rs] = env.store.list("ReplicaSet", "default")
+    assert rs["spec"]["replicas"] == 5 and len(live_pods(env.store)) == 5
+    assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "5"
+    env.reg.apply(deployment(replicas=1))
+    await roll_out(env)
+    assert len(live_pods(env.store)) == 1
+
+
+async def test_undo_reuses_the_old_replicaset_with_a_new_revision(env: Env) -> None:
+    env.reg.create(deployment())
+    await roll_out(env)
+    first = env.store.list("ReplicaSet", "default")[0]["metadata"]["name"]
+    env.reg.apply(deployment(image="gihyodocker/echo:v2"))
+    await roll_out(env)
+    env.reg.apply(deployment())  # what `rollout undo` patches in: revision 1's template
+    await roll_out(env)
+    rs = env.store.get("ReplicaSet", "default", first)
+    assert rs is not None and rs["spec"]["replicas"] == 3
+    assert rs["metadata"]["annotations"][REVISION] == "3"
+    assert rs["metadata"]["annotations"][REVISION_HISTORY] == "1"
+    d = env.store.get("Deployment", "default", "echo")
+    assert d is not None and d["metadata"]["annotations"][REVISION] == "3"
+    assert len(env.store.list("ReplicaSet", "default")) == 2
+
+
+async def test_revision_history_limit_deletes_oldest_scaled_down(env: Env) -> None:
+    env.reg.create(deployment(revisionHistoryLimit=1))
+    await roll_out(env)
+    for tag in ("v2", "v3", "v4"):
+        env.reg.apply(deployment(image=f"gihyodocker/echo:{tag}", revisionHistoryLimit=1))
+        await roll_out(env)
+    revs = sorted(
+        int(rs["metadata"]["annotations"][REVISION]) for rs in env.store.list("ReplicaSet")
+    )
+    assert revs == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("ru", "message"),
+    [
+        (
+            {"maxSurge": 0, "maxUnavailable": 0},
+            "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: "
+            "may not be 0 when `maxSurge` is 0",
+        ),
+        (
+            {"maxSurge": "1x"},
+            'spec.strategy.rollingUpdate.maxSurge: Invalid value: "1x": a valid percent string',
+        ),
+        (
+            {"maxUnavailable": "150%"},
+            'spec.strategy.rollingUpdate.maxUnavailable: Invalid value: "150%": '
+            "must not be greater than 100%",
+        ),
+        (
+            {"maxSurge": -1},
+            "spec.strategy.rollingUpdate.maxSurge: Invalid value: -1: "
+            "must be greater than or equal to 0",
+        ),
+    ],
+)
+def test_rolling_update_parameters_are_validated(ru: Obj, message: str) -> None:
+    store = Store()
+    reg = Registry(Settings(), store)
+    reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    with pytest.raises(ApiError) as e:
+        reg.create(deployment(strategy={"type": "RollingUpdate", "rollingUpdate": ru}))
+    assert e.value.code == 422
+    assert message in e.value.message
+
+
+def test_recreate_with_rolling_parameters_is_forbidden() -> None:
+    store = Store()
+    reg = Registry(Settings(), store)
+    reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    bad = deployment(strategy={"type": "Recreate", "rollingUpdate": {"maxSurge": 1}})
+    with pytest.raises(ApiError) as e:
+        reg.create(copy.deepcopy(bad))
+    assert e.value.message == (
+        'Deployment "echo" is invalid: spec.strategy.rollingUpdate: Forbidden: '
+        "may not be specified when strategy `type` is 'Recreate'"
+    )
+    assert BY_KIND["Deployment"].plural == "deployments"
