@@ -26,11 +26,13 @@ from svcnet._aio import TaskSet
 from svcnet.config import Settings
 from svcnet.controllers import (
     Controller,
+    DeploymentController,
     EndpointsController,
     GarbageCollector,
     LoadBalancerController,
     ReplicaSetController,
 )
+from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRecorder
 from svcnet.manifest import Manifest, ManifestError, load_paths
 from svcnet.objects import pod_ready
 from svcnet.registry import ApiError, Registry
@@ -143,10 +145,13 @@ class Daemon:
         manifests = load_paths(s.manifests) if s.manifests else []
         bootstrap(s, self.registry)
         self.controllers = [
+            DeploymentController(self.store, self.registry),
             ReplicaSetController(self.store, self.registry),
             EndpointsController(self.store, self.registry),
             LoadBalancerController(self.store, self.registry, s.network.load_balancer_cidr),
             GarbageCollector(self.store, self.registry),
+            EndpointSliceMirror(self.store, self.registry),
+            ServiceEventRecorder(self.store, self.registry),
         ]
         for c in self.controllers:
             c.start()

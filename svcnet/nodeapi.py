@@ -1,6 +1,6 @@
 """The node API: what the API server asks of the agent (the kubelet API).
 
-In Kubernetes, `kubectl logs` and `kubectl attach` go apiserver -> kubelet.
+In Kubernetes, `kubectl logs`, `attach` and `exec` go apiserver -> kubelet.
 Here the API server holds an object implementing ``NodeApi`` (the agent), so
 svcnet.api never needs to know how containers are run.
 """
@@ -63,4 +63,18 @@ class NodeApi(Protocol):
 
     async def attach(self, namespace: str, pod: str, container: str, *, tty: bool) -> Attachment:
         """Connect to a running container's stdio. Raises NodeApiError."""
+        ...
+
+    async def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: list[str],
+        *,
+        stdin: bool,
+        tty: bool,
+    ) -> Attachment:
+        """Start `command` inside a running container (its namespaces and environment);
+        the returned session's wait() gives its exit code. Raises NodeApiError."""
         ...

@@ -4,7 +4,7 @@ The agent follows Pods in the store (an in-process informer: a synchronous
 subscription that only enqueues) and hands each pod to its own ``PodWorker``.
 It owns what pods share: the IP pool, the image registry, libc handles for
 the child-side sandbox set-up, the state directory for per-pod files, and the
-Events it records. It also serves the node API (``logs``, ``attach``) that
+Events it records. It also serves the node API (``logs``, ``attach``, ``exec``) that
 the API server calls, as the kubelet serves /containerLogs and /attach.
 
 Shutdown: ``stop`` stops every pod at once with a short grace period (SIGTERM
@@ -36,7 +36,7 @@ from svcnet.agent.sandbox import Libc
 from svcnet.agent.status import rfc3339
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
-from svcnet.nodeapi import NODE_NAME, NodeApiError
+from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
 from svcnet.store import Event, Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -247,6 +247,24 @@ class Agent:
         r = self._runner(namespace, pod, container)
         proc = self._current(r, pod)
         return ContainerAttachment(proc, stdin_once=bool(r.spec.get("stdinOnce")))
+
+    async def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: list[str],
+        *,
+        stdin: bool,
+        tty: bool,
+    ) -> Attachment:
+        from svcnet.agent import exec as exec_
+
+        r = self._runner(namespace, pod, container)
+        proc = self._current(r, pod)
+        if not proc.running:
+            raise NodeApiError(f'container not found ("{r.name}")')
+        return exec_.start(proc.pid, command, stdin=stdin, tty=tty, container=r.name)
 
 
 async def _stream_log(

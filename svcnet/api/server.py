@@ -133,6 +133,17 @@ def wants_table(request: web.Request) -> bool:
     return False
 
 
+def field_manager(request: web.Request) -> str:
+    """fieldManager, or what the apiserver derives from the User-Agent without one."""
+    given = request.query.get("fieldManager")
+    if given:
+        if len(given) > 128:
+            raise bad_request("fieldManager: Too long: may not be longer than 128")
+        return given
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0][:128] or "unknown"
+
+
 def dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     for v in values:
@@ -153,6 +164,15 @@ async def read_body(request: web.Request) -> Any:
     if not raw.strip():
         raise bad_request("the body of the request was empty")
     ctype = request.content_type
+    if "protobuf" in ctype or "cbor" in ctype:
+        # client-go falls back to JSON on this 415 (what `kubectl create namespace`
+        # sends first is protobuf).
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"{JSON}, application/yaml",
+        )
     try:
         if ctype in _YAML_TYPES:
             return yaml.safe_load(raw)
@@ -481,6 +501,7 @@ class ApiServer:
             timeout=float(timeout) if timeout and timeout > 0 else None,
             table=wants_table(request),
             include_object=include_object(request),
+            send_initial_events=streams.query_bool(request.query, "sendInitialEvents"),
         )
         untrack = self._track()
         try:
@@ -499,6 +520,7 @@ class ApiServer:
             body,
             namespace=target.namespace if target.kind.namespaced else None,
             dry_run=dry_run(request),
+            field_manager=field_manager(request),
         )
         return self._render(request, target, obj, 201)
 
@@ -508,6 +530,7 @@ class ApiServer:
             body,
             namespace=target.namespace if target.kind.namespaced else None,
             dry_run=dry_run(request),
+            field_manager=field_manager(request),
         )
         return self._render(request, target, obj)
 
@@ -532,12 +555,20 @@ class ApiServer:
                     "is required for apply patch",
                 )
             body = check_object(await read_object(request, target.kind), target)
-            obj, created = self.registry.apply(body, namespace=ns, dry_run=is_dry_run)
+            obj, created = self.registry.apply(
+                body,
+                namespace=ns,
+                dry_run=is_dry_run,
+                field_manager=request.query["fieldManager"],
+                force=streams.query_bool(request.query, "force"),
+            )
             return self._render(request, target, obj, 201 if created else 200)
         body = await read_body(request)
         live = self.registry.get(target.kind, self._ns(target), target.name)
         patched = check_object(apply_patch(live, body, ctype, target.kind.kind), target)
-        obj = self.registry.update(patched, namespace=ns, dry_run=is_dry_run)
+        obj = self.registry.update(
+            patched, namespace=ns, dry_run=is_dry_run, field_manager=field_manager(request)
+        )
         return self._render(request, target, obj)
 
     async def _delete_options(self, request: web.Request) -> Obj:
@@ -652,8 +683,15 @@ class ApiServer:
             finally:
                 untrack()
         if kind.kind == "Pod" and sub == "exec" and method in ("GET", "POST"):
-            self.registry.get(kind, ns, target.name)
-            raise bad_request("exec is not supported by svcnet yet; use attach or logs")
+            pod = self.registry.get(kind, ns, target.name)
+            untrack = self._track()
+            try:
+                return await streams.serve_exec(request, pod, self.node)
+            finally:
+                untrack()
+        if kind.kind == "Pod" and sub == "portforward" and method in ("GET", "POST"):
+            pod = self.registry.get(kind, ns, target.name)
+            raise bad_request(port_forward_refusal(pod))
         if kind.kind in ("Deployment", "ReplicaSet") and sub == "scale":
             return await self._scale(request, target)
         if (
@@ -696,6 +734,27 @@ class ApiServer:
         updated.setdefault("spec", {})["replicas"] = replicas
         obj = self.registry.update(updated, namespace=ns, dry_run=dry_run(request))
         return json_response(scale_of(obj))
+
+
+def port_forward_refusal(pod: Obj) -> str:
+    """Why port-forward is refused, and what to do instead (kubectl prints this)."""
+    ip = (pod.get("status") or {}).get("podIP")
+    ports = [
+        str(p.get("containerPort"))
+        for c in (pod.get("spec") or {}).get("containers") or ()
+        for p in c.get("ports") or ()
+        if p.get("containerPort")
+    ]
+    where = (
+        f"connect to the pod directly at {ip}" + (f":{ports[0]}" if ports else ":<port>")
+        if ip
+        else "connect to the pod's IP directly once it runs"
+    )
+    return (
+        "svcnet does not implement port-forward (kubectl needs SPDY for it); pod and "
+        f"Service addresses are local on this machine: {where}, or use the Service's "
+        "ClusterIP or NodePort"
+    )
 
 
 def scale_of(obj: Obj) -> Obj:

@@ -1,11 +1,11 @@
-"""Pod subresources that stream: ``log`` and ``attach``.
+"""Pod subresources that stream: ``log``, ``attach`` and ``exec``.
 
 Both go through the ``NodeApi`` (the agent, svcnet's kubelet), as kube-apiserver
 proxies them to the kubelet. The pod is read through the registry first so a
 missing pod is the usual 404 Status, and the container is chosen the way
 kubelet and kubectl choose it.
 
-attach speaks the Kubernetes WebSocket remotecommand protocol
+attach and exec speak the Kubernetes WebSocket remotecommand protocol
 (``v5.channel.k8s.io``, and ``v4`` for the Python client): every message is
 binary, its first byte the channel. 0 stdin, 1 stdout, 2 stderr, 3 the final
 Status, 4 terminal resize, 255 (v5 only) "stdin closed".
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -180,6 +181,19 @@ def _is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
+def _stdio(q: Any) -> tuple[bool, bool, bool, bool]:
+    stdin = query_bool(q, "stdin")
+    stdout = query_bool(q, "stdout")
+    stderr = query_bool(q, "stderr")
+    tty = query_bool(q, "tty")
+    if not (stdin or stdout or stderr):
+        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    if tty and stderr:
+        # kubelet's rule (remotecommand): a terminal has no separate stderr.
+        stderr = False
+    return stdin, stdout, stderr, tty
+
+
 async def serve_attach(request: web.Request, pod: Obj, node: NodeApi | None) -> web.StreamResponse:
     q = request.query
     if not _is_websocket(request):
@@ -187,12 +201,7 @@ async def serve_attach(request: web.Request, pod: Obj, node: NodeApi | None) -> 
         # speaks only WebSocket, and this is the apiserver's words for it.
         raise bad_request("Upgrade request required")
     container = pick_container(pod, q.get("container"))
-    stdin = query_bool(q, "stdin")
-    stdout = query_bool(q, "stdout")
-    stderr = query_bool(q, "stderr")
-    tty = query_bool(q, "tty")
-    if not (stdin or stdout or stderr):
-        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    stdin, stdout, stderr, tty = _stdio(q)
     if node is None:
         raise bad_request("no node agent is running, so containers cannot be attached")
     md = pod["metadata"]
@@ -200,42 +209,102 @@ async def serve_attach(request: web.Request, pod: Obj, node: NodeApi | None) -> 
         attachment = await node.attach(md.get("namespace", ""), md["name"], container, tty=tty)
     except NodeApiError as e:
         raise _node_error(e) from None
+    # For attach kubectl expects Success whatever the exit code: it learns the
+    # exit code from the pod's status (kubectl-api.md section 9), and a
+    # NonZeroExitCode here makes it fall back to printing the logs again.
+    return await _serve_session(
+        request, attachment, stdin, stdout, stderr, None, f"attach {md['name']}/{container}"
+    )
 
+
+async def serve_exec(request: web.Request, pod: Obj, node: NodeApi | None) -> web.StreamResponse:
+    q = request.query
+    if not _is_websocket(request):
+        raise bad_request("Upgrade request required")
+    container = pick_container(pod, q.get("container"))
+    command = [str(c) for c in q.getall("command", [])]
+    if not command:
+        raise bad_request("you must specify at least one command for the container")
+    stdin, stdout, stderr, tty = _stdio(q)
+    if node is None:
+        raise bad_request("no node agent is running, so commands cannot be run in containers")
+    md = pod["metadata"]
+    ns, name = md.get("namespace", ""), md["name"]
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise bad_request(
+            f"cannot exec into a container in a completed pod; current phase is {phase}"
+        )
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+    await ws.prepare(request)
+    # Like the kubelet, errors starting the command come after the upgrade, as
+    # the channel-3 Status (kubectl prints its message).
     try:
-        await ws.prepare(request)
-    except BaseException:
-        attachment.detach()
-        raise
+        session = await node.exec(ns, name, container, command, stdin=stdin, tty=tty)
+    except NodeApiError as e:
+        err = _node_error(e)
+        status = {
+            "metadata": {},
+            "status": "Failure",
+            "message": err.message
+            if err.code != 500
+            else f"Internal error occurred: {err.message}",
+            "reason": err.reason,
+            "code": err.code,
+        }
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+        await ws.close(code=1000)
+        return ws
+    return await _serve_session(
+        request, session, stdin, stdout, stderr, session.wait, f"exec {name}/{container}", ws
+    )
+
+
+async def _serve_session(
+    request: web.Request,
+    session: Attachment,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    exit_code: Callable[[], Awaitable[int]] | None,
+    what: str,
+    ws: web.WebSocketResponse | None = None,
+) -> web.StreamResponse:
+    """Relay a session's stdio over the remotecommand WebSocket; end with channel 3."""
+    if ws is None:
+        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            session.detach()
+            raise
     v5 = ws.ws_protocol == "v5.channel.k8s.io"
     tasks = TaskSet()
 
     async def pump() -> None:
-        async for channel, data in attachment.output():
+        async for channel, data in session.output():
             if (channel == STDOUT and stdout) or (channel == STDERR and stderr):
                 await ws.send_bytes(bytes([channel]) + data)
-        # For attach kubectl expects Success whatever the exit code: it learns
-        # the exit code from the pod's status (kubectl-api.md section 9), and a
-        # NonZeroExitCode here makes it fall back to printing the logs again.
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(SUCCESS).encode())
+        status = SUCCESS if exit_code is None else exit_status(await exit_code())
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
         await ws.close(code=1000)
 
-    pump_task = tasks.spawn(pump(), name=f"attach-output {md['name']}/{container}")
+    pump_task = tasks.spawn(pump(), name=f"{what} output")
     try:
         async for msg in ws:
             if msg.type != WSMsgType.BINARY or not msg.data:
                 continue
             channel, payload = msg.data[0], msg.data[1:]
             if channel == STDIN and stdin:
-                attachment.write_stdin(payload)
+                session.write_stdin(payload)
             elif channel == CLOSE and v5 and payload[:1] == bytes([STDIN]):
-                attachment.close_stdin()
+                session.close_stdin()
             elif channel == RESIZE:
-                _resize(attachment, payload)
+                _resize(session, payload)
     finally:
         # Synchronous steps first: a client that goes away cancels this handler,
         # and the awaits below may then not run to the end.
-        attachment.detach()
+        session.detach()
         pump_task.cancel()
         await tasks.stop()
         if not ws.closed:

@@ -56,6 +56,21 @@ class WatchRequest:
     timeout: float | None
     table: bool
     include_object: str
+    send_initial_events: bool = False
+    """Streaming list (client-go's WatchList, kubectl >= 1.35 waits): the current
+    objects as ADDED whatever the resourceVersion, then a BOOKMARK annotated
+    ``k8s.io/initial-events-end``."""
+
+
+INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
+
+
+def initial_events_end(kind: Kind, rv: int) -> Obj:
+    return {
+        "kind": kind.kind,
+        "apiVersion": kind.api_version,
+        "metadata": {"resourceVersion": str(rv), "annotations": {INITIAL_EVENTS_END: "true"}},
+    }
 
 
 def expired_status(rv: int, oldest: int) -> Obj:
@@ -149,10 +164,13 @@ async def serve(
     try:
         initial: list[tuple[str, Obj]] = []
         error: Obj | None = None
-        if start_rv is None:
+        bookmark: Obj | None = None
+        if start_rv is None or wr.send_initial_events:
             items = registry.list(wr.kind, wr.namespace, wr.label_selector, wr.field_selector)
             initial = [("ADDED", o) for o in items]
             start_rv = store.resource_version
+            if wr.send_initial_events:
+                bookmark = initial_events_end(wr.kind, start_rv)
         else:
             past = store.events_since(start_rv)
             if past is None:
@@ -189,6 +207,11 @@ async def serve(
             return resp
         for etype, obj in initial:
             await resp.write(encode(etype, obj))
+        if bookmark is not None:
+            await resp.write(
+                json.dumps({"type": "BOOKMARK", "object": bookmark}, separators=(",", ":")).encode()
+                + b"\n"
+            )
         try:
             async with asyncio.timeout(wr.timeout):
                 while True:

@@ -113,7 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("resources", nargs="+", metavar="KIND/NAME")
     p.add_argument("--replicas", type=int, required=True)
 
+    from svcnet.cli import rollout
+    from svcnet.cli import set as set_
+
+    rollout.add_arguments(sub, plain)
+    set_.add_arguments(sub, plain)
+
     sub.add_parser("version", parents=[plain], help="print client and server versions")
+
+    from svcnet.cli import kubeconfig
+
+    kubeconfig.add_arguments(
+        sub.add_parser("kubeconfig", help="print (or --merge) a kubeconfig for real kubectl")
+    )
     return parser
 
 
@@ -138,6 +150,11 @@ def _verb(name: str) -> Verb:
         from svcnet.cli import run
 
         return run.run
+    if name in ("rollout", "set"):
+        from svcnet.cli import rollout
+        from svcnet.cli import set as set_
+
+        return rollout.rollout if name == "rollout" else set_.set_image
     from svcnet.cli import scale
 
     return scale.scale if name == "scale" else scale.version
@@ -160,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         from svcnet.cli import up
 
         return up.up(args)
+    if args.verb == "kubeconfig":
+        from svcnet.cli import kubeconfig
+
+        return kubeconfig.kubeconfig(args)
     return _run_client(args, _verb(args.verb))
 
 

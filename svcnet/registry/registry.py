@@ -8,12 +8,13 @@ from typing import Any
 from svcnet import kinds, labels
 from svcnet.config import Settings
 from svcnet.kinds import Kind
-from svcnet.registry import defaults, schema, validation
+from svcnet.registry import defaults, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
 from svcnet.registry.errors import ApiError, Cause, already_exists, bad_request, invalid, not_found
 from svcnet.store import Store, StoreError
 
 Obj = dict[str, Any]
+ManagedFields = list[Obj]
 
 # Fields the server owns in metadata; a client's copy of them is ignored.
 _SERVER_METADATA = (
@@ -258,12 +259,26 @@ class Registry:
         if typ != "LoadBalancer":
             obj.setdefault("status", {})["loadBalancer"] = {}
 
-    def create(self, obj: Obj, *, namespace: str | None = None, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        managed_fields: ManagedFields | None = None,
+    ) -> Obj:
+        request = obj
         kind, obj = self._prepare(obj, namespace, creating=True)
         md = obj["metadata"]
         if md.get("name") and self.store.get(kind.kind, md.get("namespace", ""), md["name"]):
             raise already_exists(kind, md["name"])
         obj = self._finish(kind, obj, None)
+        if managed_fields is not None:
+            md["managedFields"] = managed_fields
+        elif field_manager:
+            # The creator owns what it sent, not what the server defaulted.
+            md["managedFields"] = ssa.record_update(None, request, field_manager, kind.api_version)
         if dry_run:
             return obj
         try:
@@ -271,11 +286,22 @@ class Registry:
         except StoreError:
             raise already_exists(kind, md.get("name", "")) from None
 
-    def update(self, obj: Obj, *, namespace: str | None = None, dry_run: bool = False) -> Obj:
-        """PUT: replace spec/metadata, keeping server-owned fields and allocations."""
+    def update(
+        self,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        managed_fields: ManagedFields | None = None,
+    ) -> Obj:
+        """PUT: replace spec/metadata, keeping server-owned fields and allocations.
+        With a field manager, it takes ownership of the fields it changed."""
         expected_rv = (
             (obj.get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
         )
+        if isinstance(obj, dict) and obj.get("kind") == "Service":
+            obj = self._drop_type_dependent_fields(obj, namespace)
         kind, new = self._prepare(obj, namespace, creating=False)
         md = new["metadata"]
         old = self.store.get(kind.kind, md.get("namespace", ""), md["name"])
@@ -294,21 +320,112 @@ class Registry:
             if f in old["metadata"]:
                 md[f] = old["metadata"][f]
         new = self._finish(kind, new, old)
+        if managed_fields is not None:
+            md["managedFields"] = managed_fields
+        elif field_manager:
+            md["managedFields"] = ssa.record_update(old, new, field_manager, kind.api_version)
+        elif old["metadata"].get("managedFields"):
+            md["managedFields"] = old["metadata"]["managedFields"]
+        if not md.get("managedFields"):
+            md.pop("managedFields", None)
         if dry_run:
             return new
         return self.store.update(new)
 
+    def _drop_type_dependent_fields(self, obj: Obj, namespace: str | None) -> Obj:
+        """The apiserver's dropTypeDependentFields: when a Service changes type, wipe
+        the fields the old type had allocated or defaulted, unless the request
+        changed them itself (so `type: ClusterIP` over a NodePort just works)."""
+        md = obj.get("metadata") or {}
+        ns = md.get("namespace") or namespace or "default"
+        old = self.store.get("Service", ns, str(md.get("name") or ""))
+        spec = obj.get("spec")
+        if old is None or not isinstance(spec, dict):
+            return obj
+        old_spec = old.get("spec") or {}
+        new_type = spec.get("type") or "ClusterIP"
+        old_type = old_spec.get("type") or "ClusterIP"
+        if new_type == old_type:
+            return obj
+        obj = copy.deepcopy(obj)
+        spec = obj["spec"]
+
+        def needs_node_port(t: str) -> bool:
+            return t in ("NodePort", "LoadBalancer")
+
+        def external(t: str, s: Obj) -> bool:
+            return needs_node_port(t) or bool(s.get("externalIPs"))
+
+        if old_type != "ExternalName" and new_type == "ExternalName":
+            for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                if spec.get(f) == old_spec.get(f):
+                    spec.pop(f, None)
+        new_ports = spec.get("ports") or []
+        old_ports = old_spec.get("ports") or []
+        if (
+            needs_node_port(old_type)
+            and not needs_node_port(new_type)
+            and len(new_ports) == len(old_ports)
+            and all(
+                isinstance(n, dict) and n.get("nodePort") in (None, o.get("nodePort"))
+                for n, o in zip(new_ports, old_ports, strict=True)
+            )
+        ):
+            for p in new_ports:
+                p.pop("nodePort", None)
+        if old_type == "LoadBalancer" and new_type != "LoadBalancer":
+            for f in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+                if f in spec and spec.get(f) == old_spec.get(f):
+                    spec.pop(f)
+        if old_spec.get("healthCheckNodePort") and spec.get("healthCheckNodePort") == old_spec.get(
+            "healthCheckNodePort"
+        ):
+            if new_type != "LoadBalancer":
+                spec.pop("healthCheckNodePort", None)
+        if (
+            external(old_type, old_spec)
+            and not external(new_type, spec)
+            and spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy")
+        ):
+            spec.pop("externalTrafficPolicy", None)
+        return obj
+
     def apply(
-        self, obj: Obj, *, namespace: str | None = None, dry_run: bool = False
+        self,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str = "",
+        force: bool = False,
     ) -> tuple[Obj, bool]:
-        """Upsert (create, or update when it exists). Returns (stored, created)."""
+        """Server-side apply: upsert `obj` as `field_manager`'s whole intent.
+        Returns (stored, created); raises a 409 Conflict naming the other managers."""
         kind = self.kind_of(obj)
         md = obj.get("metadata")
         name = md.get("name") if isinstance(md, dict) else None
         ns = (md.get("namespace") if isinstance(md, dict) else None) or namespace or "default"
-        if name and self.store.get(kind.kind, ns if kind.namespaced else "", name) is not None:
-            return self.update(obj, namespace=namespace, dry_run=dry_run), False
-        return self.create(obj, namespace=namespace, dry_run=dry_run), True
+        live = self.store.get(kind.kind, ns if kind.namespaced else "", name) if name else None
+        try:
+            merged, managed = ssa.apply(live, obj, field_manager, kind.api_version, force)
+        except ssa.ApplyConflict as e:
+            raise ApiError(
+                409,
+                "Conflict",
+                e.message(),
+                {"name": name or "", "group": kind.group, "kind": kind.plural},
+                [Cause(f, r, m) for r, m, f in e.causes()],
+            ) from None
+        if live is None:
+            return (
+                self.create(merged, namespace=namespace, dry_run=dry_run, managed_fields=managed),
+                True,
+            )
+        merged["metadata"].pop("resourceVersion", None)
+        return (
+            self.update(merged, namespace=namespace, dry_run=dry_run, managed_fields=managed),
+            False,
+        )
 
     def delete(
         self,

@@ -55,7 +55,7 @@ def key_of(obj: Obj) -> Key:
 
 
 # Fields the server owns; a change limited to these is not a change of the object.
-_VOLATILE = ("resourceVersion", "generation", "managedFields")
+_VOLATILE = ("resourceVersion", "generation")
 
 
 def _same(a: Obj, b: Obj) -> bool:
@@ -64,6 +64,12 @@ def _same(a: Obj, b: Obj) -> bool:
         md = dict(o.get("metadata") or {})
         for f in _VOLATILE:
             md.pop(f, None)
+        # A re-apply that only refreshes managedFields' timestamps changes nothing,
+        # but a change of which manager owns a field is a real change (SSA).
+        if "managedFields" in md:
+            md["managedFields"] = [
+                {k: v for k, v in e.items() if k != "time"} for e in md["managedFields"]
+            ]
         o["metadata"] = md
         return o
 

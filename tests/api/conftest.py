@@ -114,6 +114,25 @@ class FakeNode:
         self.attachments.append(a)
         return a
 
+    async def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: list[str],
+        *,
+        stdin: bool,
+        tty: bool,
+    ) -> FakeAttachment:
+        """`exit N` exits with N; anything else is an attachment the test drives."""
+        if command[:1] == ["missing"]:
+            raise NodeApiError('exec: "missing": executable file not found in $PATH', 500)
+        self.calls.append({"exec": command, "stdin": stdin, "tty": tty, "container": container})
+        code = int(command[1]) if command[0] == "exit" else 0
+        a = FakeAttachment(exit_code=code)
+        self.attachments.append(a)
+        return a
+
 
 def make_pod(
     name: str,

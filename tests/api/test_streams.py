@@ -154,3 +154,69 @@ async def test_attach_errors(client: aiohttp.ClientSession, store: Store) -> Non
     assert e.value.status == 404
     async with client.get(f"{POD}/p/exec?command=ls&container=main&stdout=true") as r:
         assert r.status == 400
+
+
+@pytest.mark.parametrize("protocol", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
+async def test_exec_websocket_exit_code(
+    client: aiohttp.ClientSession, store: Store, node: FakeNode, protocol: str
+) -> None:
+    store.create(make_pod("p"))
+    async with client.ws_connect(
+        f"{POD}/p/exec?command=exit&command=3&container=main&stdout=true&stderr=true&stdin=true",
+        protocols=(protocol,),
+    ) as ws:
+        assert ws.protocol == protocol
+        att = node.attachments[0]
+        assert node.calls[-1] == {
+            "exec": ["exit", "3"],
+            "stdin": True,
+            "tty": False,
+            "container": "main",
+        }
+        await ws.send_bytes(b"\x00data")
+        await asyncio.wait_for(att.got_stdin.wait(), 5)
+        if protocol.startswith("v5"):
+            await ws.send_bytes(b"\xff\x00")
+            await asyncio.wait_for(att.stdin_closed.wait(), 5)
+        await att.out.put((2, b"oops"))
+        await att.out.put(None)
+        assert await ws.receive_bytes(timeout=5) == b"\x02oops"
+        status = await ws.receive_bytes(timeout=5)
+        assert status[0] == 3
+        assert json.loads(status[1:]) == streams.exit_status(3)
+        closing = await ws.receive(timeout=5)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1000
+
+
+async def test_exec_errors_and_tty(
+    client: aiohttp.ClientSession, store: Store, node: FakeNode
+) -> None:
+    store.create(make_pod("p"))
+    # A command that cannot start: the Status comes on channel 3 after the upgrade.
+    async with client.ws_connect(
+        f"{POD}/p/exec?command=missing&stdout=true", protocols=("v5.channel.k8s.io",)
+    ) as ws:
+        status = json.loads((await ws.receive_bytes(timeout=5))[1:])
+        assert status["status"] == "Failure" and status["code"] == 500
+        assert 'exec: "missing": executable file not found' in status["message"]
+    # tty drops stderr (a terminal has one stream) and passes resizes on.
+    async with client.ws_connect(
+        f"{POD}/p/exec?command=sh&stdout=true&stderr=true&stdin=true&tty=true",
+        protocols=("v5.channel.k8s.io",),
+    ) as ws:
+        att = node.attachments[-1]
+        assert node.calls[-1]["tty"] is True
+        await ws.send_bytes(b"\x04" + json.dumps({"Width": 100, "Height": 30}).encode())
+        await ws.send_bytes(b"\x00x")  # frames are handled in order: resize first
+        await asyncio.wait_for(att.got_stdin.wait(), 5)
+        assert att.sizes == [(100, 30)]
+        await att.out.put((2, b"hidden"))
+        await att.out.put((1, b"$ "))
+        await att.out.put(None)
+        assert await ws.receive_bytes(timeout=5) == b"\x01$ "
+        assert json.loads((await ws.receive_bytes(timeout=5))[1:]) == streams.SUCCESS
+    async with client.get(f"{POD}/p/exec?command=ls&stdout=true") as r:
+        assert r.status == 400
+    with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+        await client.ws_connect(f"{POD}/p/exec?stdout=true", protocols=("v5.channel.k8s.io",))
+    assert e.value.status == 400  # no command
