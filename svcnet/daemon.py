@@ -158,7 +158,13 @@ class Daemon:
         self.agent = Agent(s, self.store)
         self.dns = DnsServer(s, self.store)
         self.proxy = Proxier(s, self.store)
-        self.api = ApiServer(s, self.store, self.registry, self.agent)
+        self.api = ApiServer(
+            s,
+            self.store,
+            self.registry,
+            self.agent,
+            stats={"dns": self.dns.stats, "proxy": self.proxy.stats},
+        )
         for comp in (self.agent, self.dns, self.proxy, self.api):
             await comp.start()
             self.components.append(comp)

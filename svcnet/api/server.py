@@ -21,7 +21,7 @@ import copy
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ import yaml
 from aiohttp import web
 
 from svcnet import labels
-from svcnet.api import discovery, fields, patch, streams, tables, watch
+from svcnet.api import discovery, fields, metrics, patch, streams, tables, watch
 from svcnet.config import Settings
 from svcnet.kinds import Kind
 from svcnet.nodeapi import NodeApi
@@ -245,9 +245,15 @@ def apply_patch(live: Obj, body: Any, ctype: str, kind_name: str) -> Obj:
 
 class ApiServer:
     def __init__(
-        self, settings: Settings, store: Store, registry: Registry, node: NodeApi | None
+        self,
+        settings: Settings,
+        store: Store,
+        registry: Registry,
+        node: NodeApi | None,
+        stats: Mapping[str, metrics.StatsProvider] | None = None,
     ) -> None:
         self.settings = settings
+        self.stats = dict(stats or {})
         self.store = store
         self.registry = registry
         self.node = node
@@ -274,6 +280,8 @@ class ApiServer:
         app.router.add_get("/version", self._version)
         for probe in ("/healthz", "/readyz", "/livez"):
             app.router.add_get(probe, self._ok)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/debug/svcnet/stats", self._stats)
         app.router.add_get("/openapi/v3", self._openapi_root)
         app.router.add_get("/openapi/v3/{gv:.*}", self._openapi_gv)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -353,6 +361,13 @@ class ApiServer:
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(VERSION)
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(metrics.snapshot(self.stats))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        text = metrics.prometheus(metrics.snapshot(self.stats))
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok", content_type="text/plain")

@@ -37,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodeport-addresses", default=None, metavar="A,B")
     p.add_argument("--upstream-dns", action="append", default=None, metavar="ADDR")
     p.add_argument(
+        "--dns-log-queries",
+        action="store_true",
+        help="log one line per DNS query (CoreDNS' log format) on stderr",
+    )
+    p.add_argument(
         "-v",
         "--log-level",
         nargs="?",
@@ -95,6 +100,8 @@ def up(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.dns_log_queries:
+        logging.getLogger("svcnet.dns.query").setLevel(logging.DEBUG)
     from svcnet import daemon  # type: ignore[attr-defined,unused-ignore]
 
     return int(daemon.serve(settings))

@@ -6,8 +6,10 @@ These start a whole daemon and real pod processes: marked slow, run in CI.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,23 @@ def test_dig_answers_every_seed_name(cluster: Cluster) -> None:
         r"gihyo\.default\.svc\.cluster\.local\.\s+\d+\s+IN\s+CNAME\s+gihyo\.jp\.", out
     ), out
     assert "status: NXDOMAIN" in cluster.dig("nosuch.default.svc.cluster.local")
+
+
+def test_dns_counters_visible_through_the_api(cluster: Cluster) -> None:
+    url = f"http://127.0.0.1:{cluster.api_port}"
+
+    def a_queries() -> int:
+        stats = json.loads(urllib.request.urlopen(f"{url}/debug/svcnet/stats").read())
+        return int(stats["dns"]["qtypes"].get("A", 0))
+
+    before = a_queries()
+    for _ in range(3):
+        cluster.dig("echo.default.svc.cluster.local", "+short")
+    assert a_queries() == before + 3
+    assert "NXDOMAIN" in cluster.dig("nosuch.default.svc.cluster.local")
+    metrics = urllib.request.urlopen(f"{url}/metrics").read().decode()
+    assert re.search(r'^coredns_dns_requests_total\{type="A"\} \d+$', metrics, re.M), metrics
+    assert re.search(r'^coredns_dns_responses_total\{rcode="NXDOMAIN"\} \d+$', metrics, re.M)
 
 
 def test_curl_nodeport_and_clusterip_round_robin_to_summer_only(cluster: Cluster) -> None:
