@@ -366,8 +366,12 @@ class Process:
             self._stdin.close()
 
     def resize(self, width: int, height: int) -> None:
-        if self._pty is None or width <= 0 or height <= 0:
+        if self._pty is None:
             return
+        if width <= 0 or height <= 0:
+            # kubectl attached from a terminal without a size sends 1x1 then 0x0;
+            # a 1x1 pty makes shells hide their prompt, so fall back to 80x24.
+            width, height = 80, 24
         with contextlib.suppress(OSError):
             fcntl.ioctl(self._pty, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
