@@ -22,6 +22,17 @@ def _venv_dirs() -> set[Path]:
     return dirs
 
 
+def _is_shim(exe: Path) -> bool:
+    """pyenv's shims re-dispatch to the interpreter's bin directory, where the
+    wheel's kubectl lives when the suite runs outside a virtualenv (as in CI)."""
+    try:
+        with exe.open("rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"pyenv" in head
+
+
 def system_kubectl() -> str | None:
     """The first kubectl on PATH that is not the wheel's."""
     skip = _venv_dirs()
@@ -29,7 +40,7 @@ def system_kubectl() -> str | None:
         if not d or Path(d).resolve() in skip:
             continue
         exe = Path(d) / "kubectl"
-        if exe.is_file() and os.access(exe, os.X_OK):
+        if exe.is_file() and os.access(exe, os.X_OK) and not _is_shim(exe):
             return str(exe)
     return None
 
