@@ -92,7 +92,7 @@ def compute_hash(template: Obj, collision_count: int | None = None) -> str:
     template always gets the same hash here, but not the value a real cluster
     would compute.
     """
-    dump = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    dump = json.dumps(_as_go(template), sort_keys=True, separators=(",", ":")).encode()
     h = fnv32a(dump)
     if collision_count is not None:
         h = fnv32a((collision_count & 0xFFFFFFFF).to_bytes(8, "little"), h)
@@ -259,8 +259,17 @@ def revision(obj: Obj) -> int:
         return 0
 
 
+def _as_go(template: Obj) -> Obj:
+    """The template as the Go struct sees it: `creationTimestamp: null` (which
+    kubectl's rollout undo sends) and an absent one are the same zero value."""
+    md = template.get("metadata")
+    if isinstance(md, dict) and md.get("creationTimestamp", 0) is None:
+        template = dict(template, metadata={k: v for k, v in md.items() if v is not None})
+    return template
+
+
 def _strip_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(template)
+    t = copy.deepcopy(_as_go(template))
     lab = (t.get("metadata") or {}).get("labels")
     if isinstance(lab, dict):
         lab.pop(HASH_LABEL, None)

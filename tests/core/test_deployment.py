@@ -300,3 +300,26 @@ def test_recreate_with_rolling_parameters_is_forbidden() -> None:
         "may not be specified when strategy `type` is 'Recreate'"
     )
     assert BY_KIND["Deployment"].plural == "deployments"
+
+
+def test_undo_template_with_null_creation_timestamp_matches_its_replicaset() -> None:
+    # kubectl rollout undo sends the old ReplicaSet's template with
+    # `metadata.creationTimestamp: null`; the Go struct cannot tell it from
+    # an absent one, so the hash and the match must not either.
+    from svcnet.controllers.deployment import compute_hash, equal_ignore_hash
+
+    plain = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    undone = {
+        "metadata": {"creationTimestamp": None, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    assert compute_hash(plain) == compute_hash(undone)
+    assert equal_ignore_hash(plain, undone)
+    other = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "j"}]},
+    }
+    assert compute_hash(plain) != compute_hash(other)
