@@ -34,6 +34,7 @@ from svcnet.agent.pod import KILL_WAIT, PodWorker
 from svcnet.agent.process import Process
 from svcnet.agent.sandbox import Libc
 from svcnet.agent.status import rfc3339
+from svcnet.agent.stdio import ProcessStdio
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
 from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
@@ -283,37 +284,14 @@ async def _stream_log(
         at_line_start = batch[-1].eol
 
 
-class ContainerAttachment:
+class ContainerAttachment(ProcessStdio):
     """`kubectl attach`: the container's stdio, with its output replayed from the start."""
 
     def __init__(self, proc: Process, *, stdin_once: bool) -> None:
-        self._proc = proc
+        super().__init__(proc)
         self._stdin_once = stdin_once
-        self._detached = False
 
-    def write_stdin(self, data: bytes) -> None:
-        if not self._detached:
-            self._proc.write_stdin(data)
-
-    def close_stdin(self) -> None:
-        self._proc.close_stdin()
-
-    def resize(self, width: int, height: int) -> None:
-        self._proc.resize(width, height)
-
-    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        async for batch in self._proc.log.follow(-1, until=lambda: self._detached):
-            for rec in batch:
-                yield rec.stream, rec.data
-
-    async def wait(self) -> int:
-        return await asyncio.shield(self._proc.done)
-
-    def detach(self) -> None:
-        if self._detached:
-            return
-        self._detached = True
+    def _on_detach(self) -> None:
         if self._stdin_once:
             # stdinOnce: the container's stdin closes when its first attach ends.
             self._proc.close_stdin()
-        self._proc.log.poke()

@@ -26,10 +26,11 @@ import fcntl
 import os
 import signal
 import termios
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
+from svcnet.agent.stdio import ProcessStdio
 from svcnet.images import READY_FD_ENV
 from svcnet.nodeapi import NodeApiError
 
@@ -151,45 +152,19 @@ class _Enter:
         os.write(self.report_fd, OK)
 
 
-class ExecSession:
+class ExecSession(ProcessStdio):
     """A command running in a container, as the node API hands it to the API server."""
-
-    def __init__(self, proc: Process) -> None:
-        self._proc = proc
-        self._detached = False
 
     @property
     def pid(self) -> int:
         return self._proc.pid
 
-    def write_stdin(self, data: bytes) -> None:
-        if not self._detached:
-            self._proc.write_stdin(data)
-
-    def close_stdin(self) -> None:
-        self._proc.close_stdin()
-
-    def resize(self, width: int, height: int) -> None:
-        self._proc.resize(width, height)
-
-    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        async for batch in self._proc.log.follow(-1, until=lambda: self._detached):
-            for rec in batch:
-                yield rec.stream, rec.data
-
-    async def wait(self) -> int:
-        return await asyncio.shield(self._proc.done)
-
-    def detach(self) -> None:
-        """The client is gone: end the command (its whole process group)."""
-        if self._detached:
-            return
-        self._detached = True
+    def _on_detach(self) -> None:
+        # The client is gone: end the command (its whole process group).
         self._proc.kill_group(signal.SIGHUP if self._proc.tty else signal.SIGKILL)
         if self._proc.tty:
             loop = asyncio.get_running_loop()
             loop.call_later(1.0, self._proc.kill_group, signal.SIGKILL)
-        self._proc.log.poke()
 
 
 def start(

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from svcnet import labels
-from svcnet.api import discovery, fields, metrics, patch, streams, tables, watch
+from svcnet import fields, labels
+from svcnet.api import discovery, metrics, patch, streams, tables, watch
 from svcnet.config import Settings
 from svcnet.kinds import Kind
 from svcnet.nodeapi import NodeApi

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from svcnet import labels
-from svcnet.api import fields, tables
+from svcnet import fields, labels
+from svcnet.api import tables
 from svcnet.kinds import Kind
 from svcnet.registry import ApiError, Registry
 from svcnet.registry.errors import bad_request

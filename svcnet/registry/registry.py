@@ -5,7 +5,7 @@ import datetime as dt
 import random
 from typing import Any
 
-from svcnet import kinds, labels
+from svcnet import fields, kinds, labels
 from svcnet.config import Settings
 from svcnet.kinds import Kind
 from svcnet.registry import defaults, schema, ssa, validation
@@ -27,39 +27,6 @@ _SERVER_METADATA = (
     "managedFields",
 )
 _PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
-
-
-def _field_value(obj: Obj, path: str) -> str:
-    cur: Any = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return ""
-        cur = cur.get(part)
-    if cur is None:
-        return ""
-    return str(cur).lower() if isinstance(cur, bool) else str(cur)
-
-
-def parse_field_selector(text: str | None) -> list[tuple[str, bool, str]]:
-    """`a=b,c!=d` -> [(field, equal, value)]."""
-    out: list[tuple[str, bool, str]] = []
-    for term in (text or "").split(","):
-        term = term.strip()
-        if not term:
-            continue
-        if "!=" in term:
-            f, _, v = term.partition("!=")
-            out.append((f.strip(), False, v.strip()))
-        elif "=" in term:
-            f, _, v = term.partition("==") if "==" in term else term.partition("=")
-            out.append((f.strip(), True, v.strip()))
-        else:
-            raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
-    return out
-
-
-def matches_fields(obj: Obj, terms: list[tuple[str, bool, str]]) -> bool:
-    return all((_field_value(obj, f) == v) == eq for f, eq, v in terms)
 
 
 class Registry:
@@ -91,12 +58,15 @@ class Registry:
             sel = labels.parse(label_selector)
         except labels.SelectorError as e:
             raise bad_request(str(e)) from None
-        fields = parse_field_selector(field_selector)
+        try:
+            fsel = fields.parse(field_selector)
+        except fields.FieldSelectorError as e:
+            raise bad_request(str(e)) from None
         ns = namespace if kind.namespaced else None
         return [
             o
             for o in self.store.list(kind.kind, ns or None)
-            if sel.matches(o["metadata"].get("labels")) and matches_fields(o, fields)
+            if sel.matches(o["metadata"].get("labels")) and fsel.matches(o)
         ]
 
     # --- writes ------------------------------------------------------------

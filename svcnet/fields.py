@@ -3,8 +3,8 @@
 Kubernetes supports only a few fields per kind (each resource's
 ``GetAttrs``/``SelectableFields``); others answer 400
 ``field label not supported: X``. The table below is that list for svcnet's
-kinds. Watches filter events with ``FieldSelector.matches``; the registry may
-use the same parser for lists.
+kinds. Lists (the registry) and watches (the API) filter with
+``FieldSelector.matches``.
 """
 
 from __future__ import annotations
