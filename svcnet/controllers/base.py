@@ -14,6 +14,8 @@ Key = tuple[str, str]  # (namespace, name) of the object the controller owns
 
 class Controller:
     name = "controller"
+    owns = ""
+    """The kind whose objects are this controller's keys; all of them are synced at start."""
 
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
@@ -35,7 +37,12 @@ class Controller:
         self._dirty.clear()
 
     def initial_keys(self) -> Iterable[Key]:
-        return ()
+        if not self.owns:
+            return ()
+        return [
+            (str(o["metadata"].get("namespace") or ""), o["metadata"]["name"])
+            for o in self.store.list(self.owns)
+        ]
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         raise NotImplementedError

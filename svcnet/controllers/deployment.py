@@ -321,12 +321,7 @@ def complete(d: Obj) -> bool:
 
 class DeploymentController(Controller):
     name = "deployment-controller"
-
-    def initial_keys(self) -> Iterable[Key]:
-        return [
-            (o["metadata"]["namespace"], o["metadata"]["name"])
-            for o in self.store.list("Deployment")
-        ]
+    owns = "Deployment"
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         if ev.kind == "Deployment":

@@ -90,11 +90,7 @@ def endpoints_for(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
 
 class EndpointsController(Controller):
     name = "endpoints-controller"
-
-    def initial_keys(self) -> Iterable[Key]:
-        return [
-            (o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.store.list("Service")
-        ]
+    owns = "Service"
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         if ev.kind == "Service":

@@ -111,12 +111,7 @@ def slices_for(ep: Obj, svc: Obj | None) -> list[Obj]:
 
 class EndpointSliceMirror(Controller):
     name = "endpointslice"
-
-    def initial_keys(self) -> Iterable[Key]:
-        return [
-            (o["metadata"]["namespace"], o["metadata"]["name"])
-            for o in self.store.list("Endpoints")
-        ]
+    owns = "Endpoints"
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         if ev.kind in ("Endpoints", "Service"):
@@ -167,6 +162,7 @@ class EndpointSliceMirror(Controller):
 
 class ServiceEventRecorder(Controller):
     name = "service-events"
+    owns = "Service"
 
     def __init__(self, store: Store, registry: Registry, grace: float = 2.0) -> None:
         super().__init__(store, registry)
@@ -178,11 +174,6 @@ class ServiceEventRecorder(Controller):
         for h in self._pending.values():
             h.cancel()
         self._pending.clear()
-
-    def initial_keys(self) -> Iterable[Key]:
-        return [
-            (o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.store.list("Service")
-        ]
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         if ev.kind == "Service":

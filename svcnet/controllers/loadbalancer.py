@@ -24,15 +24,11 @@ def ingress_ips(svc: Obj) -> list[str]:
 
 class LoadBalancerController(Controller):
     name = "loadbalancer-controller"
+    owns = "Service"
 
     def __init__(self, store: Store, registry: Registry, cidr: str) -> None:
         super().__init__(store, registry)
         self.pool = ipaddress.IPv4Network(cidr)
-
-    def initial_keys(self) -> Iterable[Key]:
-        return [
-            (o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.store.list("Service")
-        ]
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         return [(ev.namespace, ev.name)] if ev.kind == "Service" else ()

@@ -35,12 +35,7 @@ def is_active(pod: Obj) -> bool:
 
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
-
-    def initial_keys(self) -> Iterable[Key]:
-        return [
-            (o["metadata"]["namespace"], o["metadata"]["name"])
-            for o in self.store.list("ReplicaSet")
-        ]
+    owns = "ReplicaSet"
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         if ev.kind == "ReplicaSet":
