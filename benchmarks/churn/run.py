@@ -32,7 +32,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,24 +47,12 @@ SERVER = Path(__file__).resolve().parent / "server.py"
 sys.path.insert(0, str(ROOT))
 
 from svcnet.cli.client import MERGE_PATCH, ApiStatusError, Client  # noqa: E402
+from svcnet.testing import free_port  # noqa: E402
 
 Obj = dict[str, Any]
 
 # 127.145-148.x by default: clear of svcnet's defaults and of the test suites' blocks.
 PREFIX = 145
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind((host, 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind((host, port))
-                except OSError:
-                    continue
-            return port
 
 
 def manifests(replicas: int) -> str:

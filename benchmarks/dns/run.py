@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from svcnet.testing import free_port
+
 HERE = Path(__file__).resolve().parent
 SVCNET_HOST = "127.120.0.1"
 DNSMASQ_HOST = "127.120.0.2"
@@ -53,21 +54,6 @@ ZONE = "default.svc.cluster.local"
 
 def service_ip(i: int) -> str:
     return f"{PREFIX}.{i // 250 + 1}.{i % 250 + 1}"
-
-
-def free_port(host: str) -> int:
-    """A port free for both UDP and TCP on host."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError(f"no free port on {host}")
 
 
 def workloads(services: int) -> dict[str, list[str]]:

@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svcnet.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -163,21 +165,6 @@ def listening(ports: set[int]) -> list[str]:
         if host.startswith(PREFIXES) or (port.isdigit() and int(port) in ports):
             found.append(line.strip())
     return found
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (DNS needs both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise BenchError("no free port for both TCP and UDP on 127.0.0.1")
 
 
 # --- the NodePort probe ---------------------------------------------------------

@@ -11,29 +11,16 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from svcnet.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SVCNET = [sys.executable, "-m", "svcnet"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both TCP and UDP (DNS binds both on the same number)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind((host, 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind((host, port))
-                except OSError:
-                    continue
-            return port
 
 
 def descendants(pid: int) -> set[int]:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import descendants, free_port
+from svcnet.testing import free_port
+from tests.e2e.cluster import descendants
 from tests.kubectl.binaries import all_kubectls
 
 ROOT = Path(__file__).resolve().parents[2]
