@@ -40,6 +40,9 @@ from svcnet.store import Event, Store
 
 logger = logging.getLogger("svcnet")
 
+SLOW_START = 10.0
+"""Seconds after which `svcnet up` says which pods keep it from being ready."""
+
 Obj = dict[str, Any]
 
 
@@ -265,8 +268,18 @@ async def run(settings: Settings) -> int:
         waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")
         stop_waiter = tasks.spawn(daemon.stopping.wait(), name="wait-stop")
         done, _ = await asyncio.wait(
-            {waiter, stop_waiter}, timeout=None, return_when=asyncio.FIRST_COMPLETED
+            {waiter, stop_waiter}, timeout=SLOW_START, return_when=asyncio.FIRST_COMPLETED
         )
+        if not done:
+            # Say what holds the ready line back (an unknown image, a crashing
+            # container) instead of waiting in silence; keep serving meanwhile.
+            print(
+                f"svcnet: still waiting after {SLOW_START:.0f}s for: "
+                + ", ".join(daemon.unready()),
+                file=sys.stderr,
+                flush=True,
+            )
+            done, _ = await asyncio.wait({waiter, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
             names = ", ".join(
                 f"{kinds.BY_KIND[o['kind']].singular}/{o['metadata']['name']}" for o in applied
