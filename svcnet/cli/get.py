@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet import kinds
+from svcnet.cli import jsonpath
 from svcnet.cli.client import ACCEPT_TABLE, ApiStatusError, Client, kind_name
 from svcnet.cli.printer import (
     TableOptions,
@@ -124,8 +125,17 @@ def _as_table(data: Any) -> Obj:
     return _fallback_table(data if isinstance(data, dict) else {})
 
 
+OUTPUTS = ("", "wide", "yaml", "json", "name")
+
+
 def get(args: argparse.Namespace, client: Client) -> int:
     words: list[str] = args.resources
+    if args.output not in OUTPUTS and not args.output.startswith("jsonpath="):
+        sys.stderr.write(
+            f'error: unable to match a printer suitable for the output format "{args.output}", '
+            "allowed formats are: json,jsonpath,name,wide,yaml\n"
+        )
+        return 1
     try:
         queries = parse_resources(words)
         if args.all_namespaces and any(q.names for q in queries):
@@ -205,7 +215,15 @@ def get(args: argparse.Namespace, client: Client) -> int:
                 print(f"{prefix}/{(obj.get('metadata') or {}).get('name', '')}")
         elif objects or not single:
             doc: Obj = objects[0] if single and objects else as_list(objects)
-            sys.stdout.write(to_json(doc) if args.output == "json" else to_yaml(doc))
+            if args.output.startswith("jsonpath="):
+                template = args.output[len("jsonpath=") :]
+                try:
+                    sys.stdout.write(jsonpath.render(template, doc))
+                except jsonpath.JsonPathError as e:
+                    sys.stderr.write(f"error: error parsing jsonpath {template}, {e}\n")
+                    return 1
+            else:
+                sys.stdout.write(to_json(doc) if args.output == "json" else to_yaml(doc))
     sys.stdout.flush()
 
     if not found and not errors:

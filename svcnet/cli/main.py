@@ -81,7 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     # selects only release=spring). argparse's default "store" action does the
     # same; do not turn this into "append".
     p.add_argument("-l", "--selector", default=None)
-    p.add_argument("-o", "--output", default="", choices=["", "wide", "yaml", "json", "name"])
+    p.add_argument(
+        "-o",
+        "--output",
+        default="",
+        metavar="FORMAT",
+        help="wide, yaml, json, name or jsonpath=TEMPLATE",
+    )
     p.add_argument("--show-labels", action="store_true")
 
     p = sub.add_parser("describe", parents=[listing], help="show details of objects")

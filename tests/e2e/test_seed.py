@@ -26,11 +26,11 @@ def rows(out: str) -> list[list[str]]:
 
 
 def cluster_ip(c: Cluster) -> str:
-    out = c.cli("get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}")
-    if out.returncode == 0 and IP_RE.match(out.stdout.strip()):
-        return out.stdout.strip()
+    out = c.cli("get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}", check=True).stdout
+    assert IP_RE.match(out), out
     table = rows(c.cli("get", "svc", "echo", check=True).stdout)
-    return table[1][2]
+    assert table[1][2] == out
+    return out
 
 
 def test_ready_line_names_what_was_applied(cluster: Cluster) -> None:
