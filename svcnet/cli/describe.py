@@ -78,7 +78,15 @@ def events(w: Writer, items: list[Obj]) -> None:
     w.line(0, "Events:")
     w.line(0, "  Type\tReason\tAge\tFrom\tMessage")
     w.line(1, "----\t------\t----\t----\t-------")
-    for e in sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or "")):
+
+    def when(e: Obj) -> tuple[str, int]:
+        # Timestamps have one-second resolution; within a second the
+        # resourceVersion keeps the order in which things happened.
+        rv = str((e.get("metadata") or {}).get("resourceVersion") or "0")
+        ts = str(e.get("lastTimestamp") or e.get("eventTime") or "")
+        return ts, int(rv) if rv.isdigit() else 0
+
+    for e in sorted(items, key=when):
         first = age(e.get("eventTime") or e.get("firstTimestamp"))
         count = int(e.get("count") or 0)
         interval = f"{age(e.get('lastTimestamp'))} (x{count} over {first})" if count > 1 else first
