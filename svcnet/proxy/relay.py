@@ -74,6 +74,8 @@ _NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _STREAM_NB = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY})
 _DONTWAIT = socket.MSG_DONTWAIT
+_FIN = RDHUP | HUP
+_READABLE = IN | RDHUP | HUP | ERR
 
 _buf = bytearray(READ_SIZE)
 _view = memoryview(_buf)
@@ -432,12 +434,16 @@ class Conn:
 
     # --- events ------------------------------------------------------------------
 
+    # The handlers are the hot path (two calls per relayed request): module
+    # constants, and the common case, a read taken whole by the other side,
+    # goes through _read_c/_read_b without further calls.
+
     def _on_client(self, ev: int) -> None:
-        if ev & (RDHUP | HUP):
+        if ev & _FIN:
             self.c_fin = True
-        if ev & OUT and self.to_c:
+        if self.to_c and ev & OUT:
             self._flush_c()
-        if ev & (IN | RDHUP | HUP | ERR) and not (self.c_paused or self.c_eof or self.closed):
+        if ev & _READABLE and not (self.c_paused or self.c_eof or self.closed):
             self._read_c()
 
     def _on_backend(self, ev: int) -> None:
@@ -445,20 +451,22 @@ class Conn:
             if ev & (OUT | ERR | HUP):
                 self._dial_done()
             return
-        if ev & (RDHUP | HUP):
+        if ev & _FIN:
             self.b_fin = True
-        if ev & OUT and self.to_b:
+        if self.to_b and ev & OUT:
             self._flush_b()
-        if ev & (IN | RDHUP | HUP | ERR) and not (self.b_paused or self.b_eof or self.closed):
+        if ev & _READABLE and not (self.b_paused or self.b_eof or self.closed):
             self._read_b()
 
     # --- client -> endpoint ------------------------------------------------------
 
     def _read_c(self) -> None:
-        cs = self.cs
+        recv_into = self.cs.recv_into
+        bs = self.bs
+        assert bs is not None
         while True:
             try:
-                n = cs.recv_into(_buf, READ_SIZE, _DONTWAIT)
+                n = recv_into(_buf, READ_SIZE, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -475,7 +483,18 @@ class Conn:
                 else:
                     replay.append(bytes(_view[:n]))
                     self.replay_size += n
-            if not self._send_b(_view[:n]) or self.to_b or self.c_paused:
+            # _send_b inlined: the endpoint's socket is non-blocking.
+            try:
+                sent = bs.send(_view[:n])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as e:
+                if not self._retry_empty(f"endpoint {self.ep} failed: {e}"):
+                    self.close(reset=True)
+                return
+            if sent < n:
+                self.to_b = bytes(_view[sent:n])
+                self.c_paused = True
                 return
             if n < READ_SIZE:
                 if self.c_fin:
@@ -534,10 +553,11 @@ class Conn:
     def _read_b(self) -> None:
         bs = self.bs
         assert bs is not None
-        cs = self.cs
+        recv_into = bs.recv_into
+        send = self.cs.send
         while True:
             try:
-                n = bs.recv_into(_buf, READ_SIZE, _DONTWAIT)
+                n = recv_into(_buf, READ_SIZE, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -551,7 +571,7 @@ class Conn:
                 self.replay = None
                 self.replay_size = 0
             try:
-                sent = cs.send(_view[:n], _DONTWAIT)
+                sent = send(_view[:n], _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
