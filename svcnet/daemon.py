@@ -50,6 +50,12 @@ class StartupError(Exception):
     pass
 
 
+def reachable(host: str) -> str:
+    """An address clients can connect to for a listening address (a wildcard
+    listener, as in the container, is reached on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
 def bootstrap(settings: Settings, registry: Registry) -> None:
     """What a fresh kubeadm cluster has before the user applies anything."""
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -81,7 +87,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
             },
             "subsets": [
                 {
-                    "addresses": [{"ip": settings.api.host}],
+                    "addresses": [{"ip": reachable(settings.api.host)}],
                     "ports": [{"name": "https", "port": settings.api.port, "protocol": "TCP"}],
                 }
             ],
@@ -212,10 +218,11 @@ class Daemon:
     def access_lines(self) -> list[str]:
         s = self.settings
         lines = [
-            f"API server:  http://{s.api.host}:{self.api_port()}  "
+            f"API server:  http://{reachable(s.api.host)}:{self.api_port()}  "
             f"(svcnet get all; SVCNET_SERVER to point the CLI elsewhere)",
             f"Cluster DNS: {s.dns.host}:{self.dns_port()} and {s.network.dns_service_ip}:53  "
-            f"(dig @{s.dns.host}{'' if self.dns_port() == 53 else f' -p {self.dns_port()}'}"
+            f"(dig @{reachable(s.dns.host)}"
+            f"{'' if self.dns_port() == 53 else f' -p {self.dns_port()}'}"
             " <svc>.<ns>)",
         ]
         for svc in self.store.list("Service"):
