@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from svcnet.config import Settings
+from svcnet.daemon import bootstrap, reachable
+from svcnet.registry import Registry
+from svcnet.store import Store
+
+
+@pytest.mark.parametrize(
+    ("host", "want"),
+    [("0.0.0.0", "127.0.0.1"), ("::", "::1"), ("127.0.0.1", "127.0.0.1"), ("::1", "::1")],
+)
+def test_reachable(host: str, want: str) -> None:
+    assert reachable(host) == want
+
+
+def test_bootstrap_objects_follow_the_address_plan() -> None:
+    s = Settings()
+    s.api.host = "0.0.0.0"
+    s.api.port = 16443
+    store = Store()
+    bootstrap(s, Registry(s, store))
+    assert [n["metadata"]["name"] for n in store.list("Namespace")] == [
+        "default",
+        "kube-node-lease",
+        "kube-public",
+        "kube-system",
+    ]
+    k8s = store.get("Service", "default", "kubernetes")
+    assert k8s is not None and k8s["spec"]["clusterIP"] == "127.96.0.1"
+    dns = store.get("Service", "kube-system", "kube-dns")
+    assert dns is not None and dns["spec"]["clusterIP"] == "127.96.0.10"
+    ep = store.get("Endpoints", "default", "kubernetes")
+    assert ep is not None
+    assert ep["subsets"][0]["addresses"] == [{"ip": "127.0.0.1"}]
+    assert ep["subsets"][0]["ports"][0]["port"] == 16443
