@@ -19,3 +19,34 @@ def free_port(host: str = "127.0.0.1") -> int:
                     continue
             return port
     raise RuntimeError(f"no port free for both TCP and UDP on {host}")
+
+
+def node_ip(prefix: int) -> str:
+    """Where an instance started with ``isolated_up_args(prefix=...)`` serves NodePorts."""
+    return f"127.{prefix + 3}.0.1"
+
+
+def isolated_up_args(manifests: str, prefix: int, api_port: int, dns_port: int) -> list[str]:
+    """`svcnet up` arguments for an instance that cannot collide with another one:
+    ClusterIPs in 127.<prefix>.0.0/16, pods in 127.<prefix+1>, LoadBalancer IPs in
+    127.<prefix+2>, NodePorts on ``node_ip(prefix)``, and DNS forwarding to a
+    loopback port where nothing listens (never the machine's own resolver)."""
+    return [
+        "up",
+        "-f",
+        manifests,
+        "--api-port",
+        str(api_port),
+        "--dns-port",
+        str(dns_port),
+        "--service-cidr",
+        f"127.{prefix}.0.0/16",
+        "--pod-cidr",
+        f"127.{prefix + 1}.0.0/16",
+        "--lb-cidr",
+        f"127.{prefix + 2}.0.0/16",
+        "--nodeport-addresses",
+        node_ip(prefix),
+        "--upstream-dns",
+        f"127.{prefix + 3}.0.2:9",
+    ]

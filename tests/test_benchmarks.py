@@ -24,11 +24,13 @@ def test_benchmark_addresses_are_loopback_and_clear_of_the_defaults() -> None:
         ipaddress.IPv4Network(c)
         for c in (defaults.service_cidr, defaults.pod_cidr, defaults.load_balancer_cidr)
     ]
-    ours = [ipaddress.IPv4Network(c) for c in (run.SERVICE_CIDR, run.POD_CIDR, run.LB_CIDR)]
+    args = build_parser().parse_args(run.up_command([], 16443, 15353))
+    ours = [ipaddress.IPv4Network(c) for c in (args.service_cidr, args.pod_cidr, args.lb_cidr)]
     for net in ours:
         assert net.subnet_of(loopback)
         assert not any(net.overlaps(t) for t in taken)
-    for addr in (run.NODE_IP, run.UPSTREAM_DNS.rsplit(":", 1)[0]):
+    assert args.nodeport_addresses == run.NODE_IP
+    for addr in (run.NODE_IP, *(u.rsplit(":", 1)[0] for u in args.upstream_dns)):
         ip = ipaddress.IPv4Address(addr)
         assert ip in loopback
         assert not any(ip in n for n in [*taken, *ours])

@@ -47,7 +47,7 @@ SERVER = Path(__file__).resolve().parent / "server.py"
 sys.path.insert(0, str(ROOT))
 
 from svcnet.cli.client import MERGE_PATCH, ApiStatusError, Client  # noqa: E402
-from svcnet.testing import free_port  # noqa: E402
+from svcnet.testing import free_port, isolated_up_args  # noqa: E402
 
 Obj = dict[str, Any]
 
@@ -120,30 +120,8 @@ def start_daemon(replicas: int, prefix: int, verbose: bool) -> Daemon:
     mdir = Path(tmp.name) / "manifests"
     mdir.mkdir()
     (mdir / "churn.yaml").write_text(manifests(replicas))
-    a, b, c, d = (prefix + i for i in range(4))
     api_port, dns_port = free_port(), free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "svcnet",
-        "up",
-        "-f",
-        str(mdir),
-        "--api-port",
-        str(api_port),
-        "--dns-port",
-        str(dns_port),
-        "--service-cidr",
-        f"127.{a}.0.0/16",
-        "--pod-cidr",
-        f"127.{b}.0.0/16",
-        "--lb-cidr",
-        f"127.{c}.0.0/16",
-        "--nodeport-addresses",
-        f"127.{d}.0.1",
-        "--upstream-dns",
-        f"127.{d}.0.2:{free_port()}",
-    ]
+    cmd = [sys.executable, "-m", "svcnet", *isolated_up_args(str(mdir), prefix, api_port, dns_port)]
     env = dict(os.environ, HOME=tmp.name, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         cmd,

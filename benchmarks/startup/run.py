@@ -42,16 +42,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from svcnet.testing import free_port
+from svcnet.testing import free_port, isolated_up_args, node_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
-SERVICE_CIDR = "127.150.0.0/16"
-POD_CIDR = "127.151.0.0/16"
-LB_CIDR = "127.152.0.0/16"
-NODE_IP = "127.153.0.1"
-UPSTREAM_DNS = "127.153.0.1:9"  # loopback, nothing listens: never the machine's resolver
+PREFIX = 150  # 127.150-153.x; DNS forwards to a loopback port where nothing listens
+NODE_IP = node_ip(PREFIX)
 NODE_PORT = 30026
 EXPECTED = "Hello Docker!!"
 PREFIXES = ("127.150.", "127.151.", "127.152.", "127.153.")
@@ -210,26 +207,7 @@ def svcnet_command() -> list[str]:
 
 
 def up_command(base: list[str], api_port: int, dns_port: int) -> list[str]:
-    return [
-        *base,
-        "up",
-        "-f",
-        str(ROOT / "config"),
-        "--api-port",
-        str(api_port),
-        "--dns-port",
-        str(dns_port),
-        "--service-cidr",
-        SERVICE_CIDR,
-        "--pod-cidr",
-        POD_CIDR,
-        "--lb-cidr",
-        LB_CIDR,
-        "--nodeport-addresses",
-        NODE_IP,
-        "--upstream-dns",
-        UPSTREAM_DNS,
-    ]
+    return [*base, *isolated_up_args(str(ROOT / "config"), PREFIX, api_port, dns_port)]
 
 
 def one_run(base: list[str], timeout: float, verbose: bool) -> Run:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from svcnet.testing import free_port
+from svcnet.testing import free_port, isolated_up_args, node_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 SVCNET = [sys.executable, "-m", "svcnet"]
@@ -95,29 +95,8 @@ class Cluster:
 
 def start(tmp: Path, prefix: str) -> Cluster:
     """Start `svcnet up` on config/ with every address under 127.<prefix>.x."""
-    a, b, c, d = (int(prefix) + i for i in range(4))
     api_port, dns_port = free_port(), free_port()
-    node_ip = f"127.{d}.0.1"
-    cmd = [
-        *SVCNET,
-        "up",
-        "-f",
-        str(ROOT / "config"),
-        "--api-port",
-        str(api_port),
-        "--dns-port",
-        str(dns_port),
-        "--service-cidr",
-        f"127.{a}.0.0/16",
-        "--pod-cidr",
-        f"127.{b}.0.0/16",
-        "--lb-cidr",
-        f"127.{c}.0.0/16",
-        "--nodeport-addresses",
-        node_ip,
-        "--upstream-dns",
-        f"127.{d}.0.2:{free_port()}",
-    ]
+    cmd = [*SVCNET, *isolated_up_args(str(ROOT / "config"), int(prefix), api_port, dns_port)]
     env = dict(os.environ, SVCNET_SERVER=f"http://127.0.0.1:{api_port}", HOME=str(tmp))
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp
@@ -139,8 +118,9 @@ def start(tmp: Path, prefix: str) -> Cluster:
         proc.kill()
         _, err = proc.communicate(timeout=10)
         raise AssertionError(f"svcnet up did not become ready: {err}")
+    p = int(prefix)
     return Cluster(
-        proc, api_port, dns_port, node_ip, f"127.{a}.0.0/16", f"127.{b}.0.0/16", ready, env
+        proc, api_port, dns_port, node_ip(p), f"127.{p}.0.0/16", f"127.{p + 1}.0.0/16", ready, env
     )
 
 

@@ -25,14 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from svcnet.testing import free_port
+from svcnet.testing import free_port, isolated_up_args, node_ip
 from tests.e2e.cluster import descendants
 from tests.kubectl.binaries import all_kubectls
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 SVCNET = [sys.executable, "-m", "svcnet"]
-NODE_IP = "127.193.0.1"
+PREFIX = 190  # 127.190-193.x: clear of the other suites
+NODE_IP = node_ip(PREFIX)
 
 
 @dataclass
@@ -161,26 +162,7 @@ def start_daemon(home: Path) -> Daemon:
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubectl-tests\n"
     )
     api_port = free_port()
-    cmd = [
-        *SVCNET,
-        "up",
-        "-f",
-        str(manifests),
-        "--api-port",
-        str(api_port),
-        "--dns-port",
-        str(free_port()),
-        "--service-cidr",
-        "127.190.0.0/16",
-        "--pod-cidr",
-        "127.191.0.0/16",
-        "--lb-cidr",
-        "127.192.0.0/16",
-        "--nodeport-addresses",
-        NODE_IP,
-        "--upstream-dns",
-        "127.193.0.2:9",
-    ]
+    cmd = [*SVCNET, *isolated_up_args(str(manifests), PREFIX, api_port, free_port())]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
