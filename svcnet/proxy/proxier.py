@@ -106,6 +106,8 @@ class PortStats:
     """TCP or UDP; for UDP, connections count client sessions."""
     replays: int = 0
     """Connections replayed on another endpoint after an empty response (TCP)."""
+    spliced: int = 0
+    """Connection directions that turned to splice(2) for a bulk transfer (TCP)."""
 
 
 def _fmt(addr: Addr) -> str:
@@ -291,6 +293,7 @@ class Proxier:
                 ),
                 protocol=port.protocol,
                 replays=t.replays,
+                spliced=t.spliced,
             )
         return out
 

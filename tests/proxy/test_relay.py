@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
 import socket
+import struct
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -221,9 +223,111 @@ async def test_large_transfer_both_ways_with_flow_control(
 
     assert pump.received == len(payload)
     assert pump.digest.digest() == hashlib.sha256(payload).digest()
+    # Both directions were bulk, so both went by splice(2) after the first read.
+    assert proxier.stats()[KEY].spliced == 2
     # About one high-water mark plus one read per leg and direction; without
     # flow control the proxy buffers tens of MiB here.
     assert pump.peak < 2 << 20, pump.peak
+
+
+async def _wait_for(cond: Callable[[], bool]) -> None:
+    """Yield to the loop until cond holds (the caller bounds the wait).
+
+    The relay's counters and buffers raise no event when they change, so this
+    re-checks a condition under the caller's deadline: no guess of a duration.
+    """
+    while not cond():  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_spliced_download_ends_only_after_every_byte_and_keeps_half_close(
+    net: Net, store: Store, proxier: Proxier
+) -> None:
+    """A download the client is slow to take: the endpoint's FIN waits behind the pipe."""
+    payload = random.Random(11).randbytes(16 << 20)
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.readexactly(4)
+        w.write(payload)
+        w.write_eof()  # all of it is sent and the FIN follows, whatever the client does
+        got.set_result(await r.read())
+        w.close()
+
+    server = await asyncio.start_server(handle, net.ip(101), 0)
+    try:
+        store.create(service(cluster_ip=net.cluster_ip))
+        store.create(endpoints(ready=[server.sockets[0].getsockname()[:2]]))
+        fds = _open_fds()
+        loop = asyncio.get_running_loop()
+        with socket.socket() as s:
+            s.setblocking(False)
+            async with asyncio.timeout(30):
+                await loop.sock_connect(s, (net.cluster_ip, 80))
+                await loop.sock_sendall(s, b"GET\n")
+                # Not reading yet: the pipe fills and the proxy holds what we do not take.
+                await _wait_for(
+                    lambda: proxier.stats()[KEY].spliced == 1 and proxier.buffered() > 0
+                )
+                digest, size = hashlib.sha256(), 0
+                while chunk := await loop.sock_recv(s, 1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                # The endpoint's FIN came through as a half-close: we can still talk.
+                await loop.sock_sendall(s, b"thanks")
+                s.shutdown(socket.SHUT_WR)
+                assert await got == b"thanks"
+                await _wait_for(lambda: proxier.stats()[KEY].active == 0)
+                assert proxier.buffered() == 0
+        async with asyncio.timeout(10):
+            # The pipe's two descriptors went with the connection.
+            await _wait_for(lambda: _open_fds() <= fds)
+    finally:
+        server.close()
+    assert size == len(payload)
+    assert digest.digest() == hashlib.sha256(payload).digest()
+
+
+async def test_client_reset_during_spliced_download_closes_both_sides(
+    net: Net, store: Store, proxier: Proxier
+) -> None:
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        block = b"x" * (1 << 20)
+        try:
+            while True:  # an endless download, until the proxy cuts it
+                w.write(block)
+                await w.drain()
+        except ConnectionError:
+            pass
+        finally:
+            w.close()
+            ended.set_result(None)
+
+    server = await asyncio.start_server(handle, net.ip(101), 0)
+    try:
+        store.create(service(cluster_ip=net.cluster_ip))
+        store.create(endpoints(ready=[server.sockets[0].getsockname()[:2]]))
+        fds = _open_fds()
+        async with asyncio.timeout(30):
+            r, w = await asyncio.open_connection(net.cluster_ip, 80)
+            await r.readexactly(4 << 20)
+            assert proxier.stats()[KEY].spliced == 1
+            sock = w.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            w.transport.abort()
+            await ended
+            await _wait_for(lambda: proxier.stats()[KEY].active == 0)
+            assert proxier.buffered() == 0
+            w.close()
+            await _wait_for(lambda: _open_fds() <= fds)
+    finally:
+        server.close()
 
 
 async def test_stop_closes_connections_and_frees_ports(
