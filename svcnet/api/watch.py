@@ -131,6 +131,10 @@ async def serve(
         return label_sel.matches(md.get("labels")) and field_sel.matches(obj)
 
     def transform(ev: Event) -> tuple[str, Obj] | None:
+        # The store's history holds every kind: a watch resumed from a
+        # resourceVersion must not see another kind's object of the same name.
+        if ev.kind != wr.kind.kind:
+            return None
         now_match = matches(ev.obj)
         if ev.type == "ADDED":
             return ("ADDED", ev.obj) if now_match else None
@@ -150,7 +154,7 @@ async def serve(
 
     def on_event(ev: Event) -> None:
         nonlocal overflowed
-        if ev.kind != wr.kind.kind or overflowed:
+        if overflowed or ev.kind != wr.kind.kind:
             return
         if queue.qsize() >= QUEUE_LIMIT:
             overflowed = True

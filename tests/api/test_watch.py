@@ -74,8 +74,28 @@ async def test_watch_without_rv_like_python_client(
 async def test_watch_from_resource_version(client: aiohttp.ClientSession, store: Store) -> None:
     store.create(make_pod("old"))
     rv = store.resource_version
+    # Another kind with the same name and namespace, earlier in the history: a
+    # pod watch resumed from rv must skip it (kubectl rollout status once saw
+    # a deployment watch deliver the Service of the same name).
+    store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "new", "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
     store.create(make_pod("new"))
     store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+    async with client.get(
+        f"{PODS}?watch=true&resourceVersion={rv}&fieldSelector=metadata.name%3Dnew"
+    ) as resp:
+        ev = await next_event(resp)
+        assert (ev["type"], ev["object"]["kind"], ev["object"]["metadata"]["name"]) == (
+            "ADDED",
+            "Pod",
+            "new",
+        )
     async with client.get(f"{PODS}?watch=true&resourceVersion={rv}") as resp:
         ev = await next_event(resp)
         assert (ev["type"], ev["object"]["metadata"]["name"]) == ("ADDED", "new")
