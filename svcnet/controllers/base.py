@@ -24,6 +24,7 @@ class Controller:
         self._scheduled = False
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -35,6 +36,9 @@ class Controller:
             self._unsubscribe()
             self._unsubscribe = None
         self._dirty.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
 
     def initial_keys(self) -> Iterable[Key]:
         if not self.owns:
@@ -58,6 +62,21 @@ class Controller:
         if self._dirty and not self._scheduled and self._loop is not None:
             self._scheduled = True
             self._loop.call_soon(self._run)
+
+    def enqueue_after(self, key: Key, delay: float) -> None:
+        """Sync key again in delay seconds (the workqueue's AddAfter), for a
+        change that only time brings, such as a deadline; the latest call per
+        key wins."""
+        if self._loop is None:
+            return
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._timers[key] = self._loop.call_later(max(delay, 0.0), self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self._enqueue((key,))
 
     def _run(self) -> None:
         self._scheduled = False

@@ -22,8 +22,16 @@
 The controller acts only on ReplicaSet status its RS controller has observed
 (``status.observedGeneration == metadata.generation``), as the real one waits
 on its expectations: a scale decision never rests on counts from before the
-previous decision. progressDeadlineSeconds is defaulted and kept, but no
-timer marks a stuck rollout as ProgressDeadlineExceeded.
+previous decision.
+
+The Progressing condition follows ``syncRolloutStatus``: its lastUpdateTime
+moves only when a rollout makes progress (more updated, ready or available
+pods, fewer old ones), and a rollout without progress for
+``progressDeadlineSeconds`` turns ``Progressing=False`` with reason
+``ProgressDeadlineExceeded``, which ``rollout status`` reports as an error. A
+timer brings the Deployment back at its deadline (``requeueStuckDeployment``),
+since nothing else changes when a rollout is stuck. A paused Deployment is not
+timed (``DeploymentPaused``, then ``DeploymentResumed`` restarts the clock).
 """
 
 from __future__ import annotations
@@ -305,6 +313,39 @@ def _owner_ref(d: Obj) -> Obj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+NO_DEADLINE = 2**31 - 1
+"""progressDeadlineSeconds meaning "never" (math.MaxInt32, HasProgressDeadline)."""
+
+
+def progressed(before: Obj, after: Obj) -> bool:
+    """DeploymentProgressing: the new status shows any progress over the old one."""
+
+    def n(st: Obj, f: str) -> int:
+        return int(st.get(f) or 0)
+
+    return (
+        n(after, "updatedReplicas") > n(before, "updatedReplicas")
+        or n(after, "replicas") - n(after, "updatedReplicas")
+        < n(before, "replicas") - n(before, "updatedReplicas")
+        or n(after, "readyReplicas") > n(before, "readyReplicas")
+        or n(after, "availableReplicas") > n(before, "availableReplicas")
+    )
+
+
+def parse_time(value: Any) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def condition(d: Obj, ctype: str) -> Obj | None:
+    for c in (d.get("status") or {}).get("conditions") or ():
+        if c.get("type") == ctype:
+            return dict(c)
+    return None
 
 
 def complete(d: Obj) -> bool:
@@ -601,29 +642,43 @@ class DeploymentController(Controller):
 
         self.store.mutate("Deployment", md["namespace"], md["name"], put)
 
-    def _progressing(self, d: Obj, reason: str, message: str) -> None:
+    def _progressing(
+        self, d: Obj, reason: str, message: str, status: str = "True", touch: bool = False
+    ) -> None:
         md = d["metadata"]
-        self._conditions_put(md["namespace"], md["name"], "Progressing", True, reason, message)
+        self._conditions_put(
+            md["namespace"], md["name"], "Progressing", status, reason, message, touch
+        )
 
     def _conditions_put(
-        self, ns: str, name: str, ctype: str, ok: bool, reason: str, message: str
+        self,
+        ns: str,
+        name: str,
+        ctype: str,
+        status: str | bool,
+        reason: str,
+        message: str,
+        touch: bool = False,
     ) -> None:
+        """Set a condition; lastUpdateTime moves when it says something new, or on touch."""
         now = rfc3339(time.time())
+        if isinstance(status, bool):
+            status = "True" if status else "False"
 
         def put(o: Obj) -> None:
             conds = o.setdefault("status", {}).setdefault("conditions", [])
             for c in conds:
                 if c.get("type") == ctype:
-                    if (c.get("reason"), c.get("message")) != (reason, message):
+                    if touch or (c.get("reason"), c.get("message")) != (reason, message):
                         c["lastUpdateTime"] = now
-                    if c.get("status") != ("True" if ok else "False"):
+                    if c.get("status") != status:
                         c["lastTransitionTime"] = now
-                    c.update(status="True" if ok else "False", reason=reason, message=message)
+                    c.update(status=status, reason=reason, message=message)
                     return
             conds.append(
                 {
                     "type": ctype,
-                    "status": "True" if ok else "False",
+                    "status": status,
                     "lastUpdateTime": now,
                     "lastTransitionTime": now,
                     "reason": reason,
@@ -655,6 +710,7 @@ class DeploymentController(Controller):
             status["collisionCount"] = old_status["collisionCount"]
         min_available = s.replicas - s.max_unavailable
         ok = available >= min_available
+        before = d.get("status") or {}
         self._put_status(d, status)
         self._conditions_put(
             md["namespace"],
@@ -667,32 +723,84 @@ class DeploymentController(Controller):
             else "Deployment does not have minimum availability.",
         )
         live = self.store.get("Deployment", md["namespace"], md["name"])
-        if live is None or new is None:
+        if live is None:
+            return
+        if self._paused_condition(live):
+            return
+        if new is not None:
+            self._sync_progress(live, new, before, status)
+
+    def _paused_condition(self, d: Obj) -> bool:
+        """checkPausedConditions; True while paused, when no progress is estimated."""
+        cond = condition(d, "Progressing")
+        if cond is not None and cond.get("reason") == "ProgressDeadlineExceeded":
+            return bool(d["spec"].get("paused"))
+        was_paused = cond is not None and cond.get("reason") == "DeploymentPaused"
+        if d["spec"].get("paused"):
+            if not was_paused:
+                self._progressing(d, "DeploymentPaused", "Deployment is paused", "Unknown")
+            return True
+        if was_paused:
+            # Resuming restarts the deadline's clock.
+            self._progressing(d, "DeploymentResumed", "Deployment is resumed", "Unknown")
+        return False
+
+    def _sync_progress(self, d: Obj, new: Obj, before: Obj, after: Obj) -> None:
+        """syncRolloutStatus: the Progressing condition, and the deadline's timer."""
+        md = d["metadata"]
+        deadline = d["spec"].get("progressDeadlineSeconds")
+        cond = condition(d, "Progressing")
+        if deadline is None or int(deadline) == NO_DEADLINE:
+            if cond is not None:
+                self._conditions_drop(md["namespace"], md["name"], "Progressing")
             return
         rs_name = new["metadata"]["name"]
-        if complete(live):
+        finished = (
+            cond is not None
+            and cond.get("reason") == "NewReplicaSetAvailable"
+            and int(after.get("replicas") or 0) == int(after.get("updatedReplicas") or 0)
+        )
+        if finished:
+            return  # a pod lost after a finished rollout is not a rollout to time
+        if complete(d):
             self._progressing(
-                live,
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs_name}" has successfully progressed.',
+                d, "NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.'
             )
-        else:
-            cond = next(
-                (
-                    c
-                    for c in (live.get("status") or {}).get("conditions") or ()
-                    if c.get("type") == "Progressing"
-                ),
-                None,
+            return
+        if progressed(before, after):
+            self._progressing(
+                d, "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', touch=True
             )
-            if (
-                cond is None
-                or cond.get("reason") != "NewReplicaSetCreated"
-                or rs_name not in str(cond.get("message"))
-            ):
-                self._progressing(
-                    live, "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'
-                )
+            cond = condition(
+                self.store.get("Deployment", md["namespace"], md["name"]) or d, "Progressing"
+            )
+        if cond is None or cond.get("reason") == "ProgressDeadlineExceeded":
+            return
+        since = parse_time(cond.get("lastUpdateTime"))
+        if since is None:
+            return
+        left = since + int(deadline) - time.time()
+        if left < 0:
+            self._progressing(
+                d,
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+                "False",
+            )
+            return
+        # Nothing else happens to a stuck rollout: come back at its deadline.
+        # lastUpdateTime has whole seconds, hence the second more.
+        self.enqueue_after((md["namespace"], md["name"]), left + 1.0)
+
+    def _conditions_drop(self, ns: str, name: str, ctype: str) -> None:
+        def drop(o: Obj) -> None:
+            st = o.get("status") or {}
+            st["conditions"] = [c for c in st.get("conditions") or () if c.get("type") != ctype]
+
+        try:
+            self.store.mutate("Deployment", ns, name, drop)
+        except StoreError:
+            pass
 
     def _put_status(self, d: Obj, status: Obj) -> None:
         md = d["metadata"]

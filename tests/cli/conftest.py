@@ -145,12 +145,14 @@ class Result:
 async def cli(*args: str, server: str, stdin: bytes = b"", cwd: Path | None = None) -> Result:
     """Run the installed `svcnet` executable against server; never blocks the loop."""
     env = {k: v for k, v in os.environ.items() if k != "SVCNET_SERVER"}
+    # --server goes to the command's own parser: after `rollout status`, `set image`.
+    head = 2 if args[0] in ("rollout", "set") else 1
     proc = await asyncio.create_subprocess_exec(
         SVCNET,
-        args[0],
+        *args[:head],
         "--server",
         server,
-        *args[1:],
+        *args[head:],
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from svcnet.api.server import ApiServer
+from svcnet.controllers import DeploymentController, ReplicaSetController
 from tests.cli.conftest import cli
 
 SEED = """\
@@ -110,3 +111,50 @@ async def test_unknown_field_is_refused_with_its_line(real_api: ApiServer, tmp_p
     assert r.err.endswith("(b-bad.yaml:8:5)\n"), r.err
     r = await cli("get", "svc", "extra", server=real_api.url)
     assert (r.rc, r.err) == (1, 'Error from server (NotFound): services "extra" not found\n')
+
+
+STUCK = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: gihyodocker/echo:latest
+"""
+
+
+async def test_rollout_status_of_a_stuck_rollout_fails_at_its_deadline(
+    real_api: ApiServer, tmp_path: Path
+) -> None:
+    # Controllers but no node agent: the pods are created and never turn ready.
+    ctrls = [
+        DeploymentController(real_api.store, real_api.registry),
+        ReplicaSetController(real_api.store, real_api.registry),
+    ]
+    for c in ctrls:
+        c.start()
+    try:
+        (tmp_path / "web.yaml").write_text(STUCK)
+        r = await cli("apply", "-f", "web.yaml", server=real_api.url, cwd=tmp_path)
+        assert (r.rc, r.out) == (0, "deployment.apps/web created\n")
+        r = await cli("rollout", "status", "deployment/web", server=real_api.url)
+    finally:
+        for c in ctrls:
+            c.stop()
+    assert r.rc == 1
+    assert r.err == 'error: deployment "web" exceeded its progress deadline\n'
+    # kubectl's waiting lines, each printed once, and never another object's.
+    lines = r.out.splitlines()
+    assert lines, r.out
+    assert len(lines) == len(set(lines)), r.out
+    assert all(line.startswith('Waiting for deployment "web" rollout') for line in lines), r.out

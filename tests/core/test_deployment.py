@@ -323,3 +323,80 @@ def test_undo_template_with_null_creation_timestamp_matches_its_replicaset() -> 
         "spec": {"containers": [{"name": "c", "image": "j"}]},
     }
     assert compute_hash(plain) != compute_hash(other)
+
+
+async def _until(env: Env, pred: Any, within: float) -> Obj:
+    """The Deployment once pred(deployment) holds, re-checked on every store change."""
+    fut: asyncio.Future[Obj] = asyncio.get_running_loop().create_future()
+
+    def check(_ev: object = None) -> None:
+        d = env.store.get("Deployment", "default", "echo")
+        if d is not None and not fut.done() and pred(d):
+            fut.set_result(d)
+
+    unsubscribe = env.store.subscribe(check)
+    try:
+        check()
+        return await asyncio.wait_for(fut, within)
+    finally:
+        unsubscribe()
+
+
+def _progressing(d: Obj) -> Obj:
+    conds = (d.get("status") or {}).get("conditions") or ()
+    return next((c for c in conds if c["type"] == "Progressing"), {})
+
+
+async def test_stuck_rollout_exceeds_its_progress_deadline_then_recovers(env: Env) -> None:
+    env.reg.create(deployment(replicas=2, progressDeadlineSeconds=1))
+    await settle()
+    d = env.store.get("Deployment", "default", "echo")
+    assert d is not None
+    rs = f"echo-{compute_hash(d['spec']['template'])}"
+    # No pod ever turns ready and nothing else changes: only the deadline's timer
+    # can bring the controller back (lastUpdateTime has whole seconds: 1-2 s).
+    d = await _until(
+        env, lambda d: _progressing(d).get("reason") == "ProgressDeadlineExceeded", within=5
+    )
+    cond = _progressing(d)
+    assert cond["status"] == "False"
+    assert cond["message"] == f'ReplicaSet "{rs}" has timed out progressing.'
+    # Pods that turn ready late still complete the rollout, as on a cluster.
+    await roll_out(env)
+    d = await _until(
+        env, lambda d: _progressing(d).get("reason") == "NewReplicaSetAvailable", within=5
+    )
+    assert _progressing(d)["status"] == "True"
+
+
+async def test_progress_keeps_a_rollout_within_its_deadline(env: Env) -> None:
+    env.reg.create(deployment(replicas=3, progressDeadlineSeconds=2))
+    await settle()
+    before = _progressing(env.store.get("Deployment", "default", "echo") or {})
+    # Each pod that turns ready is progress, which moves lastUpdateTime on.
+    assert env.kubelet.ready_one()
+    await settle()
+    d = env.store.get("Deployment", "default", "echo")
+    assert d is not None
+    cond = _progressing(d)
+    assert (cond["reason"], cond["status"]) == ("ReplicaSetUpdated", "True")
+    assert cond["lastUpdateTime"] >= before["lastUpdateTime"]
+
+
+async def test_paused_deployment_is_not_timed(env: Env) -> None:
+    env.reg.create(deployment(replicas=2, progressDeadlineSeconds=1, paused=True))
+    d = await _until(env, lambda d: _progressing(d).get("reason") == "DeploymentPaused", within=5)
+    assert (_progressing(d)["status"], _progressing(d)["message"]) == (
+        "Unknown",
+        "Deployment is paused",
+    )
+    env.reg.apply(deployment(replicas=2, progressDeadlineSeconds=1, paused=False))
+    d = await _until(
+        env,
+        lambda d: _progressing(d).get("reason") in ("DeploymentResumed", "ReplicaSetUpdated"),
+        within=5,
+    )
+    await roll_out(env)
+    d = await _until(
+        env, lambda d: _progressing(d).get("reason") == "NewReplicaSetAvailable", within=5
+    )
