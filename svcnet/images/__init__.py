@@ -80,6 +80,10 @@ def builtin_images() -> dict[str, Image]:
     return {
         "gihyodocker/echo": Image("gihyodocker/echo", _script("echo.py"), (), True),
         "gihyodocker/nginx": Image("gihyodocker/nginx", _script("nginx.py"), (), True),
+        # The official image as it starts unconfigured; its CMD is the real one's.
+        "nginx": Image(
+            "nginx", (*_script("nginx.py"), "--welcome"), ("nginx", "-g", "daemon off;"), True
+        ),
         # A debug image: whatever the container asks for, on the host's tools.
         "gihyodocker/fundamental": Image("gihyodocker/fundamental", (), ("sh",), False),
     }

@@ -1,9 +1,14 @@
-"""gihyodocker/nginx: nginx as the book configures it, as a stdlib-only script.
+"""nginx, as a stdlib-only script, in the two set-ups svcnet ships.
 
-The image's nginx.conf is `listen 80; location / { proxy_pass
-http://$BACKEND_HOST; }`. Here: listen on $POD_IP:80, forward each request to
-BACKEND_HOST (`localhost` is the pod IP: containers of a pod share its
-address), and write nginx's default `main` access-log line to stdout.
+gihyodocker/nginx (the seed's image): its nginx.conf is `listen 80; location /
+{ proxy_pass http://$BACKEND_HOST; }`. Here: listen on $POD_IP:80, forward
+each request to BACKEND_HOST (`localhost` is the pod IP: containers of a pod
+share its address), and write nginx's default `main` access-log line to stdout.
+
+nginx, the official image (``--welcome``), as it starts with no configuration
+of its own: `/` and `/index.html` answer the "Welcome to nginx!" page, other
+paths 404, methods other than GET and HEAD 405, with the same log lines. The
+image every Kubernetes tutorial starts from, so its manifests run unchanged.
 
 Like nginx's default `proxy_http_version 1.0`, each request goes to the
 backend on a fresh HTTP/1.0 connection with `Connection: close`, so the
@@ -23,6 +28,33 @@ import time
 PORT = 80
 MAX_HEAD = 64 * 1024
 SERVER = "nginx/1.19.4"
+OFFICIAL_SERVER = "nginx"
+"""The official image's Server header without its version (server_tokens off):
+the script does not know which tag the pod asked for."""
+WELCOME_PAGE = b"""<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+<style>
+html { color-scheme: light dark; }
+body { width: 35em; margin: 0 auto;
+font-family: Tahoma, Verdana, Arial, sans-serif; }
+</style>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+
+<p>For online documentation and support please refer to
+<a href="http://nginx.org/">nginx.org</a>.<br/>
+Commercial support is available at
+<a href="http://nginx.com/">nginx.com</a>.</p>
+
+<p><em>Thank you for using nginx.</em></p>
+</body>
+</html>
+"""
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -148,12 +180,34 @@ def get(headers: list[tuple[str, str]], name: str) -> str:
     return ""
 
 
-def error_page(status: str) -> bytes:
+def error_page(status: str, server: str = SERVER) -> bytes:
     return (
         f"<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{status}</h1></center>\r\n<hr><center>{SERVER}</center>\r\n"
+        f"<center><h1>{status}</h1></center>\r\n<hr><center>{server}</center>\r\n"
         "</body>\r\n</html>\r\n"
     ).encode()
+
+
+def welcome(method: str, target: str) -> tuple[int, list[str], bytes]:
+    """The official image's default server: (status code, head lines, body)."""
+    path = target.partition("?")[0]
+    if method not in ("GET", "HEAD"):
+        status = "405 Not Allowed"
+        code, ctype, page = 405, "text/html", error_page(status, OFFICIAL_SERVER)
+    elif path in ("/", "/index.html"):
+        status = "200 OK"
+        code, ctype, page = 200, "text/html", WELCOME_PAGE
+    else:
+        status = "404 Not Found"
+        code, ctype, page = 404, "text/html", error_page(status, OFFICIAL_SERVER)
+    head = [
+        f"HTTP/1.1 {status}",
+        f"Server: {OFFICIAL_SERVER}",
+        "Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
+        f"Content-Type: {ctype}",
+        f"Content-Length: {len(page)}",
+    ]
+    return code, head, b"" if method == "HEAD" else page
 
 
 def forward(request: bytes) -> tuple[bytes | None, str]:
@@ -181,7 +235,7 @@ def forward(request: bytes) -> tuple[bytes | None, str]:
     return resp, ""
 
 
-def serve(client: socket.socket, peer: tuple[str, int]) -> None:
+def serve(client: socket.socket, peer: tuple[str, int], official: bool) -> None:
     r = Reader(client)
     with client:
         while True:
@@ -208,45 +262,10 @@ def serve(client: socket.socket, peer: tuple[str, int]) -> None:
                 body = None
             if body is None:
                 return
-            host, port = backend_addr()
-            out = [f"{parts[0]} {parts[1]} HTTP/1.0", f"Host: {host}:{port}"]
-            for k, v in headers:
-                if k.lower() not in HOP_BY_HOP and k.lower() not in ("host", "content-length"):
-                    out.append(f"{k}: {v}")
-            if body or method in ("POST", "PUT", "PATCH"):
-                out.append(f"Content-Length: {len(body)}")
-            out.append("Connection: close")
-            raw, why = forward(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
-            if raw is None:
-                error_log(f'*1 {why}, client: {peer[0]}, server: , request: "{request_line}"')
-                status_code, status = 502, "502 Bad Gateway"
-                page = error_page(status)
-                resp_head = [
-                    f"HTTP/1.1 {status}",
-                    f"Server: {SERVER}",
-                    "Content-Type: text/html",
-                    f"Content-Length: {len(page)}",
-                ]
-                resp_body = page
+            if official:
+                status_code, resp_head, resp_body = welcome(method, parts[1])
             else:
-                rhead, _, resp_body = raw.partition(b"\r\n\r\n")
-                status_line, rheaders = parse_head(rhead)
-                sp = status_line.split(" ", 2)
-                status_code = int(sp[1]) if len(sp) > 1 and sp[1].isdigit() else 502
-                resp_head = [f"HTTP/1.1 {' '.join(sp[1:])}", f"Server: {SERVER}"]
-                for k, v in rheaders:
-                    if k.lower() not in HOP_BY_HOP and k.lower() not in (
-                        "content-length",
-                        "server",
-                    ):
-                        resp_head.append(f"{k}: {v}")
-                if method == "HEAD":
-                    length = get(rheaders, "content-length")
-                    if length:
-                        resp_head.append(f"Content-Length: {length}")
-                    resp_body = b""
-                else:
-                    resp_head.append(f"Content-Length: {len(resp_body)}")
+                status_code, resp_head, resp_body = proxy(request_line, method, headers, body, peer)
             resp_head.append("Connection: keep-alive" if keep else "Connection: close")
             try:
                 client.sendall(("\r\n".join(resp_head) + "\r\n\r\n").encode("latin-1") + resp_body)
@@ -262,7 +281,61 @@ def serve(client: socket.socket, peer: tuple[str, int]) -> None:
                 return
 
 
+def proxy(
+    request_line: str,
+    method: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    peer: tuple[str, int],
+) -> tuple[int, list[str], bytes]:
+    """gihyodocker/nginx's proxy_pass: (status code, head lines, body)."""
+    parts = request_line.split()
+    host, port = backend_addr()
+    out = [f"{parts[0]} {parts[1]} HTTP/1.0", f"Host: {host}:{port}"]
+    for k, v in headers:
+        if k.lower() not in HOP_BY_HOP and k.lower() not in ("host", "content-length"):
+            out.append(f"{k}: {v}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        out.append(f"Content-Length: {len(body)}")
+    out.append("Connection: close")
+    raw, why = forward(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
+    if raw is None:
+        error_log(f'*1 {why}, client: {peer[0]}, server: , request: "{request_line}"')
+        status_code, status = 502, "502 Bad Gateway"
+        page = error_page(status)
+        resp_head = [
+            f"HTTP/1.1 {status}",
+            f"Server: {SERVER}",
+            "Content-Type: text/html",
+            f"Content-Length: {len(page)}",
+        ]
+        resp_body = page
+    else:
+        rhead, _, resp_body = raw.partition(b"\r\n\r\n")
+        status_line, rheaders = parse_head(rhead)
+        sp = status_line.split(" ", 2)
+        status_code = int(sp[1]) if len(sp) > 1 and sp[1].isdigit() else 502
+        resp_head = [f"HTTP/1.1 {' '.join(sp[1:])}", f"Server: {SERVER}"]
+        for k, v in rheaders:
+            if k.lower() not in HOP_BY_HOP and k.lower() not in (
+                "content-length",
+                "server",
+            ):
+                resp_head.append(f"{k}: {v}")
+        if method == "HEAD":
+            length = get(rheaders, "content-length")
+            if length:
+                resp_head.append(f"Content-Length: {length}")
+            resp_body = b""
+        else:
+            resp_head.append(f"Content-Length: {len(resp_body)}")
+    return status_code, resp_head, resp_body
+
+
 def main() -> int:
+    # The entrypoint's own flag; a container's args (the official image's
+    # `nginx -g "daemon off;"`, say) follow it and are not ours to read.
+    official = sys.argv[1:2] == ["--welcome"]
     host = pod_ip()
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -285,7 +358,7 @@ def main() -> int:
     while True:
         client, peer = srv.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=serve, args=(client, peer), daemon=True).start()
+        threading.Thread(target=serve, args=(client, peer, official), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -102,6 +102,30 @@ async def test_seed_pod_serves_through_nginx_and_echo(agent: Agent, store: Store
     assert full.count("received request") == 40
 
 
+async def test_official_nginx_image_serves_its_welcome_page(agent: Agent, store: Store) -> None:
+    # The container spec every Kubernetes tutorial starts from, tag and all.
+    nginx = {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+    store.create(pod_obj("web", [nginx]))
+    pod = await wait_pod(store, "web", running_ready)
+    ip = pod["status"]["podIP"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://{ip}/") as resp:
+            assert resp.status == 200
+            assert resp.headers["Server"] == "nginx"
+            assert resp.headers["Content-Type"] == "text/html"
+            body = await resp.text()
+            assert "<title>Welcome to nginx!</title>" in body and len(body) == 615
+        async with http.head(f"http://{ip}/index.html") as resp:
+            assert resp.status == 200 and resp.headers["Content-Length"] == "615"
+        async with http.get(f"http://{ip}/nope") as resp:
+            assert resp.status == 404 and "<h1>404 Not Found</h1>" in await resp.text()
+        async with http.post(f"http://{ip}/", data=b"x") as resp:
+            assert resp.status == 405 and "<h1>405 Not Allowed</h1>" in await resp.text()
+    log = await follow_until(agent, "web", "nginx", '"POST / HTTP/1.1" 405')
+    assert re.search(r'"GET / HTTP/1\.1" 200 615 "-" "Python/[^"]*aiohttp[^"]*" "-"$', log, re.M)
+    assert '"GET /nope HTTP/1.1" 404' in log
+
+
 async def test_log_follow_streams_new_lines(agent: Agent, store: Store) -> None:
     store.create(
         pod_obj("ticker", [{"name": "t", "image": "busybox", "command": ["cat"], "stdin": True}])
