@@ -45,6 +45,9 @@ def add_arguments(sub: Any, plain: argparse.ArgumentParser) -> None:
     u.add_argument("--to-revision", type=int, default=0)
     h = verbs.add_parser("history", parents=[plain], help="list the revisions")
     h.add_argument("resources", nargs="+", metavar="KIND/NAME")
+    for verb, what in (("pause", "stop rolling out changes"), ("resume", "roll out again")):
+        v = verbs.add_parser(verb, parents=[plain], help=f"{what} to a Deployment")
+        v.add_argument("resources", nargs="+", metavar="KIND/NAME")
 
 
 def _bool(v: str) -> bool:
@@ -79,7 +82,14 @@ def rollout(args: argparse.Namespace, client: Client) -> int:
     except UsageError as e:
         sys.stderr.write(f"{e}\n")
         return 1
-    verb = {"status": status, "restart": restart, "undo": undo, "history": history}
+    verb = {
+        "status": status,
+        "restart": restart,
+        "undo": undo,
+        "history": history,
+        "pause": pause,
+        "resume": resume,
+    }
     rc = 0
     for kind, name in pairs:
         rc |= verb[args.rollout_verb](args, client, kind, name)
@@ -167,6 +177,36 @@ def restart(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> 
     )
     print(f"{kind_name(kind)}/{name} restarted")
     return 0
+
+
+# --- pause and resume --------------------------------------------------------------
+
+
+def _set_paused(client: Client, kind: Kind, namespace: str, name: str, paused: bool) -> int:
+    path = kind.object_path(namespace, name)
+    d = client.get(path)
+    if bool((d.get("spec") or {}).get("paused")) == paused:
+        # kubectl's words when its patch would change nothing.
+        state = "already paused" if paused else "not paused"
+        sys.stderr.write(f'error: {kind.plural}.{kind.group or "core"} "{name}" is {state}\n')
+        return 1
+    client.call(
+        "PATCH",
+        path,
+        query={"fieldManager": "kubectl-rollout"},
+        body={"spec": {"paused": paused}},
+        content_type=SMP,
+    )
+    print(f"{kind_name(kind)}/{name} {'paused' if paused else 'resumed'}")
+    return 0
+
+
+def pause(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    return _set_paused(client, kind, args.namespace, name, True)
+
+
+def resume(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    return _set_paused(client, kind, args.namespace, name, False)
 
 
 # --- history and undo ----------------------------------------------------------------

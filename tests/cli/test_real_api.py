@@ -5,7 +5,10 @@ end to end, as a user would run them."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from svcnet.api.server import ApiServer
 from svcnet.controllers import DeploymentController, ReplicaSetController
@@ -133,24 +136,28 @@ spec:
 """
 
 
-async def test_rollout_status_of_a_stuck_rollout_fails_at_its_deadline(
-    real_api: ApiServer, tmp_path: Path
-) -> None:
-    # Controllers but no node agent: the pods are created and never turn ready.
+@pytest.fixture
+async def controllers(real_api: ApiServer) -> AsyncIterator[None]:
+    """Deployment and ReplicaSet controllers but no node agent: pods never turn ready."""
     ctrls = [
         DeploymentController(real_api.store, real_api.registry),
         ReplicaSetController(real_api.store, real_api.registry),
     ]
     for c in ctrls:
         c.start()
-    try:
-        (tmp_path / "web.yaml").write_text(STUCK)
-        r = await cli("apply", "-f", "web.yaml", server=real_api.url, cwd=tmp_path)
-        assert (r.rc, r.out) == (0, "deployment.apps/web created\n")
-        r = await cli("rollout", "status", "deployment/web", server=real_api.url)
-    finally:
-        for c in ctrls:
-            c.stop()
+    yield
+    for c in ctrls:
+        c.stop()
+
+
+@pytest.mark.usefixtures("controllers")
+async def test_rollout_status_of_a_stuck_rollout_fails_at_its_deadline(
+    real_api: ApiServer, tmp_path: Path
+) -> None:
+    (tmp_path / "web.yaml").write_text(STUCK)
+    r = await cli("apply", "-f", "web.yaml", server=real_api.url, cwd=tmp_path)
+    assert (r.rc, r.out) == (0, "deployment.apps/web created\n")
+    r = await cli("rollout", "status", "deployment/web", server=real_api.url)
     assert r.rc == 1
     assert r.err == 'error: deployment "web" exceeded its progress deadline\n'
     # kubectl's waiting lines, each printed once, and never another object's.
@@ -158,3 +165,25 @@ async def test_rollout_status_of_a_stuck_rollout_fails_at_its_deadline(
     assert lines, r.out
     assert len(lines) == len(set(lines)), r.out
     assert all(line.startswith('Waiting for deployment "web" rollout') for line in lines), r.out
+
+
+@pytest.mark.usefixtures("controllers")
+async def test_rollout_pause_and_resume(real_api: ApiServer, tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(STUCK)
+    url = real_api.url
+    assert (await cli("apply", "-f", "web.yaml", server=url, cwd=tmp_path)).rc == 0
+    r = await cli("rollout", "pause", "deployment/web", server=url)
+    assert (r.rc, r.out, r.err) == (0, "deployment.apps/web paused\n", "")
+    r = await cli("rollout", "pause", "deploy", "web", server=url)
+    assert (r.rc, r.err) == (1, 'error: deployments.apps "web" is already paused\n')
+    d = real_api.store.get("Deployment", "default", "web")
+    assert d is not None and d["spec"]["paused"] is True
+    assert d["metadata"]["managedFields"][-1]["manager"] == "kubectl-rollout"
+    # A paused Deployment does not roll a new template out.
+    r = await cli("set", "image", "deployment/web", "web=gihyodocker/echo:v2", server=url)
+    assert r.rc == 0, r.err
+    assert len(real_api.store.list("ReplicaSet", "default")) == 1
+    r = await cli("rollout", "resume", "deployment/web", server=url)
+    assert (r.rc, r.out, r.err) == (0, "deployment.apps/web resumed\n", "")
+    r = await cli("rollout", "resume", "deployment/web", server=url)
+    assert (r.rc, r.err) == (1, 'error: deployments.apps "web" is not paused\n')
