@@ -75,9 +75,21 @@ def should_restart(policy: str, exit_code: int) -> bool:
 
 
 class ContainerRunner:
-    def __init__(self, pod: PodHost, spec: Obj) -> None:
+    def __init__(
+        self,
+        pod: PodHost,
+        spec: Obj,
+        *,
+        init: bool = False,
+        restart_policy: str | None = None,
+        waiting: str = "ContainerCreating",
+    ) -> None:
         self._pod = pod
         self.spec = spec
+        self.init = init
+        """An init container: `ready` means it completed (exit 0), as the kubelet reports."""
+        self.restart_policy = restart_policy
+        """Overrides the pod's restartPolicy (init containers follow their own rule)."""
         self.name = str(spec["name"])
         self.image = str(spec.get("image") or "")
         self.image_id = ""
@@ -86,7 +98,10 @@ class ContainerRunner:
         self.restart_count = 0
         self.started = False
         self.ready = False
-        self._state: Obj = {"waiting": {"reason": "ContainerCreating"}}
+        self._state: Obj = {"waiting": {"reason": waiting}}
+        self.started_once: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done the first time the container counts as started (a sidecar gates the next
+        init container on it)."""
         self._last_state: Obj = {}
         self._container_id = ""
         self._stopping = asyncio.Event()
@@ -117,9 +132,8 @@ class ContainerRunner:
             self.started = self.ready = False
             self._state = {"terminated": term}
             self._pod.changed()
-            if self._stopping.is_set() or not should_restart(
-                self._pod.restart_policy, int(term["exitCode"])
-            ):
+            policy = self.restart_policy or self._pod.restart_policy
+            if self._stopping.is_set() or not should_restart(policy, int(term["exitCode"])):
                 return
             self._last_state = {"terminated": term}
             delay = self._backoff.delay(time.monotonic())
@@ -209,6 +223,8 @@ class ContainerRunner:
             ready = started and self._image_ready
         if (started, ready) != (self.started, self.ready):
             self.started, self.ready = started, ready
+            if started and not self.started_once.done():
+                self.started_once.set_result(None)
             self._pod.changed()
 
     # --- probes (the kubelet's prober workers) ---------------------------------
@@ -303,16 +319,24 @@ class ContainerRunner:
     # --- what the API shows --------------------------------------------------
 
     @property
+    def completed(self) -> bool:
+        """It ran to a successful end (what lets the next init container start)."""
+        term = self._state.get("terminated")
+        return term is not None and int(term.get("exitCode") or 0) == 0
+
+    @property
     def waiting_reason(self) -> str | None:
         w = self._state.get("waiting")
         return str(w.get("reason")) if w is not None else None
 
     def status(self) -> Obj:
+        # A completed init container reads ready; a sidecar's readiness is its own.
+        ready = self.completed if self.init and self.restart_policy != "Always" else self.ready
         st: Obj = {
             "name": self.name,
             "image": self.image,
             "imageID": self.image_id,
-            "ready": self.ready,
+            "ready": ready,
             "started": self.started,
             "restartCount": self.restart_count,
             "state": self._state,

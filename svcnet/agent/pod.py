@@ -6,7 +6,11 @@ podWorkers, kopf's per-object workers). The worker:
 
 1. schedules the pod here (`spec.nodeName`), takes an IP from the pod CIDR,
    writes its resolv.conf and hosts files;
-2. starts one ``ContainerRunner`` per container;
+2. runs the init containers one after another, each to a successful end
+   (a failed one is retried with the back-off unless restartPolicy is Never,
+   which fails the pod; a sidecar, `restartPolicy: Always`, only has to
+   start, then keeps running beside the rest), then starts one
+   ``ContainerRunner`` per container;
 3. after every container change, writes the whole pod status at once;
 4. on `metadata.deletionTimestamp`, stops the containers with the grace
    period (SIGTERM, then SIGKILL) and removes the object from the store; on a
@@ -67,6 +71,7 @@ class PodWorker:
         self.log_limit = agent.settings.agent.log_bytes
         self.ip = ""
         self.runners: list[ContainerRunner] = []
+        self.init_runners: list[ContainerRunner] = []
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._dir: Path | None = None
         self._resolv: Path | None = None
@@ -136,7 +141,24 @@ class PodWorker:
             self._write(lambda st: _unschedulable(st, message))
             return False
         self._write_files()
-        self.runners = [ContainerRunner(self, c) for c in spec.get("containers") or ()]
+        inits = spec.get("initContainers") or ()
+        # What a failed init container gets: the pod's policy, except that an
+        # init container never restarts once it succeeded (kubelet's rule).
+        init_policy = "Never" if self.restart_policy == "Never" else "OnFailure"
+        self.init_runners = [
+            ContainerRunner(
+                self,
+                c,
+                init=True,
+                restart_policy="Always" if c.get("restartPolicy") == "Always" else init_policy,
+                waiting="PodInitializing",
+            )
+            for c in inits
+        ]
+        waiting = "PodInitializing" if inits else "ContainerCreating"
+        self.runners = [
+            ContainerRunner(self, c, waiting=waiting) for c in spec.get("containers") or ()
+        ]
         self.event(
             "Normal",
             "Scheduled",
@@ -144,13 +166,42 @@ class PodWorker:
             component="default-scheduler",
         )
         self._publish()
-        for r in self.runners:
+        if self.init_runners:
+            self._tasks.append(
+                self._agent.tasks.spawn(
+                    self._initialize(), name=f"pod-init:{self.namespace}/{self.name}"
+                )
+            )
+        else:
+            self._start_containers(self.runners)
+        return True
+
+    def _start_containers(self, runners: list[ContainerRunner]) -> None:
+        for r in runners:
             self._tasks.append(
                 self._agent.tasks.spawn(
                     r.run(), name=f"container:{self.namespace}/{self.name}/{r.name}"
                 )
             )
-        return True
+
+    async def _initialize(self) -> None:
+        """Init containers in order, then the containers (computeInitContainerActions)."""
+        for r in self.init_runners:
+            if self._terminating:
+                return
+            self._start_containers([r])
+            if r.restart_policy == "Always":
+                # A sidecar: the next one waits for it to start, not to end.
+                ended = self._tasks[-1]
+                await asyncio.wait([r.started_once, ended], return_when=asyncio.FIRST_COMPLETED)
+                if not r.started_once.done():
+                    return
+                continue
+            await self._tasks[-1]
+            if not r.completed:
+                return  # stopped, or failed for good (Never): the pod stays as it is
+        if not self._terminating:
+            self._start_containers(self.runners)
 
     def _write_files(self) -> None:
         net = self._agent.settings.network
@@ -203,7 +254,7 @@ class PodWorker:
         first = not self._terminating
         self._terminating = True
         procs: list[Process] = []
-        for r in self.runners:
+        for r in [*self.runners, *self.init_runners]:
             p = r.stop(signal.SIGTERM if grace > 0 else signal.SIGKILL)
             if p is not None:
                 procs.append(p)
@@ -222,7 +273,7 @@ class PodWorker:
             await asyncio.wait(runs, timeout=KILL_WAIT)
 
     async def _cleanup(self) -> None:
-        for r in self.runners:
+        for r in [*self.runners, *self.init_runners]:
             r.stop(signal.SIGKILL)
         current = asyncio.current_task()
         pending = [t for t in self._tasks if not t.done() and t is not current]
@@ -337,7 +388,9 @@ class PodWorker:
     def _publish(self) -> None:
         self._publish_pending = False
         statuses = [r.status() for r in self.runners]
-        pod_phase = phase(statuses, self.restart_policy)
+        init_statuses = [r.status() for r in self.init_runners]
+        sidecars = {r.name for r in self.init_runners if r.restart_policy == "Always"}
+        pod_phase = phase(statuses, self.restart_policy, init_statuses, sidecars)
         now = rfc3339(time.time())
 
         def fn(obj: Obj) -> None:
@@ -348,7 +401,13 @@ class PodWorker:
             st: Obj = {
                 "phase": pod_phase,
                 "conditions": conditions(
-                    statuses, pod_phase, old.get("conditions") or (), now, self._sandbox_problem
+                    statuses,
+                    pod_phase,
+                    old.get("conditions") or (),
+                    now,
+                    self._sandbox_problem,
+                    init_statuses,
+                    sidecars,
                 ),
                 "hostIP": "127.0.0.1",
                 "hostIPs": [{"ip": "127.0.0.1"}],
@@ -358,6 +417,8 @@ class PodWorker:
                 "containerStatuses": statuses,
                 "qosClass": qos_class(obj),
             }
+            if init_statuses:
+                st["initContainerStatuses"] = init_statuses
             obj["status"] = st
 
         self._write(fn)
@@ -371,7 +432,7 @@ class PodWorker:
     # --- lookups for logs/attach ------------------------------------------------
 
     def runner(self, container: str) -> ContainerRunner | None:
-        for r in self.runners:
+        for r in [*self.runners, *self.init_runners]:
             if r.name == container:
                 return r
         return None

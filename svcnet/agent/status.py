@@ -8,7 +8,7 @@ tested without processes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 Obj = dict[str, Any]
@@ -22,7 +22,35 @@ def rfc3339(t: float) -> str:
     return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def phase(statuses: Sequence[Obj], restart_policy: str) -> str:
+def _init_done(cs: Obj, sidecars: Collection[str]) -> bool:
+    """A regular init container that completed, or a sidecar that started."""
+    if cs.get("name") in sidecars:
+        return bool(cs.get("started"))
+    term = (cs.get("state") or {}).get("terminated")
+    return term is not None and term.get("exitCode") == 0
+
+
+def _init_failed(cs: Obj) -> bool:
+    state = cs.get("state") or {}
+    term = state.get("terminated") or (
+        (cs.get("lastState") or {}).get("terminated") if "waiting" in state else None
+    )
+    return term is not None and term.get("exitCode") != 0
+
+
+def phase(
+    statuses: Sequence[Obj],
+    restart_policy: str,
+    init_statuses: Sequence[Obj] = (),
+    sidecars: Collection[str] = (),
+) -> str:
+    pending_init = [cs for cs in init_statuses if not _init_done(cs, sidecars)]
+    if pending_init:
+        # getPhase: an init container that failed for good fails the pod;
+        # otherwise the pod is Pending until every init container is done.
+        if restart_policy == "Never" and any(_init_failed(cs) for cs in pending_init):
+            return "Failed"
+        return "Pending"
     waiting = running = stopped = succeeded = 0
     for cs in statuses:
         state = cs.get("state") or {}
@@ -64,8 +92,11 @@ def conditions(
     previous: Sequence[Obj],
     now: str,
     sandbox_problem: str = "",
+    init_statuses: Sequence[Obj] = (),
+    sidecars: Collection[str] = (),
 ) -> list[Obj]:
     unready = [str(cs["name"]) for cs in statuses if not cs.get("ready")]
+    incomplete = [str(cs["name"]) for cs in init_statuses if not _init_done(cs, sidecars)]
     terminal = pod_phase in ("Succeeded", "Failed")
     if terminal:
         reason, message = "PodCompleted", ""
@@ -76,11 +107,16 @@ def conditions(
         )
     all_ready = not unready and not terminal
     sandbox_ok = pod_phase != "Pending" or any(
-        "waiting" not in (cs.get("state") or {}) for cs in statuses
+        "waiting" not in (cs.get("state") or {}) for cs in [*init_statuses, *statuses]
     )
     out = [
         _condition("PodReadyToStartContainers", sandbox_ok or terminal),
-        _condition("Initialized", True),
+        _condition(
+            "Initialized",
+            not incomplete,
+            "ContainersNotInitialized",
+            f"containers with incomplete status: [{' '.join(incomplete)}]",
+        ),
         _condition("Ready", all_ready, reason, message),
         _condition("ContainersReady", all_ready, reason, message),
         _condition("PodScheduled", True),
