@@ -45,6 +45,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Service", "services", "service", "", "v1", True, ("svc",), ("all",)),
     Kind("Endpoints", "endpoints", "endpoints", "", "v1", True, ("ep",)),
     Kind("Event", "events", "event", "", "v1", True, ("ev",)),
+    Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
+    Kind("Secret", "secrets", "secret", "", "v1", True),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",)),
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",)),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),

@@ -35,11 +35,15 @@ from svcnet.agent.status import go_duration, rfc3339
 Obj = dict[str, Any]
 
 
+CONFIG_RETRY = 1.0
+"""Seconds between attempts to configure a container whose ConfigMap, Secret or key is missing."""
+
+
 class ContainerConfigError(Exception):
     """The container cannot be created as specified; it waits with this reason."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
 
@@ -116,14 +120,26 @@ class ContainerRunner:
     # --- the loop ------------------------------------------------------------
 
     async def run(self) -> None:
+        said = ""
         while not self._stopping.is_set():
             try:
                 spec, self.image_id = self._pod.launch_spec(self.spec)
             except ContainerConfigError as e:
                 self._state = {"waiting": {"reason": e.reason, "message": e.message}}
-                self._pod.event("Warning", "Failed", f"Error: {e.reason}: {e.message}")
+                if e.message != said:
+                    said = e.message
+                    # The kubelet's words for a config error; svcnet's reason up front
+                    # for an image it lacks, which the kubelet would say differently.
+                    text = e.message if e.reason == "CreateContainerConfigError" else str(e)
+                    self._pod.event("Warning", "Failed", f"Error: {text}")
                 self._pod.changed()
-                return
+                if e.reason != "CreateContainerConfigError":
+                    return  # an image svcnet lacks does not appear while it runs
+                # A ConfigMap or Secret may still come (apply order is the user's):
+                # look again, as the kubelet's pod sync does.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), CONFIG_RETRY)
+                continue
             if self.restart_count == 0 and not self._last_state:
                 self._pod.event(
                     "Normal", "Pulled", f'Container image "{self.image}" already present on machine'

@@ -2,9 +2,12 @@
 
 Order and precedence follow kubelet_pods.go `makeEnvironmentVariables`: the
 Service link variables (`ECHO_SERVICE_HOST`, `ECHO_PORT_80_TCP`, ...) first,
-then the container's own `env`, which may refer to earlier variables as
-`$(VAR)`. svcnet adds `HOSTNAME` and `POD_IP` (a pod's containers share an
-address; built-in images bind it).
+then the container's `envFrom` ConfigMaps and Secrets (keys with their
+prefix), then its own `env` (values, `$(VAR)` references to earlier variables,
+fieldRef, configMapKeyRef and secretKeyRef). A missing source or key that is
+not optional is the kubelet's CreateContainerConfigError, in its words.
+svcnet adds `HOSTNAME` and `POD_IP` (a pod's containers share an address;
+built-in images bind it).
 
 The process does not inherit the daemon's environment, as a container does
 not inherit the node's; only PATH and HOME are carried over so host tools are
@@ -13,9 +16,10 @@ found.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 Obj = dict[str, Any]
@@ -95,8 +99,47 @@ def _field_ref(pod: Obj, path: str, pod_ip: str) -> str:
     raise EnvError(f'unsupported fieldRef fieldPath "{path}"')
 
 
+Lookup = Callable[[str, str], Obj | None]
+"""(kind, name) -> the ConfigMap or Secret of that name in the pod's namespace."""
+
+
+def _source(lookup: Lookup, kind: str, name: str) -> dict[str, str] | None:
+    """A ConfigMap's data, or a Secret's decoded data; None when it does not exist."""
+    obj = lookup(kind, name)
+    if obj is None:
+        return None
+    data = obj.get("data") or {}
+    if kind == "Secret":
+        return {k: base64.b64decode(str(v)).decode(errors="replace") for k, v in data.items()}
+    return {k: str(v) for k, v in data.items()}
+
+
+def _key_ref(lookup: Lookup, pod: Obj, kind: str, ref: Obj) -> str | None:
+    """configMapKeyRef/secretKeyRef: the value, None to skip (optional), or EnvError."""
+    name = str(ref.get("name") or "")
+    key = str(ref.get("key") or "")
+    optional = bool(ref.get("optional"))
+    data = _source(lookup, kind, name)
+    if data is None:
+        if optional:
+            return None
+        raise EnvError(f'{kind.lower()} "{name}" not found')
+    if key not in data:
+        if optional:
+            return None
+        ns = (pod.get("metadata") or {}).get("namespace") or "default"
+        raise EnvError(f"couldn't find key {key} in {kind} {ns}/{name}")
+    return data[key]
+
+
 def container_env(
-    pod: Obj, container: Obj, services: Iterable[Obj], pod_ip: str, *, tty: bool = False
+    pod: Obj,
+    container: Obj,
+    services: Iterable[Obj],
+    pod_ip: str,
+    *,
+    tty: bool = False,
+    lookup: Lookup | None = None,
 ) -> dict[str, str]:
     md = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -108,18 +151,39 @@ def container_env(
         env["TERM"] = "xterm"  # what Docker and containerd set for a tty container
     env["POD_IP"] = pod_ip
     env.update(service_links(services))
+    find: Lookup = lookup or (lambda _kind, _name: None)
+    for src in container.get("envFrom") or ():
+        prefix = str(src.get("prefix") or "")
+        for field, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            ref = src.get(field)
+            if ref is None:
+                continue
+            data = _source(find, kind, str(ref.get("name") or ""))
+            if data is None:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f'{kind.lower()} "{ref.get("name")}" not found')
+            for k, v in data.items():
+                env[prefix + k] = v
     for item in container.get("env") or ():
         name = str(item["name"])
         if "valueFrom" in item:
             src = item["valueFrom"] or {}
             if "fieldRef" in src:
                 env[name] = _field_ref(pod, str(src["fieldRef"].get("fieldPath", "")), pod_ip)
+                continue
+            value: str | None = None
+            if "configMapKeyRef" in src:
+                value = _key_ref(find, pod, "ConfigMap", src["configMapKeyRef"] or {})
+            elif "secretKeyRef" in src:
+                value = _key_ref(find, pod, "Secret", src["secretKeyRef"] or {})
             else:
                 kind = next(iter(src), "valueFrom")
-                optional = bool((src.get(kind) or {}).get("optional"))
-                if optional:
+                if bool((src.get(kind) or {}).get("optional")):
                     continue
                 raise EnvError(f'env "{name}": svcnet does not support {kind} yet')
+            if value is not None:
+                env[name] = value
         else:
             env[name] = expand(str(item.get("value") or ""), env)
     return env

@@ -307,7 +307,9 @@ class PodWorker:
             )
         tty = bool(container.get("tty"))
         try:
-            env = envvars.container_env(self.pod, container, self._services(), self.ip, tty=tty)
+            env = envvars.container_env(
+                self.pod, container, self._services(), self.ip, tty=tty, lookup=self._lookup
+            )
         except envvars.EnvError as e:
             raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
         if image is not None:
@@ -331,6 +333,9 @@ class PodWorker:
             signals_ready=image is not None and image.signals_ready and not command,
         )
         return spec, image_id
+
+    def _lookup(self, kind: str, name: str) -> Obj | None:
+        return self._agent.store.get(kind, self.namespace, name)
 
     def _services(self) -> list[Obj]:
         store = self._agent.store

@@ -503,6 +503,22 @@ def _namespace_cells(ns: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
     ]
 
 
+def _configmap_cells(cm: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = cm.get("metadata") or {}
+    n = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
+    return [str(md.get("name", "")), n, since(md.get("creationTimestamp"), now)]
+
+
+def _secret_cells(secret: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = secret.get("metadata") or {}
+    return [
+        str(md.get("name", "")),
+        str(secret.get("type") or ""),
+        len(secret.get("data") or {}),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
 def _event_cells(ev: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
     first = (
         since(ev.get("firstTimestamp"), now)
@@ -678,6 +694,23 @@ PRINTERS: dict[str, Printer] = {
     "Namespace": Printer(
         (_name(), Column("Status", description="The status of the namespace"), _age()),
         _namespace_cells,
+    ),
+    "ConfigMap": Printer(
+        (
+            _name(),
+            Column("Data", type="integer", description="Number of data in configmap"),
+            _age(),
+        ),
+        _configmap_cells,
+    ),
+    "Secret": Printer(
+        (
+            _name(),
+            Column("Type", description="The type of the secret"),
+            Column("Data", type="integer", description="Number of data in secret"),
+            _age(),
+        ),
+        _secret_cells,
     ),
     "Event": Printer(
         (

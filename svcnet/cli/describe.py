@@ -12,6 +12,7 @@ table, which is therefore aligned on its own.
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from typing import Any
 
@@ -395,6 +396,50 @@ def describe_endpoints(ep: Obj, event_items: list[Obj]) -> str:
     return w.render()
 
 
+def describe_configmap(cm: Obj, event_items: list[Obj]) -> str:
+    md = _md(cm)
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, "")
+    w.line(0, "Data")
+    w.line(0, "====")
+    # kubectl walks a Go map (any order); sorted keys keep svcnet's output stable.
+    for k, v in sorted((cm.get("data") or {}).items()):
+        w.line(0, f"{k}:")
+        w.line(0, "----")
+        w.line(0, str(v))
+        w.line(0, "")
+    w.line(0, "")
+    w.line(0, "BinaryData")
+    w.line(0, "====")
+    for k, v in sorted((cm.get("binaryData") or {}).items()):
+        w.line(0, f"{k}: {len(base64.b64decode(str(v)))} bytes")
+    w.line(0, "")
+    events(w, event_items)
+    return w.render()
+
+
+def describe_secret(secret: Obj) -> str:
+    """kubectl's describeSecret: sizes, never values (and no events)."""
+    md = _md(secret)
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, "")
+    w.line(0, f"Type:\t{secret.get('type', '')}")
+    w.line(0, "")
+    w.line(0, "Data")
+    w.line(0, "====")
+    for k, v in sorted((secret.get("data") or {}).items()):
+        w.line(0, f"{k}:\t{len(base64.b64decode(str(v)))} bytes")
+    return w.render()
+
+
 # --- the verb ----------------------------------------------------------------------
 
 
@@ -421,6 +466,10 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
         return describe_replicaset(obj, owned, event_items)
     if kind.kind == "Endpoints":
         return describe_endpoints(obj, event_items)
+    if kind.kind == "ConfigMap":
+        return describe_configmap(obj, event_items)
+    if kind.kind == "Secret":
+        return describe_secret(obj)
     w = Writer()
     w.line(0, f"Name:\t{name}")
     w.line(0, f"Namespace:\t{ns}")

@@ -188,7 +188,7 @@ def _set_paused(client: Client, kind: Kind, namespace: str, name: str, paused: b
     if bool((d.get("spec") or {}).get("paused")) == paused:
         # kubectl's words when its patch would change nothing.
         state = "already paused" if paused else "not paused"
-        sys.stderr.write(f'error: {kind.plural}.{kind.group or "core"} "{name}" is {state}\n')
+        sys.stderr.write(f'error: {kind.qualified_plural} "{name}" is {state}\n')
         return 1
     client.call(
         "PATCH",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 Obj = dict[str, Any]
@@ -118,7 +119,19 @@ def namespace(obj: Obj) -> None:
         labels.setdefault("kubernetes.io/metadata.name", name)
 
 
+def secret(obj: Obj) -> None:
+    """SetDefaults_Secret, and the conversion that folds stringData into data."""
+    obj.setdefault("type", "Opaque")
+    string_data = obj.pop("stringData", None)
+    if string_data:
+        data = obj.get("data") or {}
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj["data"] = data
+
+
 BY_KIND = {
+    "Secret": secret,
     "Pod": pod,
     "Service": service,
     "ReplicaSet": replicaset,

@@ -10,6 +10,8 @@ message; both name the field path so the CLI can point at the file's line.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from importlib import resources
@@ -83,7 +85,36 @@ def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | 
     except FileNotFoundError:
         return None
     reg: RefRegistry[Any] = _definitions() @ (Resource.from_contents(schema) @ RefRegistry())
-    return jsonschema.Draft202012Validator(schema, registry=reg)
+    return jsonschema.Draft202012Validator(schema, registry=reg, format_checker=_FORMATS)
+
+
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def base64_error_at(text: str) -> int | None:
+    """Where Go's StdEncoding stops on text ([]byte's JSON form), or None if it decodes."""
+    raw = text.encode()
+    body = raw.rstrip(b"=")
+    for i, c in enumerate(body):
+        if c not in _B64:
+            return i
+    pad = len(raw) - len(body)
+    if len(raw) % 4 or pad > 2 or (pad and len(body) % 4 in (0, 1)):
+        return len(raw) - len(raw) % 4 if len(raw) % 4 else len(body)
+    try:
+        base64.b64decode(raw, validate=True)
+    except binascii.Error:
+        return len(body)
+    return None
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("byte")
+def _is_byte(value: object) -> bool:
+    # Only strings reach here as byte-format; other types fail the type check first.
+    return not isinstance(value, str) or base64_error_at(value) is None
 
 
 def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:
@@ -117,6 +148,12 @@ def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:
                     f"json: cannot unmarshal {got} into Go struct field {go_field} of type "
                     f"{_go_type(sch, path, kind)}",
                 )
+            )
+        elif e.validator == "format" and sch.get("format") == "byte":
+            # []byte fields (Secret data, ConfigMap binaryData) fail in the JSON decoder.
+            at = base64_error_at(str(e.instance))
+            decode.append(
+                Cause(where, "FieldValueInvalid", f"illegal base64 data at input byte {at}")
             )
         elif e.validator == "enum":
             allowed = ", ".join(f'"{x}"' for x in sch.get("enum") or [])

@@ -441,7 +441,66 @@ def deployment_strategy(spec: Obj) -> list[Cause]:
     return errs
 
 
-BY_KIND = {"Service": service, "Pod": pod, "ReplicaSet": workload, "Deployment": workload}
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+CONFIG_KEY_MSG = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+    "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+    "'[-._a-zA-Z0-9]+')"
+)
+MAX_DATA_BYTES = 1024 * 1024
+
+
+def config_key_errors(key: str) -> list[str]:
+    """IsConfigMapKey: what is wrong with a ConfigMap or Secret key."""
+    out = []
+    if not _CONFIG_KEY.fullmatch(key):
+        out.append(CONFIG_KEY_MSG)
+    if key == ".":
+        out.append("must not be '.'")
+    elif key == "..":
+        out.append("must not be '..'")
+    elif key.startswith(".."):
+        out.append("must not start with '..'")
+    return out
+
+
+def _data_keys(obj: Obj, fields: tuple[str, ...]) -> tuple[list[Cause], int]:
+    errs: list[Cause] = []
+    size = 0
+    seen: dict[str, str] = {}
+    for f in fields:
+        for key, value in (obj.get(f) or {}).items():
+            for msg in config_key_errors(key):
+                errs.append(invalid(f"{f}[{key}]", key, msg))
+            if key in seen:
+                errs.append(invalid(f"{f}[{key}]", key, f"duplicate of key present in {seen[key]}"))
+            seen[key] = f
+            size += len(str(value))
+    return errs, size
+
+
+def configmap(obj: Obj) -> list[Cause]:
+    errs, size = _data_keys(obj, ("data", "binaryData"))
+    if size > MAX_DATA_BYTES:
+        errs.append(
+            Cause("", "FieldValueTooLong", f"Too long: must have at most {MAX_DATA_BYTES} bytes")
+        )
+    return errs
+
+
+def secret(obj: Obj) -> list[Cause]:
+    errs, _ = _data_keys(obj, ("data",))
+    return errs
+
+
+BY_KIND = {
+    "Service": service,
+    "Pod": pod,
+    "ReplicaSet": workload,
+    "Deployment": workload,
+    "ConfigMap": configmap,
+    "Secret": secret,
+}
 
 
 def validate(obj: Obj, *, creating: bool) -> list[Cause]:

@@ -70,7 +70,16 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         core = await r.json(content_type=None)
     assert core["kind"] == "APIGroupDiscoveryList"
     resources = {x["resource"]: x for x in core["items"][0]["versions"][0]["resources"]}
-    assert set(resources) == {"namespaces", "pods", "services", "endpoints", "events"}
+    assert set(resources) == {
+        "namespaces",
+        "pods",
+        "services",
+        "endpoints",
+        "events",
+        "configmaps",
+        "secrets",
+    }
+    assert resources["configmaps"]["shortNames"] == ["cm"]
     assert resources["pods"]["shortNames"] == ["po"]
     assert resources["pods"]["categories"] == ["all"]
     assert "categories" not in resources["endpoints"]
