@@ -71,6 +71,14 @@ def annotations_multiline(w: Writer, title: str, annotations: dict[str, str] | N
         w.line(0, f"{title}:\t{key}: {shown[key]}" if i == 0 else f"\t{key}: {shown[key]}")
 
 
+def object_header(w: Writer, md: Obj) -> None:
+    """Name, Namespace, Labels and Annotations: how most of kubectl's describers open."""
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+
+
 def events(w: Writer, items: list[Obj]) -> None:
     if not items:
         w.line(0, "Events:\t<none>")
@@ -135,10 +143,7 @@ def _endpoint_list(endpoints: Obj | None, port_name: str) -> str:
 def describe_service(svc: Obj, endpoints: Obj | None, event_items: list[Obj]) -> str:
     md, spec = _md(svc), svc.get("spec") or {}
     w = Writer()
-    w.line(0, f"Name:\t{md.get('name', '')}")
-    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
-    labels_multiline(w, "Labels", md.get("labels"))
-    annotations_multiline(w, "Annotations", md.get("annotations"))
+    object_header(w, md)
     w.line(0, f"Selector:\t{format_labels(spec.get('selector')) if spec.get('selector') else ''}")
     w.line(0, f"Type:\t{spec.get('type', 'ClusterIP')}")
     if spec.get("ipFamilyPolicy"):
@@ -372,10 +377,7 @@ def describe_replicaset(rs: Obj, pods: list[Obj], event_items: list[Obj]) -> str
 def describe_endpoints(ep: Obj, event_items: list[Obj]) -> str:
     md = _md(ep)
     w = Writer()
-    w.line(0, f"Name:\t{md.get('name', '')}")
-    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
-    labels_multiline(w, "Labels", md.get("labels"))
-    annotations_multiline(w, "Annotations", md.get("annotations"))
+    object_header(w, md)
     w.line(0, "Subsets:")
     for subset in ep.get("subsets") or []:
         ready = ",".join(str(a.get("ip")) for a in subset.get("addresses") or []) or "<none>"
@@ -399,10 +401,7 @@ def describe_endpoints(ep: Obj, event_items: list[Obj]) -> str:
 def describe_configmap(cm: Obj, event_items: list[Obj]) -> str:
     md = _md(cm)
     w = Writer()
-    w.line(0, f"Name:\t{md.get('name', '')}")
-    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
-    labels_multiline(w, "Labels", md.get("labels"))
-    annotations_multiline(w, "Annotations", md.get("annotations"))
+    object_header(w, md)
     w.line(0, "")
     w.line(0, "Data")
     w.line(0, "====")
@@ -426,10 +425,7 @@ def describe_secret(secret: Obj) -> str:
     """kubectl's describeSecret: sizes, never values (and no events)."""
     md = _md(secret)
     w = Writer()
-    w.line(0, f"Name:\t{md.get('name', '')}")
-    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
-    labels_multiline(w, "Labels", md.get("labels"))
-    annotations_multiline(w, "Annotations", md.get("annotations"))
+    object_header(w, md)
     w.line(0, "")
     w.line(0, f"Type:\t{secret.get('type', '')}")
     w.line(0, "")
@@ -471,10 +467,7 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
     if kind.kind == "Secret":
         return describe_secret(obj)
     w = Writer()
-    w.line(0, f"Name:\t{name}")
-    w.line(0, f"Namespace:\t{ns}")
-    labels_multiline(w, "Labels", md.get("labels"))
-    annotations_multiline(w, "Annotations", md.get("annotations"))
+    object_header(w, md)
     events(w, event_items)
     return w.render()
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import random
 from typing import Any
 
 import pytest
 
 from svcnet.api.tables import table
-from svcnet.config import Settings
 from svcnet.registry import ApiError, Registry
-from svcnet.store import Store
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def reg() -> Registry:
-    r = Registry(Settings(), Store(), random.Random(1))
-    r.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    return r
 
 
 def cm(data: Obj, name: str = "app-config", **extra: Any) -> Obj:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
 
-from svcnet.config import Settings
 from svcnet.kinds import BY_KIND
 from svcnet.registry import ApiError, Registry
-from svcnet.store import Store
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def reg() -> Registry:
-    r = Registry(Settings(), Store(), random.Random(1))
-    r.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    return r
 
 
 def svc(spec: Obj, name: str = "echo") -> Obj:
