@@ -29,7 +29,7 @@ import yaml
 from aiohttp import web
 
 from svcnet import fields, labels
-from svcnet.api import discovery, metrics, patch, streams, tables, watch
+from svcnet.api import discovery, metrics, patch, protobuf, streams, tables, watch
 from svcnet.config import Settings
 from svcnet.kinds import Kind
 from svcnet.nodeapi import NodeApi
@@ -164,9 +164,19 @@ async def read_body(request: web.Request) -> Any:
     if not raw.strip():
         raise bad_request("the body of the request was empty")
     ctype = request.content_type
+    if ctype == protobuf.CONTENT_TYPE:
+        # kubectl's typed generators (`kubectl create deployment` ...) send only this.
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as e:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"svcnet cannot decode this protobuf body ({e}); send the object as JSON or "
+                "YAML, e.g. with kubectl apply -f",
+            ) from None
     if "protobuf" in ctype or "cbor" in ctype:
-        # client-go falls back to JSON on this 415 (what `kubectl create namespace`
-        # sends first is protobuf).
+        # client-go falls back to JSON on this 415 for CBOR.
         raise ApiError(
             415,
             "UnsupportedMediaType",

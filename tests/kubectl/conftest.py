@@ -220,8 +220,7 @@ def make_kubectl(daemon: Daemon, exe: str, namespace: str, home: Path) -> Kubect
     home.mkdir(parents=True, exist_ok=True)
     k = Kubectl(exe, daemon.kubeconfig(namespace), home)
     if namespace != "default":
-        # `kubectl create namespace` sends protobuf, which svcnet does not decode.
-        manifest = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"
-        r = k("apply", "-f", "-", input=manifest)
+        # Protobuf on the wire, as kubectl's typed generators send.
+        r = k("create", "namespace", namespace)
         assert r.returncode == 0, r.stderr
     return k

@@ -1,0 +1,73 @@
+"""kubectl's typed generators (`kubectl create deployment|service|configmap|secret`,
+`expose`) send protobuf; the objects svcnet stores must hold every field that
+the same command's JSON (`--dry-run=client -o json`) carries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kubectl.conftest import Daemon, Kubectl, make_kubectl
+
+Obj = dict[str, Any]
+
+GENERATORS = [
+    (["deployment", "web", "--image=nginx", "--replicas=2", "--port=80"], "deployment", "web"),
+    (
+        ["deployment", "cmd", "--image=gihyodocker/fundamental:0.1.0", "--", "sh", "-c", "sleep 9"],
+        "deployment",
+        "cmd",
+    ),
+    (["service", "clusterip", "web3", "--tcp=80:8080"], "service", "web3"),
+    (["service", "externalname", "ext", "--external-name=example.com"], "service", "ext"),
+    (["configmap", "c1", "--from-literal=a=b", "--from-literal=x=y"], "configmap", "c1"),
+    (["secret", "generic", "s1", "--from-literal=p=q"], "secret", "s1"),
+]
+
+
+def missing(want: Any, got: Any, path: str = "") -> list[str]:
+    """What of want (kubectl's JSON) is not in got (svcnet's object), field by field."""
+    if isinstance(want, dict):
+        out = []
+        for key, v in want.items():
+            if key in ("creationTimestamp", "status") or (v in ({}, None) and key not in got):
+                continue
+            if key not in got:
+                out.append(f"{path}.{key}")
+            else:
+                out += missing(v, got[key], f"{path}.{key}")
+        return out
+    if isinstance(want, list):
+        if len(want) != len(got):
+            return [f"{path} has {len(got)} items, not {len(want)}"]
+        return [
+            m
+            for i, (a, b) in enumerate(zip(want, got, strict=True))
+            for m in missing(a, b, f"{path}[{i}]")
+        ]
+    return [] if want == got else [f"{path}: {got!r}, not {want!r}"]
+
+
+@pytest.mark.slow
+def test_typed_generators_and_expose(
+    daemon: Daemon, kubectl_bin: tuple[str, str], tmp_path: Path
+) -> None:
+    k: Kubectl = make_kubectl(daemon, kubectl_bin[1], f"gen-{kubectl_bin[0]}", tmp_path)
+    for args, kind, name in GENERATORS:
+        out = k.ok("create", *args)
+        assert out.endswith(" created\n"), out
+        cut = args.index("--") if "--" in args else len(args)  # flags go before a command
+        dry = [*args[:cut], "--dry-run=client", "-o", "json", *args[cut:]]
+        want = json.loads(k.ok("create", *dry))
+        got = json.loads(k.ok("get", kind, name, "-o", "json"))
+        assert missing(want, got) == [], (args, got)
+    # The tutorial's next step: expose the Deployment and reach it.
+    assert k.ok("expose", "deployment", "web", "--port=80", "--type=NodePort") == (
+        "service/web exposed\n"
+    )
+    svc = json.loads(k.ok("get", "svc", "web", "-o", "json"))
+    assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["ports"][0]["nodePort"]
+    k.ok("rollout", "status", "deployment/web", "--timeout=60s")
