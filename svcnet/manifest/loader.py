@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,10 @@ class Manifest:
         while path:
             if path in self.positions:
                 return self.positions[path]
+            # The API names a map's key `data[key]`; positions are recorded as `data.key`.
+            as_field = _MAP_KEY.sub(r".\1", path)
+            if as_field in self.positions:
+                return self.positions[as_field]
             path = _parent(path)
         return self.positions.get("")
 
@@ -57,6 +62,10 @@ class Manifest:
         if pos is None:
             return f"{self.source}:{self.line}"
         return f"{self.source}:{pos[0]}:{pos[1]}"
+
+
+_MAP_KEY = re.compile(r"\[([^\]]*[^\]\d][^\]]*)\]")
+"""A bracketed path segment that is not a list index."""
 
 
 def _parent(path: str) -> str:

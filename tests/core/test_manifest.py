@@ -71,3 +71,23 @@ def test_directory_sorted_and_missing_path(tmp_path: Path) -> None:
     assert [m.name for m in load_paths([str(tmp_path)])] == ["a", "b"]
     with pytest.raises(ManifestError, match="does not exist"):
         load_paths([str(tmp_path / "nope.yaml")])
+
+
+def test_map_keys_as_the_api_names_them() -> None:
+    # The API's field paths write a map key in brackets (`data[bad key]`,
+    # `metadata.labels[app]`); list indexes keep theirs.
+    text = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+  labels:
+    app: web
+data:
+  good: x
+  "bad key": y
+"""
+    [m] = load_text(text, "c.yaml")
+    assert m.where("data[bad key]") == "c.yaml:9:3"
+    assert m.where("data[good]") == "c.yaml:8:3"
+    assert m.where("metadata.labels[app]") == "c.yaml:6:5"
+    assert m.where("data[absent]") == "c.yaml:7:1"
