@@ -11,7 +11,20 @@ import yaml
 
 Obj = dict[str, Any]
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """YAML 1.1 as kubectl reads it (go-yaml v2): `y`, `Y`, `n` and `N` are booleans
+    too, so `value: y` fails here as it fails on a cluster, not only later there."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
+class _Constructor(yaml.SafeLoader):
+    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+
 
 CONFIG_KIND = "SvcnetConfiguration"
 EXTENSIONS = (".yaml", ".yml", ".json")
@@ -106,7 +119,7 @@ def load_text(text: str, source: str) -> list[Manifest]:
     except yaml.YAMLError as e:
         raise _yaml_error(source, e) from None
     out: list[Manifest] = []
-    constructor = yaml.SafeLoader("")
+    constructor = _Constructor("")
     for i, node in enumerate(nodes):
         try:
             data = constructor.construct_document(node)

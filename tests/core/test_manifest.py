@@ -91,3 +91,12 @@ data:
     assert m.where("data[good]") == "c.yaml:8:3"
     assert m.where("metadata.labels[app]") == "c.yaml:6:5"
     assert m.where("data[absent]") == "c.yaml:7:1"
+
+
+def test_yaml_booleans_are_kubectls() -> None:
+    # go-yaml v2 (what kubectl parses with) reads y/Y/n/N as booleans, as well as
+    # yes/no/on/off; quoted, they stay strings.
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n"
+    text += "  a: y\n  b: N\n  c: yes\n  d: 'y'\n  e: yy\n"
+    [m] = load_text(text, "c.yaml")
+    assert m.obj["data"] == {"a": True, "b": False, "c": True, "d": "y", "e": "yy"}
