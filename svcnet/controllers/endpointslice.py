@@ -25,6 +25,7 @@ from typing import Any
 
 from svcnet import labels
 from svcnet.controllers.base import Controller, Key
+from svcnet.events import record
 from svcnet.objects import pod_ready
 from svcnet.registry import Registry
 from svcnet.store import Event, Store, StoreError
@@ -72,8 +73,13 @@ def slices_for(ep: Obj, svc: Obj | None) -> list[Obj]:
                 if a.get("targetRef"):
                     e["targetRef"] = a["targetRef"]
                 endpoints.append(e)
+        # name is a *string that the real controllers always set, "" for an unnamed
+        # port; kubectl's describe dereferences it (and panics without it).
         ports = [
-            {k: p[k] for k in ("name", "port", "protocol", "appProtocol") if k in p}
+            {
+                "name": str(p.get("name") or ""),
+                **{k: p[k] for k in ("port", "protocol", "appProtocol") if k in p},
+            }
             for p in subset.get("ports") or ()
         ]
         slice_md: Obj = {
@@ -239,47 +245,3 @@ class ServiceEventRecorder(Controller):
         svc = self.store.get("Service", *key)
         if svc is not None:
             record(self.store, svc, "Warning", found[0], found[1], "endpoint-controller")
-
-
-def record(store: Store, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
-    """Create or count up a core/v1 Event about `obj` (what `describe` lists)."""
-    md = obj["metadata"]
-    ns = str(md.get("namespace") or "default")
-    digest = hashlib.sha256(f"{md.get('uid')}/{reason}/{message}".encode()).hexdigest()[:16]
-    name = f"{md['name']}.{digest}"
-    now = _rfc3339(time.time())
-
-    def bump(ev: Obj) -> None:
-        ev["count"] = int(ev.get("count") or 1) + 1
-        ev["lastTimestamp"] = now
-
-    try:
-        if store.get("Event", ns, name) is not None:
-            store.mutate("Event", ns, name, bump)
-            return
-        store.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": name, "namespace": ns},
-                "involvedObject": {
-                    "apiVersion": obj.get("apiVersion", "v1"),
-                    "kind": obj.get("kind"),
-                    "namespace": ns,
-                    "name": md["name"],
-                    "uid": md.get("uid"),
-                    "resourceVersion": md.get("resourceVersion"),
-                },
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "source": {"component": component},
-                "reportingComponent": component,
-                "reportingInstance": "svcnet",
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-            }
-        )
-    except StoreError:
-        pass
