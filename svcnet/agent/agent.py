@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from svcnet import events
 from svcnet._aio import TaskSet
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.ipam import IpPool
@@ -33,12 +33,11 @@ from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.pod import KILL_WAIT, PodWorker
 from svcnet.agent.process import Process
 from svcnet.agent.sandbox import Libc
-from svcnet.agent.status import rfc3339
 from svcnet.agent.stdio import ProcessStdio
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
 from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
-from svcnet.store import Event, Store, StoreError
+from svcnet.store import Event, Store
 
 logger = logging.getLogger(__name__)
 
@@ -149,47 +148,8 @@ class Agent:
     def record_event(
         self, pod: Obj, type_: str, reason: str, message: str, component: str = "kubelet"
     ) -> str:
-        """Create or count up a core/v1 Event about the pod (what `describe` lists)."""
-        md = pod["metadata"]
-        ns = str(md.get("namespace") or "default")
-        digest = hashlib.sha256(f"{md.get('uid')}/{reason}/{message}".encode()).hexdigest()[:16]
-        name = f"{md['name']}.{digest}"
-        now = rfc3339(time.time())
-
-        def bump(ev: Obj) -> None:
-            ev["count"] = int(ev.get("count") or 1) + 1
-            ev["lastTimestamp"] = now
-
-        try:
-            if self.store.get("Event", ns, name) is not None:
-                self.store.mutate("Event", ns, name, bump)
-            else:
-                self.store.create(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Event",
-                        "metadata": {"name": name, "namespace": ns},
-                        "involvedObject": {
-                            "apiVersion": "v1",
-                            "kind": "Pod",
-                            "namespace": ns,
-                            "name": md["name"],
-                            "uid": md.get("uid"),
-                        },
-                        "reason": reason,
-                        "message": message,
-                        "type": type_,
-                        "source": {"component": component, "host": NODE_NAME},
-                        "reportingComponent": component,
-                        "reportingInstance": NODE_NAME,
-                        "firstTimestamp": now,
-                        "lastTimestamp": now,
-                        "count": 1,
-                    }
-                )
-        except StoreError:
-            return ""
-        return name
+        """Create or count up an Event about the pod; its name ("" if refused)."""
+        return events.record(self.store, pod, type_, reason, message, component, NODE_NAME)
 
     # --- node API ------------------------------------------------------------------
 

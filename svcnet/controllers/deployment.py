@@ -48,6 +48,7 @@ from typing import Any
 from svcnet import labels
 from svcnet.controllers.base import Controller, Key
 from svcnet.controllers.replicaset import controller_uid
+from svcnet.events import record
 from svcnet.kinds import BY_KIND
 from svcnet.registry import ApiError
 from svcnet.store import Event, StoreError
@@ -542,6 +543,9 @@ class DeploymentController(Controller):
 
     def _scale_rs(self, d: Obj, rs: Obj, size: int) -> Obj:
         s = Strategy.of(d)
+        old_size = _spec_replicas(rs)
+        if size != old_size:
+            self._scaling_event(d, rs["metadata"]["name"], old_size, size)
 
         def put(o: Obj) -> None:
             o["spec"]["replicas"] = size
@@ -551,6 +555,11 @@ class DeploymentController(Controller):
 
         md = rs["metadata"]
         return self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
+
+    def _scaling_event(self, d: Obj, rs_name: str, old_size: int, size: int) -> None:
+        way = "up" if size > old_size else "down"
+        message = f"Scaled {way} replica set {rs_name} from {old_size} to {size}"
+        record(self.store, d, "Normal", "ScalingReplicaSet", message, self.name)
 
     def _create_new(self, d: Obj, old: list[Obj], size: int) -> Obj | None:
         md, spec = d["metadata"], d["spec"]
@@ -586,6 +595,8 @@ class DeploymentController(Controller):
         }
         try:
             rs = self.registry.create(body, namespace=md["namespace"])
+            if size > 0:
+                self._scaling_event(d, rs_name, 0, size)
         except ApiError as e:
             existing = self.store.get("ReplicaSet", md["namespace"], rs_name)
             if e.code == 409 and existing is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from svcnet import labels
 from svcnet.controllers.base import Controller, Key
+from svcnet.events import record
 from svcnet.kinds import BY_KIND
 from svcnet.objects import pod_ready
 from svcnet.store import Event
@@ -75,10 +76,14 @@ class ReplicaSetController(Controller):
         want = int(rs["spec"].get("replicas", 1))
         if len(active) < want:
             for _ in range(want - len(active)):
-                self.registry.create(self._new_pod(rs), namespace=ns)
+                pod = self.registry.create(self._new_pod(rs), namespace=ns)
+                created = f"Created pod: {pod['metadata']['name']}"
+                record(self.store, rs, "Normal", "SuccessfulCreate", created, self.name)
         elif len(active) > want:
             for pod in sorted(active, key=_rank)[: len(active) - want]:
                 self.registry.delete(BY_KIND["Pod"], ns, pod["metadata"]["name"])
+                deleted = f"Deleted pod: {pod['metadata']['name']}"
+                record(self.store, rs, "Normal", "SuccessfulDelete", deleted, self.name)
         self._update_status(rs)
 
     def _adopt(self, pod: Obj, rs: Obj) -> Obj:

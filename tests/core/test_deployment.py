@@ -170,6 +170,11 @@ async def test_deployment_creates_hashed_replicaset_and_completes(env: Env) -> N
     conds = {c["type"]: c for c in st["conditions"]}
     assert conds["Available"]["status"] == "True"
     assert conds["Progressing"]["reason"] == "NewReplicaSetAvailable"
+    # The events `describe` lists, in kubectl's words.
+    said = [(e["reason"], e["message"]) for e in env.store.list("Event", "default")]
+    assert ("ScalingReplicaSet", f"Scaled up replica set echo-{h} from 0 to 3") in said
+    created = [m for r, m in said if r == "SuccessfulCreate"]
+    assert sorted(created) == sorted(f"Created pod: {p['metadata']['name']}" for p in pods)
 
 
 async def test_rolling_update_keeps_availability_within_surge(env: Env) -> None:
