@@ -144,7 +144,7 @@ def describe_service(svc: Obj, endpoints: Obj | None, event_items: list[Obj]) ->
     md, spec = _md(svc), svc.get("spec") or {}
     w = Writer()
     object_header(w, md)
-    w.line(0, f"Selector:\t{format_labels(spec.get('selector')) if spec.get('selector') else ''}")
+    w.line(0, f"Selector:\t{format_labels(spec.get('selector'))}")
     w.line(0, f"Type:\t{spec.get('type', 'ClusterIP')}")
     if spec.get("ipFamilyPolicy"):
         w.line(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}")
@@ -251,11 +251,35 @@ def _containers(
                 _container_state(w, "Last State", last)
             w.line(inner, f"Ready:\t{'True' if status.get('ready') else 'False'}")
             w.line(inner, f"Restart Count:\t{status.get('restartCount', 0)}")
+        resources = c.get("resources") or {}
+        for field, label in (("limits", "Limits"), ("requests", "Requests")):
+            if resources.get(field):
+                w.line(inner, f"{label}:")
+                for name, quantity in sorted(resources[field].items()):
+                    w.line(inner + 1, f"{name}:\t{quantity}")
+        for field, label in (
+            ("livenessProbe", "Liveness"),
+            ("readinessProbe", "Readiness"),
+            ("startupProbe", "Startup"),
+        ):
+            if c.get(field):
+                w.line(inner, f"{label}:\t{describe_probe(c[field])}")
+        if c.get("envFrom"):
+            w.line(inner, "Environment Variables from:")
+            for src in c["envFrom"]:
+                kind, ref = (
+                    ("ConfigMap", src["configMapRef"])
+                    if src.get("configMapRef")
+                    else ("Secret", src.get("secretRef") or {})
+                )
+                optional = "true" if ref.get("optional") else "false"
+                prefix = f" with prefix '{src['prefix']}'" if src.get("prefix") else ""
+                w.line(inner + 1, f"{ref.get('name')}\t{kind}{prefix}\tOptional: {optional}")
         env = c.get("env") or []
         w.line(inner, "Environment:" + ("" if env else "\t<none>"))
         for e in env:
             if "valueFrom" in e:
-                w.line(inner + 1, f"{e.get('name')}:\t<set from valueFrom>")
+                w.line(inner + 1, f"{e.get('name')}:\t{_value_from(e['valueFrom'] or {})}")
                 continue
             for i, part in enumerate(str(e.get("value", "")).split("\n")):
                 w.line(inner + 1, f"{e.get('name')}:\t{part}" if i == 0 else f"\t{part}")
@@ -264,6 +288,51 @@ def _containers(
         for m in mounts:
             mode = "ro" if m.get("readOnly") else "rw"
             w.line(inner + 1, f"{m.get('mountPath')} from {m.get('name')} ({mode})")
+
+
+def describe_probe(probe: Obj) -> str:
+    """kubectl's DescribeProbe: the handler, then its timing."""
+    attrs = (
+        f"delay={probe.get('initialDelaySeconds', 0)}s timeout={probe.get('timeoutSeconds', 1)}s"
+        f" period={probe.get('periodSeconds', 10)}s #success={probe.get('successThreshold', 1)}"
+        f" #failure={probe.get('failureThreshold', 3)}"
+    )
+    if probe.get("exec") is not None:
+        return f"exec [{' '.join(str(a) for a in probe['exec'].get('command') or [])}] {attrs}"
+    if probe.get("httpGet") is not None:
+        h = probe["httpGet"]
+        host, port = str(h.get("host") or ""), str(h.get("port", ""))
+        hostport = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+        scheme = str(h.get("scheme") or "HTTP").lower()
+        return f"http-get {scheme}://{hostport}{h.get('path', '')} {attrs}"
+    if probe.get("tcpSocket") is not None:
+        t = probe["tcpSocket"]
+        return f"tcp-socket {t.get('host', '')}:{t.get('port', '')} {attrs}"
+    if probe.get("grpc") is not None:
+        g = probe["grpc"]
+        return f"grpc <pod>:{g.get('port')} {g.get('service', '')} {attrs}"
+    return f"unknown {attrs}"
+
+
+def _value_from(src: Obj) -> str:
+    """An env var's valueFrom as kubectl describes it (no value is resolved)."""
+    if src.get("secretKeyRef") is not None:
+        r = src["secretKeyRef"]
+        optional = "true" if r.get("optional") else "false"
+        return (
+            f"<set to the key '{r.get('key')}' in secret '{r.get('name')}'>\tOptional: {optional}"
+        )
+    if src.get("configMapKeyRef") is not None:
+        r = src["configMapKeyRef"]
+        optional = "true" if r.get("optional") else "false"
+        return (
+            f"<set to the key '{r.get('key')}' of config map '{r.get('name')}'>\t"
+            f"Optional: {optional}"
+        )
+    if src.get("fieldRef") is not None:
+        f = src["fieldRef"]
+        return f" ({f.get('apiVersion', 'v1')}:{f.get('fieldPath')})"
+    return "<set from valueFrom>"
 
 
 def _controller(md: Obj) -> str:
@@ -362,16 +431,89 @@ def describe_replicaset(rs: Obj, pods: list[Obj], event_items: list[Obj]) -> str
         f"Pods Status:\t{running} Running / {waiting} Waiting / {phases.count('Succeeded')} "
         f"Succeeded / {phases.count('Failed')} Failed",
     )
-    template = spec.get("template") or {}
+    pod_template(w, spec.get("template") or {})
+    events(w, event_items)
+    return w.render()
+
+
+def pod_template(w: Writer, template: Obj) -> None:
+    """kubectl's DescribePodTemplate (ReplicaSets and Deployments)."""
     tmd, tspec = template.get("metadata") or {}, template.get("spec") or {}
     w.line(0, "Pod Template:")
     labels_multiline(w, "Labels", tmd.get("labels"), level=1)
+    if tmd.get("annotations"):
+        annotations_multiline(w, "  Annotations", tmd.get("annotations"))
+    if tspec.get("serviceAccountName"):
+        w.line(1, f"Service Account:\t{tspec['serviceAccountName']}")
+    if tspec.get("initContainers"):
+        _containers(w, "Init Containers", tspec["initContainers"], [], 1)
     _containers(w, "Containers", tspec.get("containers") or [], [], 1)
     w.line(1, "Volumes:\t<none>")
     labels_multiline(w, "Node-Selectors", tspec.get("nodeSelector"), level=1)
     w.line(1, "Tolerations:\t<none>")
+
+
+def _replicasets_by_labels(rss: list[Obj]) -> str:
+    """printReplicaSetsByLabels."""
+    out = [
+        f"{_md(rs).get('name')} ({(rs.get('status') or {}).get('replicas', 0)}/"
+        f"{(rs.get('spec') or {}).get('replicas', 1)} replicas created)"
+        for rs in rss
+    ]
+    return ", ".join(out) or "<none>"
+
+
+def describe_deployment(d: Obj, rss: list[Obj], event_items: list[Obj]) -> str:
+    from svcnet.labels import format_label_selector
+
+    md, spec, status = _md(d), d.get("spec") or {}, d.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"CreationTimestamp:\t{rfc1123z(md.get('creationTimestamp'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Selector:\t{format_label_selector(spec.get('selector'))}")
+    w.line(
+        0,
+        f"Replicas:\t{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} "
+        f"updated | {status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} "
+        f"available | {status.get('unavailableReplicas', 0)} unavailable",
+    )
+    strategy = spec.get("strategy") or {}
+    w.line(0, f"StrategyType:\t{strategy.get('type', '')}")
+    w.line(0, f"MinReadySeconds:\t{spec.get('minReadySeconds', 0)}")
+    ru = strategy.get("rollingUpdate")
+    if ru is not None:
+        w.line(
+            0,
+            f"RollingUpdateStrategy:\t{ru.get('maxUnavailable')} max unavailable, "
+            f"{ru.get('maxSurge')} max surge",
+        )
+    pod_template(w, spec.get("template") or {})
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(1, "Type\tStatus\tReason")
+        w.line(1, "----\t------\t------")
+        for c in conditions:
+            w.line(1, f"{c.get('type')} \t{c.get('status')}\t{c.get('reason')}")
+    new = [rs for rs in rss if _same_template(rs, d)]
+    old = [rs for rs in rss if rs not in new]
+    if rss:
+        w.line(0, f"OldReplicaSets:\t{_replicasets_by_labels(old)}")
+        w.line(0, f"NewReplicaSet:\t{_replicasets_by_labels(new[:1])}")
     events(w, event_items)
     return w.render()
+
+
+def _same_template(rs: Obj, d: Obj) -> bool:
+    """FindNewReplicaSet: the ReplicaSet whose template is the Deployment's, hash aside."""
+    import copy
+
+    t = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+    ((t.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
+    return t == ((d.get("spec") or {}).get("template") or {})
 
 
 def describe_endpoints(ep: Obj, event_items: list[Obj]) -> str:
@@ -462,6 +604,12 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
         return describe_replicaset(obj, owned, event_items)
     if kind.kind == "Endpoints":
         return describe_endpoints(obj, event_items)
+    if kind.kind == "Deployment":
+        from svcnet.cli.rollout import owned_replicasets
+
+        rss = owned_replicasets(client, obj, ns)
+        rss.sort(key=lambda rs: str(_md(rs).get("creationTimestamp") or ""))
+        return describe_deployment(obj, rss, event_items)
     if kind.kind == "ConfigMap":
         return describe_configmap(obj, event_items)
     if kind.kind == "Secret":
@@ -498,8 +646,8 @@ def describe(args: argparse.Namespace, client: Client) -> int:
             outputs.extend(
                 _describe_one(client, q.kind, o) for o in (data or {}).get("items") or []
             )
-    # kubectl separates several descriptions with a blank line.
-    sys.stdout.write("\n\n".join(o.rstrip("\n") for o in outputs) + ("\n" if outputs else ""))
+    # kubectl writes "\n\n" before every description but the first.
+    sys.stdout.write("\n\n".join(outputs))
     if not outputs and not errors:
         where = "" if args.all_namespaces else f" in {args.namespace} namespace"
         sys.stderr.write(f"No resources found{where}.\n")
