@@ -16,11 +16,11 @@ events the same way.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from svcnet.store import Store, StoreError
+from svcnet.timestamps import parse_time, rfc3339
 
 Obj = dict[str, Any]
 
@@ -28,16 +28,9 @@ EVENT_TTL = 3600.0
 """Seconds an event lives after its last occurrence (kube-apiserver --event-ttl)."""
 
 
-def _rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
 def _age(ev: Obj, now: float) -> float:
-    try:
-        last = dt.datetime.fromisoformat(str(ev.get("lastTimestamp"))).timestamp()
-    except ValueError:
-        return 0.0
-    return now - last
+    last = parse_time(ev.get("lastTimestamp"))
+    return 0.0 if last is None else now - last.timestamp()
 
 
 def record(
@@ -53,7 +46,7 @@ def record(
     md = obj["metadata"]
     ns = str(md.get("namespace") or "default")
     t = time.time()
-    now = _rfc3339(t)
+    now = rfc3339(t)
     same: Obj | None = None
     try:
         for ev in store.list("Event", ns):

@@ -30,7 +30,8 @@ from svcnet._aio import TaskSet
 from svcnet.agent import probes
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
-from svcnet.agent.status import go_duration, rfc3339
+from svcnet.agent.status import go_duration
+from svcnet.timestamps import rfc3339
 
 Obj = dict[str, Any]
 

@@ -103,11 +103,15 @@ Lookup = Callable[[str, str], Obj | None]
 """(kind, name) -> the ConfigMap or Secret of that name in the pod's namespace."""
 
 
-def _source(lookup: Lookup, kind: str, name: str) -> dict[str, str] | None:
-    """A ConfigMap's data, or a Secret's decoded data; None when it does not exist."""
+def _source(lookup: Lookup, kind: str, ref: Obj) -> dict[str, str] | None:
+    """A ConfigMap's data, or a Secret's decoded data, that ref names; None when it
+    does not exist and ref says optional, the kubelet's error when it is required."""
+    name = str(ref.get("name") or "")
     obj = lookup(kind, name)
     if obj is None:
-        return None
+        if ref.get("optional"):
+            return None
+        raise EnvError(f'{kind.lower()} "{name}" not found')
     data = obj.get("data") or {}
     if kind == "Secret":
         return {k: base64.b64decode(str(v)).decode(errors="replace") for k, v in data.items()}
@@ -116,19 +120,15 @@ def _source(lookup: Lookup, kind: str, name: str) -> dict[str, str] | None:
 
 def _key_ref(lookup: Lookup, pod: Obj, kind: str, ref: Obj) -> str | None:
     """configMapKeyRef/secretKeyRef: the value, None to skip (optional), or EnvError."""
-    name = str(ref.get("name") or "")
     key = str(ref.get("key") or "")
-    optional = bool(ref.get("optional"))
-    data = _source(lookup, kind, name)
+    data = _source(lookup, kind, ref)
     if data is None:
-        if optional:
-            return None
-        raise EnvError(f'{kind.lower()} "{name}" not found')
+        return None
     if key not in data:
-        if optional:
+        if ref.get("optional"):
             return None
         ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        raise EnvError(f"couldn't find key {key} in {kind} {ns}/{name}")
+        raise EnvError(f"couldn't find key {key} in {kind} {ns}/{ref.get('name') or ''}")
     return data[key]
 
 
@@ -158,12 +158,7 @@ def container_env(
             ref = src.get(field)
             if ref is None:
                 continue
-            data = _source(find, kind, str(ref.get("name") or ""))
-            if data is None:
-                if ref.get("optional"):
-                    continue
-                raise EnvError(f'{kind.lower()} "{ref.get("name")}" not found')
-            for k, v in data.items():
+            for k, v in (_source(find, kind, ref) or {}).items():
                 env[prefix + k] = v
     for item in container.get("env") or ():
         name = str(item["name"])

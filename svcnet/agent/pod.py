@@ -37,9 +37,10 @@ from svcnet.agent import envvars, sandbox
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.process import LaunchSpec, Process
-from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class, rfc3339
+from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class
 from svcnet.nodeapi import NODE_NAME
 from svcnet.store import Event, StoreError
+from svcnet.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from svcnet.agent.agent import Agent

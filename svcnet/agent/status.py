@@ -7,7 +7,6 @@ tested without processes.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -16,10 +15,6 @@ Obj = dict[str, Any]
 SANDBOX_CONDITION = "svcnet.io/PodNetworkView"
 """Present (status False) when a pod's processes could not get the pod's own
 resolv.conf/hosts/hostname and see the host's instead; `describe` lists it."""
-
-
-def rfc3339(t: float) -> str:
-    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _init_done(cs: Obj, sidecars: Collection[str]) -> bool:

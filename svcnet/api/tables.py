@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet import labels
+from svcnet.timestamps import parse_time
 
 Obj = dict[str, Any]
 Cell = str | int
@@ -116,20 +117,6 @@ def human_duration(seconds: float) -> str:
         years = hours // 24 // 365
         return f"{years}y" if dy == 0 else f"{years}y{dy}d"
     return f"{hours // 24 // 365}y"
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    """An RFC 3339 timestamp (``2026-11-25T12:53:17Z``, fractions allowed) or None."""
-    if not value or not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def since(timestamp: Any, now: dt.datetime) -> str:

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from svcnet.timestamps import parse_time
+
 Obj = dict[str, Any]
 
 TABLE_WRITER = (6, 3)  # (minwidth, padding) of kubectl's table printer
@@ -233,15 +235,6 @@ def human_duration(seconds: float) -> str:
         days = (hours // 24) % 365
         return f"{years}y{days}d" if days else f"{years}y"
     return f"{years}y"
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def age(value: str | None, now: dt.datetime | None = None) -> str:

@@ -37,7 +37,6 @@ timed (``DeploymentPaused``, then ``DeploymentResumed`` restarts the clock).
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import math
 import time
@@ -52,6 +51,7 @@ from svcnet.events import record
 from svcnet.kinds import BY_KIND
 from svcnet.registry import ApiError
 from svcnet.store import Event, StoreError
+from svcnet.timestamps import parse_time, rfc3339
 
 Obj = dict[str, Any]
 
@@ -71,10 +71,6 @@ SKIP_ANNOTATIONS = frozenset(
         "deprecated.deployment.rollback.to",
     }
 )
-
-
-def rfc3339(t: float) -> str:
-    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- naming ---------------------------------------------------------------------
@@ -333,13 +329,6 @@ def progressed(before: Obj, after: Obj) -> bool:
         or n(after, "readyReplicas") > n(before, "readyReplicas")
         or n(after, "availableReplicas") > n(before, "availableReplicas")
     )
-
-
-def parse_time(value: Any) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None
 
 
 def condition(d: Obj, ctype: str) -> Obj | None:
@@ -790,7 +779,7 @@ class DeploymentController(Controller):
         since = parse_time(cond.get("lastUpdateTime"))
         if since is None:
             return
-        left = since + int(deadline) - time.time()
+        left = since.timestamp() + int(deadline) - time.time()
         if left < 0:
             self._progressing(
                 d,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import builtins
 import copy
-import datetime as dt
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from svcnet import names
+from svcnet.timestamps import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Event:
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())
 
 
 def key_of(obj: Obj) -> Key:

@@ -1,0 +1,25 @@
+"""RFC 3339 timestamps as the Kubernetes API writes and reads them (whole seconds, UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def rfc3339(t: float) -> str:
+    """`2026-11-25T12:53:17Z` for a Unix time (metav1.Time has whole seconds)."""
+    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An RFC 3339 timestamp (``2026-11-25T12:53:17Z``, fractions allowed) or None."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
