@@ -26,7 +26,9 @@ from svcnet.cli.printer import (
     status_error_text,
     tabwrite,
 )
+from svcnet.cli.rollout import owned_replicasets, strip_template_hash
 from svcnet.kinds import Kind
+from svcnet.labels import format_label_selector
 
 Obj = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -412,8 +414,6 @@ def describe_pod(pod: Obj, event_items: list[Obj]) -> str:
 
 def describe_replicaset(rs: Obj, pods: list[Obj], event_items: list[Obj]) -> str:
     md, spec, status = _md(rs), rs.get("spec") or {}, rs.get("status") or {}
-    from svcnet.labels import format_label_selector
-
     w = Writer()
     w.line(0, f"Name:\t{md.get('name', '')}")
     w.line(0, f"Namespace:\t{md.get('namespace', '')}")
@@ -464,8 +464,6 @@ def _replicasets_by_labels(rss: list[Obj]) -> str:
 
 
 def describe_deployment(d: Obj, rss: list[Obj], event_items: list[Obj]) -> str:
-    from svcnet.labels import format_label_selector
-
     md, spec, status = _md(d), d.get("spec") or {}, d.get("status") or {}
     w = Writer()
     w.line(0, f"Name:\t{md.get('name', '')}")
@@ -509,11 +507,8 @@ def describe_deployment(d: Obj, rss: list[Obj], event_items: list[Obj]) -> str:
 
 def _same_template(rs: Obj, d: Obj) -> bool:
     """FindNewReplicaSet: the ReplicaSet whose template is the Deployment's, hash aside."""
-    import copy
-
-    t = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
-    ((t.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
-    return t == ((d.get("spec") or {}).get("template") or {})
+    template = strip_template_hash((rs.get("spec") or {}).get("template") or {})
+    return template == ((d.get("spec") or {}).get("template") or {})
 
 
 def describe_endpoints(ep: Obj, event_items: list[Obj]) -> str:
@@ -605,8 +600,6 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
     if kind.kind == "Endpoints":
         return describe_endpoints(obj, event_items)
     if kind.kind == "Deployment":
-        from svcnet.cli.rollout import owned_replicasets
-
         rss = owned_replicasets(client, obj, ns)
         rss.sort(key=lambda rs: str(_md(rs).get("creationTimestamp") or ""))
         return describe_deployment(obj, rss, event_items)

@@ -5,6 +5,7 @@ DeploymentStatusViewer, the undo rules polymorphichelpers/rollback.go)."""
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import sys
 import urllib.parse
@@ -255,9 +256,8 @@ def history(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> 
     return 0
 
 
-def _strip_hash(template: Obj) -> Obj:
-    import copy
-
+def strip_template_hash(template: Obj) -> Obj:
+    """A ReplicaSet's pod template as its Deployment wrote it (no pod-template-hash)."""
     t = copy.deepcopy(template)
     (t.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
     return t
@@ -287,7 +287,7 @@ def undo(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int
             sys.stderr.write(f'error: no rollout history found for deployment "{name}"\n')
             return 1
         target = by_rev[revs[-2]]
-    template = _strip_hash(target["spec"]["template"])
+    template = strip_template_hash(target["spec"]["template"])
     if template == d["spec"]["template"]:
         print(
             f"{kind_name(kind)}/{name} skipped rollback (current template already matches "
