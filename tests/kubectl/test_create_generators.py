@@ -73,27 +73,24 @@ def test_typed_generators_and_expose(
     svc = json.loads(k.ok("get", "svc", "web", "-o", "json"))
     assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["ports"][0]["nodePort"]
     k.ok("rollout", "status", "deployment/web", "--timeout=60s")
+
     # kubectl's describe reads the EndpointSlices (an unnamed port once made it
     # panic); svcnet's own describe prints the same.
-    described = k.ok("describe", "svc", "web")
-    assert re.search(r"\nEndpoints: +[\d.]+:80,[\d.]+:80\n", described), described
-    ours = subprocess.run(
-        [*SVCNET, "describe", "svc", "web", "-n", f"gen-{kubectl_bin[0]}", "--server", daemon.url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert ours.stdout == described
-    # The Deployment and its ReplicaSets as kubectl describes them (up to the
-    # events, whose ages may tick between the two commands).
-    for what in (["deployment", "web"], ["rs", "-l", "app=web"]):
-        theirs = k.ok("describe", *what)
-        ours = subprocess.run(
+    def ours(*what: str) -> str:
+        """svcnet's own describe of the same objects."""
+        return subprocess.run(
             [*SVCNET, "describe", *what, "-n", f"gen-{kubectl_bin[0]}", "--server", daemon.url],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
-        )
-        assert ours.stdout.split("Events:")[0] == theirs.split("Events:")[0], what
+        ).stdout
+
+    described = k.ok("describe", "svc", "web")
+    assert re.search(r"\nEndpoints: +[\d.]+:80,[\d.]+:80\n", described), described
+    assert ours("svc", "web") == described
+    # The Deployment and its ReplicaSets as kubectl describes them (up to the
+    # events, whose ages may tick between the two commands).
+    for what in (["deployment", "web"], ["rs", "-l", "app=web"]):
+        theirs = k.ok("describe", *what)
+        assert ours(*what).split("Events:")[0] == theirs.split("Events:")[0], what
