@@ -56,7 +56,10 @@ class NetworkSettings:
 class DnsSettings:
     host: str = "127.0.0.1"
     port: int = 53
-    """Host-facing DNS (`dig @127.0.0.1`); the kube-dns ClusterIP always uses 53."""
+    """Host-facing DNS (`dig @127.0.0.1`)."""
+    cluster_port: int = 53
+    """The kube-dns Service's port on its ClusterIP. Pods' resolv.conf cannot name a
+    port, so pods reach cluster DNS only when this is 53; tests set 0 (any free port)."""
     upstream: list[str] = field(default_factory=lambda: ["/etc/resolv.conf"])
     """Where names outside the cluster go: `ip[:port]` entries or a resolv.conf path."""
     ttl: int = 5
@@ -92,6 +95,13 @@ class Settings:
     manifests: list[str] = field(default_factory=list)
     """Files or directories applied at start-up (svcnet.yaml itself is skipped)."""
 
+    @property
+    def kube_dns(self) -> tuple[str, int]:
+        """The kube-dns Service's address: the service CIDR's tenth IP (as kubeadm
+        picks it) and ``dns.cluster_port``. Bootstrap, the DNS listener, pods'
+        resolv.conf and the proxier all take it from here."""
+        return self.network.dns_service_ip, self.dns.cluster_port
+
     def validate(self) -> None:
         n = self.network
         for name in ("service_cidr", "pod_cidr", "load_balancer_cidr"):
@@ -112,6 +122,8 @@ class Settings:
             raise ConfigError(
                 f"dns.pods: {self.dns.pods!r} is not one of disabled, insecure, verified"
             )
+        if not 0 < self.dns.cluster_port < 65536:
+            raise ConfigError(f"dns.cluster_port: {self.dns.cluster_port!r} is not a port number")
         lo, hi = n.node_ports
         if not (0 < lo <= hi < 65536):
             raise ConfigError(f"network.node_port_range: invalid range {n.node_port_range!r}")

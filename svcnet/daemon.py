@@ -21,7 +21,6 @@ import sys
 import time
 from typing import Any
 
-from svcnet import kinds
 from svcnet._aio import TaskSet
 from svcnet.config import Settings
 from svcnet.controllers import (
@@ -33,8 +32,10 @@ from svcnet.controllers import (
     ReplicaSetController,
 )
 from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRecorder
+from svcnet.k8s import kinds
+from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.wellknown import SKIP_MIRROR
 from svcnet.manifest import Manifest, ManifestError, load_paths
-from svcnet.objects import pod_ready
 from svcnet.registry import ApiError, Registry
 from svcnet.store import Event, Store
 
@@ -42,8 +43,6 @@ logger = logging.getLogger("svcnet")
 
 SLOW_START = 10.0
 """Seconds after which `svcnet up` says which pods keep it from being ready."""
-
-Obj = dict[str, Any]
 
 
 class StartupError(Exception):
@@ -61,6 +60,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         registry.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     net = settings.network
+    dns_ip, dns_port = settings.kube_dns
     registry.create(
         {
             "apiVersion": "v1",
@@ -83,7 +83,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
             "metadata": {
                 "name": "kubernetes",
                 "namespace": "default",
-                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+                "labels": {SKIP_MIRROR: "true"},
             },
             "subsets": [
                 {
@@ -103,11 +103,11 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
                 "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
             },
             "spec": {
-                "clusterIP": net.dns_service_ip,
+                "clusterIP": dns_ip,
                 "selector": {"k8s-app": "kube-dns"},
                 "ports": [
-                    {"name": "dns", "port": 53, "protocol": "UDP"},
-                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                    {"name": "dns", "port": dns_port, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": dns_port, "protocol": "TCP"},
                 ],
             },
         }
@@ -220,7 +220,7 @@ class Daemon:
         lines = [
             f"API server:  http://{reachable(s.api.host)}:{self.api_port()}  "
             f"(svcnet get all; SVCNET_SERVER to point the CLI elsewhere)",
-            f"Cluster DNS: {s.dns.host}:{self.dns_port()} and {s.network.dns_service_ip}:53  "
+            f"Cluster DNS: {s.dns.host}:{self.dns_port()} and {':'.join(map(str, s.kube_dns))}  "
             f"(dig @{reachable(s.dns.host)}"
             f"{'' if self.dns_port() == 53 else f' -p {self.dns_port()}'}"
             " <svc>.<ns>)",

@@ -17,12 +17,10 @@ events the same way.
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import parse_time, rfc3339
 from svcnet.store import Store, StoreError
-from svcnet.timestamps import parse_time, rfc3339
-
-Obj = dict[str, Any]
 
 EVENT_TTL = 3600.0
 """Seconds an event lives after its last occurrence (kube-apiserver --event-ttl)."""

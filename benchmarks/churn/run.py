@@ -40,16 +40,15 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).resolve().parent / "server.py"
 sys.path.insert(0, str(ROOT))
 
-from svcnet.cli.client import MERGE_PATCH, ApiStatusError, Client  # noqa: E402
+from svcnet.cli.client import ApiStatusError, Client  # noqa: E402
+from svcnet.k8s.media import MERGE_PATCH  # noqa: E402
+from svcnet.k8s.objects import Obj  # noqa: E402
 from svcnet.testing import free_port, isolated_up_args  # noqa: E402
-
-Obj = dict[str, Any]
 
 # 127.145-148.x by default: clear of svcnet's defaults and of the test suites' blocks.
 PREFIX = 145

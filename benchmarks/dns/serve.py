@@ -59,7 +59,8 @@ async def main(args: argparse.Namespace) -> None:
     settings.dns.port = args.port
     settings.dns.upstream = []
     store = build_store(args.services, args.prefix)
-    server = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    server = DnsServer(settings, store)
     await server.start()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

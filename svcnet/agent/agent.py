@@ -23,7 +23,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 from svcnet import events
 from svcnet._aio import TaskSet
@@ -36,12 +35,12 @@ from svcnet.agent.sandbox import Libc
 from svcnet.agent.stdio import ProcessStdio
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
+from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
 from svcnet.store import Event, Store
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 STOP_GRACE = 1.5
 """Grace period for pods when the daemon stops (stop() must end within ~3 s)."""

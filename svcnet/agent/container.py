@@ -30,11 +30,9 @@ from svcnet._aio import TaskSet
 from svcnet.agent import probes
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
-from svcnet.agent.status import go_duration
-from svcnet.timestamps import rfc3339
-
-Obj = dict[str, Any]
-
+from svcnet.k8s.durations import go_duration
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import rfc3339
 
 CONFIG_RETRY = 1.0
 """Seconds between attempts to configure a container whose ConfigMap, Secret or key is missing."""

@@ -20,9 +20,8 @@ import base64
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -31,23 +31,23 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from svcnet.agent import envvars, sandbox
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import rfc3339
 from svcnet.nodeapi import NODE_NAME
 from svcnet.store import Event, StoreError
-from svcnet.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from svcnet.agent.agent import Agent
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 DEFAULT_GRACE = 30.0
 ENDPOINTS_WAIT = 1.0
@@ -208,7 +208,7 @@ class PodWorker:
         net = self._agent.settings.network
         self._dir = self._agent.pod_dir(self.namespace, self.name, self.uid)
         self._dir.mkdir(parents=True, exist_ok=True)
-        conf = sandbox.resolv_conf(self.pod, net.cluster_domain, net.dns_service_ip)
+        conf = sandbox.resolv_conf(self.pod, net.cluster_domain, self._agent.settings.kube_dns[0])
         if conf is not None:
             self._resolv = self._dir / "resolv.conf"
             self._resolv.write_text(conf)

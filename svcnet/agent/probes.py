@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 LABEL = {"startupProbe": "Startup", "livenessProbe": "Liveness", "readinessProbe": "Readiness"}

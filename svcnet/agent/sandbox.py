@@ -27,9 +27,8 @@ import os
 import signal
 import termios
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000

@@ -8,9 +8,8 @@ tested without processes.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 SANDBOX_CONDITION = "svcnet.io/PodNetworkView"
 """Present (status False) when a pod's processes could not get the pod's own
@@ -141,15 +140,3 @@ def qos_class(pod: Obj) -> str:
         for k in ("cpu", "memory")
     )
     return "Guaranteed" if guaranteed else "Burstable"
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration String for whole seconds: `10s`, `1m20s`, `5m0s`."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m}m{s}s"

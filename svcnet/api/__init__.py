@@ -2,7 +2,7 @@
 
 ``server.ApiServer`` is the aiohttp application; ``tables`` renders kubectl's
 columns (also used by the svcnet CLI), ``discovery`` derives discovery and
-OpenAPI documents from ``svcnet.kinds``, ``patch`` applies PATCH bodies,
+OpenAPI documents from ``svcnet.k8s.kinds``, ``patch`` applies PATCH bodies,
 ``watch`` and ``streams`` serve the long-lived responses.
 """
 

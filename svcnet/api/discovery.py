@@ -1,4 +1,4 @@
-"""Discovery and OpenAPI documents, generated from ``svcnet.kinds.KINDS``.
+"""Discovery and OpenAPI documents, generated from ``svcnet.k8s.kinds.KINDS``.
 
 kubectl learns which resources exist (and their short names and categories,
 for ``get svc`` and ``get all``) from discovery, and caches it on disk; so the
@@ -17,11 +17,8 @@ computes strategic merge patches from its compiled-in types.
 
 from __future__ import annotations
 
-from typing import Any
-
-from svcnet.kinds import KINDS, Kind
-
-Obj = dict[str, Any]
+from svcnet.k8s.kinds import KINDS, Kind
+from svcnet.k8s.objects import Obj
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 
 class PatchError(ValueError):

@@ -28,10 +28,11 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s import media
+from svcnet.k8s.objects import Obj
 
 MAGIC = b"k8s\x00"
-CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
+CONTENT_TYPE = media.PROTOBUF
 
 
 class ProtobufError(ValueError):

@@ -2,7 +2,7 @@
 
 Requests are routed by one parser of Kubernetes paths
 (``/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}``, ``/apis/{group}/...``)
-built from ``svcnet.kinds``, so every Kind gets every verb with no per-kind
+built from ``svcnet.k8s.kinds``, so every Kind gets every verb with no per-kind
 routes. Every read and write goes through the ``Registry`` (admission,
 validation, allocation); this layer only decodes requests, applies PATCH
 bodies, negotiates the response form (object, List, or ``meta.k8s.io`` Table)
@@ -28,10 +28,20 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from svcnet import fields, labels
 from svcnet.api import discovery, metrics, patch, protobuf, streams, tables, watch
 from svcnet.config import Settings
-from svcnet.kinds import Kind
+from svcnet.k8s import fields, labels
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.media import (
+    APPLY_PATCH,
+    JSON,
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_TYPES,
+    STRATEGIC_MERGE_PATCH,
+    YAML,
+)
+from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi
 from svcnet.registry import ApiError, Registry
 from svcnet.registry.errors import bad_request, internal
@@ -39,7 +49,6 @@ from svcnet.store import Store
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 VERSION: Obj = {
     "major": "1",
@@ -53,12 +62,7 @@ VERSION: Obj = {
     "platform": "linux/amd64",
 }
 
-JSON = "application/json"
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
-_YAML_TYPES = (APPLY_PATCH, "application/yaml", "application/x-yaml", "text/yaml")
+_YAML_TYPES = (APPLY_PATCH, YAML, "application/x-yaml", "text/yaml")
 
 NOT_FOUND_PATH = ApiError(404, "NotFound", "the server could not find the requested resource")
 
@@ -181,7 +185,7 @@ async def read_body(request: web.Request) -> Any:
             415,
             "UnsupportedMediaType",
             f"the body of the request was in an unknown format - accepted media types include: "
-            f"{JSON}, application/yaml",
+            f"{JSON}, {YAML}",
         )
     try:
         if ctype in _YAML_TYPES:
@@ -562,12 +566,12 @@ class ApiServer:
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
         ctype = request.content_type
-        if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
+        if ctype not in PATCH_TYPES:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
                 f"the body of the request was in an unknown format - accepted media types "
-                f"include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}, {STRATEGIC_PATCH}",
+                f"include: {', '.join(PATCH_TYPES)}",
             )
         ns = target.namespace if target.kind.namespaced else None
         is_dry_run = dry_run(request)
@@ -738,7 +742,7 @@ class ApiServer:
             new_scale = body if isinstance(body, dict) else {}
         elif request.method == "PATCH":
             ctype = request.content_type
-            if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+            if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH):
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
             new_scale = apply_patch(scale_of(live), await read_body(request), ctype, "Scale")
         else:

@@ -22,13 +22,14 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from svcnet._aio import TaskSet
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.wellknown import DEFAULT_CONTAINER
 from svcnet.nodeapi import Attachment, NodeApi, NodeApiError
 from svcnet.registry import ApiError
 from svcnet.registry.errors import bad_request
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -89,7 +90,7 @@ def pick_container(pod: Obj, requested: str | None) -> str:
         return requested
     if len(containers) == 1:
         return containers[0]
-    default = (md.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    default = (md.get("annotations") or {}).get(DEFAULT_CONTAINER)
     if default and default in containers:
         return str(default)
     msg = (

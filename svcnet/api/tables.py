@@ -23,10 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet import labels
-from svcnet.timestamps import parse_time
+from svcnet.k8s import labels
+from svcnet.k8s.durations import human_duration
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import parse_time
 
-Obj = dict[str, Any]
 Cell = str | int
 
 LOAD_BALANCER_WIDTH = 16
@@ -79,44 +80,6 @@ def _wide(name: str, description: str) -> Column:
 
 # ---------------------------------------------------------------------------
 # Durations and timestamps
-
-
-def human_duration(seconds: float) -> str:
-    """k8s.io/apimachinery/pkg/util/duration.HumanDuration, for a span in seconds.
-
-    Go truncates toward zero at every step (``int(d / time.Minute)``), and so
-    does ``int()``; up to one second in the future still reads ``0s`` because
-    clocks of different machines disagree a little.
-    """
-    secs = int(seconds)
-    if secs < -1:
-        return "<invalid>"
-    if secs < 0:
-        return "0s"
-    if secs < 60 * 2:
-        return f"{secs}s"
-    minutes = secs // 60
-    if minutes < 10:
-        s = secs % 60
-        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = secs // 3600
-    if hours < 8:
-        m = minutes % 60
-        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        h = hours % 24
-        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        dy = (hours // 24) % 365
-        years = hours // 24 // 365
-        return f"{years}y" if dy == 0 else f"{years}y{dy}d"
-    return f"{hours // 24 // 365}y"
 
 
 def since(timestamp: Any, now: dt.datetime) -> str:

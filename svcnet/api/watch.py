@@ -22,18 +22,17 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
-from svcnet import fields, labels
 from svcnet.api import tables
-from svcnet.kinds import Kind
+from svcnet.k8s import fields, labels
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
 from svcnet.registry.errors import bad_request
 from svcnet.store import Event, Store
-
-Obj = dict[str, Any]
 
 QUEUE_LIMIT: Final = 10000
 

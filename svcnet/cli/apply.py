@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from typing import Any
 
-from svcnet import kinds
 from svcnet.cli.client import (
-    APPLY_PATCH,
     ApiStatusError,
     Client,
     kind_name,
     status_from_response,
 )
 from svcnet.cli.printer import status_error_text
-from svcnet.kinds import Kind
+from svcnet.k8s import kinds
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.media import APPLY_PATCH
+from svcnet.k8s.objects import Obj
 from svcnet.manifest import Manifest, ManifestError, load_paths
-
-Obj = dict[str, Any]
 
 
 @dataclass

@@ -24,17 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.kinds import Kind
-
-Obj = dict[str, Any]
+from svcnet.k8s import media
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.objects import Obj
 
 DEFAULT_SERVER = "http://127.0.0.1:6443"
 SERVER_ENV = "SVCNET_SERVER"
 
-ACCEPT_JSON = "application/json"
+ACCEPT_JSON = media.JSON
 ACCEPT_TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-APPLY_PATCH = "application/apply-patch+yaml"
-MERGE_PATCH = "application/merge-patch+json"
 
 # client-go's NewGenericServerResponse: what a bare HTTP code means.
 _GENERIC: dict[int, tuple[str, str]] = {

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import sys
-from typing import Any
 
-from svcnet import kinds
 from svcnet.cli.client import ApiStatusError, Client
 from svcnet.cli.printer import (
     DESCRIBE_WRITER,
@@ -27,11 +25,12 @@ from svcnet.cli.printer import (
     tabwrite,
 )
 from svcnet.cli.rollout import owned_replicasets, strip_template_hash
-from svcnet.kinds import Kind
-from svcnet.labels import format_label_selector
-
-Obj = dict[str, Any]
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+from svcnet.k8s import kinds
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.labels import format_label_selector
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.owners import controller_of, is_owned_by
+from svcnet.k8s.wellknown import LAST_APPLIED
 
 
 class Writer:
@@ -337,11 +336,9 @@ def _value_from(src: Obj) -> str:
     return "<set from valueFrom>"
 
 
-def _controller(md: Obj) -> str:
-    for ref in md.get("ownerReferences") or []:
-        if ref.get("controller"):
-            return f"{ref.get('kind')}/{ref.get('name')}"
-    return ""
+def controlled_by_text(md: Obj) -> str:
+    ref = controller_of({"metadata": md})
+    return f"{ref.get('kind')}/{ref.get('name')}" if ref else ""
 
 
 def describe_pod(pod: Obj, event_items: list[Obj]) -> str:
@@ -375,7 +372,7 @@ def describe_pod(pod: Obj, event_items: list[Obj]) -> str:
             w.line(1, f"IP:\t{ip.get('ip', '')}")
     else:
         w.line(0, "IPs:\t<none>")
-    controlled_by = _controller(md)
+    controlled_by = controlled_by_text(md)
     if controlled_by:
         w.line(0, f"Controlled By:\t{controlled_by}")
     if spec.get("initContainers"):
@@ -420,7 +417,7 @@ def describe_replicaset(rs: Obj, pods: list[Obj], event_items: list[Obj]) -> str
     w.line(0, f"Selector:\t{format_label_selector(spec.get('selector'))}")
     labels_multiline(w, "Labels", md.get("labels"))
     annotations_multiline(w, "Annotations", md.get("annotations"))
-    controlled_by = _controller(md)
+    controlled_by = controlled_by_text(md)
     if controlled_by:
         w.line(0, f"Controlled By:\t{controlled_by}")
     w.line(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 1)} desired")
@@ -591,11 +588,7 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
     if kind.kind == "ReplicaSet":
         pods_path = kinds.BY_KIND["Pod"].collection_path(ns)
         pods = (client.get(pods_path) or {}).get("items") or []
-        owned = [
-            p
-            for p in pods
-            if any(r.get("uid") == md.get("uid") for r in _md(p).get("ownerReferences") or [])
-        ]
+        owned = [p for p in pods if is_owned_by(p, obj)]
         return describe_replicaset(obj, owned, event_items)
     if kind.kind == "Endpoints":
         return describe_endpoints(obj, event_items)

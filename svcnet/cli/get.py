@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet import kinds
 from svcnet.cli import jsonpath
 from svcnet.cli.client import ACCEPT_TABLE, ApiStatusError, Client, kind_name
 from svcnet.cli.printer import (
@@ -27,9 +26,9 @@ from svcnet.cli.printer import (
     to_json,
     to_yaml,
 )
-from svcnet.kinds import Kind
-
-Obj = dict[str, Any]
+from svcnet.k8s import kinds
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.objects import Obj
 
 
 class UsageError(ValueError):

@@ -24,13 +24,11 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from svcnet.cli.client import default_server
-
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 NAME = "svcnet"
 

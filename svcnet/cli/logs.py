@@ -13,10 +13,10 @@ import sys
 from typing import Any
 
 from svcnet.cli.client import ApiStatusError, Client
-from svcnet.kinds import BY_KIND
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.wellknown import DEFAULT_CONTAINER
 
-Obj = dict[str, Any]
-DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 POD = BY_KIND["Pod"]
 
 
@@ -32,9 +32,7 @@ def default_container(pod: Obj, warn: bool = True) -> str:
     """podcmd.FindOrDefaultContainerByName for an unnamed container."""
     containers = (pod.get("spec") or {}).get("containers") or []
     names = [str(c.get("name")) for c in containers]
-    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get(
-        DEFAULT_CONTAINER_ANNOTATION
-    )
+    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_CONTAINER)
     if annotated and annotated in names:
         return str(annotated)
     if not names:

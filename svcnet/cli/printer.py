@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from svcnet.timestamps import parse_time
-
-Obj = dict[str, Any]
+from svcnet.k8s.durations import human_duration
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import parse_time
 
 TABLE_WRITER = (6, 3)  # (minwidth, padding) of kubectl's table printer
 DESCRIBE_WRITER = (0, 2)  # (minwidth, padding) of kubectl's describe writer
@@ -202,39 +202,6 @@ def as_list(items: Iterable[Obj]) -> Obj:
 
 
 # --- ages and times ------------------------------------------------------------
-
-
-def human_duration(seconds: float) -> str:
-    """apimachinery duration.HumanDuration."""
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    s = int(seconds)
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 192:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    years = hours // 24 // 365
-    if years < 8:
-        days = (hours // 24) % 365
-        return f"{years}y{days}d" if days else f"{years}y"
-    return f"{years}y"
 
 
 def age(value: str | None, now: dt.datetime | None = None) -> str:

@@ -11,23 +11,18 @@ import sys
 import urllib.parse
 from typing import Any
 
-from svcnet import kinds
 from svcnet.cli.client import ApiStatusError, Client, kind_name
-from svcnet.kinds import Kind
-
-Obj = dict[str, Any]
-
-SMP = "application/strategic-merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-REVISION = "deployment.kubernetes.io/revision"
-# Annotations `rollout undo` keeps from the Deployment rather than the ReplicaSet.
-SKIP = (
-    "kubectl.kubernetes.io/last-applied-configuration",
+from svcnet.k8s import kinds
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.media import JSON_PATCH, STRATEGIC_MERGE_PATCH
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.owners import controller_uid
+from svcnet.k8s.wellknown import (
+    CHANGE_CAUSE,
+    POD_TEMPLATE_HASH,
+    REPLICASET_SKIPPED_ANNOTATIONS,
+    RESTARTED_AT,
     REVISION,
-    "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
-    "deployment.kubernetes.io/max-replicas",
-    "deprecated.deployment.rollback.to",
 )
 
 
@@ -168,13 +163,13 @@ def restart(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> 
         )
         return 1
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    patch = {
-        "spec": {
-            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
-        }
-    }
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
     client.call(
-        "PATCH", path, query={"fieldManager": "kubectl-rollout"}, body=patch, content_type=SMP
+        "PATCH",
+        path,
+        query={"fieldManager": "kubectl-rollout"},
+        body=patch,
+        content_type=STRATEGIC_MERGE_PATCH,
     )
     print(f"{kind_name(kind)}/{name} restarted")
     return 0
@@ -196,7 +191,7 @@ def _set_paused(client: Client, kind: Kind, namespace: str, name: str, paused: b
         path,
         query={"fieldManager": "kubectl-rollout"},
         body={"spec": {"paused": paused}},
-        content_type=SMP,
+        content_type=STRATEGIC_MERGE_PATCH,
     )
     print(f"{kind_name(kind)}/{name} {'paused' if paused else 'resumed'}")
     return 0
@@ -228,14 +223,7 @@ def owned_replicasets(client: Client, d: Obj, namespace: str) -> list[Obj]:
     rs_kind = kinds.BY_KIND["ReplicaSet"]
     items = client.get(f"{rs_kind.collection_path(namespace)}?{q}").get("items") or []
     uid = d["metadata"]["uid"]
-    return [
-        rs
-        for rs in items
-        if any(
-            r.get("controller") and r.get("uid") == uid
-            for r in rs["metadata"].get("ownerReferences") or ()
-        )
-    ]
+    return [rs for rs in items if controller_uid(rs) == uid]
 
 
 def history(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
@@ -243,7 +231,7 @@ def history(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> 
     rows = sorted(
         (
             _revision(rs),
-            (rs["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause", "<none>"),
+            (rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>"),
         )
         for rs in owned_replicasets(client, d, args.namespace)
     )
@@ -259,7 +247,7 @@ def history(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> 
 def strip_template_hash(template: Obj) -> Obj:
     """A ReplicaSet's pod template as its Deployment wrote it (no pod-template-hash)."""
     t = copy.deepcopy(template)
-    (t.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    (t.get("metadata") or {}).get("labels", {}).pop(POD_TEMPLATE_HASH, None)
     return t
 
 
@@ -295,9 +283,9 @@ def undo(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int
         )
         return 0
     live_ann = d["metadata"].get("annotations") or {}
-    annotations = {k: live_ann[k] for k in SKIP if k in live_ann}
+    annotations = {k: live_ann[k] for k in REPLICASET_SKIPPED_ANNOTATIONS if k in live_ann}
     for k, v in (target["metadata"].get("annotations") or {}).items():
-        if k not in SKIP:
+        if k not in REPLICASET_SKIPPED_ANNOTATIONS:
             annotations[k] = v
     patch = [
         {"op": "replace", "path": "/spec/template", "value": template},

@@ -25,14 +25,13 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 from svcnet._aio import TaskSet
 from svcnet.cli.client import ApiStatusError, Client
 from svcnet.cli.logs import stream_log
-from svcnet.kinds import BY_KIND
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.objects import Obj
 
-Obj = dict[str, Any]
 POD = BY_KIND["Pod"]
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 POD_RUNNING_TIMEOUT = 60.0  # kubectl's --pod-running-timeout default

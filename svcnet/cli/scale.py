@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from svcnet import __version__, kinds
-from svcnet.cli.client import MERGE_PATCH, ApiStatusError, Client, kind_name
+from svcnet import __version__
+from svcnet.cli.client import ApiStatusError, Client, kind_name
+from svcnet.k8s import kinds
+from svcnet.k8s.media import MERGE_PATCH
 
 
 def scale(args: argparse.Namespace, client: Client) -> int:

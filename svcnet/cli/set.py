@@ -7,12 +7,10 @@ import argparse
 import sys
 from typing import Any
 
-from svcnet import kinds
 from svcnet.cli.client import Client, kind_name
-
-Obj = dict[str, Any]
-
-SMP = "application/strategic-merge-patch+json"
+from svcnet.k8s import kinds
+from svcnet.k8s.media import STRATEGIC_MERGE_PATCH
+from svcnet.k8s.objects import Obj
 
 
 def add_arguments(sub: Any, plain: argparse.ArgumentParser) -> None:
@@ -66,7 +64,11 @@ def set_image(args: argparse.Namespace, client: Client) -> int:
             else {"spec": {"template": {"spec": spec_patch}}}
         )
         client.call(
-            "PATCH", path, query={"fieldManager": "kubectl-set"}, body=patch, content_type=SMP
+            "PATCH",
+            path,
+            query={"fieldManager": "kubectl-set"},
+            body=patch,
+            content_type=STRATEGIC_MERGE_PATCH,
         )
         print(f"{kind_name(kind)}/{name} image updated")
     return 0

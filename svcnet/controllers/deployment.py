@@ -44,49 +44,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet import labels
 from svcnet.controllers.base import Controller, Key
-from svcnet.controllers.replicaset import controller_uid
 from svcnet.events import record
-from svcnet.kinds import BY_KIND
+from svcnet.k8s import labels
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.names import safe_encode
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.owners import controller_of, controller_ref, controller_uid
+from svcnet.k8s.timestamps import parse_time, rfc3339
+from svcnet.k8s.wellknown import (
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
+    POD_TEMPLATE_HASH,
+    REPLICASET_SKIPPED_ANNOTATIONS,
+    REVISION,
+    REVISION_HISTORY,
+)
 from svcnet.registry import ApiError
 from svcnet.store import Event, StoreError
-from svcnet.timestamps import parse_time, rfc3339
-
-Obj = dict[str, Any]
-
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-DESIRED = "deployment.kubernetes.io/desired-replicas"
-MAX = "deployment.kubernetes.io/max-replicas"
-# Annotations not copied from a Deployment to its ReplicaSets (annotationsToSkip).
-SKIP_ANNOTATIONS = frozenset(
-    {
-        "kubectl.kubernetes.io/last-applied-configuration",
-        REVISION,
-        REVISION_HISTORY,
-        DESIRED,
-        MAX,
-        "deprecated.deployment.rollback.to",
-    }
-)
-
 
 # --- naming ---------------------------------------------------------------------
-
-_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def fnv32a(data: bytes, h: int = 0x811C9DC5) -> int:
     for b in data:
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
     return h
-
-
-def safe_encode(s: str) -> str:
-    """apimachinery rand.SafeEncodeString: no vowels, no 0/1/3, so no words."""
-    return "".join(_ALPHANUMS[ord(c) % len(_ALPHANUMS)] for c in s)
 
 
 def compute_hash(template: Obj, collision_count: int | None = None) -> str:
@@ -277,7 +260,7 @@ def _strip_hash(template: Obj) -> Obj:
     t = copy.deepcopy(_as_go(template))
     lab = (t.get("metadata") or {}).get("labels")
     if isinstance(lab, dict):
-        lab.pop(HASH_LABEL, None)
+        lab.pop(POD_TEMPLATE_HASH, None)
     return t
 
 
@@ -299,17 +282,6 @@ def _view(rs: Obj) -> RS:
 
 def _created(rs: Obj) -> tuple[str, str]:
     return (str(rs["metadata"].get("creationTimestamp") or ""), rs["metadata"]["name"])
-
-
-def _owner_ref(d: Obj) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": d["metadata"]["name"],
-        "uid": d["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 NO_DEADLINE = 2**31 - 1
@@ -374,9 +346,9 @@ class DeploymentController(Controller):
         for o in objs:
             if o is None:
                 continue
-            for ref in o["metadata"].get("ownerReferences") or ():
-                if ref.get("controller") and ref.get("kind") == "Deployment":
-                    out.append((ns, str(ref.get("name"))))
+            ref = controller_of(o)
+            if ref is not None and ref.get("kind") == "Deployment":
+                out.append((ns, str(ref.get("name"))))
         return out
 
     # --- sync --------------------------------------------------------------------
@@ -426,7 +398,7 @@ class DeploymentController(Controller):
             ):
 
                 def adopt(o: Obj) -> None:
-                    o["metadata"].setdefault("ownerReferences", []).append(_owner_ref(d))
+                    o["metadata"].setdefault("ownerReferences", []).append(controller_ref(d))
 
                 out.append(
                     self.store.mutate("ReplicaSet", md["namespace"], rs["metadata"]["name"], adopt)
@@ -444,7 +416,7 @@ class DeploymentController(Controller):
         for rs in rss:
             if _spec_replicas(rs) == 0:
                 continue
-            ann = (rs["metadata"].get("annotations") or {}).get(DESIRED)
+            ann = (rs["metadata"].get("annotations") or {}).get(DESIRED_REPLICAS)
             if ann is not None and ann != want:
                 return True
         return False
@@ -511,7 +483,7 @@ class DeploymentController(Controller):
         ordered = sorted(active, key=_created)
         annotated = {}
         for rs in ordered:
-            ann = (rs["metadata"].get("annotations") or {}).get(MAX)
+            ann = (rs["metadata"].get("annotations") or {}).get(MAX_REPLICAS)
             if ann is not None and ann.isdigit():
                 annotated[rs["metadata"]["name"]] = int(ann)
         sizes = proportions(
@@ -528,7 +500,9 @@ class DeploymentController(Controller):
     def _annotations_stale(self, d: Obj, rs: Obj) -> bool:
         s = Strategy.of(d)
         ann = rs["metadata"].get("annotations") or {}
-        return ann.get(DESIRED) != str(s.replicas) or ann.get(MAX) != str(s.replicas + s.max_surge)
+        return ann.get(DESIRED_REPLICAS) != str(s.replicas) or ann.get(MAX_REPLICAS) != str(
+            s.replicas + s.max_surge
+        )
 
     def _scale_rs(self, d: Obj, rs: Obj, size: int) -> Obj:
         s = Strategy.of(d)
@@ -539,8 +513,8 @@ class DeploymentController(Controller):
         def put(o: Obj) -> None:
             o["spec"]["replicas"] = size
             ann = o["metadata"].setdefault("annotations", {})
-            ann[DESIRED] = str(s.replicas)
-            ann[MAX] = str(s.replicas + s.max_surge)
+            ann[DESIRED_REPLICAS] = str(s.replicas)
+            ann[MAX_REPLICAS] = str(s.replicas + s.max_surge)
 
         md = rs["metadata"]
         return self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
@@ -556,13 +530,21 @@ class DeploymentController(Controller):
         collisions = (d.get("status") or {}).get("collisionCount")
         tmpl = copy.deepcopy(spec["template"])
         h = compute_hash(tmpl, collisions)
-        tmpl.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
+        tmpl.setdefault("metadata", {}).setdefault("labels", {})[POD_TEMPLATE_HASH] = h
         sel = copy.deepcopy(spec["selector"])
-        sel.setdefault("matchLabels", {})[HASH_LABEL] = h
+        sel.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = h
         rev = max((revision(rs) for rs in old), default=0) + 1
-        ann = {k: v for k, v in (md.get("annotations") or {}).items() if k not in SKIP_ANNOTATIONS}
+        ann = {
+            k: v
+            for k, v in (md.get("annotations") or {}).items()
+            if k not in REPLICASET_SKIPPED_ANNOTATIONS
+        }
         ann.update(
-            {DESIRED: str(s.replicas), MAX: str(s.replicas + s.max_surge), REVISION: str(rev)}
+            {
+                DESIRED_REPLICAS: str(s.replicas),
+                MAX_REPLICAS: str(s.replicas + s.max_surge),
+                REVISION: str(rev),
+            }
         )
         rs_name = f"{md['name']}-{h}"
         body: Obj = {
@@ -573,7 +555,7 @@ class DeploymentController(Controller):
                 "namespace": md["namespace"],
                 "labels": dict(tmpl["metadata"]["labels"]),
                 "annotations": ann,
-                "ownerReferences": [_owner_ref(d)],
+                "ownerReferences": [controller_ref(d)],
             },
             "spec": {
                 "replicas": size,
@@ -615,7 +597,7 @@ class DeploymentController(Controller):
             copied = {
                 k: v
                 for k, v in (md_d.get("annotations") or {}).items()
-                if k not in SKIP_ANNOTATIONS
+                if k not in REPLICASET_SKIPPED_ANNOTATIONS
             }
 
             def put(o: Obj) -> None:

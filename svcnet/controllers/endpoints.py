@@ -9,14 +9,12 @@ Endpoints, if any, are written by users.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from svcnet import labels
 from svcnet.controllers.base import Controller, Key
-from svcnet.objects import pod_ready
+from svcnet.k8s import labels
+from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.wellknown import ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY
 from svcnet.store import Event
-
-Obj = dict[str, Any]
 
 
 def find_port(pod: Obj, target: int | str, protocol: str) -> int | None:
@@ -114,8 +112,8 @@ class EndpointsController(Controller):
         if svc is None:
             if (
                 current is not None
-                and current["metadata"].get("labels", {}).get("endpoints.kubernetes.io/managed-by")
-                == "endpoint-controller"
+                and current["metadata"].get("labels", {}).get(ENDPOINTS_MANAGED_BY)
+                == ENDPOINTS_CONTROLLER
             ):
                 self.store.delete("Endpoints", ns, name)
             return
@@ -126,7 +124,7 @@ class EndpointsController(Controller):
         pods = [p for p in self.store.list("Pod", ns) if sel.matches(p["metadata"].get("labels"))]
         subsets = endpoints_for(svc, pods)
         lab = dict(svc["metadata"].get("labels") or {})
-        lab["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+        lab[ENDPOINTS_MANAGED_BY] = ENDPOINTS_CONTROLLER
         if current is None:
             self.store.create(
                 {

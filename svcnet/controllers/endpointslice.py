@@ -20,26 +20,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterable
-from typing import Any
 
-from svcnet import labels
 from svcnet.controllers.base import Controller, Key
 from svcnet.events import record
-from svcnet.objects import pod_ready
+from svcnet.k8s import labels
+from svcnet.k8s.names import ALPHANUMS
+from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.owners import controller_ref
+from svcnet.k8s.wellknown import (
+    ENDPOINTS_CONTROLLER,
+    SERVICE_NAME,
+    SLICE_CONTROLLER,
+    SLICE_MANAGED_BY,
+)
 from svcnet.registry import Registry
 from svcnet.store import Event, Store, StoreError
 
-Obj = dict[str, Any]
-
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-MANAGED_BY = "endpointslice-controller.k8s.io"
-
 
 def _suffix(*parts: str) -> str:
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
     digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:5])
+    return "".join(ALPHANUMS[b % len(ALPHANUMS)] for b in digest[:5])
 
 
 def slices_for(ep: Obj, svc: Obj | None) -> list[Obj]:
@@ -80,20 +80,10 @@ def slices_for(ep: Obj, svc: Obj | None) -> list[Obj]:
         slice_md: Obj = {
             "name": f"{name}-{_suffix(ns, name, str(i))}",
             "namespace": ns,
-            "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY},
+            "labels": {SERVICE_NAME: name, SLICE_MANAGED_BY: SLICE_CONTROLLER},
         }
         if svc is not None:
-            smd = svc["metadata"]
-            slice_md["ownerReferences"] = [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "name": name,
-                    "uid": smd.get("uid"),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ]
+            slice_md["ownerReferences"] = [controller_ref(svc)]
         out.append(
             {
                 "apiVersion": "discovery.k8s.io/v1",
@@ -118,7 +108,7 @@ class EndpointSliceMirror(Controller):
         if ev.kind in ("Endpoints", "Service"):
             return [(ev.namespace, ev.name)]
         if ev.kind == "EndpointSlice":
-            svc = (ev.obj["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
+            svc = (ev.obj["metadata"].get("labels") or {}).get(SERVICE_NAME)
             if svc and ev.type == "DELETED":
                 return [(ev.namespace, str(svc))]
         return ()
@@ -134,8 +124,8 @@ class EndpointSliceMirror(Controller):
         have = {
             s["metadata"]["name"]: s
             for s in self.store.list("EndpointSlice", ns)
-            if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
-            and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+            if (s["metadata"].get("labels") or {}).get(SERVICE_NAME) == name
+            and (s["metadata"].get("labels") or {}).get(SLICE_MANAGED_BY) == SLICE_CONTROLLER
         }
         for sname in have:
             if sname not in want:
@@ -239,4 +229,4 @@ class ServiceEventRecorder(Controller):
             return
         svc = self.store.get("Service", *key)
         if svc is not None:
-            record(self.store, svc, "Warning", found[0], found[1], "endpoint-controller")
+            record(self.store, svc, "Warning", found[0], found[1], ENDPOINTS_CONTROLLER)

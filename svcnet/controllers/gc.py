@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from svcnet import kinds
 from svcnet.controllers.base import Controller, Key
+from svcnet.k8s import kinds
+from svcnet.k8s.owners import owner_refs
 from svcnet.registry import ApiError
 from svcnet.store import Event
 
@@ -26,7 +27,7 @@ class GarbageCollector(Controller):
     def sync(self, key: Key) -> None:
         gone, self._gone = self._gone, set()
         for obj in list(self.store):
-            refs = obj["metadata"].get("ownerReferences") or ()
+            refs = list(owner_refs(obj))
             if refs and all(r.get("uid") in gone for r in refs):
                 kind = kinds.BY_KIND[obj["kind"]]
                 md = obj["metadata"]

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
 
 from svcnet.controllers.base import Controller, Key
+from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Event, Store
-
-Obj = dict[str, Any]
 
 
 def ingress_ips(svc: Obj) -> list[str]:

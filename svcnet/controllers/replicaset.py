@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
 
-from svcnet import labels
 from svcnet.controllers.base import Controller, Key
 from svcnet.events import record
-from svcnet.kinds import BY_KIND
-from svcnet.objects import pod_ready
+from svcnet.k8s import labels
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.owners import controller_ref, controller_uid
 from svcnet.store import Event
-
-Obj = dict[str, Any]
-
-
-def controller_uid(obj: Obj) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or ():
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
 
 
 def is_active(pod: Obj) -> bool:
@@ -88,7 +79,7 @@ class ReplicaSetController(Controller):
 
     def _adopt(self, pod: Obj, rs: Obj) -> Obj:
         def add(o: Obj) -> None:
-            o["metadata"].setdefault("ownerReferences", []).append(_owner_ref(rs))
+            o["metadata"].setdefault("ownerReferences", []).append(controller_ref(rs))
 
         md = pod["metadata"]
         return self.store.mutate("Pod", md["namespace"], md["name"], add)
@@ -104,7 +95,7 @@ class ReplicaSetController(Controller):
                 "namespace": rs["metadata"]["namespace"],
                 "labels": dict(md.get("labels") or {}),
                 **({"annotations": dict(md["annotations"])} if md.get("annotations") else {}),
-                "ownerReferences": [_owner_ref(rs)],
+                "ownerReferences": [controller_ref(rs)],
             },
             "spec": tmpl.get("spec") or {},
         }
@@ -135,17 +126,6 @@ class ReplicaSetController(Controller):
                 o["status"] = status
 
             self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
-
-
-def _owner_ref(rs: Obj) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "name": rs["metadata"]["name"],
-        "uid": rs["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def _rank(pod: Obj) -> tuple[int, int, int, str]:

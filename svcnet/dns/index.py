@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from svcnet.objects import EndpointAddress, EndpointPort, EndpointsView, Obj, ServiceView
+from svcnet.k8s.objects import EndpointAddress, EndpointPort, EndpointsView, Obj, ServiceView
 from svcnet.store import Event, Store
 
 logger = logging.getLogger(__name__)

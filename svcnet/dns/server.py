@@ -387,8 +387,8 @@ def bind_error(exc: OSError, host: str, port: int, proto: str) -> OSError:
 class DnsServer:
     """Cluster DNS: see the module docstring.
 
-    `cluster_port` is the kube-dns ClusterIP's port (53, as pods expect; tests
-    pass 0). `stats()` holds per-rcode and per-qtype counters.
+    It listens on ``dns.host:dns.port`` and on ``Settings.kube_dns``. `stats()` holds
+    per-rcode and per-qtype counters.
     """
 
     def __init__(
@@ -396,14 +396,12 @@ class DnsServer:
         settings: Settings,
         store: Store,
         *,
-        cluster_port: int = 53,
         tcp_idle_timeout: float = 10.0,
         cache_size: int = 10000,
         max_pending: int = 2000,
         pods: PodMode | None = None,
     ) -> None:
         self.settings = settings
-        self._cluster_port = cluster_port
         self._tcp_idle_timeout = tcp_idle_timeout
         self._max_pending = max_pending
         # Settings.validate() has checked dns.ttl and dns.pods (CoreDNS's `pods` option).
@@ -420,7 +418,7 @@ class DnsServer:
             net.alias_zones,
             ttl,
             pods=mode,
-            dns_ips=[net.dns_service_ip],
+            dns_ips=[settings.kube_dns[0]],
         )
         self.forward = ForwardHandler([], settings.dns.upstream_timeout)
         self.chain = Chain([self.cluster, self.forward])
@@ -454,7 +452,7 @@ class DnsServer:
         self.index.start()
         wanted = [
             (self.settings.dns.host, self.settings.dns.port),
-            (self.settings.network.dns_service_ip, self._cluster_port),
+            self.settings.kube_dns,
         ]
         try:
             for host, port in wanted:

@@ -62,7 +62,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.config import Settings
-from svcnet.objects import EndpointsView, ServiceView
+from svcnet.k8s.objects import EndpointsView, ServiceView
 from svcnet.proxy.balancer import Endpoint
 from svcnet.proxy.relay import Hub, PortTarget, ServicePortName, TcpListener
 from svcnet.proxy.udp import UdpListener
@@ -337,7 +337,7 @@ class Proxier:
         ep_obj = self._store.get("Endpoints", namespace, name)
         eps = EndpointsView.from_obj(ep_obj) if ep_obj is not None else None
         net = self._settings.network
-        dns_ip = net.dns_service_ip
+        dns_ip = self._settings.kube_dns[0]
         out: _Desired = {}
         for p in svc.ports:
             key = ServicePortName(namespace, name, p.name)

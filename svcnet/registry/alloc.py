@@ -10,12 +10,9 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections.abc import Iterable
-from typing import Any
 
 from svcnet.registry.errors import ApiError, Cause
 from svcnet.registry.validation import invalid
-
-Obj = dict[str, Any]
 
 
 class AllocationError(Exception):

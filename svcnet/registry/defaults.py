@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 
 def _image_pull_policy(image: str) -> str:

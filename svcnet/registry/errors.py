@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from svcnet.kinds import Kind
+from svcnet.k8s.kinds import Kind
 
 
 @dataclass(frozen=True)

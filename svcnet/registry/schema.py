@@ -21,7 +21,7 @@ import jsonschema
 from referencing import Registry as RefRegistry
 from referencing import Resource
 
-from svcnet.kinds import Kind
+from svcnet.k8s.kinds import Kind
 from svcnet.registry.errors import ApiError, Cause
 
 SCHEMA_VERSION = "v1.32.0-local-strict"

@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
+
 Elem = str  # "f:name" or 'k:{"name":"a"}'
 Path = tuple[Elem, ...]
 

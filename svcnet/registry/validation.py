@@ -7,9 +7,8 @@ import ipaddress
 import re
 from typing import Any
 
+from svcnet.k8s.objects import Obj
 from svcnet.registry.errors import Cause
-
-Obj = dict[str, Any]
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -342,7 +341,7 @@ def _go_map(m: dict[str, Any]) -> str:
 
 def workload(obj: Obj) -> list[Cause]:
     """ReplicaSet / Deployment: selector, template labels, replicas."""
-    from svcnet import labels
+    from svcnet.k8s import labels
 
     spec = obj.get("spec") or {}
     errs: list[Cause] = []

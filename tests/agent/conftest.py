@@ -13,9 +13,9 @@ import pytest
 
 from svcnet.agent import Agent
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.store import Store
 
-Obj = dict[str, Any]
 T = TypeVar("T")
 
 POD_CIDR = "127.13.0.0/24"

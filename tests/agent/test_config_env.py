@@ -6,10 +6,9 @@ import base64
 from typing import Any
 
 from svcnet.agent import Agent
+from svcnet.k8s.objects import Obj
 from svcnet.store import Store
 from tests.agent.conftest import container_status, follow_until, pod_obj, running_ready, wait_pod
-
-Obj = dict[str, Any]
 
 
 def configmap(name: str, data: dict[str, str]) -> Obj:

@@ -8,6 +8,7 @@ from typing import Any
 
 from svcnet.agent import Agent
 from svcnet.api.tables import table
+from svcnet.k8s.objects import Obj
 from svcnet.store import Store
 from tests.agent.conftest import (
     container_status,
@@ -18,8 +19,6 @@ from tests.agent.conftest import (
     running_ready,
     wait_pod,
 )
-
-Obj = dict[str, Any]
 
 
 def sh(name: str, script: str, **extra: Any) -> Obj:

@@ -17,6 +17,7 @@ import pytest
 from svcnet.agent import Agent
 from svcnet.agent.sandbox import ChildSetup, Libc
 from svcnet.agent.status import SANDBOX_CONDITION
+from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NODE_NAME, NodeApiError
 from svcnet.store import Store
 from tests.agent.conftest import (
@@ -31,8 +32,6 @@ from tests.agent.conftest import (
     wait_pod,
     wait_until,
 )
-
-Obj = dict[str, Any]
 
 SEED_CONTAINERS: list[Obj] = [
     {

@@ -7,17 +7,15 @@ from __future__ import annotations
 import itertools
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from svcnet.agent import Agent
 from svcnet.agent.probes import Probe, ProbeTracker, container_probes, schedule
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.store import Store
 from tests.agent.conftest import container_status, pod_obj, wait_pod, wait_until
-
-Obj = dict[str, Any]
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from svcnet.agent.backoff import Backoff
@@ -11,10 +9,9 @@ from svcnet.agent.envvars import expand, service_links
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.sandbox import hosts_file, resolv_conf
-from svcnet.agent.status import conditions, go_duration, phase
+from svcnet.agent.status import conditions, phase
 from svcnet.images import ImageRegistry, normalize
-
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 
 @pytest.mark.parametrize(
@@ -96,11 +93,6 @@ def test_conditions_keep_transition_times_until_status_changes() -> None:
     assert by_type["PodScheduled"]["lastTransitionTime"] == "T1"
     done = {c["type"]: c for c in conditions([cs("a", OK)], "Succeeded", second, "T3")}
     assert done["Ready"]["reason"] == "PodCompleted"
-
-
-@pytest.mark.parametrize(("secs", "text"), [(10, "10s"), (80, "1m20s"), (300, "5m0s")])
-def test_go_duration(secs: int, text: str) -> None:
-    assert go_duration(secs) == text
 
 
 def test_service_links_match_kubelet_names() -> None:

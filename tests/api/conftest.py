@@ -12,12 +12,12 @@ import pytest
 
 from svcnet.api.server import ApiServer
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApiError
 from svcnet.registry import Registry
 from svcnet.store import Store
 
 HOST = "127.14.0.1"
-Obj = dict[str, Any]
 
 
 class FakeAttachment:

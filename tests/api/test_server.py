@@ -10,7 +10,7 @@ import pytest
 
 from svcnet.api import discovery
 from svcnet.api.server import ApiServer, resolve
-from svcnet.kinds import BY_KIND
+from svcnet.k8s.kinds import BY_KIND
 from svcnet.store import Store
 from tests.api.conftest import HOST, make_pod, make_service
 
@@ -23,7 +23,6 @@ AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
     "application/json"
 )
-Obj = dict[str, Any]
 
 
 async def get_json(

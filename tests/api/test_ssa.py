@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
+from svcnet.k8s.objects import Obj
 from svcnet.registry import ssa
-
-Obj = dict[str, Any]
 
 
 def svc(ports: list[Obj], **spec: Any) -> Obj:

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 import pytest
@@ -14,12 +13,12 @@ import pytest
 from svcnet.api.server import ApiServer
 from svcnet.api.watch import WatchQueue
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Store
 from tests.api.conftest import HOST, make_pod
 from tests.api.test_server import TABLE
 
-Obj = dict[str, Any]
 PODS = "/api/v1/namespaces/default/pods"
 
 

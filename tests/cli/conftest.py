@@ -25,10 +25,10 @@ from aiohttp import web
 
 from svcnet.api.server import ApiServer
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Store
 
-Obj = dict[str, Any]
 FAKE_HOST = "127.15.0.1"
 REAL_HOST = "127.15.0.2"
 SVCNET = str(Path(sys.executable).parent / "svcnet")

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from svcnet.k8s.objects import Obj
 from tests.cli.conftest import FakeApi, cli, status
 
-Obj = dict[str, Any]
 SERVICES = "/api/v1/namespaces/default/services"
 PODS = "/api/v1/namespaces/default/pods"
 REPLICASETS = "/apis/apps/v1/namespaces/default/replicasets"

@@ -11,7 +11,7 @@ from svcnet.cli.get import UsageError, multiple_types_requested, parse_resources
 from svcnet.cli.main import build_parser
 from svcnet.cli.up import build_settings
 from svcnet.config import ConfigError
-from svcnet.kinds import lookup
+from svcnet.k8s.kinds import lookup
 
 
 def test_repeated_selector_last_one_wins_like_pflag() -> None:

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from svcnet.cli.describe import describe_pod, describe_service
 from svcnet.cli.printer import (
     TableOptions,
-    human_duration,
     render_tables,
     status_error_text,
     tabwrite,
     to_json,
     to_yaml,
 )
-
-Obj = dict[str, Any]
+from svcnet.k8s.objects import Obj
 
 
 def col(name: str, priority: int = 0, fmt: str = "") -> Obj:
@@ -244,27 +240,6 @@ def test_describe_pod_containers_and_events() -> None:
         "  ----    ------   ----       ----  -------\n"
         "  Normal  Started  <unknown>        Started\n"
     )
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (-5, "<invalid>"),
-        (55, "55s"),
-        (119, "119s"),
-        (167, "2m47s"),
-        (300, "5m"),
-        (1500, "25m"),
-        (179 * 60, "179m"),
-        (3 * 3600 + 5 * 60, "3h5m"),
-        (47 * 3600, "47h"),
-        (2 * 86400 + 5 * 3600, "2d5h"),
-        (400 * 86400, "400d"),
-        (2 * 365 * 86400 + 3 * 86400, "2y3d"),
-    ],
-)
-def test_human_duration_matches_apimachinery(seconds: int, text: str) -> None:
-    assert human_duration(seconds) == text
 
 
 def test_invalid_with_one_cause_is_one_line_with_its_position() -> None:

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from svcnet.api.tables import table
+from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
-
-Obj = dict[str, Any]
 
 
 def cm(data: Obj, name: str = "app-config", **extra: Any) -> Obj:

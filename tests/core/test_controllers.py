@@ -16,11 +16,10 @@ from svcnet.controllers import (
     LoadBalancerController,
     ReplicaSetController,
 )
-from svcnet.kinds import BY_KIND
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Store
-
-Obj = dict[str, Any]
 
 
 @pytest.fixture

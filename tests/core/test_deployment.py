@@ -15,14 +15,14 @@ import pytest
 
 from svcnet.config import Settings
 from svcnet.controllers import DeploymentController, GarbageCollector, ReplicaSetController
-from svcnet.controllers.deployment import HASH_LABEL, REVISION, REVISION_HISTORY, compute_hash
-from svcnet.controllers.replicaset import controller_uid
-from svcnet.kinds import BY_KIND
-from svcnet.objects import pod_ready
+from svcnet.controllers.deployment import compute_hash
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.owners import controller_uid
+from svcnet.k8s.wellknown import POD_TEMPLATE_HASH as HASH_LABEL
+from svcnet.k8s.wellknown import REVISION, REVISION_HISTORY
 from svcnet.registry import ApiError, Registry
 from svcnet.store import Event, Store
-
-Obj = dict[str, Any]
 
 
 @dataclass

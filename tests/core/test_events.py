@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from svcnet.events import record
+from svcnet.k8s.objects import Obj
 from svcnet.store import Store
-
-Obj = dict[str, Any]
 
 
 def obj(name: str, uid: str) -> Obj:

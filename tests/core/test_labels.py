@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet import labels
+from svcnet.k8s import labels
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from svcnet import names
+from svcnet.k8s import names
 from svcnet.store import Event, Store, StoreError
 
 

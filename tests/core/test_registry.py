@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from svcnet.kinds import BY_KIND
+from svcnet.k8s.kinds import BY_KIND
+from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
-
-Obj = dict[str, Any]
 
 
 def svc(spec: Obj, name: str = "echo") -> Obj:

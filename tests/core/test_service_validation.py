@@ -4,15 +4,13 @@ test_registry.py does not already pin, word for word."""
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
 from svcnet.store import Store
-
-Obj = dict[str, Any]
 
 
 def make(settings: Settings | None = None) -> Registry:

@@ -17,6 +17,7 @@ from dnslib import AAAA, QTYPE, RR, A, DNSRecord
 
 from svcnet.config import Settings
 from svcnet.dns import DnsServer
+from svcnet.k8s.objects import Obj
 from svcnet.store import Store
 
 HOST = "127.11.0.1"
@@ -24,8 +25,6 @@ UPSTREAM_HOST = "127.11.0.53"
 SERVICE_CIDR = "127.11.96.0/20"  # kube-dns ClusterIP: 127.11.96.10
 ECHO_IP = "127.96.12.34"
 UPSTREAM_IP = "127.11.200.1"
-
-Obj = dict[str, Any]
 
 
 def namespace(name: str) -> Obj:
@@ -194,7 +193,8 @@ def settings(upstream: FakeUpstream) -> Settings:
 
 @pytest.fixture
 async def server(settings: Settings, store: Store) -> AsyncIterator[DnsServer]:
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     yield srv
     await srv.stop()

@@ -160,7 +160,8 @@ async def fuzz_server(settings: Settings, store: Store) -> AsyncIterator[DnsServ
         InstantUpstream, local_addr=(UPSTREAM_HOST, 0)
     )
     settings.dns.upstream = [f"{UPSTREAM_HOST}:{transport.get_extra_info('sockname')[1]}"]
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     yield srv
     await srv.stop()

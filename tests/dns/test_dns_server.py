@@ -62,7 +62,8 @@ async def test_bind_conflict_names_address_and_fix(server: DnsServer, store: Sto
     s.network.service_cidr = "127.11.96.0/20"
     s.dns.host, s.dns.port = server.addresses[0]
     s.dns.upstream = []
-    other = DnsServer(s, store, cluster_port=0)
+    s.dns.cluster_port = 0
+    other = DnsServer(s, store)
     with pytest.raises(OSError) as e:
         await other.start()
     assert f"{HOST}:{s.dns.port}/udp" in str(e.value)
@@ -71,7 +72,8 @@ async def test_bind_conflict_names_address_and_fix(server: DnsServer, store: Sto
 
 
 async def test_stop_frees_ports_and_is_idempotent(settings: Settings, store: Store) -> None:
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     host, port = srv.addresses[0]
     await srv.stop()
@@ -344,7 +346,8 @@ async def test_dead_upstream_is_servfail(settings: Settings, store: Store) -> No
         sock.bind((UPSTREAM_HOST, 0))
         dead_port = sock.getsockname()[1]
     settings.dns.upstream = [f"{UPSTREAM_HOST}:{dead_port}"]
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     try:
         for tcp in (False, True):
@@ -362,7 +365,8 @@ async def test_dead_first_upstream_falls_back_to_next(
         sock.bind((UPSTREAM_HOST, 0))
         dead_port = sock.getsockname()[1]
     settings.dns.upstream = [f"{UPSTREAM_HOST}:{dead_port}", f"{UPSTREAM_HOST}:{upstream.port}"]
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     try:
         assert addresses(await ask(srv, "example.com")) == {UPSTREAM_IP}
@@ -372,7 +376,8 @@ async def test_dead_first_upstream_falls_back_to_next(
 
 async def test_own_address_is_never_an_upstream(settings: Settings, store: Store) -> None:
     settings.dns.upstream = [f"{HOST}:0"]
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     try:
         host, port = srv.addresses[0]
@@ -465,7 +470,8 @@ async def test_tcp_pipelined_queries_and_garbage(server: DnsServer) -> None:
 
 
 async def test_tcp_idle_connection_is_closed(settings: Settings, store: Store) -> None:
-    srv = DnsServer(settings, store, cluster_port=0, tcp_idle_timeout=0.05)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store, tcp_idle_timeout=0.05)
     await srv.start()
     try:
         reader, writer = await asyncio.open_connection(*srv.addresses[0])

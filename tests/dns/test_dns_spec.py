@@ -502,7 +502,8 @@ async def test_external_name_cname_alone_when_upstream_fails(
     settings: Settings, store: Store, upstream: FakeUpstream
 ) -> None:
     del upstream.answers["gihyo.jp."], upstream.answers6["gihyo.jp."]
-    srv = DnsServer(settings, store, cluster_port=0)
+    settings.dns.cluster_port = 0
+    srv = DnsServer(settings, store)
     await srv.start()
     try:
         cname_only = {(G, 5, "CNAME", "gihyo.jp.")}
@@ -538,7 +539,8 @@ async def make_server(settings: Settings, store: Store) -> AsyncIterator[MakeSer
     servers: list[DnsServer] = []
 
     async def make(**kw: Any) -> DnsServer:
-        srv = DnsServer(settings, store, cluster_port=0, **kw)
+        settings.dns.cluster_port = 0
+        srv = DnsServer(settings, store, **kw)
         await srv.start()
         servers.append(srv)
         return srv

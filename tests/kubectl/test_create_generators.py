@@ -14,8 +14,6 @@ import pytest
 
 from tests.kubectl.conftest import SVCNET, Daemon, Kubectl, make_kubectl
 
-Obj = dict[str, Any]
-
 GENERATORS = [
     (["deployment", "web", "--image=nginx", "--replicas=2", "--port=80"], "deployment", "web"),
     (

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
+from svcnet.k8s.objects import Obj
 from svcnet.store import Event
 from tests.agent.conftest import wait_until
 from tests.agent.test_probes import FLAG_SERVER, ready_cond
 from tests.workloads.conftest import Cluster
-
-Obj = dict[str, Any]
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +173,7 @@ async def test_deleted_pod_leaves_endpoints_before_sigterm(
 
     unsubscribe = c.store.subscribe(watch)
     try:
-        from svcnet.kinds import BY_KIND
+        from svcnet.k8s.kinds import BY_KIND
 
         c.registry.delete(BY_KIND["Pod"], "default", name)
         live = c.store.get("Pod", "default", name)

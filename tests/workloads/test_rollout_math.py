@@ -13,8 +13,8 @@ from svcnet.controllers.deployment import (
     old_rs_scale_down,
     proportions,
     resolve_fenceposts,
-    safe_encode,
 )
+from svcnet.k8s.names import safe_encode
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ from svcnet.dns.chain import Next, Reply, build_reply, owner
 from svcnet.dns.index import ClusterIndex, ServiceEntry, endpoint_hostname
 from svcnet.dns.names import ClusterName, Kind
 from svcnet.dns.wire import Query
-from svcnet.objects import EndpointAddress, EndpointPort, ServicePort
+from svcnet.k8s.objects import EndpointAddress, EndpointPort, ServicePort
 
 _T = TypeVar("_T")
 _Endpoints = Sequence[tuple[EndpointAddress, Sequence[EndpointPort]]]

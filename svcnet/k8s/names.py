@@ -9,6 +9,12 @@ ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 MAX_GENERATED_NAME_LENGTH = 63 - 5
 
 
+def safe_encode(s: str) -> str:
+    """rand.SafeEncodeString: each character mapped into ALPHANUMS, so a hash
+    printed in a name (pod-template-hash) spells no words."""
+    return "".join(ALPHANUMS[ord(c) % len(ALPHANUMS)] for c in s)
+
+
 def random_suffix(n: int = 5) -> str:
     return "".join(secrets.choice(ALPHANUMS) for _ in range(n))
 
