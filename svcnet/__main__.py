@@ -1,3 +1,3 @@
-from svcnet.cli.main import main
+from svcnet.main import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Daemon settings: defaults follow DESIGN.md's address plan; `config/svcnet.yaml`
+"""Daemon settings: defaults follow docs/architecture.md's address plan; `config/svcnet.yaml`
 and then command-line flags override them.
 
 Everything is derived from a few CIDRs the way kubeadm derives it: the first

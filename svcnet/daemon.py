@@ -76,7 +76,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
             },
         }
     )
-    registry.store.create(
+    registry.create(
         {
             "apiVersion": "v1",
             "kind": "Endpoints",
@@ -137,43 +137,44 @@ def describe_error(m: Manifest, e: ApiError) -> str:
 
 class Daemon:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = Store()
-        self.registry = Registry(settings, self.store)
-        self.controllers: list[Controller] = []
-        self.components: list[Any] = []  # started, in order; stopped in reverse
-        self.stopping = asyncio.Event()
-
-    async def start(self) -> list[Obj]:
+        # The components are imported here rather than at the top so that a bad
+        # settings file or manifest is reported before aiohttp and uvloop load.
         from svcnet.agent.agent import Agent
         from svcnet.api.server import ApiServer
         from svcnet.dns.server import DnsServer
         from svcnet.proxy.proxier import Proxier
 
-        s = self.settings
-        manifests = load_paths(s.manifests) if s.manifests else []
-        bootstrap(s, self.registry)
-        self.controllers = [
-            DeploymentController(self.store, self.registry),
-            ReplicaSetController(self.store, self.registry),
-            EndpointsController(self.store, self.registry),
-            LoadBalancerController(self.store, self.registry, s.network.load_balancer_cidr),
-            GarbageCollector(self.store, self.registry),
-            EndpointSliceMirror(self.store, self.registry),
-            ServiceEventRecorder(self.store, self.registry),
+        s = self.settings = settings
+        self.store = Store()
+        self.registry = Registry(settings, self.store)
+        self.controllers: list[Controller] = [
+            DeploymentController(self.registry),
+            ReplicaSetController(self.registry),
+            EndpointsController(self.registry),
+            LoadBalancerController(self.registry, s.network.load_balancer_cidr),
+            GarbageCollector(self.registry),
+            EndpointSliceMirror(self.registry),
+            ServiceEventRecorder(self.registry),
         ]
-        for c in self.controllers:
-            c.start()
-        self.agent = Agent(s, self.store)
-        self.dns = DnsServer(s, self.store)
-        self.proxy = Proxier(s, self.store)
+        self.agent = Agent(s, self.registry)
+        self.dns = DnsServer(s, self.registry.store)
+        self.proxy = Proxier(s, self.registry.store)
         self.api = ApiServer(
             s,
-            self.store,
+            self.registry.store,
             self.registry,
             self.agent,
             stats={"dns": self.dns.stats, "proxy": self.proxy.stats},
         )
+        self.components: list[Any] = []  # started, in order; stopped in reverse
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> list[Obj]:
+        s = self.settings
+        manifests = load_paths(s.manifests) if s.manifests else []
+        bootstrap(s, self.registry)
+        for c in self.controllers:
+            c.start()
         for comp in (self.agent, self.dns, self.proxy, self.api):
             await comp.start()
             self.components.append(comp)

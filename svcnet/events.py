@@ -20,7 +20,7 @@ import time
 
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import parse_time, rfc3339
-from svcnet.store import Store, StoreError
+from svcnet.registry import ApiError, Registry
 
 EVENT_TTL = 3600.0
 """Seconds an event lives after its last occurrence (kube-apiserver --event-ttl)."""
@@ -32,7 +32,7 @@ def _age(ev: Obj, now: float) -> float:
 
 
 def record(
-    store: Store,
+    registry: Registry,
     obj: Obj,
     type_: str,
     reason: str,
@@ -46,10 +46,11 @@ def record(
     t = time.time()
     now = rfc3339(t)
     same: Obj | None = None
+    store = registry.store
     try:
         for ev in store.list("Event", ns):
             if _age(ev, t) > EVENT_TTL:
-                store.delete("Event", ns, ev["metadata"]["name"])
+                registry.delete("Event", ns, ev["metadata"]["name"])
             elif (
                 same is None
                 and (ev.get("involvedObject") or {}).get("uid") == md.get("uid")
@@ -65,7 +66,7 @@ def record(
                 ev["lastTimestamp"] = now
 
             name = str(same["metadata"]["name"])
-            store.mutate("Event", ns, name, bump)
+            registry.modify("Event", ns, name, bump)
             return name
         stamp = time.time_ns()
         while store.get("Event", ns, f"{md['name']}.{stamp:x}") is not None:
@@ -74,7 +75,7 @@ def record(
         source: Obj = {"component": component}
         if host:
             source["host"] = host
-        store.create(
+        registry.create(
             {
                 "apiVersion": "v1",
                 "kind": "Event",
@@ -98,6 +99,6 @@ def record(
                 "count": 1,
             }
         )
-    except StoreError:
+    except ApiError:
         return ""
     return name

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from benchmarks.startup import run
-from svcnet.cli.main import build_parser
 from svcnet.config import Settings
+from svcnet.main import build_parser
 
 
 def test_benchmark_command_is_accepted_by_svcnet_up() -> None:

@@ -85,9 +85,9 @@ def _copied() -> dict[str, Path]:
 
 def _up_args(argv: list[str]) -> argparse.Namespace | None:
     """Parse `svcnet up ...` with the CLI's own parser, or None if it has no build_parser."""
-    from svcnet.cli import main as cli_main
+    from svcnet import main
 
-    build = getattr(cli_main, "build_parser", None)
+    build = getattr(main, "build_parser", None)
     if build is None:
         return None
     parser = build()

@@ -8,7 +8,7 @@ the ClusterIP, a new connection per request, for DURATION seconds, while:
 
 - kill:    every 2 s one pod's process is SIGKILLed (a crash). Each pod is
            crashed once; at the next tick the crashed pod is deleted and its
-           ReplicaSet replaces it, as DESIGN.md "Surviving churn" says, so the
+           ReplicaSet replaces it, as docs/architecture.md "Surviving churn" says, so the
            restart back-off (CrashLoopBackOff) never comes into play;
 - rollout: rolling updates run back to back (a template annotation changes,
            as `rollout restart` does; maxSurge 25% / maxUnavailable 25%).

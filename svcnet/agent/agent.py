@@ -24,9 +24,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from svcnet import events
 from svcnet._aio import TaskSet
 from svcnet.agent.container import ContainerRunner
+from svcnet.agent.context import NodeContext
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.pod import KILL_WAIT, PodWorker
@@ -37,7 +37,8 @@ from svcnet.config import Settings
 from svcnet.images import ImageRegistry
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
-from svcnet.store import Event, Store
+from svcnet.registry import Registry
+from svcnet.store import Event
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,14 @@ class Agent:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        registry: Registry,
         *,
         backoff: tuple[float, float] = (10.0, 300.0),
         stop_grace: float = STOP_GRACE,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.registry = registry
+        self.store = registry.store
         self.backoff = backoff
         """(initial, cap) of the restart back-off; tests shorten it."""
         self.stop_grace = stop_grace
@@ -70,6 +72,17 @@ class Agent:
         self._state_root: Path | None = None
         self._own_state_root = False
         self._stopped = False
+        self._context = NodeContext(
+            settings=settings,
+            registry=registry,
+            tasks=self.tasks,
+            ips=self.ips,
+            images=self.images,
+            libc=self.libc,
+            pod_dir=self.pod_dir,
+            backoff=backoff,
+            stop_grace=stop_grace,
+        )
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -128,7 +141,7 @@ class Agent:
         node = (pod.get("spec") or {}).get("nodeName")
         if node and node != NODE_NAME:
             return  # bound to another node: not ours to run
-        w = PodWorker(self, pod)
+        w = PodWorker(self._context, pod)
         old = self._workers.get(w.key)
         if old is not None:
             old.feed(None)  # a new pod under the same name: the old one is gone
@@ -141,14 +154,6 @@ class Agent:
         self._running.pop(w, None)
         if self._workers.get(w.key) is w:
             del self._workers[w.key]
-
-    # --- events ------------------------------------------------------------------
-
-    def record_event(
-        self, pod: Obj, type_: str, reason: str, message: str, component: str = "kubelet"
-    ) -> str:
-        """Create or count up an Event about the pod; its name ("" if refused)."""
-        return events.record(self.store, pod, type_, reason, message, component, NODE_NAME)
 
     # --- node API ------------------------------------------------------------------
 

@@ -31,20 +31,19 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from svcnet import events
 from svcnet.agent import envvars, sandbox
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
+from svcnet.agent.context import NodeContext
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.nodeapi import NODE_NAME
-from svcnet.store import Event, StoreError
-
-if TYPE_CHECKING:
-    from svcnet.agent.agent import Agent
+from svcnet.registry import ApiError
+from svcnet.store import Event
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +57,9 @@ KILL_WAIT = 2.0
 
 
 class PodWorker:
-    def __init__(self, agent: Agent, pod: Obj) -> None:
+    def __init__(self, node: NodeContext, pod: Obj) -> None:
         md = pod["metadata"]
-        self._agent = agent
+        self._node = node
         self.namespace = str(md.get("namespace") or "default")
         self.name = str(md["name"])
         self.uid = str(md.get("uid") or "")
@@ -69,7 +68,7 @@ class PodWorker:
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
         grace = spec.get("terminationGracePeriodSeconds")
         self.termination_grace = DEFAULT_GRACE if grace is None else float(grace)
-        self.log_limit = agent.settings.agent.log_bytes
+        self.log_limit = node.settings.agent.log_bytes
         self.ip = ""
         self.runners: list[ContainerRunner] = []
         self.init_runners: list[ContainerRunner] = []
@@ -101,7 +100,7 @@ class PodWorker:
             while True:
                 ev = await self._queue.get()
                 if ev is None:
-                    await self.terminate(self._agent.stop_grace, deleting=False)
+                    await self.terminate(self._node.stop_grace, deleting=False)
                     return
                 if ev.type == "DELETED":
                     await self.terminate(0, deleting=False)
@@ -119,7 +118,7 @@ class PodWorker:
                 grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
             grace = DEFAULT_GRACE if grace is None else float(grace)
             self._tasks.append(
-                self._agent.tasks.spawn(
+                self._node.tasks.spawn(
                     self._delete(grace), name=f"pod-delete:{self.namespace}/{self.name}"
                 )
             )
@@ -128,19 +127,24 @@ class PodWorker:
         await self._wait_out_of_endpoints(min(grace, ENDPOINTS_WAIT))
         await self.terminate(grace, deleting=True)
         try:
-            self._agent.store.delete("Pod", self.namespace, self.name)
-        except StoreError:
+            self._node.registry.delete("Pod", self.namespace, self.name, grace_period_seconds=0)
+        except ApiError:
             pass  # already gone: a forced delete got there first
 
     def _start(self) -> bool:
         spec = self.pod.get("spec") or {}
         preferred = str((self.pod.get("status") or {}).get("podIP") or "") or None
         try:
-            self.ip = self._agent.ips.allocate(preferred)
+            self.ip = self._node.ips.allocate(preferred)
         except LookupError as e:
             message = str(e)
             self._write(lambda st: _unschedulable(st, message))
             return False
+        try:
+            # The scheduler's binding: this one node takes every pod it sees.
+            self.pod = self._node.registry.bind(self.namespace, self.name, NODE_NAME)
+        except ApiError:
+            return False  # deleted meanwhile: the DELETED event follows
         self._write_files()
         inits = spec.get("initContainers") or ()
         # What a failed init container gets: the pod's policy, except that an
@@ -169,7 +173,7 @@ class PodWorker:
         self._publish()
         if self.init_runners:
             self._tasks.append(
-                self._agent.tasks.spawn(
+                self._node.tasks.spawn(
                     self._initialize(), name=f"pod-init:{self.namespace}/{self.name}"
                 )
             )
@@ -180,7 +184,7 @@ class PodWorker:
     def _start_containers(self, runners: list[ContainerRunner]) -> None:
         for r in runners:
             self._tasks.append(
-                self._agent.tasks.spawn(
+                self._node.tasks.spawn(
                     r.run(), name=f"container:{self.namespace}/{self.name}/{r.name}"
                 )
             )
@@ -205,10 +209,10 @@ class PodWorker:
             self._start_containers(self.runners)
 
     def _write_files(self) -> None:
-        net = self._agent.settings.network
-        self._dir = self._agent.pod_dir(self.namespace, self.name, self.uid)
+        net = self._node.settings.network
+        self._dir = self._node.pod_dir(self.namespace, self.name, self.uid)
         self._dir.mkdir(parents=True, exist_ok=True)
-        conf = sandbox.resolv_conf(self.pod, net.cluster_domain, self._agent.settings.kube_dns[0])
+        conf = sandbox.resolv_conf(self.pod, net.cluster_domain, self._node.settings.kube_dns[0])
         if conf is not None:
             self._resolv = self._dir / "resolv.conf"
             self._resolv.write_text(conf)
@@ -219,7 +223,7 @@ class PodWorker:
 
     def _in_endpoints(self) -> bool:
         """Whether some Endpoints object still routes to this pod."""
-        for ep in self._agent.store.list("Endpoints", self.namespace):
+        for ep in self._node.store.list("Endpoints", self.namespace):
             for subset in ep.get("subsets") or ():
                 for addr in subset.get("addresses") or ():
                     if (addr.get("targetRef") or {}).get("uid") == self.uid:
@@ -243,7 +247,7 @@ class PodWorker:
             if ev.kind == "Endpoints" and not self._in_endpoints():
                 gone.set()
 
-        unsubscribe = self._agent.store.subscribe(check)
+        unsubscribe = self._node.store.subscribe(check)
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gone.wait(), limit)
@@ -283,21 +287,21 @@ class PodWorker:
         if pending:
             await asyncio.wait(pending, timeout=KILL_WAIT)
         if self.ip:
-            self._agent.ips.release(self.ip)
+            self._node.ips.release(self.ip)
             self.ip = ""
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
         for name in self._events:
             try:
-                self._agent.store.delete("Event", self.namespace, name)
-            except StoreError:
+                self._node.registry.delete("Event", self.namespace, name)
+            except ApiError:
                 pass
 
     # --- PodHost: what containers ask of their pod -----------------------------
 
     def launch_spec(self, container: Obj) -> tuple[LaunchSpec, str]:
         image_name = str(container.get("image") or "")
-        image = self._agent.images.resolve(image_name)
+        image = self._node.images.resolve(image_name)
         command = [str(a) for a in container.get("command") or ()]
         args = [str(a) for a in container.get("args") or ()]
         if image is None and not command:
@@ -336,10 +340,10 @@ class PodWorker:
         return spec, image_id
 
     def _lookup(self, kind: str, name: str) -> Obj | None:
-        return self._agent.store.get(kind, self.namespace, name)
+        return self._node.store.get(kind, self.namespace, name)
 
     def _services(self) -> list[Obj]:
-        store = self._agent.store
+        store = self._node.store
         links = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
         out = list(store.list("Service", self.namespace)) if links else []
         if self.namespace != "default" or not links:
@@ -352,7 +356,7 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         hostname = str(spec.get("hostname") or self.name)[:63]
         return sandbox.ChildSetup(
-            libc=self._agent.libc,
+            libc=self._node.libc,
             parent_pid=os.getpid(),
             report_fd=report_fd,
             tty=tty,
@@ -362,7 +366,7 @@ class PodWorker:
         )
 
     def new_backoff(self) -> Backoff:
-        initial, cap = self._agent.backoff
+        initial, cap = self._node.backoff
         return Backoff(initial, cap)
 
     def sandbox_report(self, container: str, report: bytes) -> None:
@@ -379,7 +383,9 @@ class PodWorker:
         self.event("Warning", "HostNetworkView", self._sandbox_problem)
 
     def event(self, type_: str, reason: str, message: str, component: str = "kubelet") -> None:
-        name = self._agent.record_event(self.pod, type_, reason, message, component)
+        name = events.record(
+            self._node.registry, self.pod, type_, reason, message, component, NODE_NAME
+        )
         if name:
             self._events.add(name)
 
@@ -400,9 +406,6 @@ class PodWorker:
         now = rfc3339(time.time())
 
         def fn(obj: Obj) -> None:
-            spec = obj.setdefault("spec", {})
-            if not spec.get("nodeName"):
-                spec["nodeName"] = NODE_NAME
             old = obj.get("status") or {}
             st: Obj = {
                 "phase": pod_phase,
@@ -431,8 +434,8 @@ class PodWorker:
 
     def _write(self, fn: Callable[[Obj], None]) -> None:
         try:
-            self._agent.store.mutate("Pod", self.namespace, self.name, fn)
-        except StoreError:
+            self._node.registry.update_status("Pod", self.namespace, self.name, fn)
+        except ApiError:
             pass  # the pod is gone; its DELETED event is on its way to this worker
 
     # --- lookups for logs/attach ------------------------------------------------

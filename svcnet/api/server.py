@@ -45,7 +45,7 @@ from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi
 from svcnet.registry import ApiError, Registry
 from svcnet.registry.errors import bad_request, internal
-from svcnet.store import Store
+from svcnet.store import ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class ApiServer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ReadOnlyStore,
         registry: Registry,
         node: NodeApi | None,
         stats: Mapping[str, metrics.StatsProvider] | None = None,
@@ -723,11 +723,7 @@ class ApiServer:
             raise bad_request(port_forward_refusal(pod))
         if kind.kind in ("Deployment", "ReplicaSet") and sub == "scale":
             return await self._scale(request, target)
-        if (
-            sub == "status"
-            and method == "GET"
-            and kind.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Namespace")
-        ):
+        if sub == "status" and method == "GET" and kind.has_status:
             return self._get(request, target)
         raise NOT_FOUND_PATH
 

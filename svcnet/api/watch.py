@@ -32,7 +32,7 @@ from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
 from svcnet.registry.errors import bad_request
-from svcnet.store import Event, Store
+from svcnet.store import Event, ReadOnlyStore
 
 QUEUE_LIMIT: Final = 10000
 
@@ -84,7 +84,7 @@ def expired_status(rv: int, oldest: int) -> Obj:
     }
 
 
-def _oldest_servable(store: Store, below: int) -> int:
+def _oldest_servable(store: ReadOnlyStore, below: int) -> int:
     """The smallest rv a watch can still start from (the cacher says `oldest - 1`)."""
     lo, hi = below + 1, store.resource_version
     while lo < hi:
@@ -99,7 +99,7 @@ def _oldest_servable(store: Store, below: int) -> int:
 async def serve(
     request: web.Request,
     wr: WatchRequest,
-    store: Store,
+    store: ReadOnlyStore,
     registry: Registry,
     register: Callable[[WatchQueue], Callable[[], None]],
 ) -> web.StreamResponse:

@@ -57,7 +57,7 @@ class Target:
         return status_error_text(wrapped.status, self.manifest.where)
 
 
-def _targets(args: argparse.Namespace) -> list[Target]:
+def _targets(args: argparse.Namespace, client: Client) -> list[Target]:
     """Resolve every manifest to an API path, or raise ManifestError for the first bad one."""
     out = []
     for m in load_paths(args.filename, recursive=args.recursive):
@@ -73,18 +73,10 @@ def _targets(args: argparse.Namespace) -> list[Target]:
                 "ensure CRDs are installed first"
             )
         if not isinstance(md, dict):
-            # Without a name there is no object path to ask the server about, so
-            # run the same schema check the server would and report its words.
-            from svcnet.registry import ApiError
-            from svcnet.registry.schema import check
-
-            try:
-                check(m.obj, kind)
-            except ApiError as e:
-                field = e.causes[0].field if e.causes else "metadata"
-                raise ManifestError(
-                    f"error validating {m.where(field)}: error validating data: {e.message}"
-                ) from None
+            # Without a name there is no object path; a dry-run create on the
+            # collection lets the server's schema check name what is wrong, as
+            # kubectl's client-side validation against the server's schema does.
+            _validate_on_server(client, m, kind, namespace or args.namespace)
         if not isinstance(md, dict) or not name:
             raise ManifestError(
                 f"error validating {m.where('metadata')}: error validating data: "
@@ -100,6 +92,20 @@ def _targets(args: argparse.Namespace) -> list[Target]:
             namespace = namespace or args.namespace
         out.append(Target(m, kind, namespace if kind.namespaced else None, name))
     return out
+
+
+def _validate_on_server(client: Client, m: Manifest, kind: Kind, namespace: str) -> None:
+    path = kind.collection_path(namespace)
+    query = {"dryRun": "All", "fieldValidation": "Strict"}
+    resp = client.request("POST", path, query=query, body=m.obj)
+    if resp.status < 400:
+        return
+    status = status_from_response(resp.status, resp.body)
+    causes = (status.get("details") or {}).get("causes") or []
+    field = str(causes[0].get("field") or "metadata") if causes else "metadata"
+    raise ManifestError(
+        f"error validating {m.where(field)}: error validating data: {status.get('message', '')}"
+    )
 
 
 def _apply_patch(client: Client, t: Target, dry_run: bool) -> tuple[int, Obj]:
@@ -118,7 +124,7 @@ def _resource_version(obj: Obj | None) -> str:
 
 def apply(args: argparse.Namespace, client: Client) -> int:
     try:
-        targets = _targets(args)
+        targets = _targets(args, client)
     except ManifestError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
@@ -206,7 +212,9 @@ def delete(args: argparse.Namespace, client: Client) -> int:
         if args.filename:
             if args.resources:
                 raise ValueError("cannot specify both resources by name and by filename (-f)")
-            jobs = [(t.kind, t.namespace, t.name, t.manifest.source) for t in _targets(args)]
+            jobs = [
+                (t.kind, t.namespace, t.name, t.manifest.source) for t in _targets(args, client)
+            ]
         else:
             jobs = [
                 (k, args.namespace if k.namespaced else None, name, "") for k, name in _named(args)

@@ -1,4 +1,4 @@
-"""`svcnet`: the daemon (`up`) and a kubectl-shaped client for its API.
+"""`svcnet`'s kubectl-shaped client verbs (``svcnet.main`` adds `up`, the daemon).
 
 Parsing lives here, in one place, so the flags of every verb can be read
 together; each verb's work lives in its own module, imported only when that
@@ -13,12 +13,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from svcnet import __version__
 from svcnet.cli.client import ApiStatusError, Client, ConnectError, default_server
 
 Verb = Callable[[argparse.Namespace, Client], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A verb that is not a client of the API (`svcnet up`, the daemon itself),
+    plugged in by ``svcnet.main`` so that this package never imports the server."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _bool_flag(value: str) -> bool:
@@ -47,7 +59,7 @@ def _client_options(all_namespaces: bool) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svcnet",
         description="Kubernetes Service networking on one machine, without a cluster.",
@@ -58,9 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     plain = _client_options(all_namespaces=False)
     listing = _client_options(all_namespaces=True)
 
-    from svcnet.cli import up
-
-    up.add_arguments(sub.add_parser("up", help="run the svcnet daemon in the foreground"))
+    for command in commands:
+        command.add_arguments(sub.add_parser(command.name, help=command.help))
 
     p = sub.add_parser("apply", parents=[plain], help="apply manifests (create or update)")
     p.add_argument("-f", "--filename", action="append", required=True, metavar="PATH")
@@ -166,7 +177,7 @@ def _verb(name: str) -> Verb:
     return scale.scale if name == "scale" else scale.version
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, commands: Sequence[Command] = ()) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after `--` is the container's command line, taken verbatim
     # (argparse would otherwise read `sh -c ...` as options of `run`).
@@ -174,15 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1 :]
-    args = build_parser().parse_args(argv)
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
     if args.verb == "run":
         args.args = [*args.args, *command]
     elif command:
-        build_parser().error(f"unexpected arguments after --: {' '.join(command)}")
-    if args.verb == "up":
-        from svcnet.cli import up
-
-        return up.up(args)
+        parser.error(f"unexpected arguments after --: {' '.join(command)}")
+    for plugged in commands:
+        if args.verb == plugged.name:
+            return plugged.run(args)
     if args.verb == "kubeconfig":
         from svcnet.cli import kubeconfig
 

@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from svcnet.registry import Registry
-from svcnet.store import Event, Store
+from svcnet.store import Event
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +17,9 @@ class Controller:
     owns = ""
     """The kind whose objects are this controller's keys; all of them are synced at start."""
 
-    def __init__(self, store: Store, registry: Registry) -> None:
-        self.store = store
+    def __init__(self, registry: Registry) -> None:
+        self.store = registry.store
+        """For reading and following only: writes go through ``registry``."""
         self.registry = registry
         self._dirty: set[Key] = set()
         self._scheduled = False

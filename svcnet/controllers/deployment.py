@@ -61,7 +61,7 @@ from svcnet.k8s.wellknown import (
     REVISION_HISTORY,
 )
 from svcnet.registry import ApiError
-from svcnet.store import Event, StoreError
+from svcnet.store import Event
 
 # --- naming ---------------------------------------------------------------------
 
@@ -401,7 +401,9 @@ class DeploymentController(Controller):
                     o["metadata"].setdefault("ownerReferences", []).append(controller_ref(d))
 
                 out.append(
-                    self.store.mutate("ReplicaSet", md["namespace"], rs["metadata"]["name"], adopt)
+                    self.registry.modify(
+                        "ReplicaSet", md["namespace"], rs["metadata"]["name"], adopt
+                    )
                 )
         out.sort(key=_created)
         return out
@@ -517,12 +519,12 @@ class DeploymentController(Controller):
             ann[MAX_REPLICAS] = str(s.replicas + s.max_surge)
 
         md = rs["metadata"]
-        return self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
+        return self.registry.modify("ReplicaSet", md["namespace"], md["name"], put)
 
     def _scaling_event(self, d: Obj, rs_name: str, old_size: int, size: int) -> None:
         way = "up" if size > old_size else "down"
         message = f"Scaled {way} replica set {rs_name} from {old_size} to {size}"
-        record(self.store, d, "Normal", "ScalingReplicaSet", message, self.name)
+        record(self.registry, d, "Normal", "ScalingReplicaSet", message, self.name)
 
     def _create_new(self, d: Obj, old: list[Obj], size: int) -> Obj | None:
         md, spec = d["metadata"], d["spec"]
@@ -581,7 +583,7 @@ class DeploymentController(Controller):
                     st = o.setdefault("status", {})
                     st["collisionCount"] = int(st.get("collisionCount") or 0) + 1
 
-                self.store.mutate("Deployment", md["namespace"], md["name"], bump)
+                self.registry.update_status("Deployment", md["namespace"], md["name"], bump)
                 return None
             raise
         self._set_deployment_revision(d, rev)
@@ -609,7 +611,7 @@ class DeploymentController(Controller):
                 ann[REVISION] = str(want)
 
             md = new["metadata"]
-            new = self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
+            new = self.registry.modify("ReplicaSet", md["namespace"], md["name"], put)
         self._set_deployment_revision(d, revision(new))
         return new
 
@@ -622,7 +624,7 @@ class DeploymentController(Controller):
         def put(o: Obj) -> None:
             o["metadata"].setdefault("annotations", {})[REVISION] = str(rev)
 
-        self.store.mutate("Deployment", md["namespace"], md["name"], put)
+        self.registry.modify("Deployment", md["namespace"], md["name"], put)
 
     def _progressing(
         self, d: Obj, reason: str, message: str, status: str = "True", touch: bool = False
@@ -669,8 +671,8 @@ class DeploymentController(Controller):
             )
 
         try:
-            self.store.mutate("Deployment", ns, name, put)
-        except StoreError:
+            self.registry.update_status("Deployment", ns, name, put)
+        except ApiError:
             pass
 
     def _sync_status(self, d: Obj, new: Obj | None, rss: list[Obj]) -> None:
@@ -780,8 +782,8 @@ class DeploymentController(Controller):
             st["conditions"] = [c for c in st.get("conditions") or () if c.get("type") != ctype]
 
         try:
-            self.store.mutate("Deployment", ns, name, drop)
-        except StoreError:
+            self.registry.update_status("Deployment", ns, name, drop)
+        except ApiError:
             pass
 
     def _put_status(self, d: Obj, status: Obj) -> None:
@@ -799,7 +801,7 @@ class DeploymentController(Controller):
             if conds is not None:
                 o["status"]["conditions"] = conds
 
-        self.store.mutate("Deployment", md["namespace"], md["name"], put)
+        self.registry.update_status("Deployment", md["namespace"], md["name"], put)
 
     def _cleanup(self, d: Obj, old: list[Obj]) -> None:
         limit = d["spec"].get("revisionHistoryLimit")

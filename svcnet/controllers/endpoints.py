@@ -115,7 +115,7 @@ class EndpointsController(Controller):
                 and current["metadata"].get("labels", {}).get(ENDPOINTS_MANAGED_BY)
                 == ENDPOINTS_CONTROLLER
             ):
-                self.store.delete("Endpoints", ns, name)
+                self.registry.delete("Endpoints", ns, name)
             return
         spec = svc["spec"]
         if spec.get("type") == "ExternalName" or spec.get("selector") is None:
@@ -126,7 +126,7 @@ class EndpointsController(Controller):
         lab = dict(svc["metadata"].get("labels") or {})
         lab[ENDPOINTS_MANAGED_BY] = ENDPOINTS_CONTROLLER
         if current is None:
-            self.store.create(
+            self.registry.create(
                 {
                     "apiVersion": "v1",
                     "kind": "Endpoints",
@@ -140,4 +140,4 @@ class EndpointsController(Controller):
                 o["subsets"] = subsets
                 o["metadata"]["labels"] = lab
 
-            self.store.mutate("Endpoints", ns, name, put)
+            self.registry.modify("Endpoints", ns, name, put)

@@ -33,8 +33,8 @@ from svcnet.k8s.wellknown import (
     SLICE_CONTROLLER,
     SLICE_MANAGED_BY,
 )
-from svcnet.registry import Registry
-from svcnet.store import Event, Store, StoreError
+from svcnet.registry import ApiError, Registry
+from svcnet.store import Event
 
 
 def _suffix(*parts: str) -> str:
@@ -130,14 +130,14 @@ class EndpointSliceMirror(Controller):
         for sname in have:
             if sname not in want:
                 try:
-                    self.store.delete("EndpointSlice", ns, sname)
-                except StoreError:
+                    self.registry.delete("EndpointSlice", ns, sname)
+                except ApiError:
                     pass
         for sname, s in want.items():
             cur = have.get(sname)
             try:
                 if cur is None:
-                    self.store.create(s)
+                    self.registry.create(s)
                 elif any(cur.get(k) != s.get(k) for k in ("endpoints", "ports", "addressType")) or (
                     cur["metadata"].get("ownerReferences") != s["metadata"].get("ownerReferences")
                 ):
@@ -146,8 +146,8 @@ class EndpointSliceMirror(Controller):
                     if "ports" not in s:
                         new.pop("ports", None)
                     new["metadata"] = {**cur["metadata"], **s["metadata"]}
-                    self.store.update(new)
-            except StoreError:
+                    self.registry.update(new)
+            except ApiError:
                 pass
 
 
@@ -155,8 +155,8 @@ class ServiceEventRecorder(Controller):
     name = "service-events"
     owns = "Service"
 
-    def __init__(self, store: Store, registry: Registry, grace: float = 2.0) -> None:
-        super().__init__(store, registry)
+    def __init__(self, registry: Registry, grace: float = 2.0) -> None:
+        super().__init__(registry)
         self.grace = grace
         self._pending: dict[Key, asyncio.TimerHandle] = {}
 
@@ -229,4 +229,4 @@ class ServiceEventRecorder(Controller):
             return
         svc = self.store.get("Service", *key)
         if svc is not None:
-            record(self.store, svc, "Warning", found[0], found[1], ENDPOINTS_CONTROLLER)
+            record(self.registry, svc, "Warning", found[0], found[1], ENDPOINTS_CONTROLLER)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from svcnet.controllers.base import Controller, Key
 from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
-from svcnet.store import Event, Store
+from svcnet.store import Event
 
 
 def ingress_ips(svc: Obj) -> list[str]:
@@ -24,8 +24,8 @@ class LoadBalancerController(Controller):
     name = "loadbalancer-controller"
     owns = "Service"
 
-    def __init__(self, store: Store, registry: Registry, cidr: str) -> None:
-        super().__init__(store, registry)
+    def __init__(self, registry: Registry, cidr: str) -> None:
+        super().__init__(registry)
         self.pool = ipaddress.IPv4Network(cidr)
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
@@ -46,4 +46,4 @@ class LoadBalancerController(Controller):
         def put(o: Obj) -> None:
             o.setdefault("status", {})["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"}]}
 
-        self.store.mutate("Service", *key, put)
+        self.registry.update_status("Service", *key, put)

@@ -69,12 +69,12 @@ class ReplicaSetController(Controller):
             for _ in range(want - len(active)):
                 pod = self.registry.create(self._new_pod(rs), namespace=ns)
                 created = f"Created pod: {pod['metadata']['name']}"
-                record(self.store, rs, "Normal", "SuccessfulCreate", created, self.name)
+                record(self.registry, rs, "Normal", "SuccessfulCreate", created, self.name)
         elif len(active) > want:
             for pod in sorted(active, key=_rank)[: len(active) - want]:
                 self.registry.delete(BY_KIND["Pod"], ns, pod["metadata"]["name"])
                 deleted = f"Deleted pod: {pod['metadata']['name']}"
-                record(self.store, rs, "Normal", "SuccessfulDelete", deleted, self.name)
+                record(self.registry, rs, "Normal", "SuccessfulDelete", deleted, self.name)
         self._update_status(rs)
 
     def _adopt(self, pod: Obj, rs: Obj) -> Obj:
@@ -82,7 +82,7 @@ class ReplicaSetController(Controller):
             o["metadata"].setdefault("ownerReferences", []).append(controller_ref(rs))
 
         md = pod["metadata"]
-        return self.store.mutate("Pod", md["namespace"], md["name"], add)
+        return self.registry.modify("Pod", md["namespace"], md["name"], add)
 
     def _new_pod(self, rs: Obj) -> Obj:
         tmpl = copy.deepcopy(rs["spec"]["template"])
@@ -125,7 +125,7 @@ class ReplicaSetController(Controller):
             def put(o: Obj) -> None:
                 o["status"] = status
 
-            self.store.mutate("ReplicaSet", md["namespace"], md["name"], put)
+            self.registry.update_status("ReplicaSet", md["namespace"], md["name"], put)
 
 
 def _rank(pod: Obj) -> tuple[int, int, int, str]:

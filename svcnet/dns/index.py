@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.k8s.objects import EndpointAddress, EndpointPort, EndpointsView, Obj, ServiceView
-from svcnet.store import Event, Store
+from svcnet.store import Event, ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _pod_ips(obj: Obj) -> frozenset[str]:
 class ClusterIndex:
     def __init__(
         self,
-        store: Store,
+        store: ReadOnlyStore,
         on_change: Callable[[Scope | None], None] | None = None,
         *,
         track_pods: bool = False,

@@ -48,7 +48,7 @@ from svcnet.dns.handlers.cluster import ClusterHandler, PodMode
 from svcnet.dns.handlers.forward import ForwardHandler, Upstream, resolve_upstreams
 from svcnet.dns.index import ClusterIndex
 from svcnet.dns.wire import Query
-from svcnet.store import Store
+from svcnet.store import ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 query_log = logging.getLogger("svcnet.dns.query")
@@ -394,7 +394,7 @@ class DnsServer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ReadOnlyStore,
         *,
         tcp_idle_timeout: float = 10.0,
         cache_size: int = 10000,

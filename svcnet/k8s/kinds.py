@@ -19,6 +19,9 @@ class Kind:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    has_status: bool = False
+    """Whether objects have a status (and a /status subresource) the server keeps
+    apart from what clients PUT."""
 
     @property
     def api_version(self) -> str:
@@ -40,15 +43,17 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("Namespace", "namespaces", "namespace", "", "v1", False, ("ns",)),
-    Kind("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",)),
-    Kind("Service", "services", "service", "", "v1", True, ("svc",), ("all",)),
+    Kind("Namespace", "namespaces", "namespace", "", "v1", False, ("ns",), has_status=True),
+    Kind("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",), has_status=True),
+    Kind("Service", "services", "service", "", "v1", True, ("svc",), ("all",), has_status=True),
     Kind("Endpoints", "endpoints", "endpoints", "", "v1", True, ("ep",)),
     Kind("Event", "events", "event", "", "v1", True, ("ev",)),
     Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
     Kind("Secret", "secrets", "secret", "", "v1", True),
-    Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",)),
-    Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",)),
+    Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",), True),
+    Kind(
+        "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
+    ),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
 )
 

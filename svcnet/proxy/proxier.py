@@ -66,7 +66,7 @@ from svcnet.k8s.objects import EndpointsView, ServiceView
 from svcnet.proxy.balancer import Endpoint
 from svcnet.proxy.relay import Hub, PortTarget, ServicePortName, TcpListener
 from svcnet.proxy.udp import UdpListener
-from svcnet.store import Event, Store
+from svcnet.store import Event, ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class _Port:
 class Proxier:
     """Serves every TCP and UDP Service port in the store; see the module docstring."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: ReadOnlyStore) -> None:
         self._settings = settings
         self._store = store
         self._hub: Hub | None = None

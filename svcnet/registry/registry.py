@@ -3,18 +3,28 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import random
+from collections.abc import Callable
 from typing import Any
 
-from svcnet import fields, kinds, labels
 from svcnet.config import Settings
-from svcnet.kinds import Kind
+from svcnet.k8s import fields, kinds, labels
+from svcnet.k8s.kinds import Kind
+from svcnet.k8s.objects import Obj
 from svcnet.registry import defaults, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
-from svcnet.registry.errors import ApiError, Cause, already_exists, bad_request, invalid, not_found
-from svcnet.store import Store, StoreError
+from svcnet.registry.errors import (
+    ApiError,
+    Cause,
+    already_exists,
+    bad_request,
+    internal,
+    invalid,
+    not_found,
+)
+from svcnet.store import ReadOnlyStore, Store, StoreError
 
-Obj = dict[str, Any]
 ManagedFields = list[Obj]
+Mutation = Callable[[Obj], None]
 
 # Fields the server owns in metadata; a client's copy of them is ignored.
 _SERVER_METADATA = (
@@ -30,19 +40,28 @@ _PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 class Registry:
-    """Admission + storage for API writes. All methods raise ApiError on refusal."""
+    """Admission + storage: the one writer of the store (docs/architecture.md,
+    "One writer"). API requests, controllers, the agent and the event recorder
+    all write through it, so every stored object has been validated and
+    defaulted, carries a fresh resourceVersion and keeps its managedFields.
+    All methods raise ApiError on refusal."""
 
     def __init__(self, settings: Settings, store: Store, rng: random.Random | None = None) -> None:
         self.settings = settings
-        self.store = store
+        self._store = store
         net = settings.network
         self.cluster_ips = ClusterIPAllocator(net.service_cidr, rng)
         self.node_ports = NodePortAllocator(*net.node_ports, rng=rng)
 
+    @property
+    def store(self) -> ReadOnlyStore:
+        """The store, for reading and following; every write goes through this class."""
+        return self._store
+
     # --- reads -------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
-        obj = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
+        obj = self._store.get(kind.kind, namespace if kind.namespaced else "", name)
         if obj is None:
             raise not_found(kind, name)
         return obj
@@ -65,7 +84,7 @@ class Registry:
         ns = namespace if kind.namespaced else None
         return [
             o
-            for o in self.store.list(kind.kind, ns or None)
+            for o in self._store.list(kind.kind, ns or None)
             if sel.matches(o["metadata"].get("labels")) and fsel.matches(o)
         ]
 
@@ -110,7 +129,7 @@ class Registry:
         return kind, obj
 
     def _check_namespace(self, kind: Kind, ns: str, creating: bool) -> None:
-        nso = self.store.get("Namespace", "", ns)
+        nso = self._store.get("Namespace", "", ns)
         if nso is None:
             raise not_found(kinds.BY_KIND["Namespace"], ns)
         if creating and (nso.get("status") or {}).get("phase") == "Terminating":
@@ -123,7 +142,7 @@ class Registry:
 
     def _finish(self, kind: Kind, obj: Obj, old: Obj | None) -> Obj:
         """Carry server-owned state over from the live object and allocate."""
-        if old is not None:
+        if old is not None and kind.has_status:
             obj["status"] = copy.deepcopy(old.get("status") or obj.get("status") or {})
             if kind.kind == "Pod":
                 self._pod_update(obj, old)
@@ -167,7 +186,7 @@ class Registry:
         me = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         others = [
             s
-            for s in self.store.list("Service")
+            for s in self._store.list("Service")
             if (s["metadata"]["namespace"], s["metadata"]["name"]) != me
         ]
         old_spec = (old or {}).get("spec") or {}
@@ -241,7 +260,7 @@ class Registry:
         request = obj
         kind, obj = self._prepare(obj, namespace, creating=True)
         md = obj["metadata"]
-        if md.get("name") and self.store.get(kind.kind, md.get("namespace", ""), md["name"]):
+        if md.get("name") and self._store.get(kind.kind, md.get("namespace", ""), md["name"]):
             raise already_exists(kind, md["name"])
         obj = self._finish(kind, obj, None)
         if managed_fields is not None:
@@ -252,7 +271,7 @@ class Registry:
         if dry_run:
             return obj
         try:
-            return self.store.create(obj)
+            return self._store.create(obj)
         except StoreError:
             raise already_exists(kind, md.get("name", "")) from None
 
@@ -274,7 +293,7 @@ class Registry:
             obj = self._drop_type_dependent_fields(obj, namespace)
         kind, new = self._prepare(obj, namespace, creating=False)
         md = new["metadata"]
-        old = self.store.get(kind.kind, md.get("namespace", ""), md["name"])
+        old = self._store.get(kind.kind, md.get("namespace", ""), md["name"])
         if old is None:
             raise not_found(kind, md["name"])
         if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
@@ -300,7 +319,7 @@ class Registry:
             md.pop("managedFields", None)
         if dry_run:
             return new
-        return self.store.update(new)
+        return self._store.update(new)
 
     def _drop_type_dependent_fields(self, obj: Obj, namespace: str | None) -> Obj:
         """The apiserver's dropTypeDependentFields: when a Service changes type, wipe
@@ -308,7 +327,7 @@ class Registry:
         changed them itself (so `type: ClusterIP` over a NodePort just works)."""
         md = obj.get("metadata") or {}
         ns = md.get("namespace") or namespace or "default"
-        old = self.store.get("Service", ns, str(md.get("name") or ""))
+        old = self._store.get("Service", ns, str(md.get("name") or ""))
         spec = obj.get("spec")
         if old is None or not isinstance(spec, dict):
             return obj
@@ -375,7 +394,7 @@ class Registry:
         md = obj.get("metadata")
         name = md.get("name") if isinstance(md, dict) else None
         ns = (md.get("namespace") if isinstance(md, dict) else None) or namespace or "default"
-        live = self.store.get(kind.kind, ns if kind.namespaced else "", name) if name else None
+        live = self._store.get(kind.kind, ns if kind.namespaced else "", name) if name else None
         try:
             merged, managed = ssa.apply(live, obj, field_manager, kind.api_version, force)
         except ssa.ApplyConflict as e:
@@ -397,15 +416,65 @@ class Registry:
             False,
         )
 
+    # --- writes by controllers and the kubelet --------------------------------------
+
+    def modify(self, kind: Kind | str, namespace: str, name: str, fn: Mutation) -> Obj:
+        """A controller's read-modify-write of an object's spec or metadata (client-go's
+        Get, change, Update): fn edits a copy of the live object, which is then
+        admitted as a PUT with that resourceVersion. Status is kept as stored."""
+        k = self._kind(kind)
+        new = copy.deepcopy(self.get(k, namespace, name))
+        fn(new)
+        return self.update(new)
+
+    def update_status(self, kind: Kind | str, namespace: str, name: str, fn: Mutation) -> Obj:
+        """The status subresource (PUT .../status): fn edits a copy of the live
+        object's status. Anything else it touches is a bug in the caller, refused
+        as the API server's status strategy would discard it."""
+        k = self._kind(kind)
+        live = self.get(k, namespace, name)
+        new = copy.deepcopy(live)
+        fn(new)
+        if any(new.get(f) != live.get(f) for f in {*new, *live} - {"status"}):
+            raise internal(
+                f"{k.qualified_plural} {name!r}: a status update changed more than status"
+            )
+        try:
+            return self._store.update(new)
+        except StoreError:
+            raise not_found(k, name) from None
+
+    def bind(self, namespace: str, name: str, node: str) -> Obj:
+        """pods/binding, as the scheduler posts it: set spec.nodeName once."""
+        k = kinds.BY_KIND["Pod"]
+        pod = self.get(k, namespace, name)
+        current = pod["spec"].get("nodeName")
+        if current == node:
+            return pod
+        if current:
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is '
+                f'already assigned to node "{current}"',
+            )
+        new = copy.deepcopy(pod)
+        new["spec"]["nodeName"] = node
+        return self._store.update(new)
+
+    def _kind(self, kind: Kind | str) -> Kind:
+        return kind if isinstance(kind, Kind) else kinds.BY_KIND[kind]
+
     def delete(
         self,
-        kind: Kind,
+        kind: Kind | str,
         namespace: str,
         name: str,
         *,
         dry_run: bool = False,
         grace_period_seconds: int | None = None,
     ) -> Obj:
+        kind = self._kind(kind)
         ns = namespace if kind.namespaced else ""
         obj = self.get(kind, ns, name)
         if kind.kind == "Namespace" and name in _PROTECTED_NAMESPACES:
@@ -422,9 +491,9 @@ class Registry:
         if kind.kind == "Namespace":
             for k in kinds.KINDS:
                 if k.namespaced:
-                    for o in self.store.list(k.kind, name):
+                    for o in self._store.list(k.kind, name):
                         self.delete(k, name, o["metadata"]["name"])
-        return self.store.delete(kind.kind, ns, name)
+        return self._store.delete(kind.kind, ns, name)
 
     def _delete_pod(self, pod: Obj, grace: int | None) -> Obj:
         md = pod["metadata"]
@@ -434,7 +503,7 @@ class Registry:
         # Unscheduled or finished pods have nothing to stop; the agent (kubelet)
         # removes running pods itself once their processes have exited.
         if grace == 0 or not pod["spec"].get("nodeName") or phase in ("Succeeded", "Failed"):
-            return self.store.delete("Pod", md["namespace"], md["name"])
+            return self._store.delete("Pod", md["namespace"], md["name"])
         if md.get("deletionTimestamp"):
             return pod
         when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
@@ -443,4 +512,4 @@ class Registry:
             o["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
             o["metadata"]["deletionGracePeriodSeconds"] = grace
 
-        return self.store.mutate("Pod", md["namespace"], md["name"], mark)
+        return self._store.mutate("Pod", md["namespace"], md["name"], mark)

@@ -8,15 +8,15 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, Protocol
 
-from svcnet import names
-from svcnet.timestamps import rfc3339
+from svcnet.k8s import names
+from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import rfc3339
 
 logger = logging.getLogger(__name__)
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
-Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (kind, namespace or "", name)
 
 
@@ -75,6 +75,25 @@ def _same(a: Obj, b: Obj) -> bool:
         return o
 
     return strip(a) == strip(b)
+
+
+class ReadOnlyStore(Protocol):
+    """What every component but the registry holds of the store: reads and
+    subscriptions. Writes go through ``svcnet.registry.Registry``, which is the
+    only holder of the whole ``Store`` (docs/architecture.md, "One writer")."""
+
+    @property
+    def resource_version(self) -> int: ...
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None: ...
+
+    def list(self, kind: str, namespace: str | None = None) -> builtins.list[Obj]: ...
+
+    def __iter__(self) -> Iterator[Obj]: ...
+
+    def events_since(self, rv: int) -> builtins.list[Event] | None: ...
+
+    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]: ...
 
 
 class Store:

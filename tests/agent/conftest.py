@@ -14,6 +14,7 @@ import pytest
 from svcnet.agent import Agent
 from svcnet.config import Settings
 from svcnet.k8s.objects import Obj
+from svcnet.registry import Registry
 from svcnet.store import Store
 
 T = TypeVar("T")
@@ -67,8 +68,15 @@ def store() -> Store:
 
 
 @pytest.fixture
-async def agent(settings: Settings, store: Store) -> AsyncIterator[Agent]:
-    a = Agent(settings, store, backoff=(0.2, 1.0))
+def registry(settings: Settings, store: Store) -> Registry:
+    """The agent's writer. The tests themselves put pods straight into the store,
+    as etcd would hold them, to see the agent alone."""
+    return Registry(settings, store)
+
+
+@pytest.fixture
+async def agent(settings: Settings, registry: Registry) -> AsyncIterator[Agent]:
+    a = Agent(settings, registry, backoff=(0.2, 1.0))
     await a.start()
     try:
         yield a

@@ -19,6 +19,7 @@ from svcnet.agent.sandbox import ChildSetup, Libc
 from svcnet.agent.status import SANDBOX_CONDITION
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NODE_NAME, NodeApiError
+from svcnet.registry import Registry
 from svcnet.store import Store
 from tests.agent.conftest import (
     DNS_IP,
@@ -310,9 +311,11 @@ async def test_unknown_image_waits_and_agent_keeps_serving(agent: Agent, store: 
     assert pod["status"]["phase"] == "Succeeded"
 
 
-async def test_mapped_image_runs_its_command(settings: Any, store: Store) -> None:
+async def test_mapped_image_runs_its_command(
+    settings: Any, store: Store, registry: Registry
+) -> None:
     settings.agent.images = {"myorg/greeter": ["sh", "-c", "echo greetings from $HOSTNAME"]}
-    a = Agent(settings, store)
+    a = Agent(settings, registry)
     await a.start()
     try:
         store.create(
@@ -509,8 +512,10 @@ async def test_tty_attach_runs_an_interactive_shell(agent: Agent, store: Store) 
     assert container_status(pod, "debug")["state"]["terminated"]["exitCode"] == 7
 
 
-async def test_stop_leaves_no_process_and_no_port(settings: Any, store: Store) -> None:
-    a = Agent(settings, store)
+async def test_stop_leaves_no_process_and_no_port(
+    settings: Any, store: Store, registry: Registry
+) -> None:
+    a = Agent(settings, registry)
     await a.start()
     for name in ("echo-summer-2xj8q", "echo-summer-vjv9j", "echo-spring-5dprx"):
         store.create(pod_obj(name, SEED_CONTAINERS))

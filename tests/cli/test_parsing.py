@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from svcnet.cli.get import UsageError, multiple_types_requested, parse_resources
-from svcnet.cli.main import build_parser
-from svcnet.cli.up import build_settings
 from svcnet.config import ConfigError
 from svcnet.k8s.kinds import lookup
+from svcnet.main import build_parser
+from svcnet.up import build_settings
 
 
 def test_repeated_selector_last_one_wins_like_pflag() -> None:
@@ -77,7 +77,7 @@ def test_up_refuses_non_loopback_cidr_with_one_line(capsys: pytest.CaptureFixtur
     args = build_parser().parse_args(["up", "-f", "nowhere/", "--service-cidr", "10.96.0.0/12"])
     with pytest.raises(ConfigError):
         build_settings(args)
-    from svcnet.cli.up import up
+    from svcnet.up import up
 
     assert up(args) == 2
     err = capsys.readouterr().err

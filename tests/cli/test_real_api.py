@@ -140,8 +140,8 @@ spec:
 async def controllers(real_api: ApiServer) -> AsyncIterator[None]:
     """Deployment and ReplicaSet controllers but no node agent: pods never turn ready."""
     ctrls = [
-        DeploymentController(real_api.store, real_api.registry),
-        ReplicaSetController(real_api.store, real_api.registry),
+        DeploymentController(real_api.registry),
+        ReplicaSetController(real_api.registry),
     ]
     for c in ctrls:
         c.start()
@@ -187,3 +187,20 @@ async def test_rollout_pause_and_resume(real_api: ApiServer, tmp_path: Path) -> 
     assert (r.rc, r.out, r.err) == (0, "deployment.apps/web resumed\n", "")
     r = await cli("rollout", "resume", "deployment/web", server=url)
     assert (r.rc, r.err) == (1, 'error: deployments.apps "web" is not paused\n')
+
+
+async def test_apply_of_an_object_whose_metadata_is_not_a_map_names_the_field(
+    real_api: ApiServer, tmp_path: Path
+) -> None:
+    """Without a name there is no object path; the server's own schema check
+    (a dry-run create) says what is wrong, with the line of the field."""
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n- name: cfg\ndata:\n  a: b\n"
+    )
+    r = await cli("apply", "-f", str(tmp_path / "bad.yaml"), server=real_api.url)
+    assert r.rc == 1
+    assert r.err == (
+        f"error: error validating {tmp_path / 'bad.yaml'}:3:1: "
+        "error validating data: metadata: must be an object\n"
+    )
+    assert real_api.registry.store.list("ConfigMap") == []

@@ -28,10 +28,10 @@ async def env() -> Any:
     reg = Registry(Settings(), store)
     reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
     ctrls = [
-        ReplicaSetController(store, reg),
-        EndpointsController(store, reg),
-        LoadBalancerController(store, reg, "127.240.0.0/16"),
-        GarbageCollector(store, reg),
+        ReplicaSetController(reg),
+        EndpointsController(reg),
+        LoadBalancerController(reg, "127.240.0.0/16"),
+        GarbageCollector(reg),
     ]
     for c in ctrls:
         c.start()

@@ -91,9 +91,9 @@ async def env() -> AsyncIterator[Env]:
     kubelet = Kubelet(store)
     unsubscribe = store.subscribe(kubelet.on_event)
     ctrls = [
-        DeploymentController(store, reg),
-        ReplicaSetController(store, reg),
-        GarbageCollector(store, reg),
+        DeploymentController(reg),
+        ReplicaSetController(reg),
+        GarbageCollector(reg),
     ]
     for c in ctrls:
         c.start()

@@ -265,3 +265,74 @@ def test_list_selectors(reg: Registry) -> None:
 def test_dry_run_writes_nothing(reg: Registry) -> None:
     reg.create(svc({"ports": [{"port": 80}]}), dry_run=True)
     assert reg.store.get("Service", "default", "echo") is None
+
+
+def test_objects_without_status_never_gain_one(reg: Registry) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    reg.create(cm)
+    reg.modify("ConfigMap", "default", "c", lambda o: o["data"].update(a="2"))
+    stored = reg.store.get("ConfigMap", "default", "c")
+    assert stored is not None and "status" not in stored and stored["data"] == {"a": "2"}
+
+
+def test_update_status_changes_status_only(reg: Registry) -> None:
+    svc = reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        }
+    )
+
+    def ingress(o: Obj) -> None:
+        o["status"] = {"loadBalancer": {"ingress": [{"ip": "127.240.0.1"}]}}
+
+    out = reg.update_status("Service", "default", "web", ingress)
+    assert out["status"]["loadBalancer"]["ingress"] == [{"ip": "127.240.0.1"}]
+    assert int(out["metadata"]["resourceVersion"]) > int(svc["metadata"]["resourceVersion"])
+    assert out["spec"] == svc["spec"]
+
+    def sneaky(o: Obj) -> None:
+        o["spec"]["type"] = "ClusterIP"
+
+    with pytest.raises(ApiError) as e:
+        reg.update_status("Service", "default", "web", sneaky)
+    assert e.value.code == 500
+    with pytest.raises(ApiError) as e:
+        reg.update_status("Service", "default", "nope", ingress)
+    assert e.value.code == 404
+
+
+def test_modify_is_admitted_like_an_update(reg: Registry) -> None:
+    reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
+
+    def move(o: Obj) -> None:
+        o["spec"]["clusterIP"] = "127.96.200.200"
+
+    with pytest.raises(ApiError) as e:
+        reg.modify("Service", "default", "web", move)
+    assert e.value.code == 422 and "may not change once set" in str(e.value.causes[0].message)
+
+
+def test_bind_sets_the_node_once(reg: Registry) -> None:
+    reg.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+        }
+    )
+    assert reg.bind("default", "p", "svcnet")["spec"]["nodeName"] == "svcnet"
+    assert reg.bind("default", "p", "svcnet")["spec"]["nodeName"] == "svcnet"
+    with pytest.raises(ApiError) as e:
+        reg.bind("default", "p", "elsewhere")
+    assert e.value.code == 409 and "already assigned" in e.value.message

@@ -44,14 +44,14 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     reg = Registry(s, store)
     reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
     ctrls = [
-        DeploymentController(store, reg),
-        ReplicaSetController(store, reg),
-        EndpointsController(store, reg),
-        GarbageCollector(store, reg),
+        DeploymentController(reg),
+        ReplicaSetController(reg),
+        EndpointsController(reg),
+        GarbageCollector(reg),
     ]
     for c in ctrls:
         c.start()
-    agent = Agent(s, store, backoff=(0.2, 1.0))
+    agent = Agent(s, reg, backoff=(0.2, 1.0))
     proxy = Proxier(s, store)
     await agent.start()
     await proxy.start()

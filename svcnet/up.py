@@ -1,5 +1,9 @@
 """`svcnet up`: settings from file and flags, then the daemon in the foreground.
 
+This is the server side of the `svcnet` command; ``svcnet.cli`` is the
+client side (the kubectl-shaped verbs) and never imports it. ``svcnet.main``
+puts the two together (docs/architecture.md, "Floors").
+
 Precedence is defaults < config file < flags. The config file is the one
 named by ``--config``, else ``svcnet.yaml`` inside the first ``-f``
 directory (so `svcnet up -f config/` picks up `config/svcnet.yaml` the way a

@@ -1,0 +1,46 @@
+"""What a pod worker may use of its node.
+
+The agent (``agent.py``) owns what pods share and hands each ``PodWorker``
+this narrow view instead of itself, so a worker cannot reach another pod's
+worker or the node API, and the two modules do not import each other
+(docs/architecture.md, "Floors"). Writes go through the registry like any
+kubelet's: the pod's own binding, status, events and final delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from svcnet._aio import TaskSet
+from svcnet.agent.ipam import IpPool
+from svcnet.agent.sandbox import Libc
+from svcnet.config import Settings
+from svcnet.images import ImageRegistry
+from svcnet.registry import Registry
+from svcnet.store import ReadOnlyStore
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    settings: Settings
+    registry: Registry
+    """For this pod's own binding, status, events and deletion."""
+    tasks: TaskSet
+    """The agent's task set: a worker's tasks end when the agent stops."""
+    ips: IpPool
+    images: ImageRegistry
+    libc: Libc
+    """Pre-resolved libc calls for the child-side sandbox set-up (after fork)."""
+    pod_dir: Callable[[str, str, str], Path]
+    """(namespace, name, uid) -> the pod's state directory."""
+    backoff: tuple[float, float]
+    """(initial, cap) of the restart back-off."""
+    stop_grace: float
+    """Grace period for the pod's containers when the daemon stops."""
+
+    @property
+    def store(self) -> ReadOnlyStore:
+        """ConfigMaps, Secrets, Services and Endpoints the pod's containers depend on."""
+        return self.registry.store
