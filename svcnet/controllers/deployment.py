@@ -15,9 +15,10 @@
   remembers its former numbers in ``revision-history``); the Deployment carries
   the new RS's revision. Old RSs scaled to 0 beyond ``revisionHistoryLimit``
   are deleted, oldest revision first, once a rollout is complete.
-- The rollout arithmetic is pure functions (``resolve_fenceposts``,
-  ``new_rs_replicas``, ``old_rs_scale_down``, ``proportions``) that tests call
-  directly.
+- The rollout arithmetic is pure functions in ``rollout.py``
+  (``resolve_fenceposts``, ``new_rs_replicas``, ``old_rs_scale_down``,
+  ``proportions``, ``compute_hash``...); this module decides when to apply them
+  and writes the results.
 
 The controller acts only on ReplicaSet status its RS controller has observed
 (``status.observedGeneration == metadata.generation``), as the real one waits
@@ -37,18 +38,30 @@ timed (``DeploymentPaused``, then ``DeploymentResumed`` restarts the clock).
 from __future__ import annotations
 
 import copy
-import json
-import math
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
+from svcnet.controllers.rollout import (
+    NO_DEADLINE,
+    Strategy,
+    complete,
+    compute_hash,
+    condition,
+    created_order,
+    equal_ignore_hash,
+    new_rs_replicas,
+    old_rs_scale_down,
+    progressed,
+    proportions,
+    revision,
+    spec_replicas,
+    status_count,
+    view,
+)
 from svcnet.events import record
 from svcnet.k8s import labels
 from svcnet.k8s.kinds import BY_KIND
-from svcnet.k8s.names import safe_encode
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.owners import controller_of, controller_ref, controller_uid
 from svcnet.k8s.timestamps import parse_time, rfc3339
@@ -62,264 +75,6 @@ from svcnet.k8s.wellknown import (
 )
 from svcnet.registry import ApiError
 from svcnet.store import Event
-
-# --- naming ---------------------------------------------------------------------
-
-
-def fnv32a(data: bytes, h: int = 0x811C9DC5) -> int:
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def compute_hash(template: Obj, collision_count: int | None = None) -> str:
-    """ComputeHash: FNV-32a over a dump of the template, then the collision count.
-
-    Kubernetes dumps the Go struct with spew, which cannot be reproduced from
-    JSON; svcnet dumps canonical JSON (sorted keys) instead, so the same
-    template always gets the same hash here, but not the value a real cluster
-    would compute.
-    """
-    dump = json.dumps(_as_go(template), sort_keys=True, separators=(",", ":")).encode()
-    h = fnv32a(dump)
-    if collision_count is not None:
-        h = fnv32a((collision_count & 0xFFFFFFFF).to_bytes(8, "little"), h)
-    return safe_encode(str(h))
-
-
-# --- rollout arithmetic ----------------------------------------------------------
-
-
-def scaled_value(v: Any, total: int, round_up: bool) -> int:
-    """intstr.GetScaledValueFromIntOrPercent."""
-    if isinstance(v, int):
-        return v
-    text = str(v)
-    if text.endswith("%"):
-        pct = int(text[:-1])
-        exact = pct * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
-
-
-def resolve_fenceposts(max_surge: Any, max_unavailable: Any, replicas: int) -> tuple[int, int]:
-    """ResolveFenceposts: surge rounds up, unavailable down; both 0 -> unavailable 1."""
-    surge = scaled_value(max_surge if max_surge is not None else "25%", replicas, True)
-    unavailable = scaled_value(
-        max_unavailable if max_unavailable is not None else "25%", replicas, False
-    )
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
-
-
-@dataclass(frozen=True)
-class Strategy:
-    replicas: int
-    rolling: bool
-    max_surge: int
-    max_unavailable: int
-
-    @classmethod
-    def of(cls, d: Obj) -> Strategy:
-        spec = d.get("spec") or {}
-        replicas = int(spec.get("replicas", 1))
-        strat = spec.get("strategy") or {}
-        if (strat.get("type") or "RollingUpdate") != "RollingUpdate":
-            return cls(replicas, False, 0, 0)
-        ru = strat.get("rollingUpdate") or {}
-        surge, unavailable = resolve_fenceposts(
-            ru.get("maxSurge"), ru.get("maxUnavailable"), replicas
-        )
-        # MaxUnavailable: never more than replicas.
-        return cls(replicas, True, surge, min(unavailable, replicas))
-
-
-@dataclass(frozen=True)
-class RS:
-    """What the arithmetic needs of a ReplicaSet."""
-
-    name: str
-    replicas: int  # spec
-    available: int  # status
-
-
-def new_rs_replicas(s: Strategy, all_rs: Sequence[RS], new: RS | None) -> int:
-    """NewRSNewReplicas: how far the new RS may grow now."""
-    cur = new.replicas if new is not None else 0
-    if not s.rolling:
-        return s.replicas
-    total = sum(r.replicas for r in all_rs)
-    max_total = s.replicas + s.max_surge
-    if total >= max_total:
-        return cur
-    return cur + max(0, min(max_total - total, s.replicas - cur))
-
-
-def old_rs_scale_down(s: Strategy, old: Sequence[RS], new: RS | None) -> dict[str, int]:
-    """reconcileOldReplicaSets: new sizes for the old RSs (given oldest first).
-
-    First unhealthy old replicas go (cleanupUnhealthyReplicas), then available
-    ones while more than ``replicas - maxUnavailable`` pods stay available.
-    """
-    out: dict[str, int] = {}
-    if sum(r.replicas for r in old) == 0:
-        return out
-    new_replicas = new.replicas if new is not None else 0
-    new_available = new.available if new is not None else 0
-    all_pods = sum(r.replicas for r in old) + new_replicas
-    min_available = s.replicas - s.max_unavailable
-    new_unavailable = new_replicas - new_available
-    max_scaled_down = all_pods - min_available - new_unavailable
-    if max_scaled_down <= 0:
-        return out
-    sizes = {r.name: r.replicas for r in old}
-    cleaned = 0
-    for r in old:
-        if cleaned >= max_scaled_down:
-            break
-        if r.replicas == 0 or r.available >= r.replicas:
-            continue
-        n = min(max_scaled_down - cleaned, r.replicas - r.available)
-        sizes[r.name] = r.replicas - n
-        cleaned += n
-    available = sum(min(r.available, sizes[r.name]) for r in old) + new_available
-    if available > min_available:
-        budget = available - min_available
-        done = 0
-        for r in old:
-            if done >= budget:
-                break
-            if sizes[r.name] == 0:
-                continue
-            n = min(sizes[r.name], budget - done)
-            sizes[r.name] -= n
-            done += n
-    return {r.name: sizes[r.name] for r in old if sizes[r.name] != r.replicas}
-
-
-def proportions(
-    s: Strategy, active: Sequence[RS], annotated_max: dict[str, int], new_name: str | None
-) -> dict[str, int]:
-    """Proportional scaling (DeploymentController.scale) for a scaling event mid-rollout.
-
-    Returns new sizes. ``annotated_max`` is each RS's max-replicas annotation:
-    the Deployment's replicas+surge when the RS was last sized.
-    """
-    allowed = s.replicas + s.max_surge
-    to_add = allowed - sum(r.replicas for r in active)
-    if to_add == 0:
-        return {}
-    # Scale up: biggest (newest on ties) first; scale down: biggest (oldest on ties) first.
-    order = sorted(
-        enumerate(active),
-        key=lambda ir: (-ir[1].replicas, -ir[0] if to_add > 0 else ir[0]),
-    )
-    sizes = {r.name: r.replicas for r in active}
-    added = 0
-    for _, r in order:
-        if r.replicas == 0 or added == to_add:
-            continue
-        ann = annotated_max.get(r.name) or allowed
-        if s.replicas == 0:
-            fraction = -r.replicas
-        else:
-            fraction = round(r.replicas * allowed / ann) - r.replicas
-        left = to_add - added
-        n = min(fraction, left) if to_add > 0 else max(fraction, left)
-        sizes[r.name] += n
-        added += n
-    if added != to_add and order:
-        first = order[0][1].name
-        if new_name is not None and to_add > 0 and new_name in sizes:
-            first = new_name
-        sizes[first] = max(0, sizes[first] + to_add - added)
-    return {r.name: sizes[r.name] for r in active if sizes[r.name] != r.replicas}
-
-
-# --- helpers over objects ------------------------------------------------------------
-
-
-def revision(obj: Obj) -> int:
-    try:
-        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        return 0
-
-
-def _as_go(template: Obj) -> Obj:
-    """The template as the Go struct sees it: `creationTimestamp: null` (which
-    kubectl's rollout undo sends) and an absent one are the same zero value."""
-    md = template.get("metadata")
-    if isinstance(md, dict) and md.get("creationTimestamp", 0) is None:
-        template = dict(template, metadata={k: v for k, v in md.items() if v is not None})
-    return template
-
-
-def _strip_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(_as_go(template))
-    lab = (t.get("metadata") or {}).get("labels")
-    if isinstance(lab, dict):
-        lab.pop(POD_TEMPLATE_HASH, None)
-    return t
-
-
-def equal_ignore_hash(a: Obj, b: Obj) -> bool:
-    return _strip_hash(a) == _strip_hash(b)
-
-
-def _spec_replicas(rs: Obj) -> int:
-    return int((rs.get("spec") or {}).get("replicas", 1))
-
-
-def _status(rs: Obj, field: str) -> int:
-    return int((rs.get("status") or {}).get(field) or 0)
-
-
-def _view(rs: Obj) -> RS:
-    return RS(rs["metadata"]["name"], _spec_replicas(rs), _status(rs, "availableReplicas"))
-
-
-def _created(rs: Obj) -> tuple[str, str]:
-    return (str(rs["metadata"].get("creationTimestamp") or ""), rs["metadata"]["name"])
-
-
-NO_DEADLINE = 2**31 - 1
-"""progressDeadlineSeconds meaning "never" (math.MaxInt32, HasProgressDeadline)."""
-
-
-def progressed(before: Obj, after: Obj) -> bool:
-    """DeploymentProgressing: the new status shows any progress over the old one."""
-
-    def n(st: Obj, f: str) -> int:
-        return int(st.get(f) or 0)
-
-    return (
-        n(after, "updatedReplicas") > n(before, "updatedReplicas")
-        or n(after, "replicas") - n(after, "updatedReplicas")
-        < n(before, "replicas") - n(before, "updatedReplicas")
-        or n(after, "readyReplicas") > n(before, "readyReplicas")
-        or n(after, "availableReplicas") > n(before, "availableReplicas")
-    )
-
-
-def condition(d: Obj, ctype: str) -> Obj | None:
-    for c in (d.get("status") or {}).get("conditions") or ():
-        if c.get("type") == ctype:
-            return dict(c)
-    return None
-
-
-def complete(d: Obj) -> bool:
-    """DeploymentComplete, plus the generation check `rollout status` makes."""
-    st = d.get("status") or {}
-    want = int((d.get("spec") or {}).get("replicas", 1))
-    return (
-        int(st.get("updatedReplicas") or 0) == want
-        and int(st.get("replicas") or 0) == want
-        and int(st.get("availableReplicas") or 0) == want
-        and int(st.get("observedGeneration") or 0) >= int(d["metadata"].get("generation") or 0)
-    )
 
 
 class DeploymentController(Controller):
@@ -360,7 +115,7 @@ class DeploymentController(Controller):
             return
         rss = self._replicasets(d)
         if any(
-            _status(rs, "observedGeneration") < int(rs["metadata"].get("generation") or 1)
+            status_count(rs, "observedGeneration") < int(rs["metadata"].get("generation") or 1)
             for rs in rss
         ):
             return  # the RS controller has not caught up; its status write brings us back
@@ -405,7 +160,7 @@ class DeploymentController(Controller):
                         "ReplicaSet", md["namespace"], rs["metadata"]["name"], adopt
                     )
                 )
-        out.sort(key=_created)
+        out.sort(key=created_order)
         return out
 
     def _split(self, d: Obj, rss: list[Obj]) -> tuple[Obj | None, list[Obj]]:
@@ -416,7 +171,7 @@ class DeploymentController(Controller):
     def _is_scaling_event(self, d: Obj, rss: list[Obj]) -> bool:
         want = str(d["spec"].get("replicas", 1))
         for rs in rss:
-            if _spec_replicas(rs) == 0:
+            if spec_replicas(rs) == 0:
                 continue
             ann = (rs["metadata"].get("annotations") or {}).get(DESIRED_REPLICAS)
             if ann is not None and ann != want:
@@ -427,7 +182,7 @@ class DeploymentController(Controller):
 
     def _rolling(self, d: Obj, new: Obj | None, old: list[Obj]) -> None:
         s = Strategy.of(d)
-        views = [_view(rs) for rs in old]
+        views = [view(rs) for rs in old]
         if new is None:
             size = new_rs_replicas(s, views, None)
             new = self._create_new(d, old, size)
@@ -435,16 +190,16 @@ class DeploymentController(Controller):
                 return
         else:
             new = self._sync_revision(d, new, old)
-            size = new_rs_replicas(s, [*views, _view(new)], _view(new))
-            if size != _spec_replicas(new) or self._annotations_stale(d, new):
+            size = new_rs_replicas(s, [*views, view(new)], view(new))
+            if size != spec_replicas(new) or self._annotations_stale(d, new):
                 new = self._scale_rs(d, new, size)
-        for rs_name, size in old_rs_scale_down(s, views, _view(new)).items():
+        for rs_name, size in old_rs_scale_down(s, views, view(new)).items():
             rs = next(r for r in old if r["metadata"]["name"] == rs_name)
             self._scale_rs(d, rs, size)
 
     def _recreate(self, d: Obj, new: Obj | None, old: list[Obj]) -> None:
         for rs in old:
-            if _spec_replicas(rs) != 0:
+            if spec_replicas(rs) != 0:
                 self._scale_rs(d, rs, 0)
         old_uids = {rs["metadata"]["uid"] for rs in old}
         running = [
@@ -460,13 +215,13 @@ class DeploymentController(Controller):
             self._create_new(d, old, want)
             return
         new = self._sync_revision(d, new, old)
-        if _spec_replicas(new) != want or self._annotations_stale(d, new):
+        if spec_replicas(new) != want or self._annotations_stale(d, new):
             self._scale_rs(d, new, want)
 
     def _scale(self, d: Obj, new: Obj | None, old: list[Obj]) -> None:
         """A scaling event: the replicas changed, the template did not."""
         s = Strategy.of(d)
-        active = [rs for rs in ([new] if new else []) + old if _spec_replicas(rs) > 0]
+        active = [rs for rs in ([new] if new else []) + old if spec_replicas(rs) > 0]
         if len(active) <= 1:
             target = active[0] if active else (new or (old[-1] if old else None))
             if target is not None:
@@ -474,15 +229,15 @@ class DeploymentController(Controller):
             return
         if (
             new is not None
-            and _spec_replicas(new) == s.replicas
-            and _status(new, "availableReplicas") == s.replicas
+            and spec_replicas(new) == s.replicas
+            and status_count(new, "availableReplicas") == s.replicas
         ):
             for rs in old:
                 self._scale_rs(d, rs, 0)
             return
         if not s.rolling:
             return
-        ordered = sorted(active, key=_created)
+        ordered = sorted(active, key=created_order)
         annotated = {}
         for rs in ordered:
             ann = (rs["metadata"].get("annotations") or {}).get(MAX_REPLICAS)
@@ -490,12 +245,12 @@ class DeploymentController(Controller):
                 annotated[rs["metadata"]["name"]] = int(ann)
         sizes = proportions(
             s,
-            [_view(rs) for rs in ordered],
+            [view(rs) for rs in ordered],
             annotated,
             new["metadata"]["name"] if new is not None else None,
         )
         for rs in ordered:
-            self._scale_rs(d, rs, sizes.get(rs["metadata"]["name"], _spec_replicas(rs)))
+            self._scale_rs(d, rs, sizes.get(rs["metadata"]["name"], spec_replicas(rs)))
 
     # --- writes --------------------------------------------------------------------------
 
@@ -508,7 +263,7 @@ class DeploymentController(Controller):
 
     def _scale_rs(self, d: Obj, rs: Obj, size: int) -> Obj:
         s = Strategy.of(d)
-        old_size = _spec_replicas(rs)
+        old_size = spec_replicas(rs)
         if size != old_size:
             self._scaling_event(d, rs["metadata"]["name"], old_size, size)
 
@@ -678,12 +433,12 @@ class DeploymentController(Controller):
     def _sync_status(self, d: Obj, new: Obj | None, rss: list[Obj]) -> None:
         md = d["metadata"]
         s = Strategy.of(d)
-        available = sum(_status(rs, "availableReplicas") for rs in rss)
+        available = sum(status_count(rs, "availableReplicas") for rs in rss)
         status: Obj = {
             "observedGeneration": int(md.get("generation") or 1),
-            "replicas": sum(_status(rs, "replicas") for rs in rss),
-            "updatedReplicas": _status(new, "replicas") if new is not None else 0,
-            "readyReplicas": sum(_status(rs, "readyReplicas") for rs in rss),
+            "replicas": sum(status_count(rs, "replicas") for rs in rss),
+            "updatedReplicas": status_count(new, "replicas") if new is not None else 0,
+            "readyReplicas": sum(status_count(rs, "readyReplicas") for rs in rss),
             "availableReplicas": available,
             "unavailableReplicas": max(s.replicas - available, 0),
         }
@@ -810,14 +565,14 @@ class DeploymentController(Controller):
         dead = [
             rs
             for rs in old
-            if _spec_replicas(rs) == 0
-            and _status(rs, "replicas") == 0
+            if spec_replicas(rs) == 0
+            and status_count(rs, "replicas") == 0
             and not rs["metadata"].get("deletionTimestamp")
         ]
         extra = len(dead) - int(limit)
         if extra <= 0:
             return
-        dead.sort(key=lambda rs: (revision(rs), _created(rs)))
+        dead.sort(key=lambda rs: (revision(rs), created_order(rs)))
         for rs in dead[:extra]:
             md = rs["metadata"]
             try:

@@ -1,19 +1,10 @@
-from __future__ import annotations
+"""The store: resourceVersion, change events, history, generateName."""
 
-import re
+from __future__ import annotations
 
 import pytest
 
-from svcnet.k8s import names
 from svcnet.store import Event, Store, StoreError
-
-
-def test_generate_name_alphabet_and_cut() -> None:
-    for _ in range(200):
-        n = names.generate_name("echo-summer-")
-        assert re.fullmatch(r"echo-summer-[bcdfghjklmnpqrstvwxz2456789]{5}", n)
-    long = names.generate_name("x" * 80)
-    assert len(long) == 63 and long.startswith("x" * 58)
 
 
 def _svc(name: str) -> dict[str, object]:

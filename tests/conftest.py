@@ -1,4 +1,4 @@
-"""Fixtures shared by the core tests."""
+"""Fixtures shared across test packages."""
 
 from __future__ import annotations
 

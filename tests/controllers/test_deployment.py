@@ -15,7 +15,7 @@ import pytest
 
 from svcnet.config import Settings
 from svcnet.controllers import DeploymentController, GarbageCollector, ReplicaSetController
-from svcnet.controllers.deployment import compute_hash
+from svcnet.controllers.rollout import compute_hash
 from svcnet.k8s.kinds import BY_KIND
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.owners import controller_uid
@@ -311,7 +311,7 @@ def test_undo_template_with_null_creation_timestamp_matches_its_replicaset() -> 
     # kubectl rollout undo sends the old ReplicaSet's template with
     # `metadata.creationTimestamp: null`; the Go struct cannot tell it from
     # an absent one, so the hash and the match must not either.
-    from svcnet.controllers.deployment import compute_hash, equal_ignore_hash
+    from svcnet.controllers.rollout import compute_hash, equal_ignore_hash
 
     plain = {
         "metadata": {"labels": {"app": "web"}},

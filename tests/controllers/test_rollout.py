@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.controllers.deployment import (
+from svcnet.controllers.rollout import (
     RS,
     Strategy,
     compute_hash,
