@@ -271,8 +271,12 @@ def _write_destination(a: Asm, v6: bool) -> None:
     a.stx(W, _CTX, _CTX_USER_PORT, _DST_PORT)
 
 
-def _record_revnat(a: Asm) -> None:
-    """revnat[(cookie, _DST_IP, _DST_PORT)] = the value built at _RN_VAL."""
+def _record_revnat(a: Asm, p: str) -> None:
+    """revnat[(cookie, _DST_IP, _DST_PORT)] = the value built at _RN_VAL.
+
+    Unless it is there already: every datagram of a UDP socket comes here,
+    and an LRU update is not free.
+    """
     a.mov(R1, _CTX)
     a.call(Helper.get_socket_cookie)
     a.stx(DW, R10, _RN_KEY, R0)
@@ -282,10 +286,20 @@ def _record_revnat(a: Asm) -> None:
     a.ld_map(R1, "revnat")
     a.mov(R2, R10)
     a.add(R2, _RN_KEY)
+    a.call(Helper.map_lookup_elem)
+    a.jeq(R0, 0, p + "store")
+    a.ldx(DW, R1, R0, 0)
+    a.ldx(DW, R2, R10, _RN_VAL)
+    a.jeq(R1, R2, p + "stored")
+    a.label(p + "store")
+    a.ld_map(R1, "revnat")
+    a.mov(R2, R10)
+    a.add(R2, _RN_KEY)
     a.mov(R3, R10)
     a.add(R3, _RN_VAL)
     a.mov(R4, bpf.BPF_ANY)
     a.call(Helper.map_update_elem)
+    a.label(p + "stored")
 
 
 def _loopback_guard(a: Asm, p: str) -> None:
@@ -522,7 +536,7 @@ def _service(a: Asm, p: str, *, v6: bool, sessions: bool, translated: str, untou
     a.ldx(W, _DST_IP, R10, _CHOSEN)
     a.ldx(H, _DST_PORT, R10, _CHOSEN + 4)
     _write_destination(a, v6)
-    _record_revnat(a)
+    _record_revnat(a, p + "rn_")
     a.ja(translated)
 
 
@@ -638,7 +652,7 @@ def _forward_program(kind: Literal["connect", "sendmsg"], v6: bool, v6only: _V6O
     a.ldx(DW, R1, R10, _V6LO_FLAG)
     a.stx(H, R10, _RN_VAL + 6, R1)  # RN_V6_LOOPBACK is 1, in the flags byte
     _write_destination(a, v6)
-    _record_revnat(a)
+    _record_revnat(a, "local_rn_")
     a.ret(1)
 
     # A pod's traffic to loopback addresses leaves from its pod IP, so the
@@ -882,7 +896,12 @@ class SocketHooks:
             raise
 
     def attach(self, cgroup_dir: str) -> None:
-        """Link every program to the v2 cgroup at ``cgroup_dir`` (and its descendants)."""
+        """Link every program to the v2 cgroup at ``cgroup_dir`` (and its descendants).
+
+        Links are multi-program, so this goes beside other daemons' hooks; it
+        fails (EPERM) only where someone attached an exclusive program with
+        BPF_PROG_ATTACH and no BPF_F_ALLOW_MULTI.
+        """
         if not self._progs:
             raise RuntimeError("SocketHooks.attach before load")
         key = os.path.realpath(cgroup_dir)
