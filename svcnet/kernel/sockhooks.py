@@ -838,12 +838,15 @@ class SocketHooks:
         max_pods: int = 4096,
         max_services: int = 16384,
         max_backends: int = 65536,
-        affinity_entries: int = 16384,
-        revnat_entries: int = 65536,
-        session_entries: int = 32768,
+        affinity_entries: int = 8192,
+        revnat_entries: int = 16384,
+        session_entries: int = 8192,
     ) -> None:
-        # Hash maps are allocated as they fill (no prealloc), so the sizes
-        # are limits, not memory; the LRU maps are preallocated by the kernel.
+        # Hash maps are allocated as they fill (no prealloc), so their sizes
+        # are limits, not memory. The LRU maps are preallocated (about 90
+        # bytes an entry: some 3 MiB with these defaults, for each of the
+        # daemons a test run may start); an entry evicted is the least used
+        # one: a socket long idle then shows its backend, not the frontend.
         self._specs = [
             (_MapSpec("pods", MapType.HASH, 8, 16), max_pods),
             (_MapSpec("loopbacks", MapType.HASH, 4, 4), max_pods),
