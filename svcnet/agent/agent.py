@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from svcnet._aio import TaskSet
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
+from svcnet.agent.identity import node_identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.pod import KILL_WAIT, PodWorker
@@ -82,6 +84,8 @@ class Agent:
             pod_dir=self.pod_dir,
             backoff=backoff,
             stop_grace=stop_grace,
+            identity=node_identity(os.environ, os.geteuid(), os.getegid()),
+            root=os.geteuid() == 0,
         )
 
     # --- lifecycle -------------------------------------------------------------
@@ -229,7 +233,15 @@ class Agent:
         proc = self._current(r, pod)
         if not proc.running:
             raise NodeApiError(f'container not found ("{r.name}")')
-        return exec_.start(proc.pid, command, stdin=stdin, tty=tty, container=r.name)
+        return exec_.start(
+            proc.pid,
+            command,
+            stdin=stdin,
+            tty=tty,
+            container=r.name,
+            libc=self.libc,
+            identity=r.identity,
+        )
 
 
 async def _stream_log(

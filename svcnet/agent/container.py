@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from svcnet._aio import TaskSet
 from svcnet.agent import probes
 from svcnet.agent.backoff import Backoff
+from svcnet.agent.identity import Identity
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
 from svcnet.k8s.durations import go_duration
 from svcnet.k8s.objects import Obj
@@ -62,7 +63,7 @@ class PodHost(Protocol):
         """The process to run and the imageID; raises ContainerConfigError."""
         ...
 
-    def preexec(self, report_fd: int, tty: bool) -> Callable[[], None]: ...
+    def preexec(self, report_fd: int, spec: LaunchSpec) -> Callable[[], None]: ...
 
     def new_backoff(self) -> Backoff: ...
 
@@ -111,6 +112,8 @@ class ContainerRunner:
         self._backoff = pod.new_backoff()
         self.probes = probes.container_probes(spec)
         self._env: dict[str, str] = {}
+        self.identity: Identity | None = None
+        """Who the current instance runs as: exec sessions and exec probes run as it too."""
         self._cwd = "/"
         self._image_ready = False
         self._startup_ok = "startupProbe" not in self.probes
@@ -191,6 +194,7 @@ class ContainerRunner:
             self.previous = self.proc
         self.proc = proc
         self._env, self._cwd = spec.env, spec.cwd
+        self.identity = spec.identity
         self._image_ready = False
         self._startup_ok = "startupProbe" not in self.probes
         self._readiness_ok = False
@@ -302,7 +306,13 @@ class ContainerRunner:
     async def _exec_for_probe(self, argv: list[str], limit: float) -> tuple[int | None, str]:
         """An exec probe: the command in the container's environment and pod view."""
         spec = LaunchSpec(
-            argv=argv, env=self._env, cwd=self._cwd, stdin=False, tty=False, signals_ready=False
+            argv=argv,
+            env=self._env,
+            cwd=self._cwd,
+            stdin=False,
+            tty=False,
+            signals_ready=False,
+            identity=self.identity,
         )
         try:
             proc = Process.launch(spec, self._pod.preexec, 64 * 1024)

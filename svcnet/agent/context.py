@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svcnet._aio import TaskSet
+from svcnet.agent.identity import Identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.sandbox import Libc
 from svcnet.config import Settings
@@ -39,6 +40,10 @@ class NodeContext:
     """(initial, cap) of the restart back-off."""
     stop_grace: float
     """Grace period for the pod's containers when the daemon stops."""
+    identity: Identity
+    """Who containers run as unless their securityContext says otherwise (identity.py)."""
+    root: bool
+    """Whether the agent can switch users at all."""
 
     @property
     def store(self) -> ReadOnlyStore:

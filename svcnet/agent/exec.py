@@ -29,7 +29,9 @@ import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from svcnet.agent.identity import Identity
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
+from svcnet.agent.sandbox import Libc, become
 from svcnet.agent.stdio import ProcessStdio
 from svcnet.images import READY_FD_ENV
 from svcnet.nodeapi import NodeApiError
@@ -44,25 +46,6 @@ stdout is not a terminal; a 0x0 terminal breaks line editing)."""
 
 _NAMESPACES = ("user", "mnt", "uts")
 _PRIVATE_ENV = (READY_FD_ENV,)
-
-
-class _Libc:
-    def __init__(self) -> None:
-        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self.setns = lib.setns
-        self.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-        self.prctl = lib.prctl
-        self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
-
-
-_libc: _Libc | None = None
-
-
-def _get_libc() -> _Libc:
-    global _libc
-    if _libc is None:
-        _libc = _Libc()
-    return _libc
 
 
 @dataclass(frozen=True)
@@ -126,12 +109,13 @@ def inspect(pid: int) -> Target:
 class _Enter:
     """The preexec_fn: parent-death signal, the container's namespaces, cwd, ctty."""
 
-    libc: _Libc
+    libc: Libc
     parent_pid: int
     namespaces: tuple[tuple[str, int], ...]
     cwd: bytes
     report_fd: int
     tty: bool
+    identity: Identity | None
 
     def __call__(self) -> None:
         self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -149,6 +133,9 @@ class _Enter:
             os.chdir(b"/")
         if self.tty:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        # Last, as runc does: the command runs as the container's user, with its
+        # capabilities, never with the agent's.
+        become(self.identity, self.libc, self.report_fd, self.parent_pid)
         os.write(self.report_fd, OK)
 
 
@@ -174,6 +161,8 @@ def start(
     stdin: bool,
     tty: bool,
     container: str,
+    libc: Libc,
+    identity: Identity | None,
     preexec_hook: Callable[[], None] | None = None,
 ) -> ExecSession:
     """Run `command` inside the container whose main process is `pid`."""
@@ -182,11 +171,18 @@ def start(
     target = inspect(pid)
     if tty:
         target.env.setdefault("TERM", "xterm")
-    libc = _get_libc()
     parent = os.getpid()
 
-    def factory(report_fd: int, is_tty: bool) -> Callable[[], None]:
-        enter = _Enter(libc, parent, target.namespaces, os.fsencode(target.cwd), report_fd, is_tty)
+    def factory(report_fd: int, spec: LaunchSpec) -> Callable[[], None]:
+        enter = _Enter(
+            libc,
+            parent,
+            target.namespaces,
+            os.fsencode(target.cwd),
+            report_fd,
+            spec.tty,
+            identity,
+        )
         if preexec_hook is None:
             return enter
 
@@ -203,6 +199,7 @@ def start(
         stdin=stdin,
         tty=tty,
         signals_ready=False,
+        identity=identity,
     )
     try:
         proc = Process.launch(spec, factory, LOG_LIMIT)

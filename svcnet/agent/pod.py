@@ -37,6 +37,7 @@ from svcnet.agent import envvars, sandbox
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.context import NodeContext
+from svcnet.agent.identity import IdentityError, for_container
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class
 from svcnet.k8s.objects import Obj
@@ -218,6 +219,20 @@ class PodWorker:
             self._resolv.write_text(conf)
         self._hosts = self._dir / "hosts"
         self._hosts.write_text(sandbox.hosts_file(self.pod, self.ip, net.cluster_domain))
+        self._own_files()
+
+    def _own_files(self) -> None:
+        """The pod's files belong to the user its processes run as (the pod's
+        runAsUser, else the node's user), as a runtime chowns a container's dirs."""
+        if not self._node.root or self._dir is None:
+            return
+        try:
+            who = for_container(self.pod, {}, self._node.identity, root=True)
+        except IdentityError:
+            who = self._node.identity
+        for path in (self._dir, *self._dir.iterdir()):
+            with contextlib.suppress(OSError):
+                os.chown(path, who.uid, who.gid)
 
     # --- stopping --------------------------------------------------------------
 
@@ -312,6 +327,12 @@ class PodWorker:
             )
         tty = bool(container.get("tty"))
         try:
+            identity = for_container(self.pod, container, self._node.identity, root=self._node.root)
+        except IdentityError as e:
+            raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
+        for warning in identity.warnings:
+            self.event("Warning", "RunAsUser", warning)
+        try:
             env = envvars.container_env(
                 self.pod, container, self._services(), self.ip, tty=tty, lookup=self._lookup
             )
@@ -336,6 +357,7 @@ class PodWorker:
             tty=tty,
             # A user command replaces the image's server, which then cannot report.
             signals_ready=image is not None and image.signals_ready and not command,
+            identity=identity,
         )
         return spec, image_id
 
@@ -352,17 +374,18 @@ class PodWorker:
                 out.append(kube)
         return out
 
-    def preexec(self, report_fd: int, tty: bool) -> Callable[[], None]:
-        spec = self.pod.get("spec") or {}
-        hostname = str(spec.get("hostname") or self.name)[:63]
+    def preexec(self, report_fd: int, spec: LaunchSpec) -> Callable[[], None]:
+        pod_spec = self.pod.get("spec") or {}
+        hostname = str(pod_spec.get("hostname") or self.name)[:63]
         return sandbox.ChildSetup(
             libc=self._node.libc,
             parent_pid=os.getpid(),
             report_fd=report_fd,
-            tty=tty,
+            tty=spec.tty,
             hostname=hostname.encode(),
             resolv_path=bytes(self._resolv) if self._resolv else None,
             hosts_path=bytes(self._hosts) if self._hosts else None,
+            identity=spec.identity,
         )
 
     def new_backoff(self) -> Backoff:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from svcnet.agent.identity import Identity
 from svcnet.agent.logs import STDERR, STDOUT, LogBuffer
 from svcnet.images import READY_FD_ENV
 
@@ -56,10 +57,13 @@ class LaunchSpec:
     stdin: bool
     tty: bool
     signals_ready: bool
+    identity: Identity | None = None
+    """Who the process runs as (identity.py); None: as the agent."""
 
 
-PreexecFactory = Callable[[int, bool], Callable[[], None]]
-"""(report_fd, tty) -> the preexec_fn, which writes its sandbox report to report_fd."""
+PreexecFactory = Callable[[int, LaunchSpec], Callable[[], None]]
+"""(report_fd, spec) -> the preexec_fn, which writes its sandbox report to report_fd
+(and, when it refuses to go on, the reason before it raises)."""
 
 
 class LaunchError(Exception):
@@ -196,7 +200,7 @@ class Process:
                     env=env,
                     cwd=spec.cwd,
                     start_new_session=True,
-                    preexec_fn=preexec(report_w, spec.tty),
+                    preexec_fn=preexec(report_w, spec),
                     pass_fds=pass_fds,
                 )
             except FileNotFoundError as e:
@@ -206,7 +210,14 @@ class Process:
                 raise LaunchError(
                     f'exec: "{spec.argv[0]}": executable file not found in $PATH'
                 ) from None
-            except (OSError, subprocess.SubprocessError) as e:
+            except subprocess.SubprocessError as e:
+                # The preexec_fn refused (it never runs a program as the wrong user);
+                # it wrote why before raising.
+                to_close.remove(report_w)
+                os.close(report_w)
+                why = _read_all(report_r).decode(errors="replace")
+                raise LaunchError(f'exec: "{spec.argv[0]}": {why or e}') from None
+            except OSError as e:
                 raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
         except BaseException:
             for fd in keep:

@@ -28,6 +28,7 @@ import signal
 import termios
 from dataclasses import dataclass
 
+from svcnet.agent.identity import CapLibc, Identity
 from svcnet.k8s.objects import Obj
 
 CLONE_NEWNS = 0x00020000
@@ -114,11 +115,15 @@ class Libc:
         self.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         self.prctl = lib.prctl
         self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+        self.setns = lib.setns
+        self.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        self.caps = CapLibc(lib)
 
 
 @dataclass(frozen=True)
 class ChildSetup:
-    """The preexec_fn: parent-death signal, controlling tty, the pod's view."""
+    """The preexec_fn: parent-death signal, controlling tty, the pod's view, then
+    the container's user and capabilities (identity.py)."""
 
     libc: Libc
     parent_pid: int
@@ -128,6 +133,7 @@ class ChildSetup:
     resolv_path: bytes | None
     """Bind-mounted over /etc/resolv.conf; None keeps the host's."""
     hosts_path: bytes | None
+    identity: Identity | None = None
 
     def __call__(self) -> None:
         # If the daemon dies, so does the container (and its group gets no orphan
@@ -138,7 +144,9 @@ class ChildSetup:
         if self.tty:
             # start_new_session made us a session leader; fd 0 is the pty slave.
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        os.write(self.report_fd, self._enter_pod_view())
+        report = self._enter_pod_view()
+        become(self.identity, self.libc, self.report_fd, self.parent_pid)
+        os.write(self.report_fd, report)
 
     def _fail(self, what: str) -> bytes:
         err = ctypes.get_errno()
@@ -170,6 +178,22 @@ class ChildSetup:
         if libc.sethostname(self.hostname, len(self.hostname)) != 0:
             return self._fail("sethostname")
         return OK
+
+
+def become(identity: Identity | None, libc: Libc, report_fd: int, parent_pid: int) -> None:
+    """In the child: take the container's identity or refuse to run at all.
+
+    Changing credentials clears the parent-death signal (the kernel's
+    commit_creds), so it is armed again, and the parent checked again."""
+    if identity is None:
+        return
+    failed = identity.apply(libc.caps)
+    if failed:
+        os.write(report_fd, b"cannot run as the container's user: " + failed)
+        raise PermissionError(failed.decode(errors="replace"))
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(137)
 
 
 def _write(path: bytes, data: bytes) -> None:
