@@ -82,8 +82,6 @@ class AgentSettings:
     """Extra image -> local command mappings (`myorg/tool`: [`/usr/bin/tool`])."""
     log_bytes: int = 1 << 20
     """Per-container log kept for `logs` (bounded, oldest dropped)."""
-    state_dir: str = ""
-    """Where pod resolv.conf files go; empty means a fresh temporary directory."""
 
 
 @dataclass
@@ -94,6 +92,10 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     manifests: list[str] = field(default_factory=list)
     """Files or directories applied at start-up (svcnet.yaml itself is skipped)."""
+    state_dir: str = ""
+    """The cluster's state directory (svcnet/state.py): its objects, credential and
+    pods' files. Empty: ~/.local/state/svcnet/<api host>-<api port> of the user
+    who started svcnet (through sudo, the calling user)."""
 
     @property
     def kube_dns(self) -> tuple[str, int]:

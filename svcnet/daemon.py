@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from svcnet import state
 from svcnet._aio import TaskSet
 from svcnet.config import Settings
 from svcnet.controllers import (
@@ -37,7 +40,9 @@ from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.wellknown import SKIP_MIRROR
 from svcnet.manifest import Manifest, ManifestError, load_paths
 from svcnet.registry import ApiError, Registry
-from svcnet.store import Event, Store
+from svcnet.store import Event, Store, StoreError
+from svcnet.store.store import key_of
+from svcnet.store.wal import Wal
 
 logger = logging.getLogger("svcnet")
 
@@ -56,12 +61,21 @@ def reachable(host: str) -> str:
 
 
 def bootstrap(settings: Settings, registry: Registry) -> None:
-    """What a fresh kubeadm cluster has before the user applies anything."""
+    """What a fresh kubeadm cluster has before the user applies anything; what a
+    restarted one kept is left as it is."""
+
+    def ensure(obj: Obj) -> None:
+        kind = registry.kind_of(obj)
+        md = obj["metadata"]
+        ns = str(md.get("namespace") or "") if kind.namespaced else ""
+        if registry.store.get(kind.kind, ns, md["name"]) is None:
+            registry.create(obj)
+
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-        registry.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     net = settings.network
     dns_ip, dns_port = settings.kube_dns
-    registry.create(
+    ensure(
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -76,7 +90,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
             },
         }
     )
-    registry.create(
+    ensure(
         {
             "apiVersion": "v1",
             "kind": "Endpoints",
@@ -93,7 +107,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
             ],
         }
     )
-    registry.create(
+    ensure(
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -136,7 +150,7 @@ def describe_error(m: Manifest, e: ApiError) -> str:
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wal: Wal | None = None) -> None:
         # The components are imported here rather than at the top so that a bad
         # settings file or manifest is reported before aiohttp and uvloop load.
         from svcnet.agent.agent import Agent
@@ -145,7 +159,8 @@ class Daemon:
         from svcnet.proxy.proxier import Proxier
 
         s = self.settings = settings
-        self.store = Store()
+        self.wal = wal
+        self.store = Store(wal=wal)
         self.registry = Registry(settings, self.store)
         self.controllers: list[Controller] = [
             DeploymentController(self.registry),
@@ -169,6 +184,23 @@ class Daemon:
         self.components: list[Any] = []  # started, in order; stopped in reverse
         self.stopping = asyncio.Event()
 
+    def restore(self, fresh: bool) -> int:
+        """Put back what the last run kept (none with `fresh`); how many objects."""
+        if self.wal is None:
+            return 0
+        if fresh:
+            self.wal.path.unlink(missing_ok=True)
+        kept = self.wal.load()
+        # Namespaces first, so every restored object has one.
+        kept.sort(key=lambda o: o.get("kind") != "Namespace")
+        for obj in kept:
+            try:
+                self.store.restore(obj)
+            except StoreError:
+                logger.warning("not restored (a duplicate in the log): %s", key_of(obj))
+        self.wal.open(list(self.store))
+        return len(kept)
+
     async def start(self) -> list[Obj]:
         s = self.settings
         manifests = load_paths(s.manifests) if s.manifests else []
@@ -189,6 +221,8 @@ class Daemon:
                 logger.exception("stopping %s failed", type(comp).__name__)
         for c in self.controllers:
             c.stop()
+        if self.wal is not None:
+            self.wal.close()
 
     def unready(self) -> list[str]:
         """What the ready line still waits for: workloads short of replicas, unready pods."""
@@ -260,9 +294,47 @@ def _waiting_reason(pod: Obj) -> str:
     return ""
 
 
-async def run(settings: Settings) -> int:
+async def run(settings: Settings, fresh: bool = False) -> int:
     t0 = time.monotonic()
-    daemon = Daemon(settings)
+    path = Path(settings.state_dir) if settings.state_dir else None
+    if path is None:
+        path = state.default_dir(os.environ, settings.api.host, settings.api.port)
+    settings.state_dir = str(path)
+    statedir = state.StateDir(path, state.owner(os.environ))
+    try:
+        earlier = statedir.acquire()
+    except (state.StateError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        return await _run(settings, statedir, earlier, fresh, t0)
+    finally:
+        statedir.release()
+
+
+async def _run(
+    settings: Settings,
+    statedir: state.StateDir,
+    earlier: state.Earlier | None,
+    fresh: bool,
+    t0: float,
+) -> int:
+    who = statedir.owner
+    daemon = Daemon(settings, Wal(statedir.path / "objects.jsonl", (who.uid, who.gid)))
+    if earlier is not None:
+        print(
+            f"svcnet: the last run here (pid {earlier.pid}) did not stop cleanly",
+            file=sys.stderr,
+            flush=True,
+        )
+    restored = daemon.restore(fresh)
+    if restored:
+        print(
+            f"svcnet: restored {restored} objects from {statedir.path} "
+            "(svcnet up --fresh starts empty)",
+            file=sys.stderr,
+            flush=True,
+        )
     tasks = TaskSet()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -308,7 +380,7 @@ async def run(settings: Settings) -> int:
             loop.remove_signal_handler(sig)
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, fresh: bool = False) -> int:
     """`svcnet up`: run in the foreground until SIGINT/SIGTERM."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -316,7 +388,7 @@ def serve(settings: Settings) -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run(settings))
+        return asyncio.run(run(settings, fresh))
     with contextlib.suppress(KeyboardInterrupt):
-        return uvloop.run(run(settings))
+        return uvloop.run(run(settings, fresh))
     return 130

@@ -26,13 +26,17 @@ def node_ip(prefix: int) -> str:
     return f"127.{prefix + 3}.0.1"
 
 
-def isolated_up_args(manifests: str, prefix: int, api_port: int, dns_port: int) -> list[str]:
+def isolated_up_args(
+    manifests: str, prefix: int, api_port: int, dns_port: int, state_dir: str | None = None
+) -> list[str]:
     """`svcnet up` arguments for an instance that cannot collide with another one:
     ClusterIPs in 127.<prefix>.0.0/16, pods in 127.<prefix+1>, LoadBalancer IPs in
     127.<prefix+2>, NodePorts on ``node_ip(prefix)``, and DNS forwarding to a
-    loopback port where nothing listens (never the machine's own resolver)."""
+    loopback port where nothing listens (never the machine's own resolver). With
+    `state_dir`, the cluster's state goes there instead of under $HOME."""
     return [
         "up",
+        *(["--state-dir", state_dir] if state_dir else []),
         "-f",
         manifests,
         "--api-port",

@@ -41,6 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodeport-addresses", default=None, metavar="A,B")
     p.add_argument("--upstream-dns", action="append", default=None, metavar="ADDR")
     p.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="the cluster's state directory (default: ~/.local/state/svcnet/<api host>-<port>)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start with no objects but the manifests (forget what the last run kept)",
+    )
+    p.add_argument(
         "--dns-log-queries",
         action="store_true",
         help="log one line per DNS query (CoreDNS' log format) on stderr",
@@ -84,6 +95,8 @@ def build_settings(args: argparse.Namespace) -> Settings:
         ]
     if args.upstream_dns:
         settings.dns.upstream = list(args.upstream_dns)
+    if args.state_dir:
+        settings.state_dir = args.state_dir
     if args.filename:
         settings.manifests = list(args.filename)
     elif not settings.manifests:
@@ -108,4 +121,4 @@ def up(args: argparse.Namespace) -> int:
         logging.getLogger("svcnet.dns.query").setLevel(logging.DEBUG)
     from svcnet import daemon  # type: ignore[attr-defined,unused-ignore]
 
-    return int(daemon.serve(settings))
+    return int(daemon.serve(settings, fresh=args.fresh))

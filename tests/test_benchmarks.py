@@ -10,7 +10,7 @@ from svcnet.main import build_parser
 
 
 def test_benchmark_command_is_accepted_by_svcnet_up() -> None:
-    argv = run.up_command(["svcnet"], 16443, 15353)
+    argv = run.up_command(["svcnet"], 16443, 15353, "/tmp/svcnet-state")
     args = build_parser().parse_args(argv[1:])
     assert args.verb == "up"
     assert (args.api_port, args.dns_port) == (16443, 15353)
@@ -24,7 +24,7 @@ def test_benchmark_addresses_are_loopback_and_clear_of_the_defaults() -> None:
         ipaddress.IPv4Network(c)
         for c in (defaults.service_cidr, defaults.pod_cidr, defaults.load_balancer_cidr)
     ]
-    args = build_parser().parse_args(run.up_command([], 16443, 15353))
+    args = build_parser().parse_args(run.up_command([], 16443, 15353, "/tmp/svcnet-state"))
     ours = [ipaddress.IPv4Network(c) for c in (args.service_cidr, args.pod_cidr, args.lb_cidr)]
     for net in ours:
         assert net.subnet_of(loopback)

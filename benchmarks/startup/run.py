@@ -206,8 +206,8 @@ def svcnet_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "svcnet"]
 
 
-def up_command(base: list[str], api_port: int, dns_port: int) -> list[str]:
-    return [*base, *isolated_up_args(str(ROOT / "config"), PREFIX, api_port, dns_port)]
+def up_command(base: list[str], api_port: int, dns_port: int, state_dir: str) -> list[str]:
+    return [*base, *isolated_up_args(str(ROOT / "config"), PREFIX, api_port, dns_port, state_dir)]
 
 
 def one_run(base: list[str], timeout: float, verbose: bool) -> Run:
@@ -216,9 +216,10 @@ def one_run(base: list[str], timeout: float, verbose: bool) -> Run:
     busy = listening(ports)
     if busy:
         raise BenchError("addresses of this benchmark are already in use:\n  " + "\n  ".join(busy))
-    cmd = up_command(base, api_port, dns_port)
     run = Run()
-    with tempfile.TemporaryFile("w+") as errf:
+    with tempfile.TemporaryFile("w+") as errf, tempfile.TemporaryDirectory() as state_dir:
+        # A fresh cluster every run: nothing kept by the last one is restored.
+        cmd = up_command(base, api_port, dns_port, state_dir)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
@@ -410,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
 
     m = machine()
     base = svcnet_command()
-    shown = " ".join(up_command(["svcnet"], 0, 0)).replace(str(ROOT) + "/", "")
-    print(f"svcnet start-up: {args.runs} runs of: {shown}  (ports 0 = a free port per run)")
+    shown = " ".join(up_command(["svcnet"], 0, 0, "TMP")).replace(str(ROOT) + "/", "")
+    print(
+        f"svcnet start-up: {args.runs} runs of: {shown}"
+        "  (ports 0: a free port, TMP: a fresh state directory, per run)"
+    )
     runs: list[Run] = []
     for i in range(args.runs):
         try:

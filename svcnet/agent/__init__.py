@@ -13,7 +13,6 @@ Configuration (config/svcnet.yaml)::
       images:              # image -> local command, beside the built-in images
         myorg/tool: [/usr/local/bin/tool, --serve]
       log_bytes: 1048576   # per container instance
-      state_dir: ""        # per-pod resolv.conf/hosts; empty: a temp dir
 """
 
 from svcnet.agent.agent import Agent, ContainerAttachment

@@ -91,9 +91,11 @@ class Agent:
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        configured = self.settings.agent.state_dir
+        configured = self.settings.state_dir
         if configured:
             self._state_root = Path(configured) / "pods"
+            # What a run that did not stop cleanly left: its pods are gone.
+            shutil.rmtree(self._state_root, ignore_errors=True)
             self._state_root.mkdir(parents=True, exist_ok=True)
         else:
             self._state_root = Path(tempfile.mkdtemp(prefix="svcnet-agent-"))

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from svcnet.k8s import names
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
+from svcnet.store.wal import Wal
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class ReadOnlyStore(Protocol):
 
 
 class Store:
-    def __init__(self, history: int = 10000) -> None:
+    def __init__(self, history: int = 10000, wal: Wal | None = None) -> None:
+        self._wal = wal
+        """Where changes are kept across restarts (wal.py); None keeps them in memory only."""
         self._objects: dict[Key, Obj] = {}
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=history)
@@ -147,6 +150,8 @@ class Store:
 
     def _emit(self, ev: Event) -> None:
         self._history.append(ev)
+        if self._wal is not None:
+            self._wal.record(ev.kind, ev.obj, ev.type == "DELETED")
         for fn in list(self._subscribers):
             try:
                 fn(ev)
@@ -173,6 +178,22 @@ class Store:
         md.setdefault("creationTimestamp", now_rfc3339())
         if "spec" in obj:
             md["generation"] = 1
+        self._objects[key] = obj
+        self._emit(Event("ADDED", key[0], obj, None, self._rv))
+        return obj
+
+    def restore(self, obj: Obj) -> Obj:
+        """Put back an object this store held before a restart (read from its log):
+        it keeps its uid, creationTimestamp and generation, so owner references and
+        ages still hold; it gets a new resourceVersion like any change."""
+        obj = copy.deepcopy(obj)
+        md = obj["metadata"]
+        key = key_of(obj)
+        if key in self._objects or not md.get("uid"):
+            raise StoreError("AlreadyExists", key)
+        self._rv += 1
+        md["resourceVersion"] = str(self._rv)
+        md.setdefault("creationTimestamp", now_rfc3339())
         self._objects[key] = obj
         self._emit(Event("ADDED", key[0], obj, None, self._rv))
         return obj

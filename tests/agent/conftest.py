@@ -56,7 +56,7 @@ def settings(tmp_path: Path) -> Settings:
     s = Settings()
     s.network.pod_cidr = POD_CIDR
     s.network.service_cidr = SERVICE_CIDR
-    s.agent.state_dir = str(tmp_path / "state")
+    s.state_dir = str(tmp_path / "state")
     return s
 
 

@@ -193,6 +193,6 @@ async def test_through_sudo_pods_and_exec_run_as_the_caller(
                 break
         text = out.decode()
         assert "uid=4321 gid=4322" in text and caps(text, "CapEff") == 0
-        assert owners(Path(settings.agent.state_dir)) == {(4321, 4322)}
+        assert owners(Path(settings.state_dir)) == {(4321, 4322)}
     finally:
         await a.stop()

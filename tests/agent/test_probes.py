@@ -23,7 +23,7 @@ def settings(tmp_path: Path) -> Settings:
     s = Settings()
     s.network.pod_cidr = "127.142.0.0/24"
     s.network.service_cidr = "127.143.0.0/24"
-    s.agent.state_dir = str(tmp_path / "state")
+    s.state_dir = str(tmp_path / "state")
     return s
 
 

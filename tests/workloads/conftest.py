@@ -39,7 +39,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     s.network.pod_cidr = "127.140.0.0/16"
     s.network.service_cidr = "127.141.0.0/16"
     s.network.node_port_addresses = ["127.142.0.1"]
-    s.agent.state_dir = str(tmp_path / "state")
+    s.state_dir = str(tmp_path / "state")
     store = Store()
     reg = Registry(s, store)
     reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
