@@ -9,21 +9,7 @@ from pathlib import Path
 import yaml
 
 from svcnet.k8s.objects import Obj
-
-_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_Base):  # type: ignore[valid-type,misc]
-    """YAML 1.1 as kubectl reads it (go-yaml v2): `y`, `Y`, `n` and `N` are booleans
-    too, so `value: y` fails here as it fails on a cluster, not only later there."""
-
-
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
-
-
-class _Constructor(yaml.SafeLoader):
-    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
-
+from svcnet.manifest import decode
 
 CONFIG_KIND = "SvcnetConfiguration"
 EXTENSIONS = (".yaml", ".yml", ".json")
@@ -114,14 +100,15 @@ def _yaml_error(source: str, e: yaml.YAMLError) -> ManifestError:
 def load_text(text: str, source: str) -> list[Manifest]:
     """Parse one file's text; raise ManifestError naming file:line:column."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        nodes = decode.compose_all(text)
     except yaml.YAMLError as e:
         raise _yaml_error(source, e) from None
+    except decode.DecodeError as e:
+        raise ManifestError(f"error parsing {source}: error converting YAML to JSON: {e}") from None
     out: list[Manifest] = []
-    constructor = _Constructor("")
     for i, node in enumerate(nodes):
         try:
-            data = constructor.construct_document(node)
+            data = decode.construct(node)
         except yaml.YAMLError as e:
             raise _yaml_error(source, e) from None
         line = node.start_mark.line + 1

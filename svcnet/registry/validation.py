@@ -87,14 +87,95 @@ def name_errors(kind: str, name: str, path: str = "metadata.name") -> list[Cause
     return []
 
 
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED_NAME_FMT = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+    "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+MSG_LABEL_VALUE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+TOTAL_ANNOTATION_SIZE = 256 * 1024
+"""apimachinery's TotalAnnotationSizeLimitB: keys and values together."""
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """apimachinery IsQualifiedName: `[prefix/]name`, the form of label and annotation keys."""
+    parts = value.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            return ["prefix part must be non-empty"]
+        if len(prefix) > 253:
+            return ["prefix part must be no more than 253 characters"]
+        if not DNS1123_SUBDOMAIN.match(prefix):
+            return ["prefix part " + MSG_1123_SUBDOMAIN]
+    else:
+        return [
+            "a qualified name " + _QUALIFIED_NAME_FMT + " with an optional DNS subdomain prefix "
+            "and '/' (e.g. 'example.com/MyName')"
+        ]
+    if not name:
+        return ["name part must be non-empty"]
+    if len(name) > 63:
+        return ["name part must be no more than 63 characters"]
+    if not QUALIFIED_NAME.match(name):
+        return ["name part " + _QUALIFIED_NAME_FMT]
+    return []
+
+
+def labels_errors(labels: Any, path: str = "metadata.labels") -> list[Cause]:
+    """ValidateLabels: every key a qualified name, every value a label value."""
+    if not isinstance(labels, dict):
+        return []
+    errs = []
+    for k, v in labels.items():
+        errs += [invalid(path, k, m) for m in qualified_name_errors(str(k))]
+        value = str(v)
+        if len(value) > 63:
+            errs.append(invalid(path, value, "must be no more than 63 characters"))
+        elif not LABEL_VALUE.match(value):
+            errs.append(invalid(path, value, MSG_LABEL_VALUE))
+    return errs
+
+
+def annotations_errors(annotations: Any, path: str = "metadata.annotations") -> list[Cause]:
+    """ValidateAnnotations: keys are qualified names (lower-cased first), and keys and
+    values together fit in 256 KiB."""
+    if not isinstance(annotations, dict):
+        return []
+    errs = []
+    size = 0
+    for k, v in annotations.items():
+        errs += [invalid(path, k, m) for m in qualified_name_errors(str(k).lower())]
+        size += len(str(k)) + len(str(v))
+    if size > TOTAL_ANNOTATION_SIZE:
+        errs.append(
+            Cause(
+                path,
+                "FieldValueTooLong",
+                f"Too long: may not be more than {TOTAL_ANNOTATION_SIZE} bytes",
+            )
+        )
+    return errs
+
+
 def metadata(obj: Obj, *, creating: bool) -> list[Cause]:
     md = obj.get("metadata") or {}
+    errs = labels_errors(md.get("labels")) + annotations_errors(md.get("annotations"))
     name = md.get("name")
     if not name:
         if creating and md.get("generateName"):
-            return []
-        return [required("metadata.name", "name or generateName is required")]
-    return name_errors(str(obj["kind"]), str(name))
+            return errs
+        return [required("metadata.name", "name or generateName is required"), *errs]
+    return name_errors(str(obj["kind"]), str(name)) + errs
 
 
 def port_number(path: str, v: Any) -> list[Cause]:
@@ -125,7 +206,7 @@ def port_name(path: str, name: str) -> list[Cause]:
 
 def service(obj: Obj) -> list[Cause]:
     spec = obj.get("spec") or {}
-    errs: list[Cause] = []
+    errs: list[Cause] = labels_errors(spec.get("selector"), "spec.selector")
     typ = spec.get("type", "ClusterIP")
     if typ not in SERVICE_TYPES:
         return [unsupported("spec.type", typ, SERVICE_TYPES)]
@@ -375,6 +456,9 @@ def workload(obj: Obj) -> list[Cause]:
     errs += pod_spec(tmpl.get("spec") or {}, "spec.template.spec")
     if obj.get("kind") == "Deployment":
         errs += deployment_strategy(spec)
+    tmd = tmpl.get("metadata") or {}
+    errs += labels_errors(tmd.get("labels"), "spec.template.metadata.labels")
+    errs += annotations_errors(tmd.get("annotations"), "spec.template.metadata.annotations")
     return errs
 
 

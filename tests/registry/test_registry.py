@@ -336,3 +336,62 @@ def test_bind_sets_the_node_once(reg: Registry) -> None:
     with pytest.raises(ApiError) as e:
         reg.bind("default", "p", "elsewhere")
     assert e.value.code == 409 and "already assigned" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("labels", "cause"),
+    [
+        (
+            {"app": "x" * 64},
+            f'metadata.labels: Invalid value: "{"x" * 64}": must be no more than 63 characters',
+        ),
+        (
+            {"app": "-bad-"},
+            'metadata.labels: Invalid value: "-bad-": a valid label must be an empty string or '
+            "consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+            "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+        ),
+        (
+            {"Example.com/a": "b"},
+            'metadata.labels: Invalid value: "Example.com/a": prefix part a lowercase RFC 1123 '
+            "subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+            "start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+            "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ),
+        (
+            {"a/b/c": "d"},
+            'metadata.labels: Invalid value: "a/b/c": a qualified name must consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+            "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS "
+            "subdomain prefix and '/' (e.g. 'example.com/MyName')",
+        ),
+    ],
+)
+def test_labels_are_validated_on_every_kind(reg: Registry, labels: Obj, cause: str) -> None:
+    with pytest.raises(ApiError) as e:
+        reg.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "labels": labels},
+            }
+        )
+    assert e.value.code == 422
+    assert [c.render() for c in e.value.causes] == [cause]
+
+
+def test_annotations_fit_in_256_kib(reg: Registry) -> None:
+    big = {"a": "x" * (256 * 1024)}
+    with pytest.raises(ApiError) as e:
+        reg.create(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "annotations": big}}
+        )
+    assert [c.render() for c in e.value.causes] == [
+        "metadata.annotations: Too long: may not be more than 262144 bytes"
+    ]
+    ok = {"a": "x" * (256 * 1024 - 1)}
+    reg.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "annotations": ok}}
+    )
