@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -294,8 +295,22 @@ def _waiting_reason(pod: Obj) -> str:
     return ""
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft descriptor limit to the hard one, as CoreDNS and HAProxy do at
+    start: every proxied connection takes two, every pod a handful. Returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return int(soft)
+
+
 async def run(settings: Settings, fresh: bool = False) -> int:
     t0 = time.monotonic()
+    raise_fd_limit()
     path = Path(settings.state_dir) if settings.state_dir else None
     if path is None:
         path = state.default_dir(os.environ, settings.api.host, settings.api.port)

@@ -36,3 +36,29 @@ def test_bootstrap_objects_follow_the_address_plan() -> None:
     assert ep is not None
     assert ep["subsets"][0]["addresses"] == [{"ip": "127.0.0.1"}]
     assert ep["subsets"][0]["ports"][0]["port"] == 16443
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    def lower() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource\n"
+            "from svcnet.daemon import raise_fd_limit\n"
+            "print(raise_fd_limit(), *resource.getrlimit(resource.RLIMIT_NOFILE))",
+        ],
+        preexec_fn=lower,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    raised, soft, hard = (int(x) for x in out.stdout.split())
+    assert raised == soft == min(hard, 1 << 20) and soft > 256
