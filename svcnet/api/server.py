@@ -4,9 +4,10 @@ Requests are routed by one parser of Kubernetes paths
 (``/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}``, ``/apis/{group}/...``)
 built from ``svcnet.k8s.kinds``, so every Kind gets every verb with no per-kind
 routes. Every read and write goes through the ``Registry`` (admission,
-validation, allocation); this layer only decodes requests, applies PATCH
-bodies, negotiates the response form (object, List, or ``meta.k8s.io`` Table)
-and maps ``ApiError`` to ``Status`` JSON with its HTTP code.
+validation, allocation); this layer routes requests to handlers, which take
+what the request asks for from ``request.py``, negotiate the response form
+(object, List, or ``meta.k8s.io`` Table) and map ``ApiError`` to ``Status``
+JSON with its HTTP code.
 
 Streams (watch, ``log -f``, attach) are tracked so ``stop()`` can end them:
 watches get a clean end of stream, the rest are cancelled. The runner uses
@@ -22,16 +23,29 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from svcnet.api import discovery, metrics, patch, protobuf, streams, tables, watch
+from svcnet.api import discovery, metrics, streams, tables, watch
+from svcnet.api.request import (
+    Target,
+    apply_patch,
+    check_object,
+    delete_options,
+    dry_run,
+    field_manager,
+    field_selector,
+    include_object,
+    query_bool,
+    query_int,
+    read_body,
+    read_object,
+    resolve,
+    wants_table,
+)
 from svcnet.config import Settings
-from svcnet.k8s import fields, labels
-from svcnet.k8s.kinds import Kind
+from svcnet.k8s import labels
 from svcnet.k8s.media import (
     APPLY_PATCH,
     JSON,
@@ -39,7 +53,6 @@ from svcnet.k8s.media import (
     MERGE_PATCH,
     PATCH_TYPES,
     STRATEGIC_MERGE_PATCH,
-    YAML,
 )
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi
@@ -62,8 +75,6 @@ VERSION: Obj = {
     "platform": "linux/amd64",
 }
 
-_YAML_TYPES = (APPLY_PATCH, YAML, "application/x-yaml", "text/yaml")
-
 NOT_FOUND_PATH = ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
@@ -77,180 +88,6 @@ def json_response(data: Any, status: int = 200, content_type: str = JSON) -> web
 
 def status_response(err: ApiError) -> web.Response:
     return json_response(err.status(), err.code)
-
-
-# ---------------------------------------------------------------------------
-# Paths
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a resource path names."""
-
-    kind: Kind
-    namespace: str | None  # None: all namespaces, or a cluster-scoped kind
-    name: str | None
-    subresource: str | None
-
-
-def resolve(path: str) -> Target | None:
-    """Parse a resource path under /api/v1 or /apis/{group}/{version}."""
-    segs = [s for s in path.split("/") if s]
-    if len(segs) >= 2 and segs[0] == "api":
-        group, version, rest = "", segs[1], segs[2:]
-    elif len(segs) >= 3 and segs[0] == "apis":
-        group, version, rest = segs[1], segs[2], segs[3:]
-    else:
-        return None
-    by_plural = {k.plural: k for k in discovery.kinds_of(group, version)}
-    if not rest:
-        return None
-    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in by_plural:
-        kind = by_plural[rest[2]]
-        if not kind.namespaced:
-            return None
-        ns: str | None = rest[1]
-        tail = rest[3:]
-    else:
-        found = by_plural.get(rest[0])
-        if found is None:
-            return None
-        kind, ns, tail = found, None, rest[1:]
-        if kind.namespaced and tail:
-            return None
-    if len(tail) > 2:
-        return None
-    name = tail[0] if tail else None
-    sub = tail[1] if len(tail) > 1 else None
-    return Target(kind, ns, name, sub)
-
-
-# ---------------------------------------------------------------------------
-# Request decoding
-
-
-def wants_table(request: web.Request) -> bool:
-    for part in request.headers.get("Accept", "").split(","):
-        params = {p.strip() for p in part.split(";")[1:]}
-        if "as=Table" in params and "g=meta.k8s.io" in params:
-            return True
-    return False
-
-
-def field_manager(request: web.Request) -> str:
-    """fieldManager, or what the apiserver derives from the User-Agent without one."""
-    given = request.query.get("fieldManager")
-    if given:
-        if len(given) > 128:
-            raise bad_request("fieldManager: Too long: may not be longer than 128")
-        return given
-    agent = request.headers.get("User-Agent", "")
-    return agent.split("/", 1)[0][:128] or "unknown"
-
-
-def dry_run(request: web.Request) -> bool:
-    values = request.query.getall("dryRun", [])
-    for v in values:
-        if v != "All":
-            raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
-    return bool(values)
-
-
-def include_object(request: web.Request) -> str:
-    value = request.query.get("includeObject", "Metadata") or "Metadata"
-    if value not in ("None", "Object", "Metadata"):
-        raise bad_request(f'includeObject: Unsupported value: "{value}"')
-    return value
-
-
-async def read_body(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw.strip():
-        raise bad_request("the body of the request was empty")
-    ctype = request.content_type
-    if ctype == protobuf.CONTENT_TYPE:
-        # kubectl's typed generators (`kubectl create deployment` ...) send only this.
-        try:
-            return protobuf.decode(raw)
-        except protobuf.ProtobufError as e:
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                f"svcnet cannot decode this protobuf body ({e}); send the object as JSON or "
-                "YAML, e.g. with kubectl apply -f",
-            ) from None
-    if "protobuf" in ctype or "cbor" in ctype:
-        # client-go falls back to JSON on this 415 for CBOR.
-        raise ApiError(
-            415,
-            "UnsupportedMediaType",
-            f"the body of the request was in an unknown format - accepted media types include: "
-            f"{JSON}, {YAML}",
-        )
-    try:
-        if ctype in _YAML_TYPES:
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as e:
-        what = "yaml" if ctype in _YAML_TYPES else "json"
-        raise bad_request(f"error decoding {what} body: {e}") from None
-
-
-async def read_object(request: web.Request, kind: Kind) -> Obj:
-    body = await read_body(request)
-    if not isinstance(body, dict):
-        raise bad_request(
-            f"the body of the request must be a {kind.kind} object, not {type(body).__name__}"
-        )
-    return body
-
-
-def check_object(body: Obj, target: Target) -> Obj:
-    """Default kind/apiVersion from the path and refuse contradictions, like the apiserver."""
-    kind = target.kind
-    body = dict(body)
-    body.setdefault("apiVersion", kind.api_version)
-    body.setdefault("kind", kind.kind)
-    if body["kind"] != kind.kind or body["apiVersion"] != kind.api_version:
-        raise bad_request(
-            f'{body["kind"]} in version "{body["apiVersion"]}" cannot be handled as a '
-            f"{kind.kind}: the object does not match the resource {kind.qualified_plural}"
-        )
-    md = body.get("metadata")
-    if md is not None and not isinstance(md, dict):
-        raise bad_request("metadata: must be an object")
-    md = dict(md or {})
-    if kind.namespaced and target.namespace is not None:
-        if md.get("namespace") and md["namespace"] != target.namespace:
-            raise bad_request(
-                "the namespace of the provided object does not match the namespace sent on "
-                "the request"
-            )
-    if target.name is not None:
-        if not md.get("name"):
-            md["name"] = target.name
-        elif md["name"] != target.name:
-            raise bad_request(
-                f"the name of the object ({md['name']}) does not match the name on the URL "
-                f"({target.name})"
-            )
-    body["metadata"] = md
-    return body
-
-
-def apply_patch(live: Obj, body: Any, ctype: str, kind_name: str) -> Obj:
-    try:
-        if ctype == MERGE_PATCH:
-            out = patch.merge_patch(live, body)
-        elif ctype == JSON_PATCH:
-            out = patch.json_patch(live, body)
-        else:
-            out = patch.strategic_merge_patch(live, body, kind_name)
-    except patch.PatchError as e:
-        raise ApiError(422, "Invalid", str(e)) from None
-    if not isinstance(out, dict):
-        raise ApiError(422, "Invalid", "the patch did not produce an object")
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -441,7 +278,7 @@ class ApiServer:
             return await self._subresource(request, target)
         if target.name is None:
             if method == "GET":
-                if streams.query_bool(request.query, "watch"):
+                if query_bool(request.query, "watch"):
                     return await self._watch(request, target)
                 return self._list(request, target)
             if method == "POST":
@@ -482,21 +319,13 @@ class ApiServer:
             )
         return json_response(obj, status)
 
-    def _field_selector(self, request: web.Request, kind: Kind) -> str | None:
-        text = request.query.get("fieldSelector")
-        try:
-            fields.parse(text, kind.kind)
-        except fields.FieldSelectorError as e:
-            raise bad_request(str(e)) from None
-        return text
-
     def _list(self, request: web.Request, target: Target) -> web.Response:
         kind = target.kind
         items = self.registry.list(
             kind,
             target.namespace if kind.namespaced else None,
             request.query.get("labelSelector"),
-            self._field_selector(request, kind),
+            field_selector(request, kind),
         )
         rv = str(self.store.resource_version)
         if wants_table(request):
@@ -520,7 +349,7 @@ class ApiServer:
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         kind = target.kind
-        timeout = streams.query_int(request.query, "timeoutSeconds")
+        timeout = query_int(request.query, "timeoutSeconds")
         wr = watch.WatchRequest(
             kind=kind,
             namespace=target.namespace if kind.namespaced else None,
@@ -530,7 +359,7 @@ class ApiServer:
             timeout=float(timeout) if timeout and timeout > 0 else None,
             table=wants_table(request),
             include_object=include_object(request),
-            send_initial_events=streams.query_bool(request.query, "sendInitialEvents"),
+            send_initial_events=query_bool(request.query, "sendInitialEvents"),
         )
         untrack = self._track()
         try:
@@ -589,7 +418,7 @@ class ApiServer:
                 namespace=ns,
                 dry_run=is_dry_run,
                 field_manager=request.query["fieldManager"],
-                force=streams.query_bool(request.query, "force"),
+                force=query_bool(request.query, "force"),
             )
             return self._render(request, target, obj, 201 if created else 200)
         body = await read_body(request)
@@ -599,40 +428,6 @@ class ApiServer:
             patched, namespace=ns, dry_run=is_dry_run, field_manager=field_manager(request)
         )
         return self._render(request, target, obj)
-
-    async def _delete_options(self, request: web.Request) -> Obj:
-        opts: Obj = {}
-        if request.can_read_body:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except ValueError as e:
-                    raise bad_request(f"error decoding DeleteOptions: {e}") from None
-                if not isinstance(body, dict):
-                    raise bad_request("DeleteOptions must be a JSON object")
-                opts.update(body)
-        q = request.query
-        if "gracePeriodSeconds" in q:
-            opts["gracePeriodSeconds"] = streams.query_int(q, "gracePeriodSeconds")
-        if "propagationPolicy" in q:
-            opts["propagationPolicy"] = q["propagationPolicy"]
-        grace = opts.get("gracePeriodSeconds")
-        if grace is not None:
-            if not isinstance(grace, int) or isinstance(grace, bool):
-                raise bad_request(f"gracePeriodSeconds: Invalid value: {grace!r}")
-            # The apiserver reads a negative grace period as "as soon as possible".
-            opts["gracePeriodSeconds"] = 1 if grace < 0 else grace
-        policy = opts.get("propagationPolicy")
-        if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-            raise ApiError(
-                422,
-                "Invalid",
-                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported '
-                f'value: "{policy}": supported values: "Foreground", "Background", "Orphan", '
-                '"nil"',
-            )
-        return opts
 
     def _check_preconditions(self, target: Target, obj: Obj, opts: Obj) -> None:
         pre = opts.get("preconditions") or {}
@@ -650,7 +445,7 @@ class ApiServer:
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
-        opts = await self._delete_options(request)
+        opts = await delete_options(request)
         ns = self._ns(target)
         if opts.get("preconditions"):
             self._check_preconditions(target, self.registry.get(target.kind, ns, target.name), opts)
@@ -665,12 +460,12 @@ class ApiServer:
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         kind = target.kind
-        opts = await self._delete_options(request)
+        opts = await delete_options(request)
         items = self.registry.list(
             kind,
             target.namespace if kind.namespaced else None,
             request.query.get("labelSelector"),
-            self._field_selector(request, kind),
+            field_selector(request, kind),
         )
         deleted = [
             self.registry.delete(

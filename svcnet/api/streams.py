@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from svcnet._aio import TaskSet
+from svcnet.api.request import query_bool, query_int
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.wellknown import DEFAULT_CONTAINER
 from svcnet.nodeapi import Attachment, NodeApi, NodeApiError
@@ -35,33 +36,6 @@ PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 SUCCESS: Obj = {"metadata": {}, "status": "Success"}
-
-_TRUE = ("1", "t", "T", "true", "TRUE", "True")
-_FALSE = ("0", "f", "F", "false", "FALSE", "False")
-
-
-def query_bool(query: Any, name: str, default: bool = False) -> bool:
-    """Go's strconv.ParseBool, as the apiserver decodes query parameters."""
-    value = query.get(name)
-    if value is None or value == "":
-        return default
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise bad_request(f'{name}: Invalid value: "{value}": strconv.ParseBool: invalid syntax')
-
-
-def query_int(query: Any, name: str) -> int | None:
-    value = query.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request(
-            f'{name}: Invalid value: "{value}": strconv.ParseInt: invalid syntax'
-        ) from None
 
 
 def exit_status(code: int) -> Obj:

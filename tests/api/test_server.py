@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from svcnet.api import discovery
-from svcnet.api.server import ApiServer, resolve
+from svcnet.api.request import resolve
+from svcnet.api.server import ApiServer
 from svcnet.k8s.kinds import BY_KIND
 from svcnet.store import Store
 from tests.api.conftest import HOST, make_pod, make_service
