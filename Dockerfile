@@ -20,4 +20,4 @@ COPY docker/svcnet.yaml /etc/svcnet/svcnet.yaml
 # API, cluster DNS (UDP and TCP, 5353 inside; see docker/svcnet.yaml), the seed's NodePort.
 EXPOSE 6443 5353/udp 5353/tcp 30026
 STOPSIGNAL SIGTERM
-CMD ["svcnet", "up", "-f", "/app/config", "--config", "/etc/svcnet/svcnet.yaml"]
+CMD ["svcnet", "up", "-f", "/app/config", "--config", "/etc/svcnet/svcnet.yaml", "--state-dir", "/var/lib/svcnet"]

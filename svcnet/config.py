@@ -19,6 +19,12 @@ class ConfigError(ValueError):
     pass
 
 
+def reachable(host: str) -> str:
+    """An address clients can connect to for a listening address (a wildcard
+    listener, as in the container, is reached on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
 @dataclass
 class NetworkSettings:
     service_cidr: str = "127.96.0.0/12"

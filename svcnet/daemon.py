@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import resource
@@ -24,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from svcnet import state
+from svcnet import credentials, state
 from svcnet._aio import TaskSet
-from svcnet.config import Settings
+from svcnet.config import Settings, reachable
 from svcnet.controllers import (
     Controller,
     DeploymentController,
@@ -53,12 +54,6 @@ SLOW_START = 10.0
 
 class StartupError(Exception):
     pass
-
-
-def reachable(host: str) -> str:
-    """An address clients can connect to for a listening address (a wildcard
-    listener, as in the container, is reached on loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
 def bootstrap(settings: Settings, registry: Registry) -> None:
@@ -151,7 +146,9 @@ def describe_error(m: Manifest, e: ApiError) -> str:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, wal: Wal | None = None) -> None:
+    def __init__(
+        self, settings: Settings, creds: credentials.Credentials, wal: Wal | None = None
+    ) -> None:
         # The components are imported here rather than at the top so that a bad
         # settings file or manifest is reported before aiohttp and uvloop load.
         from svcnet.agent.agent import Agent
@@ -180,6 +177,7 @@ class Daemon:
             self.registry.store,
             self.registry,
             self.agent,
+            creds,
             stats={"dns": self.dns.stats, "proxy": self.proxy.stats},
         )
         self.components: list[Any] = []  # started, in order; stopped in reverse
@@ -254,8 +252,8 @@ class Daemon:
     def access_lines(self) -> list[str]:
         s = self.settings
         lines = [
-            f"API server:  http://{reachable(s.api.host)}:{self.api_port()}  "
-            f"(svcnet get all; SVCNET_SERVER to point the CLI elsewhere)",
+            f"API server:  {self.api.url}  (svcnet get all; kubeconfig for kubectl: "
+            f"{Path(s.state_dir) / credentials.KUBECONFIG})",
             f"Cluster DNS: {s.dns.host}:{self.dns_port()} and {':'.join(map(str, s.kube_dns))}  "
             f"(dig @{reachable(s.dns.host)}"
             f"{'' if self.dns_port() == 53 else f' -p {self.dns_port()}'}"
@@ -293,6 +291,17 @@ def _waiting_reason(pod: Obj) -> str:
         if w and w.get("reason") not in (None, "ContainerCreating"):
             return f" ({cs['name']}: {w['reason']})"
     return ""
+
+
+def api_names(settings: Settings) -> tuple[list[str], list[str]]:
+    """What the API's certificate must name: loopback, the `kubernetes` Service's
+    names and ClusterIP, and the API address when it is one."""
+    extra = [settings.network.kubernetes_service_ip]
+    host = reachable(settings.api.host)
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        extra.append(host)
+    return credentials.api_names(settings.network.cluster_domain, extra)
 
 
 def raise_fd_limit() -> int:
@@ -335,7 +344,12 @@ async def _run(
     t0: float,
 ) -> int:
     who = statedir.owner
-    daemon = Daemon(settings, Wal(statedir.path / "objects.jsonl", (who.uid, who.gid)))
+    try:
+        creds = credentials.ensure(statedir, *api_names(settings))
+    except (OSError, ValueError) as e:
+        print(f"error: cannot make the API's credentials in {statedir.path}: {e}", file=sys.stderr)
+        return 1
+    daemon = Daemon(settings, creds, Wal(statedir.path / "objects.jsonl", (who.uid, who.gid)))
     if earlier is not None:
         print(
             f"svcnet: the last run here (pid {earlier.pid}) did not stop cleanly",
@@ -360,6 +374,11 @@ async def _run(
         except (StartupError, ManifestError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        server = daemon.api.url
+        statedir.write_private(
+            credentials.KUBECONFIG,
+            credentials.dump(credentials.kubeconfig(server, creds.ca_pem, creds.token)).encode(),
+        )
         waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")
         stop_waiter = tasks.spawn(daemon.stopping.wait(), name="wait-stop")
         done, _ = await asyncio.wait(

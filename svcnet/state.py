@@ -42,8 +42,19 @@ class Owner:
     home: Path
 
 
+OWNER_ENV = "SVCNET_OWNER"
+"""`uid:gid` of the cluster's owner where sudo is not involved (root in a container
+whose state directory is a host user's bind mount)."""
+STATE_DIR_ENV = "SVCNET_STATE_DIR"
+"""Where the CLI looks for a cluster's credentials when not in the default place."""
+
+
 def owner(environ: Mapping[str, str]) -> Owner:
-    """Who the cluster belongs to: sudo's caller when run through sudo, else the user."""
+    """Who the cluster belongs to: sudo's caller when run through sudo (or the
+    SVCNET_OWNER root was given), else the user."""
+    explicit = environ.get(OWNER_ENV, "").split(":")
+    if os.geteuid() == 0 and len(explicit) == 2 and all(x.isdigit() for x in explicit):
+        return Owner(int(explicit[0]), int(explicit[1]), Path("/"))
     sudo_uid, sudo_gid = environ.get("SUDO_UID", ""), environ.get("SUDO_GID", "")
     if os.geteuid() == 0 and sudo_uid.isdigit() and sudo_gid.isdigit():
         uid, gid = int(sudo_uid), int(sudo_gid)
@@ -81,7 +92,7 @@ class StateDir:
     def acquire(self) -> Earlier | None:
         """Create the directory, take the lock; say whether an earlier run crashed.
         Raises StateError when another svcnet holds it."""
-        self._makedirs(self.path)
+        self.make()
         pid_file = self.path / "svcnet.pid"
         fd = os.open(pid_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -99,6 +110,10 @@ class StateDir:
         self._chown(pid_file)
         self._lock_fd = fd
         return Earlier(int(previous)) if previous.isdigit() else None
+
+    def make(self) -> None:
+        """Create the directory (and missing parents), owned by the cluster's owner."""
+        self._makedirs(self.path)
 
     def release(self) -> None:
         """A clean stop: the pid file goes, so the next start finds nothing to clean."""

@@ -3,7 +3,13 @@ users' integration tests that start a `svcnet up` of their own)."""
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
+
+from svcnet import credentials, state
+from svcnet.config import Settings
+from svcnet.credentials import Credentials
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,3 +60,19 @@ def isolated_up_args(
         "--upstream-dns",
         f"127.{prefix + 3}.0.2:9",
     ]
+
+
+def make_credentials(directory: Path, api_host: str = "127.0.0.1") -> Credentials:
+    """A cluster's credentials in `directory`, as `svcnet up` makes them, for tests that
+    run an ApiServer of their own on `api_host`."""
+    settings = Settings()
+    statedir = state.StateDir(directory, state.owner(os.environ))
+    names = credentials.api_names(
+        settings.network.cluster_domain, [settings.network.kubernetes_service_ip, api_host]
+    )
+    return credentials.ensure(statedir, *names)
+
+
+def client_auth(creds: Credentials) -> credentials.ClientAuth:
+    """What the svcnet CLI's Client would find in a state directory holding `creds`."""
+    return credentials.ClientAuth(creds.token, creds.ca_path, None)

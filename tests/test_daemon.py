@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.config import Settings
-from svcnet.daemon import bootstrap, reachable
+from svcnet.config import Settings, reachable
+from svcnet.daemon import bootstrap
 from svcnet.registry import Registry
 from svcnet.store import Store
 

@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).resolve().parent / "server.py"
 sys.path.insert(0, str(ROOT))
 
+from svcnet import credentials  # noqa: E402
 from svcnet.cli.client import ApiStatusError, Client  # noqa: E402
 from svcnet.k8s.media import MERGE_PATCH  # noqa: E402
 from svcnet.k8s.objects import Obj  # noqa: E402
@@ -139,12 +140,18 @@ def start_daemon(replicas: int, prefix: int, verbose: bool) -> Daemon:
             break
         if line.startswith("svcnet ready"):
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain
-            server = f"http://127.0.0.1:{api_port}"
-            return Daemon(proc, Client(server), server, tmp)
+            server = f"https://127.0.0.1:{api_port}"
+            return Daemon(proc, client_of(server, api_port, tmp.name), server, tmp)
     proc.kill()
     proc.wait()
     tmp.cleanup()
     raise SystemExit("svcnet up did not become ready")
+
+
+def client_of(server: str, api_port: int, home: str) -> Client:
+    """An API client with the credentials the daemon keeps under its HOME."""
+    auth = credentials.for_server("127.0.0.1", api_port, {"HOME": home})
+    return Client(server, auth=auth)
 
 
 # --- the load generator ----------------------------------------------------------
@@ -277,7 +284,7 @@ def run_scenario(
         host = svc["spec"]["clusterIP"]
         stop = threading.Event()
         counts: collections.Counter[str] = collections.Counter()
-        chaos_client = Client(daemon.server)
+        chaos_client = client_of(daemon.server, daemon.client.port, daemon.tmp.name)
         target = kill_loop if scenario == "kill" else rollout_loop
         chaos = threading.Thread(target=target, args=(chaos_client, stop, counts), daemon=True)
         timer = threading.Timer(duration, stop.set)

@@ -11,22 +11,31 @@ what clients send has one place.
 
 from __future__ import annotations
 
-import json
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
+from yarl import URL
 
 from svcnet.api import discovery, patch, protobuf
+from svcnet.credentials import Credentials
 from svcnet.k8s import fields
 from svcnet.k8s.kinds import Kind
-from svcnet.k8s.media import APPLY_PATCH, JSON, JSON_PATCH, MERGE_PATCH, YAML
+from svcnet.k8s.media import APPLY_PATCH, JSON, JSON_PATCH, MERGE_PATCH, PATCH_TYPES, YAML
 from svcnet.k8s.objects import Obj
+from svcnet.manifest import decode
 from svcnet.registry import ApiError
 from svcnet.registry.errors import bad_request
 
 YAML_TYPES = (APPLY_PATCH, YAML, "application/x-yaml", "text/yaml")
+BODY_TYPES = (JSON, *YAML_TYPES, protobuf.CONTENT_TYPE, *PATCH_TYPES)
+"""Content-Types the API decodes; anything else (text/plain, a form) gets 415 unread."""
+MAX_BODY = 3 * 1024 * 1024
+"""etcd's request limit, which kube-apiserver enforces on bodies (413 above it)."""
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+"""What kube-apiserver lets anonymous users read (system:public-info-viewer)."""
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 _FALSE = ("0", "f", "F", "false", "FALSE", "False")
 
@@ -139,7 +148,7 @@ async def read_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         raise bad_request("the body of the request was empty")
-    ctype = request.content_type
+    ctype = content_type(request)
     if ctype == protobuf.CONTENT_TYPE:
         # kubectl's typed generators (`kubectl create deployment` ...) send only this.
         try:
@@ -159,13 +168,34 @@ async def read_body(request: web.Request) -> Any:
             f"the body of the request was in an unknown format - accepted media types include: "
             f"{JSON}, {YAML}",
         )
+    if ctype not in BODY_TYPES:
+        raise unsupported_media_type()
     try:
         if ctype in YAML_TYPES:
-            return yaml.safe_load(raw)
-        return json.loads(raw)
+            return decode.load_yaml(raw.decode("utf-8", "replace"))
+        return decode.load_json(raw)
+    except decode.DecodeError as e:
+        raise bad_request(f"the body of the request could not be decoded: {e}") from None
     except (ValueError, yaml.YAMLError) as e:
         what = "yaml" if ctype in YAML_TYPES else "json"
         raise bad_request(f"error decoding {what} body: {e}") from None
+
+
+def content_type(request: web.Request) -> str:
+    """The body's media type; none at all means JSON, as kube-apiserver takes its first
+    supported type (the Python client sends JSON with no Content-Type)."""
+    if "Content-Type" not in request.headers:
+        return JSON
+    return request.content_type
+
+
+def unsupported_media_type() -> ApiError:
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        f"{JSON}, {YAML}, {protobuf.CONTENT_TYPE}",
+    )
 
 
 async def read_object(request: web.Request, kind: Kind) -> Obj:
@@ -240,9 +270,11 @@ async def delete_options(request: web.Request) -> Obj:
     if request.can_read_body:
         raw = await request.read()
         if raw.strip():
+            if content_type(request) != JSON:
+                raise unsupported_media_type()
             try:
-                body = json.loads(raw)
-            except ValueError as e:
+                body = decode.load_json(raw)
+            except (ValueError, decode.DecodeError) as e:
                 raise bad_request(f"error decoding DeleteOptions: {e}") from None
             if not isinstance(body, dict):
                 raise bad_request("DeleteOptions must be a JSON object")
@@ -268,3 +300,37 @@ async def delete_options(request: web.Request) -> Obj:
             '"nil"',
         )
     return opts
+
+
+# --- who may ask ------------------------------------------------------------------
+
+
+def _loopback_host(host: str, own: frozenset[str]) -> bool:
+    if host in own:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_caller(request: web.Request, creds: Credentials, own_names: frozenset[str]) -> None:
+    """Refuse what must never reach the API: a Host that is not this server's (DNS
+    rebinding), an Origin other than its own (a web page in a local browser), and,
+    but for the health and version endpoints, a request without the cluster's token."""
+    host = (request.url.host or "").lower()
+    if not _loopback_host(host, own_names):
+        raise ApiError(403, "Forbidden", f'host "{host}" is not a name of this API server')
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        url = URL(origin)
+        if not (
+            url.scheme == "https"
+            and _loopback_host((url.host or "").lower(), own_names)
+            and url.port == request.url.port
+        ):
+            raise ApiError(403, "Forbidden", f"cross-origin requests are refused ({origin})")
+    if request.path in OPEN_PATHS and request.method in ("GET", "HEAD"):
+        return
+    if not creds.allows(request.headers.get("Authorization")):
+        raise ApiError(401, "Unauthorized", "Unauthorized")

@@ -25,12 +25,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_protocol, web_server
 
 from svcnet.api import discovery, metrics, streams, tables, watch
 from svcnet.api.request import (
+    MAX_BODY,
     Target,
     apply_patch,
+    check_caller,
     check_object,
     delete_options,
     dry_run,
@@ -44,7 +46,8 @@ from svcnet.api.request import (
     resolve,
     wants_table,
 )
-from svcnet.config import Settings
+from svcnet.config import Settings, reachable
+from svcnet.credentials import Credentials
 from svcnet.k8s import labels
 from svcnet.k8s.media import (
     APPLY_PATCH,
@@ -101,9 +104,13 @@ class ApiServer:
         store: ReadOnlyStore,
         registry: Registry,
         node: NodeApi | None,
+        credentials: Credentials,
         stats: Mapping[str, metrics.StatsProvider] | None = None,
     ) -> None:
         self.settings = settings
+        self.credentials = credentials
+        self.names = own_names(settings)
+        """Host names and addresses requests may use for this server (request.check_caller)."""
         self.stats = dict(stats or {})
         self.store = store
         self.registry = registry
@@ -123,12 +130,13 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        host = self.settings.api.host
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        host = reachable(self.settings.api.host)
+        return f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors], client_max_size=16 << 20)
+        app = web.Application(middlewares=[self._errors, self._gate], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
+        app.router.add_get("/version/", self._version)
         for probe in ("/healthz", "/readyz", "/livez"):
             app.router.add_get(probe, self._ok)
         app.router.add_get("/metrics", self._metrics)
@@ -140,11 +148,15 @@ class ApiServer:
 
     async def start(self) -> None:
         host, port = self.settings.api.host, self.settings.api.port
-        runner = web.AppRunner(
-            self.make_app(), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        runner = _Runner(
+            self.make_app(),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=IDLE_TIMEOUT,
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=self.credentials.server_context())
         try:
             await site.start()
         except OSError as e:
@@ -202,6 +214,12 @@ class ApiServer:
             return resp
         except ApiError as e:
             return status_response(e)
+        except web.HTTPRequestEntityTooLarge:
+            return status_response(
+                ApiError(
+                    413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
+                )
+            )
         except web.HTTPException:
             raise
         except (ConnectionResetError, asyncio.CancelledError):
@@ -209,6 +227,14 @@ class ApiServer:
         except Exception as e:
             logger.exception("API request %s %s failed", request.method, request.path)
             return status_response(internal(f"{type(e).__name__}: {e}"))
+
+    @web.middleware
+    async def _gate(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        check_caller(request, self.credentials, self.names)
+        resp: web.StreamResponse = await handler(request)
+        return resp
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(VERSION)
@@ -554,6 +580,68 @@ class ApiServer:
         updated.setdefault("spec", {})["replicas"] = replicas
         obj = self.registry.update(updated, namespace=ns, dry_run=dry_run(request))
         return json_response(scale_of(obj))
+
+
+HEADER_TIMEOUT = 32.0
+"""kube-apiserver's ReadHeaderTimeout: a connection that has not sent a whole request
+head by then is closed (a slowloris client holds nothing for long)."""
+IDLE_TIMEOUT = 90.0
+"""kube-apiserver's IdleTimeout for kept-alive connections."""
+
+
+def own_names(settings: Settings) -> frozenset[str]:
+    """Names a request's Host may carry: loopback ones, the `kubernetes` Service's, and
+    the configured API address (loopback addresses are accepted as such)."""
+    domain = settings.network.cluster_domain
+    return frozenset(
+        {
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            f"kubernetes.default.svc.{domain}",
+            settings.api.host.lower(),
+            settings.network.kubernetes_service_ip,
+        }
+    )
+
+
+class _HeadTimeoutHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler with a request-head time-out, which aiohttp lacks:
+    a connection that has not sent a complete request head HEADER_TIMEOUT seconds
+    after it opened is closed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        if self._request_count == 0 and self._current_request is None and self.transport:
+            self.transport.close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+
+class _Server(web_server.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _HeadTimeoutHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web_server.Server:
+        # aiohttp builds its Server inside the app; only the handler it makes per
+        # connection changes, so the class is swapped for the subclass that makes
+        # ours (tests/api/test_guard.py fails if aiohttp stops calling it).
+        server = await super()._make_server()
+        server.__class__ = _Server
+        return server
 
 
 def port_forward_refusal(pod: Obj) -> str:

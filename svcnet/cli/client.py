@@ -17,6 +17,7 @@ import http.client
 import json
 import math
 import os
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -24,11 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet import credentials
 from svcnet.k8s import media
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 
-DEFAULT_SERVER = "http://127.0.0.1:6443"
+DEFAULT_SERVER = "https://127.0.0.1:6443"
 SERVER_ENV = "SVCNET_SERVER"
 
 ACCEPT_JSON = media.JSON
@@ -127,8 +129,13 @@ class Response:
 class Client:
     """A small Kubernetes API client over http.client (keep-alive, one connection)."""
 
-    def __init__(self, server: str, timeout: float | None = 60.0) -> None:
-        url = urllib.parse.urlsplit(server if "://" in server else f"http://{server}")
+    def __init__(
+        self,
+        server: str,
+        timeout: float | None = 60.0,
+        auth: credentials.ClientAuth | None = None,
+    ) -> None:
+        url = urllib.parse.urlsplit(server if "://" in server else f"https://{server}")
         if url.scheme not in ("http", "https"):
             raise ConnectError(f"unsupported server URL scheme {url.scheme!r} in {server!r}")
         self.server = server
@@ -137,13 +144,40 @@ class Client:
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.prefix = url.path.rstrip("/")
         self.timeout = timeout
+        self.auth = auth or credentials.for_server(self.host, self.port)
+        """The cluster's token and CA: $SVCNET_TOKEN/$SVCNET_CA, else its state directory."""
+        self.ssl_context: ssl.SSLContext | None = None
+        if self.scheme == "https":
+            ca = self.auth.ca_path.read_bytes() if self.auth.ca_path else None
+            self.ssl_context = credentials.client_context(ca)
         self._conn: http.client.HTTPConnection | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization, over TLS only: kubectl never sends a token in the clear."""
+        if self.scheme == "https" and self.auth.token:
+            return {"Authorization": f"Bearer {self.auth.token}"}
+        return {}
+
+    def unauthorized_hint(self) -> str:
+        """What to do about a 401: where the credential was looked for."""
+        where = self.auth.looked_in
+        if self.auth.token or where is None:
+            return "svcnet: the server refused this token ($SVCNET_TOKEN or the state directory)"
+        return (
+            f"svcnet: no credential for {self.server} in {where} (the state directory of the "
+            "svcnet serving there); run as the user who started it, or set SVCNET_STATE_DIR "
+            "(svcnet up --state-dir), or SVCNET_TOKEN and SVCNET_CA"
+        )
 
     # --- connections ---
 
     def _new_connection(self, timeout: float | None) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=timeout)
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout, context=self.ssl_context
+            )
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def _refused(self) -> ConnectError:
         netloc = f"{self.host}:{self.port}"
@@ -180,7 +214,7 @@ class Client:
     ) -> Response:
         """One request; any HTTP answer is returned (errors are not raised here)."""
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": accept, "User-Agent": "svcnet-cli"}
+        headers = {"Accept": accept, "User-Agent": "svcnet-cli", **self.headers}
         if data is not None:
             headers["Content-Type"] = content_type
         target = self.url(path, query)
@@ -194,6 +228,12 @@ class Client:
             except ConnectionRefusedError:
                 self.close()
                 raise self._refused() from None
+            except ssl.SSLCertVerificationError as e:
+                self.close()
+                raise ConnectError(
+                    f"Unable to connect to the server: {e.verify_message}\n"
+                    f"{self.unauthorized_hint()}"
+                ) from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 # A kept-alive connection the server closed meanwhile: retry
                 # once on a fresh one (requests here are idempotent or dry).
@@ -229,7 +269,9 @@ class Client:
         conn = self._new_connection(None)
         try:
             try:
-                conn.request("GET", self.url(path, query), headers={"Accept": accept})
+                conn.request(
+                    "GET", self.url(path, query), headers={"Accept": accept, **self.headers}
+                )
                 resp = conn.getresponse()
             except ConnectionRefusedError:
                 raise self._refused() from None

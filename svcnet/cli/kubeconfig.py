@@ -10,27 +10,27 @@ the user's kubeconfig (``--kubeconfig``, else the first file of
 the current context alone; ``--use`` also makes ``svcnet`` the current
 context, as ``kubectl config use-context svcnet`` would.
 
-The API is plain HTTP on loopback with no authentication, so the user entry
-is empty: kubectl sends no credentials to an ``http://`` server.
+The entries carry what kubectl needs to reach the cluster as its owner: the
+cluster's CA and bearer token (svcnet/credentials.py), read from the state
+directory of the svcnet serving at that address (or $SVCNET_CA and
+$SVCNET_TOKEN). The output is a secret: it is written 0600, as kind writes its.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import yaml
 
-from svcnet.cli.client import default_server
+from svcnet import credentials
+from svcnet.cli.client import ApiStatusError, Client, ConnectError, default_server
 from svcnet.k8s.objects import Obj
 
-NAME = "svcnet"
+NAME = credentials.NAME
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--server",
         "-s",
         default=None,
-        help="API server URL (default: $SVCNET_SERVER or http://127.0.0.1:6443)",
+        help="API server URL (default: $SVCNET_SERVER or https://127.0.0.1:6443)",
     )
     p.add_argument("--name", default=NAME, help="name of the cluster, user and context")
     p.add_argument("-n", "--namespace", default="default", help="the context's namespace")
@@ -58,37 +58,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def entries(server: str, name: str, namespace: str) -> tuple[Obj, Obj, Obj]:
-    """The (cluster, user, context) entries, in kubeconfig's named-list form."""
-    cluster = {"name": name, "cluster": {"server": server}}
-    user: Obj = {"name": name, "user": {}}
-    context = {
-        "name": name,
-        "context": {"cluster": name, "user": name, "namespace": namespace},
-    }
-    return cluster, user, context
-
-
-def standalone(server: str, name: str = NAME, namespace: str = "default") -> Obj:
-    cluster, user, context = entries(server, name, namespace)
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "clusters": [cluster],
-        "users": [user],
-        "contexts": [context],
-        "current-context": name,
-    }
-
-
-def merge(config: Obj, server: str, name: str, namespace: str, use: bool) -> Obj:
+def merge(
+    config: Obj,
+    server: str,
+    name: str,
+    namespace: str,
+    use: bool,
+    ca_pem: bytes | None = None,
+    token: str | None = None,
+) -> Obj:
     """`config` with the svcnet entries upserted (by name); other entries untouched."""
     out = dict(config)
     out.setdefault("apiVersion", "v1")
     out.setdefault("kind", "Config")
     for key, entry in zip(
-        ("clusters", "users", "contexts"), entries(server, name, namespace), strict=True
+        ("clusters", "users", "contexts"),
+        credentials.entries(server, name, namespace, ca_pem, token),
+        strict=True,
     ):
         items = [
             i for i in out.get(key) or [] if not (isinstance(i, dict) and i.get("name") == name)
@@ -112,19 +98,13 @@ def target_path(explicit: str | None) -> Path:
     return Path.home() / ".kube" / "config"
 
 
-def _reachable(server: str) -> str | None:
+def _reachable(client: Client) -> str | None:
     """None if the daemon answers /version, else why not."""
     try:
-        with urllib.request.urlopen(server.rstrip("/") + "/version", timeout=3) as resp:
-            json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.URLError) as e:
-        reason = getattr(e, "reason", e)
-        return f"{reason}"
+        client.get("/version")
+    except (ConnectError, ApiStatusError, OSError, ValueError) as e:
+        return str(e)
     return None
-
-
-def _dump(config: Obj) -> str:
-    return yaml.safe_dump(config, default_flow_style=False, sort_keys=False)
 
 
 def _write(path: Path, text: str) -> None:
@@ -144,14 +124,28 @@ def kubeconfig(args: argparse.Namespace) -> int:
     server = (args.server or default_server()).rstrip("/")
     if args.use and not args.merge:
         args.merge = True
-    problem = _reachable(server)
+    client = Client(server)
+    try:
+        problem = _reachable(client)
+    finally:
+        client.close()
+    ca_pem = client.auth.ca_path.read_bytes() if client.auth.ca_path else None
+    token = client.auth.token
+    if not token:
+        sys.stderr.write(
+            f"warning: no credential for {server} was found ({client.unauthorized_hint()})\n"
+        )
     if problem is not None:
         sys.stderr.write(
             f"warning: no svcnet API answers at {server} ({problem}); start it with "
             "`svcnet up` or pick it with --server\n"
         )
     if not args.merge:
-        sys.stdout.write(_dump(standalone(server, args.name, args.namespace)))
+        sys.stdout.write(
+            credentials.dump(
+                credentials.kubeconfig(server, ca_pem, token, args.name, args.namespace)
+            )
+        )
         return 0
     path = target_path(args.kubeconfig)
     current: Obj = {}
@@ -165,8 +159,8 @@ def kubeconfig(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: {path} is not a kubeconfig (not a mapping)\n")
             return 1
         current = loaded or {}
-    merged = merge(current, server, args.name, args.namespace, args.use)
-    _write(path, _dump(merged))
+    merged = merge(current, server, args.name, args.namespace, args.use, ca_pem, token)
+    _write(path, credentials.dump(merged))
     if args.use:
         sys.stdout.write(f'Context "{args.name}" written to {path} and made current.\n')
     else:

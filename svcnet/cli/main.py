@@ -48,7 +48,7 @@ def _client_options(all_namespaces: bool) -> argparse.ArgumentParser:
         "--server",
         "-s",
         default=None,
-        help="API server URL (default: $SVCNET_SERVER or http://127.0.0.1:6443)",
+        help="API server URL (default: $SVCNET_SERVER or https://127.0.0.1:6443)",
     )
     # None means "not given": apply must tell an explicit -n from the default.
     common.add_argument("-n", "--namespace", default=None, help="namespace (default: default)")
@@ -212,6 +212,8 @@ def _run_client(args: argparse.Namespace, verb: Verb) -> int:
         from svcnet.cli.printer import status_error_text
 
         sys.stderr.write(status_error_text(e.status))
+        if e.code == 401:
+            sys.stderr.write(client.unauthorized_hint() + "\n")
         return 1
     except ConnectError as e:
         sys.stderr.write(f"{e}\n")

@@ -266,8 +266,13 @@ async def attach(
 
     try:
         async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(url, protocols=("v5.channel.k8s.io",), max_msg_size=0) as ws,
+            aiohttp.ClientSession(headers=client.headers) as session,
+            session.ws_connect(
+                url,
+                protocols=("v5.channel.k8s.io",),
+                max_msg_size=0,
+                ssl=client.ssl_context or True,
+            ) as ws,
         ):
             threading.Thread(
                 target=_read_stdin, args=(loop, stdin_queue), name="stdin", daemon=True

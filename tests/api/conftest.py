@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,10 +13,12 @@ import pytest
 
 from svcnet.api.server import ApiServer
 from svcnet.config import Settings
+from svcnet.credentials import Credentials
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApiError
 from svcnet.registry import Registry
 from svcnet.store import Store
+from svcnet.testing import make_credentials
 
 HOST = "127.14.0.1"
 
@@ -212,11 +215,18 @@ def node() -> FakeNode:
 
 
 @pytest.fixture
-async def server(store: Store, registry: Registry, node: FakeNode) -> AsyncIterator[ApiServer]:
+def creds(tmp_path: Path) -> Credentials:
+    return make_credentials(tmp_path / "state", HOST)
+
+
+@pytest.fixture
+async def server(
+    store: Store, registry: Registry, node: FakeNode, creds: Credentials
+) -> AsyncIterator[ApiServer]:
     settings = Settings()
     settings.api.host = HOST
     settings.api.port = 0
-    srv = ApiServer(settings, store, registry, node)
+    srv = ApiServer(settings, store, registry, node, creds)
     await srv.start()
     try:
         yield srv
@@ -224,7 +234,17 @@ async def server(store: Store, registry: Registry, node: FakeNode) -> AsyncItera
         await srv.stop()
 
 
+def session(server: ApiServer, *, token: bool = True) -> aiohttp.ClientSession:
+    """A client of `server` that trusts its CA and, with `token`, sends its token."""
+    creds = server.credentials
+    return aiohttp.ClientSession(
+        base_url=server.url,
+        headers=creds.headers if token else {},
+        connector=aiohttp.TCPConnector(ssl=creds.client_context()),
+    )
+
+
 @pytest.fixture
 async def client(server: ApiServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=server.url) as session:
-        yield session
+    async with session(server) as s:
+        yield s

@@ -22,6 +22,8 @@ async def kubectl(server: ApiServer, home: Path, *args: str) -> tuple[int, str, 
     proc = await asyncio.create_subprocess_exec(
         exe,
         f"--server={server.url}",
+        f"--token={server.credentials.token}",
+        f"--certificate-authority={server.credentials.ca_path}",
         f"--cache-dir={home / 'cache'}",
         *args,
         stdout=asyncio.subprocess.PIPE,
@@ -139,6 +141,8 @@ async def test_kubectl_get_watch(server: ApiServer, store: Store, tmp_path: Path
     proc = await asyncio.create_subprocess_exec(
         exe,
         f"--server={server.url}",
+        f"--token={server.credentials.token}",
+        f"--certificate-authority={server.credentials.ca_path}",
         "get",
         "pods",
         "-w",

@@ -446,7 +446,7 @@ async def test_bind_failure_is_a_clear_oserror(server: ApiServer, store: Store) 
 
     settings = Settings()
     settings.api.host, settings.api.port = HOST, server.port
-    other = ApiServer(settings, store, Registry(settings, store), None)
+    other = ApiServer(settings, store, Registry(settings, store), None, server.credentials)
     with pytest.raises(OSError, match=f"cannot listen for the API on {HOST}:{server.port}"):
         await other.start()
 

@@ -13,10 +13,11 @@ import pytest
 from svcnet.api.server import ApiServer
 from svcnet.api.watch import WatchQueue
 from svcnet.config import Settings
+from svcnet.credentials import Credentials
 from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Store
-from tests.api.conftest import HOST, make_pod
+from tests.api.conftest import HOST, make_pod, session
 from tests.api.test_server import TABLE
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -149,10 +150,10 @@ async def test_watch_bad_selector(client: aiohttp.ClientSession) -> None:
 
 
 @asynccontextmanager
-async def serve(store: Store) -> AsyncIterator[ApiServer]:
+async def serve(store: Store, creds: Credentials) -> AsyncIterator[ApiServer]:
     settings = Settings()
     settings.api.host, settings.api.port = HOST, 0
-    srv = ApiServer(settings, store, Registry(settings, store), None)
+    srv = ApiServer(settings, store, Registry(settings, store), None, creds)
     await srv.start()
     try:
         yield srv
@@ -160,12 +161,12 @@ async def serve(store: Store) -> AsyncIterator[ApiServer]:
         await srv.stop()
 
 
-async def test_watch_too_old_gets_410_expired() -> None:
+async def test_watch_too_old_gets_410_expired(creds: Credentials) -> None:
     store = Store(history=2)
     store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
     for i in range(5):
         store.create(make_pod(f"p{i}"))
-    async with serve(store) as srv, aiohttp.ClientSession(base_url=srv.url) as c:
+    async with serve(store, creds) as srv, session(srv) as c:
         async with c.get(f"{PODS}?watch=true&resourceVersion=1") as resp:
             assert resp.status == 200
             ev = await next_event(resp)
@@ -182,8 +183,8 @@ async def test_watch_too_old_gets_410_expired() -> None:
             assert await resp.content.read() == b""
 
 
-async def test_stop_ends_open_watches(store: Store) -> None:
-    async with serve(store) as srv, aiohttp.ClientSession(base_url=srv.url) as c:
+async def test_stop_ends_open_watches(store: Store, creds: Credentials) -> None:
+    async with serve(store, creds) as srv, session(srv) as c:
         async with c.get(f"{PODS}?watch=true") as resp:
             await srv.stop()
             assert await asyncio.wait_for(resp.content.read(), 5) == b""

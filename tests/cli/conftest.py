@@ -28,6 +28,7 @@ from svcnet.config import Settings
 from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Store
+from svcnet.testing import make_credentials
 
 FAKE_HOST = "127.15.0.1"
 REAL_HOST = "127.15.0.2"
@@ -115,7 +116,7 @@ async def fake_api() -> AsyncIterator[FakeApi]:
 
 
 @pytest.fixture
-async def real_api() -> AsyncIterator[ApiServer]:
+async def real_api(tmp_path: Path) -> AsyncIterator[ApiServer]:
     store = Store()
     store.create(
         {
@@ -129,7 +130,13 @@ async def real_api() -> AsyncIterator[ApiServer]:
     settings = Settings()
     settings.api.host = REAL_HOST
     settings.api.port = 0
-    server = ApiServer(settings, store, Registry(settings, store), None)
+    server = ApiServer(
+        settings,
+        store,
+        Registry(settings, store),
+        None,
+        make_credentials(tmp_path / "state", REAL_HOST),
+    )
     await server.start()
     yield server
     await server.stop()
@@ -142,9 +149,16 @@ class Result:
     err: str
 
 
-async def cli(*args: str, server: str, stdin: bytes = b"", cwd: Path | None = None) -> Result:
-    """Run the installed `svcnet` executable against server; never blocks the loop."""
-    env = {k: v for k, v in os.environ.items() if k != "SVCNET_SERVER"}
+async def cli(
+    *args: str, server: str | ApiServer, stdin: bytes = b"", cwd: Path | None = None
+) -> Result:
+    """Run the installed `svcnet` executable against server; never blocks the loop.
+    Against an ApiServer, with its credentials, as its owner would run it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SVCNET_SERVER", "SVCNET_TOKEN")}
+    if isinstance(server, ApiServer):
+        env["SVCNET_TOKEN"] = server.credentials.token
+        env["SVCNET_CA"] = str(server.credentials.ca_path)
+        server = server.url
     # --server goes to the command's own parser: after `rollout status`, `set image`.
     head = 2 if args[0] in ("rollout", "set") else 1
     proc = await asyncio.create_subprocess_exec(

@@ -4,6 +4,8 @@ end to end, as a user would run them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from svcnet.api.server import ApiServer
 from svcnet.controllers import DeploymentController, ReplicaSetController
-from tests.cli.conftest import cli
+from tests.cli.conftest import REAL_HOST, SVCNET, cli
 
 SEED = """\
 apiVersion: apps/v1
@@ -56,7 +58,7 @@ spec:
 
 async def test_apply_get_describe_delete(real_api: ApiServer, tmp_path: Path) -> None:
     (tmp_path / "seed.yaml").write_text(SEED)
-    server = real_api.url
+    server = real_api
 
     r = await cli("apply", "-f", "seed.yaml", server=server, cwd=tmp_path)
     assert (r.rc, r.err) == (0, "")
@@ -107,12 +109,12 @@ async def test_unknown_field_is_refused_with_its_line(real_api: ApiServer, tmp_p
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  ports:\n"
         "  - port: 80\n    targetPrt: 8080\n"
     )
-    r = await cli("apply", "-f", ".", server=real_api.url, cwd=tmp_path)
+    r = await cli("apply", "-f", ".", server=real_api, cwd=tmp_path)
     assert (r.rc, r.out) == (1, "")
     assert r.err.startswith('Error from server (BadRequest): error when creating "b-bad.yaml": ')
     assert "spec.ports[0].targetPrt" in r.err
     assert r.err.endswith("(b-bad.yaml:8:5)\n"), r.err
-    r = await cli("get", "svc", "extra", server=real_api.url)
+    r = await cli("get", "svc", "extra", server=real_api)
     assert (r.rc, r.err) == (1, 'Error from server (NotFound): services "extra" not found\n')
 
 
@@ -155,9 +157,9 @@ async def test_rollout_status_of_a_stuck_rollout_fails_at_its_deadline(
     real_api: ApiServer, tmp_path: Path
 ) -> None:
     (tmp_path / "web.yaml").write_text(STUCK)
-    r = await cli("apply", "-f", "web.yaml", server=real_api.url, cwd=tmp_path)
+    r = await cli("apply", "-f", "web.yaml", server=real_api, cwd=tmp_path)
     assert (r.rc, r.out) == (0, "deployment.apps/web created\n")
-    r = await cli("rollout", "status", "deployment/web", server=real_api.url)
+    r = await cli("rollout", "status", "deployment/web", server=real_api)
     assert r.rc == 1
     assert r.err == 'error: deployment "web" exceeded its progress deadline\n'
     # kubectl's waiting lines, each printed once, and never another object's.
@@ -170,7 +172,7 @@ async def test_rollout_status_of_a_stuck_rollout_fails_at_its_deadline(
 @pytest.mark.usefixtures("controllers")
 async def test_rollout_pause_and_resume(real_api: ApiServer, tmp_path: Path) -> None:
     (tmp_path / "web.yaml").write_text(STUCK)
-    url = real_api.url
+    url = real_api
     assert (await cli("apply", "-f", "web.yaml", server=url, cwd=tmp_path)).rc == 0
     r = await cli("rollout", "pause", "deployment/web", server=url)
     assert (r.rc, r.out, r.err) == (0, "deployment.apps/web paused\n", "")
@@ -197,10 +199,45 @@ async def test_apply_of_an_object_whose_metadata_is_not_a_map_names_the_field(
     (tmp_path / "bad.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n- name: cfg\ndata:\n  a: b\n"
     )
-    r = await cli("apply", "-f", str(tmp_path / "bad.yaml"), server=real_api.url)
+    r = await cli("apply", "-f", str(tmp_path / "bad.yaml"), server=real_api)
     assert r.rc == 1
     assert r.err == (
         f"error: error validating {tmp_path / 'bad.yaml'}:3:1: "
         "error validating data: metadata: must be an object\n"
     )
     assert real_api.registry.store.list("ConfigMap") == []
+
+
+async def test_without_the_token_the_cli_says_what_kubectl_says_and_where_it_looked(
+    real_api: ApiServer, tmp_path: Path
+) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "SVCNET_CA": str(real_api.credentials.ca_path),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        SVCNET,
+        "get",
+        "pods",
+        "--server",
+        real_api.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 1 and out == b""
+    first, hint = err.decode().splitlines()
+    assert first == "error: You must be logged in to the server (Unauthorized)"
+    port = real_api.port
+    assert hint.startswith(
+        f"svcnet: no credential for {real_api.url} in "
+        f"{tmp_path}/.local/state/svcnet/{REAL_HOST}-{port} "
+    )
+    env["SVCNET_TOKEN"] = real_api.credentials.token
+    proc = await asyncio.create_subprocess_exec(
+        SVCNET, "get", "ns", "--server", real_api.url, stdout=asyncio.subprocess.PIPE, env=env
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and out.startswith(b"NAME ")

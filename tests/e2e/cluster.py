@@ -14,9 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from svcnet import credentials
 from svcnet.testing import free_port, isolated_up_args, node_ip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +78,19 @@ class Cluster:
             cwd=ROOT,
         )
 
+    def api_get(self, path: str) -> bytes:
+        """GET from the API as the cluster's owner (the credentials under its HOME)."""
+        auth = credentials.for_server("127.0.0.1", self.api_port, self.env)
+        assert auth.token and auth.ca_path, f"no credentials in {auth.looked_in}"
+        req = urllib.request.Request(
+            f"https://127.0.0.1:{self.api_port}{path}",
+            headers={"Authorization": f"Bearer {auth.token}"},
+        )
+        ctx = credentials.client_context(auth.ca_path.read_bytes())
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            body: bytes = resp.read()
+        return body
+
     def dig(self, *args: str) -> str:
         out = subprocess.run(
             ["dig", "@127.0.0.1", "-p", str(self.dns_port), *args],
@@ -97,7 +112,7 @@ def start(tmp: Path, prefix: str) -> Cluster:
     """Start `svcnet up` on config/ with every address under 127.<prefix>.x."""
     api_port, dns_port = free_port(), free_port()
     cmd = [*SVCNET, *isolated_up_args(str(ROOT / "config"), int(prefix), api_port, dns_port)]
-    env = dict(os.environ, SVCNET_SERVER=f"http://127.0.0.1:{api_port}", HOME=str(tmp))
+    env = dict(os.environ, SVCNET_SERVER=f"https://127.0.0.1:{api_port}", HOME=str(tmp))
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp
     )

@@ -9,7 +9,6 @@ import ipaddress
 import json
 import re
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -78,10 +77,8 @@ def test_dig_answers_every_seed_name(cluster: Cluster) -> None:
 
 
 def test_dns_counters_visible_through_the_api(cluster: Cluster) -> None:
-    url = f"http://127.0.0.1:{cluster.api_port}"
-
     def a_queries() -> int:
-        stats = json.loads(urllib.request.urlopen(f"{url}/debug/svcnet/stats").read())
+        stats = json.loads(cluster.api_get("/debug/svcnet/stats"))
         return int(stats["dns"]["qtypes"].get("A", 0))
 
     before = a_queries()
@@ -89,7 +86,7 @@ def test_dns_counters_visible_through_the_api(cluster: Cluster) -> None:
         cluster.dig("echo.default.svc.cluster.local", "+short")
     assert a_queries() == before + 3
     assert "NXDOMAIN" in cluster.dig("nosuch.default.svc.cluster.local")
-    metrics = urllib.request.urlopen(f"{url}/metrics").read().decode()
+    metrics = cluster.api_get("/metrics").decode()
     assert re.search(r'^coredns_dns_requests_total\{type="A"\} \d+$', metrics, re.M), metrics
     assert re.search(r'^coredns_dns_responses_total\{rcode="NXDOMAIN"\} \d+$', metrics, re.M)
 

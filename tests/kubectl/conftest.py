@@ -42,18 +42,24 @@ class Daemon:
     url: str
     home: Path
 
-    def kubeconfig(self, namespace: str) -> Path:
-        """`svcnet kubeconfig` for this daemon, with `namespace` as the context's."""
-        path = self.home / f"kubeconfig-{namespace}"
+    def svcnet(self, *args: str) -> str:
+        """The svcnet CLI against this daemon, as its owner (whose HOME holds the
+        daemon's state, credentials included); raises if it fails."""
         out = subprocess.run(
-            [*SVCNET, "kubeconfig", "--server", self.url, "-n", namespace],
+            [*SVCNET, *args, "--server", self.url],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
             cwd=ROOT,
+            env=dict(os.environ, HOME=str(self.home)),
         )
-        path.write_text(out.stdout)
+        return out.stdout
+
+    def kubeconfig(self, namespace: str) -> Path:
+        """`svcnet kubeconfig` for this daemon, with `namespace` as the context's."""
+        path = self.home / f"kubeconfig-{namespace}"
+        path.write_text(self.svcnet("kubeconfig", "-n", namespace))
         return path
 
 
@@ -186,7 +192,7 @@ def start_daemon(home: Path) -> Daemon:
         proc.kill()
         _, err = proc.communicate(timeout=10)
         raise AssertionError(f"svcnet up did not become ready: {err}")
-    return Daemon(proc, f"http://127.0.0.1:{api_port}", home)
+    return Daemon(proc, f"https://127.0.0.1:{api_port}", home)
 
 
 @pytest.fixture(scope="module")

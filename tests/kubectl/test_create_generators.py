@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.kubectl.conftest import SVCNET, Daemon, Kubectl, make_kubectl
+from tests.kubectl.conftest import Daemon, Kubectl, make_kubectl
 
 GENERATORS = [
     (["deployment", "web", "--image=nginx", "--replicas=2", "--port=80"], "deployment", "web"),
@@ -76,13 +75,7 @@ def test_typed_generators_and_expose(
     # panic); svcnet's own describe prints the same.
     def ours(*what: str) -> str:
         """svcnet's own describe of the same objects."""
-        return subprocess.run(
-            [*SVCNET, "describe", *what, "-n", f"gen-{kubectl_bin[0]}", "--server", daemon.url],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
+        return daemon.svcnet("describe", *what, "-n", f"gen-{kubectl_bin[0]}")
 
     described = k.ok("describe", "svc", "web")
     assert re.search(r"\nEndpoints: +[\d.]+:80,[\d.]+:80\n", described), described

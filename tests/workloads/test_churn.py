@@ -43,7 +43,7 @@ def daemon() -> Iterator[churn.Daemon]:
 
 
 def cli(d: churn.Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, SVCNET_SERVER=d.server)
+    env = dict(os.environ, SVCNET_SERVER=d.server, HOME=d.tmp.name)
     return subprocess.run(
         [sys.executable, "-m", "svcnet", *args],
         capture_output=True,
