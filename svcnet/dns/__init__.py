@@ -2,7 +2,9 @@
 
 Layout (CoreDNS's, shrunk)::
 
-    server.py     listeners (UDP + TCP), dispatch, answer cache, stats
+    server.py     the DnsServer: lifecycle, dispatch, stats
+    transport.py  listeners: the UDP reader (the hot path), TCP framing, time-outs
+    cache.py      the wire-level answer cache, dropped on store changes
     wire.py       sans-IO query parsing, cache keys, canned replies
     chain.py      the Handler protocol and the chain that links handlers
     index.py      Services/Endpoints/Namespaces from the store, kept current

@@ -10,6 +10,9 @@
   half-close, and retry-on empty-response (a request whose endpoint died
   before answering is replayed on the next one).
 - ``udp.py``: UDP sessions per client address, with the same retries.
+- ``target.py``: what a connection is for: ``ServicePortName``, the port's
+  live state and balancer (``PortTarget``), the ``Hub`` connections share.
+- ``splice.py``: the splice(2) pipe a bulk direction moves its bytes through.
 - ``poller.py``: the proxy's own epoll, nested in the event loop.
 - ``balancer.py``: round-robin over a list shuffled at every endpoint change,
   and ClientIP session affinity with its timeout.
@@ -20,6 +23,6 @@ DNS server binds it). SCTP ports are not proxied.
 """
 
 from svcnet.proxy.proxier import PortStats, Proxier
-from svcnet.proxy.relay import ServicePortName
+from svcnet.proxy.target import ServicePortName
 
 __all__ = ["PortStats", "Proxier", "ServicePortName"]

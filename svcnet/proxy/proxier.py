@@ -64,7 +64,8 @@ from dataclasses import dataclass
 from svcnet.config import Settings
 from svcnet.k8s.objects import EndpointsView, ServiceView
 from svcnet.proxy.balancer import Endpoint
-from svcnet.proxy.relay import Hub, PortTarget, ServicePortName, TcpListener
+from svcnet.proxy.relay import TcpListener
+from svcnet.proxy.target import Hub, PortTarget, ServicePortName
 from svcnet.proxy.udp import UdpListener
 from svcnet.store import Event, ReadOnlyStore
 

@@ -21,7 +21,7 @@ which both the stock loop and uvloop implement):
   control, and it bounds what the proxy holds to one read per direction per
   connection, however fast one side is and however slow the other.
 - A direction that fills a whole read (a bulk transfer: a download, an
-  upload) switches to ``splice(2)`` through a pipe of its own: the kernel
+  upload) switches to ``splice(2)`` through a pipe of its own (splice.py): the kernel
   moves the pages from one socket to the other and the bytes never enter the
   process, which halves what a large transfer costs (HAProxy's
   ``option splice-auto`` makes the same choice). The flow control is the same,
@@ -31,7 +31,7 @@ which both the stock loop and uvloop implement):
   other way) and the connection is closed once both directions have ended, or
   at once when either socket fails.
 
-Retry-on empty-response (HAProxy's term; DESIGN.md "Surviving churn"): until
+Retry-on empty-response (HAProxy's term; docs/architecture.md "Surviving churn"): until
 the endpoint has sent its first byte, the client's bytes that were relayed to
 it are kept (up to ``REPLAY_LIMIT``). If that endpoint then closes or resets
 without having said anything (a pod that died with the request in flight),
@@ -53,29 +53,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import logging
-import os
 import socket
 import struct
 from _socket import socket as RawSocket
-from typing import NamedTuple
 
-from svcnet.proxy.balancer import Endpoint, RoundRobin
-from svcnet.proxy.poller import ERR, HUP, IN, OUT, RDHUP, STREAM, Poller
+from svcnet.proxy.balancer import Endpoint
+from svcnet.proxy.poller import ERR, HUP, IN, OUT, RDHUP, STREAM
+from svcnet.proxy.splice import EOF, FULL, READ_SIZE, Pipe
+from svcnet.proxy.target import Hub, PortTarget
 
 logger = logging.getLogger(__name__)
 
 ATTEMPT_TIMEOUTS = (0.25, 0.5, 1.0, 2.0)
 """Dial timeouts, one per attempt (kube-proxy userspace ``EndpointDialTimeouts``)."""
 
-READ_SIZE = 256 * 1024
-"""Bytes read per ``recv``; also the most a connection holds per direction."""
-
 REPLAY_LIMIT = 64 * 1024
 """Client bytes kept for a replay until the endpoint's first byte; beyond, no replay."""
-
-SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 
 ACCEPT_BATCH = 128
 """Connections accepted per readable event of a listener, at most."""
@@ -97,106 +91,6 @@ _view = memoryview(_buf)
 # at tens of thousands of connections per second.
 
 
-class ServicePortName(NamedTuple):
-    """Which service port a listener serves: kube-proxy's ``ServicePortName``."""
-
-    namespace: str
-    name: str
-    port: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}:{self.port}"
-
-
-class PortTarget:
-    """One service port's live state, shared by all of its listeners.
-
-    Listeners keep a reference to it, and each new connection reads the
-    balancer at accept time, so an Endpoints change applies to the next
-    connection without touching any socket.
-    """
-
-    __slots__ = (
-        "active",
-        "balancer",
-        "connections",
-        "failing",
-        "failures",
-        "name",
-        "replays",
-        "retries",
-        "spliced",
-    )
-
-    def __init__(self, name: ServicePortName, balancer: RoundRobin | None = None) -> None:
-        self.name = name
-        self.balancer = balancer if balancer is not None else RoundRobin()
-        self.connections = 0
-        """Client connections accepted (TCP) or sessions started (UDP)."""
-        self.active = 0
-        """Client connections (or UDP sessions) open now."""
-        self.failures = 0
-        """Connections closed unserved: no ready endpoint, or every attempt failed."""
-        self.retries = 0
-        """Dials that failed and moved on to the next endpoint."""
-        self.replays = 0
-        """Connections replayed on another endpoint after an empty response."""
-        self.spliced = 0
-        """Directions of connections that turned to splice(2) for a bulk transfer."""
-        self.failing = False
-        """Set by a failure, cleared by a success: logs one warning per outage, not per client."""
-
-    def fail(self, why: str, debug: bool) -> None:
-        self.failures += 1
-        if not self.failing:
-            self.failing = True
-            logger.warning("%s: %s; closing client connections", self.name, why)
-        elif debug:
-            logger.debug("%s: %s", self.name, why)
-
-    def recovered(self) -> None:
-        self.failing = False
-        logger.info("%s: endpoints reachable again", self.name)
-
-
-class Hub:
-    """What every connection of one proxier shares: the loop and the live set.
-
-    The live sets let ``Proxier.stop`` close every relayed connection.
-    """
-
-    __slots__ = ("conns", "debug", "loop", "poller", "sessions")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.poller = Poller(loop)
-        self.conns: set[Conn] = set()
-        self.sessions: set[Closable] = set()
-        self.debug = logger.isEnabledFor(logging.DEBUG)
-
-    async def close_all(self) -> None:
-        """Close every connection and UDP session now."""
-        for conn in list(self.conns):
-            conn.close(reset=True)
-        for s in list(self.sessions):
-            s.close()
-        self.poller.close()
-
-    def buffered(self) -> int:
-        """Bytes the proxy holds for its connections (unsent data and replay copies)."""
-        total = 0
-        for conn in self.conns:
-            total += conn.buffered()
-        return total
-
-
-class Closable:
-    """Anything Hub.close_all can close (UDP sessions)."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -205,60 +99,6 @@ def _set_reset(sock: RawSocket) -> None:
     """Make close() send RST rather than FIN, so the peer sees an error, not an empty reply."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-
-
-DRAINED, FULL, EOF = range(3)
-"""What ``Pipe.pump`` stopped at: the source has nothing more now, the
-destination took less than the pipe held, or the source ended."""
-
-
-class Pipe:
-    """One direction's splice(2) pipe; ``held`` is what it holds for the destination."""
-
-    __slots__ = ("held", "r", "w")
-
-    def __init__(self) -> None:
-        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.held = 0
-        with contextlib.suppress(OSError):
-            # Room for one whole read, as the copying relay holds: the default
-            # 64 KiB would cost four times the system calls per MiB.
-            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, READ_SIZE)
-
-    def pump(self, src: int, dst: int) -> int:
-        """Move src's bytes to dst until src has no more now, dst is full, or src ended.
-
-        Reads until EAGAIN, not until a short read as the copying relay does:
-        a splice can stop short for lack of pipe slots with more to read.
-        """
-        splice = os.splice
-        while True:
-            if not self.held:
-                try:
-                    n = splice(src, self.w, READ_SIZE, flags=SPLICE_FLAGS)
-                except (BlockingIOError, InterruptedError):
-                    return DRAINED
-                if n == 0:
-                    return EOF
-                self.held = n
-            try:
-                self.held -= splice(self.r, dst, self.held, flags=SPLICE_FLAGS)
-            except (BlockingIOError, InterruptedError):
-                pass
-            if self.held:
-                return FULL
-
-    def flush(self, dst: int) -> bool:
-        """Send what is held; True once the pipe is empty."""
-        try:
-            self.held -= os.splice(self.r, dst, self.held, flags=SPLICE_FLAGS)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return not self.held
-
-    def close(self) -> None:
-        os.close(self.r)
-        os.close(self.w)
 
 
 class TcpListener:
@@ -307,6 +147,12 @@ class Conn:
     FIN (EPOLLRDHUP), so a short read after it is the end of the stream
     without another recv. Pausing a direction is not reading it; resuming
     reads what waited.
+
+    Field prefixes, short because the handlers read them on every event: ``c``
+    is the client side and ``b`` the backend (the endpoint) side; ``cs``/``bs``
+    are their sockets and ``cfd``/``bfd`` their descriptors; ``cb_`` is the
+    client-to-backend direction and ``bc_`` the other; ``to_b``/``to_c`` are
+    bytes waiting to be sent that way; ``ep`` is the endpoint dialled.
     """
 
     __slots__ = (
@@ -461,6 +307,11 @@ class Conn:
         if self._next_attempt(f"dial {ep[0]}:{ep[1]} timed out"):
             self._dial(True)
 
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
     def _connected(self) -> None:
         target = self.target
         if target.failing:
@@ -479,11 +330,6 @@ class Conn:
             if self.started:
                 # Registered already: what the client sent meanwhile raised no new edge.
                 self._read_c()
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def _drop_backend(self) -> None:
         """Forget the endpoint connection (failed or empty); the client stays."""

@@ -31,7 +31,8 @@ import socket
 import time
 
 from svcnet.proxy.poller import IN
-from svcnet.proxy.relay import ATTEMPT_TIMEOUTS, Closable, Hub, PortTarget
+from svcnet.proxy.relay import ATTEMPT_TIMEOUTS
+from svcnet.proxy.target import Closable, Hub, PortTarget
 
 logger = logging.getLogger(__name__)
 
