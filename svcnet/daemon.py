@@ -379,6 +379,8 @@ async def _run(
             credentials.KUBECONFIG,
             credentials.dump(credentials.kubeconfig(server, creds.ca_pem, creds.token)).encode(),
         )
+        for note in daemon.agent.notes:
+            print(f"svcnet: {note}", file=sys.stderr, flush=True)
         waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")
         stop_waiter = tasks.spawn(daemon.stopping.wait(), name="wait-stop")
         done, _ = await asyncio.wait(

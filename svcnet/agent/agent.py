@@ -38,6 +38,7 @@ from svcnet.agent.stdio import ProcessStdio
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
 from svcnet.k8s.objects import Obj
+from svcnet.kernel import cgroups
 from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
 from svcnet.registry import Registry
 from svcnet.store import Event
@@ -68,6 +69,8 @@ class Agent:
         self.images = ImageRegistry(settings.agent.images)
         self.ips = IpPool(settings.network.pod_cidr)
         self.libc = Libc()
+        self.layout = cgroups.discover()
+        """What cgroups this machine offers pods (kernel/cgroups.py)."""
         self._workers: dict[tuple[str, str], PodWorker] = {}
         self._running: dict[PodWorker, asyncio.Task[None]] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -86,11 +89,26 @@ class Agent:
             stop_grace=stop_grace,
             identity=node_identity(os.environ, os.geteuid(), os.getegid()),
             root=os.geteuid() == 0,
+            cgroups=cgroups.CgroupTree(self.layout) if self.layout.bases else None,
         )
+        self.notes: list[str] = []
+        """What start() found and did that the user should hear of (leftovers removed,
+        what the sandbox lacks), for `svcnet up` to print."""
 
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        for left in cgroups.find_leftovers(self.layout):
+            cgroups.reap(left)
+            self.notes.append(
+                f"removed {left.processes} processes and the cgroups of pods left by an "
+                f"earlier svcnet (pid {left.pid}) that did not stop cleanly"
+            )
+        tree = self._context.cgroups
+        if tree is not None:
+            tree.create()
+            self.notes += tree.warnings
+        self.notes += self.layout.missing
         configured = self.settings.state_dir
         if configured:
             self._state_root = Path(configured) / "pods"
@@ -118,6 +136,8 @@ class Agent:
         if tasks:
             await asyncio.wait(tasks, timeout=self.stop_grace + KILL_WAIT)
         await self.tasks.stop(grace=1.0)
+        if self._context.cgroups is not None:
+            self._context.cgroups.remove()
         if self._state_root is not None and self._own_state_root:
             shutil.rmtree(self._state_root, ignore_errors=True)
 
@@ -235,6 +255,8 @@ class Agent:
         proc = self._current(r, pod)
         if not proc.running:
             raise NodeApiError(f'container not found ("{r.name}")')
+        worker = self._workers.get((namespace, pod))
+        cgroup = worker.cgroup if worker is not None else None
         return exec_.start(
             proc.pid,
             command,
@@ -243,6 +265,7 @@ class Agent:
             container=r.name,
             libc=self.libc,
             identity=r.identity,
+            cgroup_procs=cgroup.procs_paths if cgroup is not None else (),
         )
 
 

@@ -73,6 +73,10 @@ class PodHost(Protocol):
 
     def event(self, type_: str, reason: str, message: str) -> None: ...
 
+    def oom_kills(self) -> int:
+        """OOM kills counted in the pod's memory cgroup so far (0 without one)."""
+        ...
+
 
 def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
@@ -204,6 +208,7 @@ class ContainerRunner:
         self._pod.event("Normal", "Created", f"Created container {self.name}")
         self._pod.event("Normal", "Started", f"Started container {self.name}")
         self._pod.changed()
+        oom_before = self._pod.oom_kills()
         prober = TaskSet()
         try:
             if self.probes:
@@ -218,9 +223,12 @@ class ContainerRunner:
             code = await proc.done
         finally:
             await prober.stop(grace=1.0)
+        # The kubelet's rule: killed by the signal the OOM killer sends while the
+        # pod's memory cgroup counted an OOM kill.
+        oom = code == 128 + 9 and self._pod.oom_kills() > oom_before
         term: Obj = {
             "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
+            "reason": "OOMKilled" if oom else "Completed" if code == 0 else "Error",
             "startedAt": rfc3339(proc.started_at),
             "finishedAt": rfc3339(proc.finished_at or time.time()),
             "containerID": self._container_id,

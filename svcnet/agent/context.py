@@ -19,6 +19,7 @@ from svcnet.agent.ipam import IpPool
 from svcnet.agent.sandbox import Libc
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
+from svcnet.kernel.cgroups import CgroupTree
 from svcnet.registry import Registry
 from svcnet.store import ReadOnlyStore
 
@@ -44,6 +45,8 @@ class NodeContext:
     """Who containers run as unless their securityContext says otherwise (identity.py)."""
     root: bool
     """Whether the agent can switch users at all."""
+    cgroups: CgroupTree | None
+    """The tree pods' cgroups go in (kernel/cgroups.py); None without root."""
 
     @property
     def store(self) -> ReadOnlyStore:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from svcnet.agent.identity import Identity
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
-from svcnet.agent.sandbox import Libc, become
+from svcnet.agent.sandbox import Libc, become, join_cgroup
 from svcnet.agent.stdio import ProcessStdio
 from svcnet.images import READY_FD_ENV
 from svcnet.nodeapi import NodeApiError
@@ -116,8 +116,11 @@ class _Enter:
     report_fd: int
     tty: bool
     identity: Identity | None
+    cgroup_procs: tuple[bytes, ...]
 
     def __call__(self) -> None:
+        # First, while still the agent: the session belongs to the pod and dies with it.
+        join_cgroup(self.cgroup_procs)
         self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != self.parent_pid:
             os._exit(137)
@@ -163,6 +166,7 @@ def start(
     container: str,
     libc: Libc,
     identity: Identity | None,
+    cgroup_procs: tuple[bytes, ...] = (),
     preexec_hook: Callable[[], None] | None = None,
 ) -> ExecSession:
     """Run `command` inside the container whose main process is `pid`."""
@@ -182,6 +186,7 @@ def start(
             report_fd,
             spec.tty,
             identity,
+            cgroup_procs,
         )
         if preexec_hook is None:
             return enter

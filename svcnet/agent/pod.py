@@ -39,9 +39,10 @@ from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import IdentityError, for_container
 from svcnet.agent.process import LaunchSpec, Process
-from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, qos_class
+from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
+from svcnet.kernel.cgroups import PodCgroup
 from svcnet.nodeapi import NODE_NAME
 from svcnet.registry import ApiError
 from svcnet.store import Event
@@ -83,6 +84,8 @@ class PodWorker:
         self._publish_pending = False
         self._events: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.cgroup: PodCgroup | None = None
+        """The pod's cgroup (as root): every process of the pod, exec sessions included."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -147,6 +150,7 @@ class PodWorker:
         except ApiError:
             return False  # deleted meanwhile: the DELETED event follows
         self._write_files()
+        self._make_cgroup()
         inits = spec.get("initContainers") or ()
         # What a failed init container gets: the pod's policy, except that an
         # init container never restarts once it succeeded (kubelet's rule).
@@ -208,6 +212,19 @@ class PodWorker:
                 return  # stopped, or failed for good (Never): the pod stays as it is
         if not self._terminating:
             self._start_containers(self.runners)
+
+    def _make_cgroup(self) -> None:
+        tree = self._node.cgroups
+        if tree is None:
+            return
+        try:
+            self.cgroup = tree.pod(self.uid)
+            self.cgroup.set_limits(*pod_limits(self.pod))
+        except OSError as e:
+            self.event("Warning", "FailedCgroup", f"cannot make the pod's cgroup: {e}")
+
+    def oom_kills(self) -> int:
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0
 
     def _write_files(self) -> None:
         net = self._node.settings.network
@@ -287,6 +304,9 @@ class PodWorker:
                 p.kill_group(signal.SIGKILL)
             if left:
                 await asyncio.wait([p.done for p in left], timeout=KILL_WAIT)
+        if self.cgroup is not None:
+            # What the containers started and left behind (detached, double-forked).
+            self.cgroup.kill()
         # Let the runners record the exits before the caller deletes or returns.
         runs = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
         if runs:
@@ -301,6 +321,10 @@ class PodWorker:
             t.cancel()
         if pending:
             await asyncio.wait(pending, timeout=KILL_WAIT)
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.remove()
+            self.cgroup = None
         if self.ip:
             self._node.ips.release(self.ip)
             self.ip = ""
@@ -386,6 +410,7 @@ class PodWorker:
             resolv_path=bytes(self._resolv) if self._resolv else None,
             hosts_path=bytes(self._hosts) if self._hosts else None,
             identity=spec.identity,
+            cgroup_procs=self.cgroup.procs_paths if self.cgroup is not None else (),
         )
 
     def new_backoff(self) -> Backoff:

@@ -134,8 +134,11 @@ class ChildSetup:
     """Bind-mounted over /etc/resolv.conf; None keeps the host's."""
     hosts_path: bytes | None
     identity: Identity | None = None
+    cgroup_procs: tuple[bytes, ...] = ()
+    """The pod cgroup's cgroup.procs files: joined first, so all the child starts is in it."""
 
     def __call__(self) -> None:
+        join_cgroup(self.cgroup_procs)
         # If the daemon dies, so does the container (and its group gets no orphan
         # leader). Checking the parent after arming closes the race with its death.
         self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -178,6 +181,16 @@ class ChildSetup:
         if libc.sethostname(self.hostname, len(self.hostname)) != 0:
             return self._fail("sethostname")
         return OK
+
+
+def join_cgroup(procs: tuple[bytes, ...]) -> None:
+    """In the child: move into the pod's cgroup in every hierarchy (b"0" is "me")."""
+    for path in procs:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
 
 def become(identity: Identity | None, libc: Libc, report_fd: int, parent_pid: int) -> None:

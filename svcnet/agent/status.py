@@ -7,8 +7,9 @@ tested without processes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
+from svcnet.k8s import quantity
 from svcnet.k8s.objects import Obj
 
 SANDBOX_CONDITION = "svcnet.io/PodNetworkView"
@@ -140,3 +141,20 @@ def qos_class(pod: Obj) -> str:
         for k in ("cpu", "memory")
     )
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+def pod_limits(pod: Obj) -> tuple[int | None, int | None]:
+    """(memory bytes, cpu millicores) of the pod's cgroup: as the kubelet sizes the pod
+    cgroup, the sum of its containers' limits when every container has one."""
+
+    def total(key: str, convert: Callable[[object], int]) -> int | None:
+        limits = [((c.get("resources") or {}).get("limits") or {}).get(key) for c in containers]
+        if not limits or any(v is None for v in limits):
+            return None
+        try:
+            return sum(convert(v) for v in limits)
+        except quantity.QuantityError:
+            return None
+
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return total("memory", quantity.bytes_of), total("cpu", quantity.millicores_of)

@@ -21,7 +21,7 @@ the root; svcnet then keeps the tree without v2 controllers and says so
 (limits and usage are missing, kill and hooks still work), rather than moving
 itself around under a service manager.
 
-The tree is named ``svcnet-<daemon pid>-<its start time>``: a tree whose
+The tree is named ``svcnet-<daemon pid>-<its start time>-<random>``: a tree whose
 daemon is gone (the pid is not running, or runs since another time) is a
 leftover of a crash, found and removed by ``reap_leftovers`` at the next
 start; a live daemon's tree is never touched, so instances side by side are
@@ -34,6 +34,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ V2 = "unified"
 """Key of the v2 hierarchy in ``Layout.bases``."""
 MEMORY, CPU, CPUACCT, FREEZER, PIDS = "memory", "cpu", "cpuacct", "freezer", "pids"
 CPU_PERIOD_US = 100_000
-_TREE = re.compile(r"^svcnet-(\d+)-(\d+)$")
+_TREE = re.compile(r"^svcnet-(\d+)-(\d+)-[0-9a-f]+$")
 
 
 class CgroupError(Exception):
@@ -354,7 +355,8 @@ class CgroupTree:
     def __init__(self, layout: Layout, pid: int | None = None) -> None:
         self.layout = layout
         pid = os.getpid() if pid is None else pid
-        self.name = f"svcnet-{pid}-{_start_time(pid) or 0}"
+        # The random tail tells apart two trees of one process (tests run several agents).
+        self.name = f"svcnet-{pid}-{_start_time(pid) or 0}-{secrets.token_hex(3)}"
         self.dirs = {k: base / self.name for k, base in layout.bases.items()}
         self.warnings: list[str] = []
 

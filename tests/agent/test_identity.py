@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,14 @@ from svcnet.config import Settings
 from svcnet.k8s.objects import Obj
 from svcnet.registry import Registry
 from svcnet.store import Store
-from tests.agent.conftest import container_status, phase_is, pod_obj, read_logs, wait_pod
+from tests.agent.conftest import (
+    container_status,
+    follow_until,
+    phase_is,
+    pod_obj,
+    read_logs,
+    wait_pod,
+)
 
 ROOT = Identity(0, 0, (0,))
 USER = Identity(1000, 1000, (27, 1000))
@@ -196,3 +204,66 @@ async def test_through_sudo_pods_and_exec_run_as_the_caller(
         assert owners(Path(settings.state_dir)) == {(4321, 4322)}
     finally:
         await a.stop()
+
+
+# --- the pod's cgroup (as root) ---------------------------------------------------------
+
+
+async def test_a_memory_limit_oom_kill_shows_as_oomkilled(agent: Agent, store: Store) -> None:
+    require_root()
+    hog = "b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    store.create(
+        pod_obj(
+            "hog",
+            [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "command": [sys.executable, "-c", hog],
+                    "resources": {"limits": {"memory": "64Mi"}},
+                }
+            ],
+            restartPolicy="Never",
+        )
+    )
+    pod = await wait_pod(store, "hog", phase_is("Failed"), within=30)
+    term = container_status(pod, "c")["state"]["terminated"]
+    assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137)
+
+
+async def test_what_a_pod_detached_dies_with_it(agent: Agent, store: Store) -> None:
+    require_root()
+    store.create(
+        pod_obj(
+            "detach",
+            [{"name": "c", "image": "x", "command": ["sh", "-c", DETACH]}],
+        )
+    )
+    await wait_pod(store, "detach", lambda p: container_status(p, "c").get("started") is True)
+    await follow_until(agent, "detach", "c", "forked")
+    worker = agent._workers[("default", "detach")]
+    assert worker.cgroup is not None
+    pids = worker.cgroup.pids()
+    assert len(pids) == 3  # sh's exec'd sleep, a setsid sleep and a double-forked one
+    gone = [exited(pid) for pid in pids]
+    store.delete("Pod", "default", "detach")
+    await asyncio.wait_for(asyncio.gather(*gone), 10)
+
+
+def exited(pid: int) -> asyncio.Future[None]:
+    """Resolves when the process exits (its pidfd becomes readable): no polling."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    fd = os.pidfd_open(pid)
+
+    def done() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(fd, done)
+    return fut
+
+
+DETACH = "setsid sleep 1000 & (sleep 1000 &) ; echo forked; exec sleep 1000"
