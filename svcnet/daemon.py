@@ -169,7 +169,7 @@ class Daemon:
             EndpointSliceMirror(self.registry),
             ServiceEventRecorder(self.registry),
         ]
-        self.agent = Agent(s, self.registry)
+        self.agent = Agent(s, self.registry, subreaper=True)
         self.dns = DnsServer(s, self.registry.store)
         self.proxy = Proxier(s, self.registry.store)
         self.api = ApiServer(

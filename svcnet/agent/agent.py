@@ -16,10 +16,12 @@ status on the way out: the daemon is going away with the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +48,8 @@ from svcnet.store import Event
 logger = logging.getLogger(__name__)
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
 STOP_GRACE = 1.5
 """Grace period for pods when the daemon stops (stop() must end within ~3 s)."""
 
@@ -58,6 +62,7 @@ class Agent:
         *,
         backoff: tuple[float, float] = (10.0, 300.0),
         stop_grace: float = STOP_GRACE,
+        subreaper: bool = False,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -65,6 +70,9 @@ class Agent:
         self.backoff = backoff
         """(initial, cap) of the restart back-off; tests shorten it."""
         self.stop_grace = stop_grace
+        self.subreaper = subreaper
+        """The daemon's agent owns its process: every child it ends up with is a pod's
+        (tests that run agents inside pytest leave this off)."""
         self.tasks = TaskSet()
         self.images = ImageRegistry(settings.agent.images)
         self.ips = IpPool(settings.network.pod_cidr)
@@ -109,6 +117,11 @@ class Agent:
             tree.create()
             self.notes += tree.warnings
         self.notes += self.layout.missing
+        if self.subreaper:
+            # Orphans of pods (a process that detached from its container) become this
+            # process' children rather than init's, so stop() can still end them where
+            # there are no cgroups to do it.
+            self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         configured = self.settings.state_dir
         if configured:
             self._state_root = Path(configured) / "pods"
@@ -138,8 +151,25 @@ class Agent:
         await self.tasks.stop(grace=1.0)
         if self._context.cgroups is not None:
             self._context.cgroups.remove()
+        if self.subreaper:
+            self._kill_orphans()
         if self._state_root is not None and self._own_state_root:
             shutil.rmtree(self._state_root, ignore_errors=True)
+
+    def _kill_orphans(self) -> None:
+        """SIGKILL what pods left behind that was reparented to us (the subreaper)."""
+        me = str(os.getpid())
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if fields[1] == me and fields[0] != "Z":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry), signal.SIGKILL)
 
     def pod_dir(self, namespace: str, name: str, uid: str) -> Path:
         assert self._state_root is not None, "Agent.start() first"

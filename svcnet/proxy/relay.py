@@ -74,6 +74,9 @@ REPLAY_LIMIT = 64 * 1024
 ACCEPT_BATCH = 128
 """Connections accepted per readable event of a listener, at most."""
 
+ACCEPT_PAUSE = 0.1
+"""Seconds a listener stops accepting after the process ran out of descriptors."""
+
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _STREAM_NB = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
@@ -104,13 +107,16 @@ def _set_reset(sock: RawSocket) -> None:
 class TcpListener:
     """Accepts on one listening socket for a PortTarget."""
 
-    __slots__ = ("fd", "hub", "sock", "target")
+    __slots__ = ("closed", "fd", "hub", "resume", "sock", "target")
 
     def __init__(self, hub: Hub, sock: socket.socket, target: PortTarget) -> None:
         self.hub = hub
         self.sock = sock
         self.fd = sock.fileno()
         self.target = target
+        self.resume: asyncio.TimerHandle | None = None
+        """Set while accepting is paused for lack of descriptors."""
+        self.closed = False
         # Level-triggered: what one batch leaves in the queue is reported again.
         hub.poller.register(self.fd, IN, self._accept)
 
@@ -127,15 +133,38 @@ class TcpListener:
             except OSError as e:
                 if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                     continue
-                # EMFILE/ENFILE and the like: the connection stays queued; say so
-                # and let the next event try again.
-                logger.error("%s: accept failed: %s", target.name, e)
+                # EMFILE/ENFILE and the like: the connection stays queued. A
+                # level-triggered poll would report the listener again at once (a
+                # busy loop that once logged this 1.5 million times in 30 s), so
+                # stop watching it for a moment, as HAProxy does, and say so once
+                # per interval.
+                hub.throttle.log(
+                    logging.ERROR,
+                    f"accept {target.name}",
+                    "%s: accept failed: %s; new connections wait until descriptors free up",
+                    target.name,
+                    e.strerror,
+                )
+                self._pause()
                 return
             # Left blocking: every call below passes MSG_DONTWAIT, which saves
             # the ioctl that setblocking(False) would cost per connection.
             Conn(hub, target, RawSocket(family, socket.SOCK_STREAM, 0, fd), addr[0]).start()
 
+    def _pause(self) -> None:
+        self.hub.poller.unregister(self.fd)
+        self.resume = self.hub.loop.call_later(ACCEPT_PAUSE, self._resume)
+
+    def _resume(self) -> None:
+        self.resume = None
+        if not self.closed:
+            self.hub.poller.register(self.fd, IN, self._accept)
+
     def close(self) -> None:
+        self.closed = True
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         self.hub.poller.close_later(self.sock)
 
 
@@ -239,7 +268,14 @@ class Conn:
                 self._give_up("no ready endpoints")
                 return
             self.ep = ep
-            bs = RawSocket(_family(ep[0]), _STREAM_NB)
+            try:
+                bs = RawSocket(_family(ep[0]), _STREAM_NB)
+            except OSError as e:  # out of descriptors: this client cannot be served now
+                self.hub.throttle.log(
+                    logging.ERROR, "socket", "%s: cannot open a socket: %s", target.name, e
+                )
+                self._give_up(f"cannot open a socket: {e.strerror}")
+                return
             bs.setsockopt(*_NODELAY)
             err = bs.connect_ex(ep)
             if err in _IN_PROGRESS:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import NamedTuple, Protocol
 
+from svcnet._log import Throttle
 from svcnet.proxy.balancer import RoundRobin
 from svcnet.proxy.poller import Poller
 
@@ -97,7 +98,7 @@ class Hub:
     The live sets let ``Proxier.stop`` close every relayed connection.
     """
 
-    __slots__ = ("conns", "debug", "loop", "poller", "sessions")
+    __slots__ = ("conns", "debug", "loop", "poller", "sessions", "throttle")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -105,6 +106,8 @@ class Hub:
         self.conns: set[Relayed] = set()
         self.sessions: set[Closable] = set()
         self.debug = logger.isEnabledFor(logging.DEBUG)
+        self.throttle = Throttle(logger)
+        """Errors that can repeat per connection are logged once per interval."""
 
     async def close_all(self) -> None:
         """Close every connection and UDP session now."""

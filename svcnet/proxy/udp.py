@@ -115,12 +115,25 @@ class UdpListener:
         if ep is None:
             self.target.fail("no ready endpoints", self.hub.debug)
             return None
-        s = socket.socket(socket.AF_INET6 if ":" in ep[0] else socket.AF_INET, _DGRAM_NB)
+        try:
+            s = socket.socket(socket.AF_INET6 if ":" in ep[0] else socket.AF_INET, _DGRAM_NB)
+        except OSError as e:  # out of descriptors
+            self.hub.throttle.log(
+                logging.ERROR, "socket", "%s: cannot open a socket: %s", self.target.name, e
+            )
+            return None
         try:
             s.connect(ep)
         except OSError as e:
             s.close()
-            logger.warning("%s: cannot reach endpoint %s:%d: %s", self.target.name, *ep, e)
+            self.hub.throttle.log(
+                logging.WARNING,
+                f"reach {self.target.name}",
+                "%s: cannot reach endpoint %s:%d: %s",
+                self.target.name,
+                *ep,
+                e,
+            )
             return None
         session = UdpSession(self, addr, ep, s)
         self.sessions[addr] = session

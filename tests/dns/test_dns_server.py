@@ -555,3 +555,25 @@ async def test_query_log_has_one_line_per_query(
     assert " udp " in lines[0] and " tcp " in lines[2]
     assert all(" NOERROR qr,aa,rd,ra " in line for line in lines[:3])
     assert lines[3].endswith(" forward") and '"A IN example.com. udp' in lines[3]
+
+
+async def test_compression_loops_get_formerr_and_the_server_keeps_answering(
+    server: DnsServer,
+) -> None:
+    valid = dns.message.make_query("echo.default.svc.cluster.local", "A")
+    valid.id = 8
+    header = struct.pack("!6H", 0x5252, 0x0100, 1, 0, 0, 0)
+    loops = [
+        header + b"\xc0\x0c" + b"\x00\x01\x00\x01",  # the name points at itself
+        header + b"\x01a\xc0\x0c" + b"\x00\x01\x00\x01",  # a label, then back to its start
+        header + b"\x01a\xc0\x0e\x01b\xc0\x0c" + b"\x00\x01\x00\x01",  # two pointers in a ring
+        header + b"\xc0\xff",  # a pointer past the end
+    ]
+    with _udp_client(server) as sock:
+        for wire in loops:
+            sock.send(wire)
+            reply = await _recv(sock)
+            qid, flags = struct.unpack_from("!HH", reply)
+            assert qid == 0x5252 and flags & 0xF == dns.rcode.FORMERR
+        sock.send(valid.to_wire())
+        assert dns.message.from_wire(await _recv(sock)).id == 8

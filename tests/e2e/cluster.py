@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import select
 import signal
 import subprocess
@@ -108,14 +109,30 @@ class Cluster:
         return out.stdout
 
 
-def start(tmp: Path, prefix: str, ports: tuple[int, int] | None = None) -> Cluster:
+def start(
+    tmp: Path,
+    prefix: str,
+    ports: tuple[int, int] | None = None,
+    fd_limit: int | None = None,
+) -> Cluster:
     """Start `svcnet up` on config/ with every address under 127.<prefix>.x; the same
     `ports` (API, DNS) and `tmp` (its HOME) start the same cluster again."""
     api_port, dns_port = ports or (free_port(), free_port())
     cmd = [*SVCNET, *isolated_up_args(str(ROOT / "config"), int(prefix), api_port, dns_port)]
     env = dict(os.environ, SVCNET_SERVER=f"https://127.0.0.1:{api_port}", HOME=str(tmp))
+
+    def limit() -> None:
+        if fd_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp,
+        preexec_fn=limit,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
