@@ -7,8 +7,8 @@
   kube-proxy's REJECT does).
 - ``relay.py``: TCP on raw non-blocking sockets: accept, dial (kube-proxy
   userspace's retries: 250 ms, 500 ms, 1 s, 2 s), relay with flow control and
-  half-close, and retry-on empty-response (a request whose endpoint died
-  before answering is replayed on the next one).
+  half-close; a failed connect() moves on to the next endpoint, a request is
+  never replayed.
 - ``udp.py``: UDP sessions per client address, with the same retries.
 - ``target.py``: what a connection is for: ``ServicePortName``, the port's
   live state and balancer (``PortTarget``), the ``Hub`` connections share.

@@ -105,8 +105,6 @@ class PortStats:
     """Addresses accepting connections now."""
     protocol: str = "TCP"
     """TCP or UDP; for UDP, connections count client sessions."""
-    replays: int = 0
-    """Connections replayed on another endpoint after an empty response (TCP)."""
     spliced: int = 0
     """Connection directions that turned to splice(2) for a bulk transfer (TCP)."""
 
@@ -293,7 +291,6 @@ class Proxier:
                     sorted(a for a in port.addrs if self._listeners[(*a, port.protocol)].listening)
                 ),
                 protocol=port.protocol,
-                replays=t.replays,
                 spliced=t.spliced,
             )
         return out

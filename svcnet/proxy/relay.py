@@ -31,14 +31,11 @@ which both the stock loop and uvloop implement):
   other way) and the connection is closed once both directions have ended, or
   at once when either socket fails.
 
-Retry-on empty-response (HAProxy's term; docs/architecture.md "Surviving churn"): until
-the endpoint has sent its first byte, the client's bytes that were relayed to
-it are kept (up to ``REPLAY_LIMIT``). If that endpoint then closes or resets
-without having said anything (a pod that died with the request in flight),
-the connection is dialled again to the next endpoint and the kept bytes are
-replayed there, within the same four attempts as failed dials. Only that case:
-once an endpoint has sent a byte, or the client has sent more than the limit,
-the connection is what it is and a failure reaches the client.
+No request is ever replayed (docs/architecture.md, "Surviving churn"): once
+a connection to an endpoint is made, what happens to it reaches the client,
+as on a cluster, where a pod that dies with a request in flight fails that
+request (a POST may have had its effect). Only a connect() that fails moves on
+to the next endpoint, before any byte of the client's was sent anywhere.
 
 A client that cannot be served at all (no ready endpoint when it is accepted,
 or every attempt failed) is reset (SO_LINGER 0), the nearest an accepted
@@ -67,9 +64,6 @@ logger = logging.getLogger(__name__)
 
 ATTEMPT_TIMEOUTS = (0.25, 0.5, 1.0, 2.0)
 """Dial timeouts, one per attempt (kube-proxy userspace ``EndpointDialTimeouts``)."""
-
-REPLAY_LIMIT = 64 * 1024
-"""Client bytes kept for a replay until the endpoint's first byte; beyond, no replay."""
 
 ACCEPT_BATCH = 128
 """Connections accepted per readable event of a listener, at most."""
@@ -204,8 +198,6 @@ class Conn:
         "ep",
         "hub",
         "poller",
-        "replay",
-        "replay_size",
         "started",
         "target",
         "timer",
@@ -226,9 +218,6 @@ class Conn:
         self.attempt = 0
         self.timer: asyncio.TimerHandle | None = None
         self.connecting = False
-        self.replay: list[bytes] | None = []
-        """Client bytes relayed to the endpoint before its first byte; None once it spoke."""
-        self.replay_size = 0
         self.to_b = b""
         """Client bytes the endpoint's socket has not taken yet (reading the client waits)."""
         self.to_c = b""
@@ -352,12 +341,6 @@ class Conn:
         target = self.target
         if target.failing:
             target.recovered()
-        if self.replay:
-            # A replay: what the client sent the last endpoint goes to this one.
-            target.replays += 1
-            data = b"".join(self.replay)
-            if not self._send_b(data):
-                return
         if self.c_eof:
             if not self.to_b:
                 self._shut(self.bs)
@@ -376,18 +359,6 @@ class Conn:
         self.to_b = b""
         self._close_pipes()
         self.b_fin = self.b_eof = self.b_paused = False
-
-    def _retry_empty(self, why: str) -> bool:
-        """The endpoint failed before its first byte: replay elsewhere if allowed."""
-        if self.replay is None or (self.c_eof and not self.replay):
-            # The client ended without a word: an endpoint closing too is an answer.
-            return False
-        self._drop_backend()
-        if self._next_attempt(why):
-            # Not reading the client until the new endpoint has the old bytes.
-            self.c_paused = True
-            self._dial(True)
-        return True
 
     # --- events ------------------------------------------------------------------
 
@@ -441,22 +412,13 @@ class Conn:
             if n == 0:
                 self._client_eof()
                 return
-            replay = self.replay
-            if replay is not None:
-                if self.replay_size + n > REPLAY_LIMIT:
-                    self.replay = None
-                    self.replay_size = 0
-                else:
-                    replay.append(bytes(_view[:n]))
-                    self.replay_size += n
             # _send_b inlined: the endpoint's socket is non-blocking.
             try:
                 sent = bs.send(_view[:n])
             except (BlockingIOError, InterruptedError):
                 sent = 0
-            except OSError as e:
-                if not self._retry_empty(f"endpoint {self.ep} failed: {e}"):
-                    self.close(reset=True)
+            except OSError:
+                self.close(reset=True)
                 return
             if sent < n:
                 self.to_b = bytes(_view[sent:n])
@@ -466,7 +428,7 @@ class Conn:
                 if self.c_fin:
                     self._client_eof()
                 return
-            if self.replay is None and (pipe := self._new_pipe()) is not None:
+            if (pipe := self._new_pipe()) is not None:
                 # A whole read, all taken: an upload; the rest goes by splice.
                 self.cb_pipe = pipe
                 self._splice_c()
@@ -516,9 +478,8 @@ class Conn:
             sent = bs.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
-        except OSError as e:
-            if not self._retry_empty(f"endpoint {self.ep} failed: {e}"):
-                self.close(reset=True)
+        except OSError:
+            self.close(reset=True)
             return False
         if sent < len(data):
             self.to_b = bytes(data[sent:])
@@ -533,9 +494,8 @@ class Conn:
             sent = bs.send(data)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError as e:
-            if not self._retry_empty(f"endpoint {self.ep} failed: {e}"):
-                self.close(reset=True)
+        except OSError:
+            self.close(reset=True)
             return
         if sent < len(data):
             self.to_b = data[sent:]
@@ -562,16 +522,12 @@ class Conn:
                 n = recv_into(_buf, READ_SIZE, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:
-                if not self._retry_empty(f"endpoint {self.ep} failed before answering: {e}"):
-                    self.close(reset=True)
+            except OSError:
+                self.close(reset=True)
                 return
             if n == 0:
                 self._backend_eof()
                 return
-            if self.replay is not None:
-                self.replay = None
-                self.replay_size = 0
             try:
                 sent = send(_view[:n], _DONTWAIT)
             except (BlockingIOError, InterruptedError):
@@ -625,8 +581,6 @@ class Conn:
             self._splice_b()
 
     def _backend_eof(self) -> None:
-        if self._retry_empty(f"endpoint {self.ep} closed without answering"):
-            return
         self.b_eof = True
         if self.c_eof:
             if not self._pending_c():
@@ -711,11 +665,9 @@ class Conn:
         poller.close_later(self.cs)
         self.target.active -= 1
         self.hub.conns.discard(self)
-        self.replay = None
-        self.replay_size = 0
         self.to_b = self.to_c = b""
         self._close_pipes()
 
     def buffered(self) -> int:
         held = sum(p.held for p in (self.cb_pipe, self.bc_pipe) if p is not None)
-        return len(self.to_b) + len(self.to_c) + self.replay_size + held
+        return len(self.to_b) + len(self.to_c) + held

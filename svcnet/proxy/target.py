@@ -48,7 +48,6 @@ class PortTarget:
         "failing",
         "failures",
         "name",
-        "replays",
         "retries",
         "spliced",
     )
@@ -64,8 +63,6 @@ class PortTarget:
         """Connections closed unserved: no ready endpoint, or every attempt failed."""
         self.retries = 0
         """Dials that failed and moved on to the next endpoint."""
-        self.replays = 0
-        """Connections replayed on another endpoint after an empty response."""
         self.spliced = 0
         """Directions of connections that turned to splice(2) for a bulk transfer."""
         self.failing = False
@@ -118,7 +115,7 @@ class Hub:
         self.poller.close()
 
     def buffered(self) -> int:
-        """Bytes the proxy holds for its connections (unsent data and replay copies)."""
+        """Bytes the proxy holds for its connections (unsent data)."""
         total = 0
         for conn in self.conns:
             total += conn.buffered()
