@@ -83,6 +83,14 @@ class ApiSettings:
 
 
 @dataclass
+class ProxySettings:
+    socket_lb: Literal["host", "pods", "off"] = "host"
+    """Service balancing at connect() in the kernel (eBPF socket hooks, as root):
+    "host" for pods and this machine's own processes (only svcnet's own Service
+    addresses are touched), "pods" for pods only, "off" for the userspace proxy alone."""
+
+
+@dataclass
 class AgentSettings:
     images: dict[str, list[str]] = field(default_factory=dict)
     """Extra image -> local command mappings (`myorg/tool`: [`/usr/bin/tool`])."""
@@ -95,6 +103,7 @@ class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     manifests: list[str] = field(default_factory=list)
     """Files or directories applied at start-up (svcnet.yaml itself is skipped)."""
@@ -129,6 +138,10 @@ class Settings:
         if self.dns.pods not in ("disabled", "insecure", "verified"):
             raise ConfigError(
                 f"dns.pods: {self.dns.pods!r} is not one of disabled, insecure, verified"
+            )
+        if self.proxy.socket_lb not in ("host", "pods", "off"):
+            raise ConfigError(
+                f"proxy.socket_lb: {self.proxy.socket_lb!r} is not one of host, pods, off"
             )
         if not 0 < self.dns.cluster_port < 65536:
             raise ConfigError(f"dns.cluster_port: {self.dns.cluster_port!r} is not a port number")

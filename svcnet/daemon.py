@@ -40,6 +40,8 @@ from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRe
 from svcnet.k8s import kinds
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.wellknown import SKIP_MIRROR
+from svcnet.kernel import bpf, sockhooks
+from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.manifest import Manifest, ManifestError, load_paths
 from svcnet.registry import ApiError, Registry
 from svcnet.store import Event, Store, StoreError
@@ -169,9 +171,17 @@ class Daemon:
             EndpointSliceMirror(self.registry),
             ServiceEventRecorder(self.registry),
         ]
-        self.agent = Agent(s, self.registry, subreaper=True)
+        self.hooks, self.network_problem = socket_hooks(s)
+        self.agent = Agent(
+            s,
+            self.registry,
+            subreaper=True,
+            hooks=self.hooks,
+            network_problem=self.network_problem,
+        )
         self.dns = DnsServer(s, self.registry.store)
-        self.proxy = Proxier(s, self.registry.store)
+        maps = self.hooks if s.proxy.socket_lb != "off" else None
+        self.proxy = Proxier(s, self.registry.store, maps)
         self.api = ApiServer(
             s,
             self.registry.store,
@@ -206,6 +216,11 @@ class Daemon:
         bootstrap(s, self.registry)
         for c in self.controllers:
             c.start()
+        if self.hooks is not None and s.proxy.socket_lb == "host":
+            mount = self.agent.layout.v2_mount
+            if mount is not None:
+                # Host processes too: only this instance's Service addresses are touched.
+                self.hooks.attach(str(mount))
         for comp in (self.agent, self.dns, self.proxy, self.api):
             await comp.start()
             self.components.append(comp)
@@ -220,6 +235,8 @@ class Daemon:
                 logger.exception("stopping %s failed", type(comp).__name__)
         for c in self.controllers:
             c.stop()
+        if self.hooks is not None:
+            self.hooks.close()  # the links go with their fds: nothing stays attached
         if self.wal is not None:
             self.wal.close()
 
@@ -291,6 +308,28 @@ def _waiting_reason(pod: Obj) -> str:
         if w and w.get("reason") not in (None, "ContainerCreating"):
             return f" ({cs['name']}: {w['reason']})"
     return ""
+
+
+def socket_hooks(settings: Settings) -> tuple[SocketHooks | None, str]:
+    """The eBPF socket hooks (loaded, not yet attached), or None and why not, in words a
+    user can act on; the daemon says it once and each pod's events say it again."""
+    consequence = (
+        "pods share this machine's network identity (a second replica binding the same "
+        "port fails with EADDRINUSE, localhost is shared, backends see 127.0.0.1 as the "
+        "client) and reach Services through the userspace proxy"
+    )
+    if os.geteuid() != 0:
+        return None, f"svcnet is not running as root, so {consequence}"
+    reason = sockhooks.probe()
+    if reason is not None:
+        return None, f"the eBPF socket hooks cannot be used ({reason}), so {consequence}"
+    hooks = SocketHooks()
+    try:
+        hooks.load()
+    except (OSError, bpf.BpfError) as e:
+        hooks.close()
+        return None, f"the eBPF socket hooks did not load ({e}), so {consequence}"
+    return hooks, ""
 
 
 def api_names(settings: Settings) -> tuple[list[str], list[str]]:
@@ -379,8 +418,9 @@ async def _run(
             credentials.KUBECONFIG,
             credentials.dump(credentials.kubeconfig(server, creds.ca_pem, creds.token)).encode(),
         )
-        for note in daemon.agent.notes:
-            print(f"svcnet: {note}", file=sys.stderr, flush=True)
+        for note in [*daemon.agent.notes, daemon.network_problem]:
+            if note:
+                print(f"svcnet: {note}", file=sys.stderr, flush=True)
         waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")
         stop_waiter = tasks.spawn(daemon.stopping.wait(), name="wait-stop")
         done, _ = await asyncio.wait(

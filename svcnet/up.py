@@ -41,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodeport-addresses", default=None, metavar="A,B")
     p.add_argument("--upstream-dns", action="append", default=None, metavar="ADDR")
     p.add_argument(
+        "--socket-lb",
+        choices=["host", "pods", "off"],
+        default=None,
+        help="proxy.socket_lb: Service balancing at connect() for pods and this machine "
+        "(host), pods only, or off (the userspace proxy alone)",
+    )
+    p.add_argument(
         "--state-dir",
         default=None,
         metavar="DIR",
@@ -97,6 +104,8 @@ def build_settings(args: argparse.Namespace) -> Settings:
         settings.dns.upstream = list(args.upstream_dns)
     if args.state_dir:
         settings.state_dir = args.state_dir
+    if args.socket_lb:
+        settings.proxy.socket_lb = args.socket_lb
     if args.filename:
         settings.manifests = list(args.filename)
     elif not settings.manifests:

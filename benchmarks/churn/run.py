@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import os
 import select
@@ -43,6 +44,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +170,8 @@ class Load:
     failed: int = 0
     per_pod: collections.Counter[str] = field(default_factory=collections.Counter)
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    failed_at: list[float] = field(default_factory=list)
+    """time.monotonic() of each failure, to tell them apart from the kills."""
 
 
 async def one_request(host: str, port: int) -> str:
@@ -197,6 +201,7 @@ async def generate(host: str, port: int, stop: threading.Event, concurrency: int
                 pod = await asyncio.wait_for(one_request(host, port), 5.0)
             except (OSError, ValueError, TimeoutError) as e:
                 load.failed += 1
+                load.failed_at.append(time.monotonic())
                 load.reasons[f"{type(e).__name__}: {e}"[:80]] += 1
                 continue
             load.ok += 1
@@ -219,7 +224,19 @@ def ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-def kill_loop(client: Client, stop: threading.Event, counts: collections.Counter[str]) -> None:
+Chaos = Callable[[Client, threading.Event, collections.Counter[str]], None]
+
+KILL_WINDOW = 0.1
+"""Seconds after a kill during which its failures are the crash's: the requests in
+flight on the pod, and connections made before its endpoint was gone."""
+
+
+def kill_loop(
+    client: Client,
+    stop: threading.Event,
+    counts: collections.Counter[str],
+    kills: list[float] | None = None,
+) -> None:
     crashed: dict[str, str] = {}  # uid -> name
     while not stop.wait(2.0):
         for uid, name in list(crashed.items()):
@@ -237,6 +254,8 @@ def kill_loop(client: Client, stop: threading.Event, counts: collections.Counter
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(cid.removeprefix("svcnet://")), signal.SIGKILL)
                 counts["killed"] += 1
+                if kills is not None:
+                    kills.append(time.monotonic())
             crashed[md["uid"]] = md["name"]
             break
 
@@ -290,6 +309,9 @@ class Result:
     per_pod: dict[str, int]
     churn: dict[str, int]
     reasons: dict[str, int]
+    late_failures: int = 0
+    """Failures more than KILL_WINDOW after the last kill (or any, without kills): what
+    no endpoint change explains. Target: 0."""
 
 
 def run_scenario(
@@ -302,8 +324,15 @@ def run_scenario(
         stop = threading.Event()
         counts: collections.Counter[str] = collections.Counter()
         chaos_client = client_of(daemon.server, daemon.client.port, daemon.tmp.name)
-        target = {"kill": kill_loop, "delete": delete_loop, "rollout": rollout_loop}[scenario]
-        chaos = threading.Thread(target=target, args=(chaos_client, stop, counts), daemon=True)
+        kills: list[float] = []
+        loops: dict[str, Chaos] = {
+            "kill": functools.partial(kill_loop, kills=kills),
+            "delete": delete_loop,
+            "rollout": rollout_loop,
+        }
+        chaos = threading.Thread(
+            target=loops[scenario], args=(chaos_client, stop, counts), daemon=True
+        )
         timer = threading.Timer(duration, stop.set)
         t0 = time.monotonic()
         chaos.start()
@@ -322,14 +351,26 @@ def run_scenario(
             dict(sorted(load.per_pod.items())),
             dict(counts),
             dict(load.reasons),
+            late_failures(load.failed_at, kills),
         )
     finally:
         daemon.stop()
 
 
+def late_failures(failed_at: list[float], kills: list[float]) -> int:
+    """Failures that came more than KILL_WINDOW after the kill before them."""
+    late = 0
+    for t in failed_at:
+        before = [k for k in kills if k <= t]
+        if not before or t - before[-1] > KILL_WINDOW:
+            late += 1
+    return late
+
+
 def report(r: Result) -> str:
     lines = [
-        f"== {r.scenario}: {r.duration_s}s, {r.requests} requests, {r.failed} failed, "
+        f"== {r.scenario}: {r.duration_s}s, {r.requests} requests, {r.failed} failed "
+        f"({r.late_failures} later than {KILL_WINDOW * 1000:.0f} ms after a kill), "
         f"{r.rps} req/s; churn: {', '.join(f'{k} {v}' for k, v in r.churn.items()) or 'none'}",
         f"   {len(r.per_pod)} pods answered; requests per pod:",
     ]

@@ -41,6 +41,7 @@ from svcnet.config import Settings
 from svcnet.images import ImageRegistry
 from svcnet.k8s.objects import Obj
 from svcnet.kernel import cgroups
+from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
 from svcnet.registry import Registry
 from svcnet.store import Event
@@ -63,6 +64,8 @@ class Agent:
         backoff: tuple[float, float] = (10.0, 300.0),
         stop_grace: float = STOP_GRACE,
         subreaper: bool = False,
+        hooks: SocketHooks | None = None,
+        network_problem: str = "",
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -98,7 +101,11 @@ class Agent:
             identity=node_identity(os.environ, os.geteuid(), os.getegid()),
             root=os.geteuid() == 0,
             cgroups=cgroups.CgroupTree(self.layout) if self.layout.bases else None,
+            pod_maps=hooks,
+            network_problem=network_problem,
         )
+        self.hooks = hooks
+        """The socket hooks, attached to the pods' cgroups at start (kernel/sockhooks.py)."""
         self.notes: list[str] = []
         """What start() found and did that the user should hear of (leftovers removed,
         what the sandbox lacks), for `svcnet up` to print."""
@@ -116,6 +123,9 @@ class Agent:
         if tree is not None:
             tree.create()
             self.notes += tree.warnings
+            v2 = tree.dirs.get(cgroups.V2)
+            if self.hooks is not None and v2 is not None:
+                self.hooks.attach(str(v2))
         self.notes += self.layout.missing
         if self.subreaper:
             # Orphans of pods (a process that detached from its container) become this

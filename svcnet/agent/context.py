@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from svcnet._aio import TaskSet
 from svcnet.agent.identity import Identity
@@ -22,6 +23,16 @@ from svcnet.images import ImageRegistry
 from svcnet.kernel.cgroups import CgroupTree
 from svcnet.registry import Registry
 from svcnet.store import ReadOnlyStore
+
+
+class PodMaps(Protocol):
+    """What the socket hooks offer the agent: a pod's addresses, by its v2 cgroup id."""
+
+    def set_pod(
+        self, cgroup: int, pod_ip: str, loopback_ip: str, *, privileged_ports: bool = True
+    ) -> None: ...
+
+    def remove_pod(self, cgroup: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,10 @@ class NodeContext:
     """Whether the agent can switch users at all."""
     cgroups: CgroupTree | None
     """The tree pods' cgroups go in (kernel/cgroups.py); None without root."""
+    pod_maps: PodMaps | None = None
+    """The socket hooks' pod identities (kernel/sockhooks.py); None where they are off."""
+    network_problem: str = ""
+    """Why pods share the host's network identity, when they do (for each pod's events)."""
 
     @property
     def store(self) -> ReadOnlyStore:

@@ -86,6 +86,8 @@ class PodWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self.cgroup: PodCgroup | None = None
         """The pod's cgroup (as root): every process of the pod, exec sessions included."""
+        self.loopback_ip = ""
+        """The pod's private stand-in for 127.0.0.1, with the socket hooks."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -215,13 +217,23 @@ class PodWorker:
 
     def _make_cgroup(self) -> None:
         tree = self._node.cgroups
-        if tree is None:
-            return
-        try:
-            self.cgroup = tree.pod(self.uid)
-            self.cgroup.set_limits(*pod_limits(self.pod))
-        except OSError as e:
-            self.event("Warning", "FailedCgroup", f"cannot make the pod's cgroup: {e}")
+        if tree is not None:
+            try:
+                self.cgroup = tree.pod(self.uid)
+                self.cgroup.set_limits(*pod_limits(self.pod))
+            except OSError as e:
+                self.event("Warning", "FailedCgroup", f"cannot make the pod's cgroup: {e}")
+        maps = self._node.pod_maps
+        if maps is not None and self.cgroup is not None:
+            # The pod's own network identity: binds to the wildcard land on its IP,
+            # localhost is its own, its connections come from its IP.
+            try:
+                self.loopback_ip = self._node.ips.allocate()
+                maps.set_pod(self.cgroup.id, self.ip, self.loopback_ip)
+            except (LookupError, OSError) as e:
+                self.event("Warning", "NetworkIdentity", f"no network identity of its own: {e}")
+        elif self._node.network_problem:
+            self.event("Warning", "NetworkIdentity", self._node.network_problem)
 
     def oom_kills(self) -> int:
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
@@ -322,9 +334,15 @@ class PodWorker:
         if pending:
             await asyncio.wait(pending, timeout=KILL_WAIT)
         if self.cgroup is not None:
+            if self._node.pod_maps is not None:
+                with contextlib.suppress(OSError):
+                    self._node.pod_maps.remove_pod(self.cgroup.id)
             with contextlib.suppress(OSError):
                 self.cgroup.remove()
             self.cgroup = None
+        if self.loopback_ip:
+            self._node.ips.release(self.loopback_ip)
+            self.loopback_ip = ""
         if self.ip:
             self._node.ips.release(self.ip)
             self.ip = ""

@@ -114,6 +114,8 @@ class Layout:
     bases: dict[str, Path] = field(default_factory=dict)
     """"unified" -> the daemon's own v2 cgroup dir; memory/cpu/cpuacct/freezer -> its v1
     cgroup dir in the hierarchy holding that controller (absent: not available)."""
+    v2_mount: Path | None = None
+    """The root of the v2 hierarchy (where hooks for the whole machine attach)."""
     v2_controllers: frozenset[str] = frozenset()
     """Controllers the v2 hierarchy offers at the daemon's cgroup (cgroup.controllers)."""
     missing: list[str] = field(default_factory=list)
@@ -156,6 +158,7 @@ def discover(
 
     for h in hierarchies(mountinfo):
         if h.version == 2:
+            layout.v2_mount = root / h.mount.relative_to("/")
             if V2 in own:
                 base = under(h.mount, own[V2])
                 layout.bases[V2] = base

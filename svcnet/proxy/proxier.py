@@ -65,6 +65,7 @@ from svcnet.config import Settings
 from svcnet.k8s.objects import EndpointsView, ServiceView
 from svcnet.proxy.balancer import Endpoint
 from svcnet.proxy.relay import TcpListener
+from svcnet.proxy.sockets import ServiceMaps, SocketBalancer
 from svcnet.proxy.target import Hub, PortTarget, ServicePortName
 from svcnet.proxy.udp import UdpListener
 from svcnet.store import Event, ReadOnlyStore
@@ -230,9 +231,13 @@ class _Port:
 class Proxier:
     """Serves every TCP and UDP Service port in the store; see the module docstring."""
 
-    def __init__(self, settings: Settings, store: ReadOnlyStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ReadOnlyStore, maps: ServiceMaps | None = None
+    ) -> None:
         self._settings = settings
         self._store = store
+        self.sockets = SocketBalancer(maps) if maps is not None else None
+        """Balancing at connect() in the kernel, beside the listeners (sockets.py)."""
         self._hub: Hub | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._listeners: dict[_LKey, _Listener] = {}
@@ -261,6 +266,8 @@ class Proxier:
             lst.close()
         self._listeners.clear()
         self._ports.clear()
+        if self.sockets is not None:
+            self.sockets.clear()
         self._by_service.clear()
         hub, self._hub = self._hub, None
         if hub is not None:
@@ -321,6 +328,8 @@ class Proxier:
             self._by_service.pop(svc, None)
         for key, (protocol, addrs, endpoints) in desired.items():
             self._apply(key, protocol, addrs, endpoints, affinity)
+        if self.sockets is not None:
+            self.sockets.sync(svc, desired.values(), affinity)
 
     def _desired(self, namespace: str, name: str) -> tuple[_Desired, float | None]:
         obj = self._store.get("Service", namespace, name)

@@ -114,11 +114,16 @@ def start(
     prefix: str,
     ports: tuple[int, int] | None = None,
     fd_limit: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Cluster:
     """Start `svcnet up` on config/ with every address under 127.<prefix>.x; the same
     `ports` (API, DNS) and `tmp` (its HOME) start the same cluster again."""
     api_port, dns_port = ports or (free_port(), free_port())
-    cmd = [*SVCNET, *isolated_up_args(str(ROOT / "config"), int(prefix), api_port, dns_port)]
+    cmd = [
+        *SVCNET,
+        *isolated_up_args(str(ROOT / "config"), int(prefix), api_port, dns_port),
+        *extra,
+    ]
     env = dict(os.environ, SVCNET_SERVER=f"https://127.0.0.1:{api_port}", HOME=str(tmp))
 
     def limit() -> None:

@@ -105,9 +105,10 @@ def test_curl_nodeport_and_clusterip_round_robin_to_summer_only(cluster: Cluster
     for _ in range(4):
         assert cluster.curl(f"http://{cluster.node_ip}:30026/") == "Hello Docker!!"
     delta = {p: received(p) - before[p] for p in pods}
-    assert {p: n for p, n in delta.items() if p.startswith("echo-summer-")} == {
-        p: 3 for p in pods if p.startswith("echo-summer-")
-    }
+    summer = {p: n for p, n in delta.items() if p.startswith("echo-summer-")}
+    # Round-robin per Service address (the NodePort and the ClusterIP count apart, as
+    # each has its own entry in the socket hooks): both summer pods answered.
+    assert sum(summer.values()) == 6 and all(n >= 2 for n in summer.values()), summer
     assert all(n == 0 for p, n in delta.items() if p.startswith("echo-spring-"))
 
 
