@@ -92,8 +92,9 @@ class ProxySettings:
 
 @dataclass
 class AgentSettings:
-    images: dict[str, list[str]] = field(default_factory=dict)
-    """Extra image -> local command mappings (`myorg/tool`: [`/usr/bin/tool`])."""
+    images: dict[str, Any] = field(default_factory=dict)
+    """Extra image -> local command mappings: `myorg/tool: [/usr/bin/tool]`, or
+    `myorg/tool: {command: [...], args: [...], workingDir: ..., env: {K: V}}`."""
     log_bytes: int = 1 << 20
     """Per-container log kept for `logs` (bounded, oldest dropped)."""
 

@@ -37,6 +37,7 @@ from svcnet.controllers import (
     ReplicaSetController,
 )
 from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRecorder
+from svcnet.images import MappingError
 from svcnet.k8s import kinds
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.wellknown import SKIP_MIRROR
@@ -388,7 +389,11 @@ async def _run(
     except (OSError, ValueError) as e:
         print(f"error: cannot make the API's credentials in {statedir.path}: {e}", file=sys.stderr)
         return 1
-    daemon = Daemon(settings, creds, Wal(statedir.path / "objects.jsonl", (who.uid, who.gid)))
+    try:
+        daemon = Daemon(settings, creds, Wal(statedir.path / "objects.jsonl", (who.uid, who.gid)))
+    except MappingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if earlier is not None:
         print(
             f"svcnet: the last run here (pid {earlier.pid}) did not stop cleanly",

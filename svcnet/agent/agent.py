@@ -22,12 +22,14 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from svcnet._aio import TaskSet
+from svcnet.agent import envvars
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import node_identity
@@ -102,6 +104,7 @@ class Agent:
             root=os.geteuid() == 0,
             cgroups=cgroups.CgroupTree(self.layout) if self.layout.bases else None,
             pod_maps=hooks,
+            path=envvars.host_path(os.environ.get("PATH"), sys.prefix, sys.base_prefix),
             network_problem=network_problem,
         )
         self.hooks = hooks

@@ -60,6 +60,8 @@ class NodeContext:
     """The tree pods' cgroups go in (kernel/cgroups.py); None without root."""
     pod_maps: PodMaps | None = None
     """The socket hooks' pod identities (kernel/sockhooks.py); None where they are off."""
+    path: str = ""
+    """PATH for containers: the node's, without svcnet's own virtualenv (envvars.host_path)."""
     network_problem: str = ""
     """Why pods share the host's network identity, when they do (for each pod's events)."""
 

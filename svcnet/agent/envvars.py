@@ -10,8 +10,8 @@ svcnet adds `HOSTNAME` and `POD_IP` (a pod's containers share an address;
 built-in images bind it).
 
 The process does not inherit the daemon's environment, as a container does
-not inherit the node's; only PATH and HOME are carried over so host tools are
-found.
+not inherit the node's: it starts from ``base`` (PATH, HOME and the image's
+ENV, which the agent gives it), under everything the pod spec sets.
 """
 
 from __future__ import annotations
@@ -23,7 +23,20 @@ from collections.abc import Callable, Iterable, Mapping
 
 from svcnet.k8s.objects import Obj
 
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""A container's PATH when nothing else says (the Debian images' and Docker's default)."""
+
+
+def host_path(path: str | None, svcnet_prefix: str, base_prefix: str) -> str:
+    """The node's PATH for pods, without svcnet's own virtualenv: a pod's `python3`
+    is the machine's, not the one svcnet runs in (which has svcnet's packages)."""
+    if not path:
+        return DEFAULT_PATH
+    if os.path.realpath(svcnet_prefix) == os.path.realpath(base_prefix):
+        return path  # not in a virtualenv: nothing of svcnet's own to hide
+    venv = os.path.realpath(svcnet_prefix) + os.sep
+    kept = [p for p in path.split(os.pathsep) if p and not os.path.realpath(p).startswith(venv)]
+    return os.pathsep.join(kept) or DEFAULT_PATH
 
 
 class EnvError(ValueError):
@@ -139,12 +152,11 @@ def container_env(
     *,
     tty: bool = False,
     lookup: Lookup | None = None,
+    base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     md = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    env: dict[str, str] = {"PATH": os.environ.get("PATH", _DEFAULT_PATH)}
-    if "HOME" in os.environ:
-        env["HOME"] = os.environ["HOME"]
+    env: dict[str, str] = {"PATH": DEFAULT_PATH, **(base or {})}
     env["HOSTNAME"] = str(spec.get("hostname") or md.get("name") or "")
     if tty:
         env["TERM"] = "xterm"  # what Docker and containerd set for a tty container

@@ -37,7 +37,7 @@ from svcnet.agent import envvars, sandbox
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.context import NodeContext
-from svcnet.agent.identity import IdentityError, for_container
+from svcnet.agent.identity import Identity, IdentityError, for_container
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
 from svcnet.k8s.objects import Obj
@@ -374,9 +374,25 @@ class PodWorker:
             raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
         for warning in identity.warnings:
             self.event("Warning", "RunAsUser", warning)
+        home, tmp, work = self._container_dirs(str(container.get("name") or ""), identity)
+        # TMPDIR rather than a private /tmp: the host's paths stay what they are (a
+        # pod here shares the machine's filesystem), while what programs make for
+        # themselves goes to the container's own directory.
+        base = {
+            "PATH": self._node.path,
+            "HOME": str(home),
+            "TMPDIR": str(tmp),
+            **dict(image.env if image else ()),
+        }
         try:
             env = envvars.container_env(
-                self.pod, container, self._services(), self.ip, tty=tty, lookup=self._lookup
+                self.pod,
+                container,
+                self._services(),
+                self.ip,
+                tty=tty,
+                lookup=self._lookup,
+                base=base,
             )
         except envvars.EnvError as e:
             raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
@@ -394,7 +410,7 @@ class PodWorker:
         spec = LaunchSpec(
             argv=argv,
             env=env,
-            cwd=str(container.get("workingDir") or "/"),
+            cwd=str(container.get("workingDir") or (image and image.working_dir) or work),
             stdin=bool(container.get("stdin")),
             tty=tty,
             # A user command replaces the image's server, which then cannot report.
@@ -402,6 +418,20 @@ class PodWorker:
             identity=identity,
         )
         return spec, image_id
+
+    def _container_dirs(self, name: str, identity: Identity) -> tuple[Path, Path, Path]:
+        """(HOME, /tmp, working directory) of one container: its own, under the pod's
+        state directory and gone with the pod, like an emptyDir, so replicas and
+        their containers never share files they did not ask to share."""
+        assert self._dir is not None
+        base = self._dir / "containers" / name
+        dirs = (base / "home", base / "tmp", base / "work")
+        for d in (base.parent, base, *dirs):
+            d.mkdir(exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.chown(d, identity.uid, identity.gid)
+        dirs[1].chmod(0o1777)
+        return dirs
 
     def _lookup(self, kind: str, name: str) -> Obj | None:
         return self._node.store.get(kind, self.namespace, name)

@@ -16,7 +16,9 @@ agent marks the container started on that line instead of guessing.
 Names match the way a user thinks of them: the registry host, a
 ``library/`` prefix, the tag and the digest are ignored, so
 ``docker.io/gihyodocker/echo:latest`` is ``gihyodocker/echo``. Extra images
-come from ``agent.images`` in config/svcnet.yaml (an image name -> argv).
+come from ``agent.images`` in config/svcnet.yaml: an image name -> its argv, or
+-> ``{command, args, workingDir, env}`` as an image's ENTRYPOINT, CMD, WORKDIR
+and ENV would be.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class Image:
     cmd: tuple[str, ...]
     signals_ready: bool
     """The image writes a line to SVCNET_READY_FD once it is serving."""
+    working_dir: str = ""
+    """The image's WORKDIR; empty: the container's own directory (the agent's)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """The image's ENV, under what the pod spec sets."""
 
     @property
     def image_id(self) -> str:
@@ -53,6 +59,41 @@ class Image:
         if command:
             return [*command, *args]
         return [*self.entrypoint, *(args or self.cmd)]
+
+
+class MappingError(ValueError):
+    pass
+
+
+def mapped(name: str, spec: Mapping[str, object] | Sequence[str]) -> Image:
+    """An image from an `agent.images` entry: an argv, or command/args/workingDir/env."""
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"command", "args", "workingDir", "env"}
+        if unknown:
+            raise MappingError(
+                f"agent.images[{name}]: unknown field(s) {', '.join(sorted(unknown))} "
+                "(known: command, args, workingDir, env)"
+            )
+        env = spec.get("env") or {}
+        if not isinstance(env, Mapping):
+            raise MappingError(f"agent.images[{name}].env: expected a mapping of NAME: value")
+        return Image(
+            name,
+            _strings(spec.get("command"), f"agent.images[{name}].command"),
+            _strings(spec.get("args"), f"agent.images[{name}].args"),
+            False,
+            str(spec.get("workingDir") or ""),
+            tuple((str(k), str(v)) for k, v in env.items()),
+        )
+    return Image(name, _strings(spec, f"agent.images[{name}]"), (), False)
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise MappingError(f"{where}: expected a list of strings")
+    return tuple(str(v) for v in value)
 
 
 def normalize(image: str) -> str:
@@ -85,18 +126,19 @@ def builtin_images() -> dict[str, Image]:
             "nginx", (*_script("nginx.py"), "--welcome"), ("nginx", "-g", "daemon off;"), True
         ),
         # A debug image: whatever the container asks for, on the host's tools.
-        "gihyodocker/fundamental": Image("gihyodocker/fundamental", (), ("sh",), False),
+        # Its WORKDIR is /, as the real image's: the seed's shell prompt shows it.
+        "gihyodocker/fundamental": Image("gihyodocker/fundamental", (), ("sh",), False, "/"),
     }
 
 
 class ImageRegistry:
     """Built-in images plus the `agent.images` mappings (which win)."""
 
-    def __init__(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(self, extra: Mapping[str, Mapping[str, object] | Sequence[str]] | None = None):
         self._images = builtin_images()
-        for name, argv in (extra or {}).items():
+        for name, spec in (extra or {}).items():
             n = normalize(name)
-            self._images[n] = Image(n, tuple(str(a) for a in argv), (), False)
+            self._images[n] = mapped(n, spec)
 
     def resolve(self, image: str) -> Image | None:
         return self._images.get(normalize(image))
