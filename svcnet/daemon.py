@@ -22,10 +22,11 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from svcnet import credentials, state
+from svcnet import credentials, events, state
 from svcnet._aio import TaskSet
 from svcnet.config import Settings, reachable
 from svcnet.controllers import (
@@ -182,7 +183,7 @@ class Daemon:
         )
         self.dns = DnsServer(s, self.registry.store)
         maps = self.hooks if s.proxy.socket_lb != "off" else None
-        self.proxy = Proxier(s, self.registry.store, maps)
+        self.proxy = Proxier(s, self.registry.store, maps, self._record("kube-proxy"))
         self.api = ApiServer(
             s,
             self.registry.store,
@@ -193,6 +194,12 @@ class Daemon:
         )
         self.components: list[Any] = []  # started, in order; stopped in reverse
         self.stopping = asyncio.Event()
+
+    def _record(self, component: str) -> Callable[[Obj, str, str, str], None]:
+        def record(obj: Obj, type_: str, reason: str, message: str) -> None:
+            events.record(self.registry, obj, type_, reason, message, component)
+
+        return record
 
     def restore(self, fresh: bool) -> int:
         """Put back what the last run kept (none with `fresh`); how many objects."""

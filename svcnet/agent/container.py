@@ -77,6 +77,20 @@ class PodHost(Protocol):
         """OOM kills counted in the pod's memory cgroup so far (0 without one)."""
         ...
 
+    def port_collision(self) -> str:
+        """Why a port this container binds was taken, for its status and events."""
+        ...
+
+
+_IN_USE = (b"Address already in use", b"EADDRINUSE", b"address already in use")
+
+
+def _port_in_use(proc: Process) -> bool:
+    """Whether the container's last words were a bind failing with EADDRINUSE (Python,
+    Node.js and Go each say it their way)."""
+    tail = b"".join(r.data for r in proc.log.records()[-20:])[-4096:]
+    return any(marker in tail for marker in _IN_USE)
+
 
 def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
@@ -235,6 +249,10 @@ class ContainerRunner:
         }
         if proc.signal is not None:
             term["signal"] = proc.signal
+        if code != 0 and _port_in_use(proc):
+            why = self._pod.port_collision()
+            term["message"] = why
+            self._pod.event("Warning", "PortInUse", f"container {self.name}: {why}")
         return term
 
     def _on_started(self) -> None:

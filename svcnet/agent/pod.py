@@ -235,6 +235,17 @@ class PodWorker:
         elif self._node.network_problem:
             self.event("Warning", "NetworkIdentity", self._node.network_problem)
 
+    def port_collision(self) -> str:
+        if self._node.pod_maps is None and self._node.network_problem:
+            return (
+                "a port it binds is already taken on this machine (EADDRINUSE): "
+                + self._node.network_problem
+            )
+        return (
+            "a port it binds is already taken (EADDRINUSE): another process of this pod, or "
+            "one binding a v6-only [::] on this machine, holds it"
+        )
+
     def oom_kills(self) -> int:
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
 

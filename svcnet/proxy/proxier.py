@@ -62,7 +62,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.config import Settings
-from svcnet.k8s.objects import EndpointsView, ServiceView
+from svcnet.k8s.objects import EndpointsView, Obj, ServiceView
 from svcnet.proxy.balancer import Endpoint
 from svcnet.proxy.relay import TcpListener
 from svcnet.proxy.sockets import ServiceMaps, SocketBalancer
@@ -79,6 +79,9 @@ _LKey = tuple[str, int, str]
 """A listener: (ip, port, protocol)."""
 
 _Desired = dict[ServicePortName, tuple[str, set[Addr], list[Endpoint]]]
+
+Recorder = Callable[[Obj, str, str, str], None]
+"""(object, type, reason, message): record an Event, as kube-proxy's recorder does."""
 
 BACKLOG = 4096
 """listen(2) backlog; the kernel caps it at net.core.somaxconn."""
@@ -187,17 +190,17 @@ class _Listener:
             sock = _listen_socket(self.addr, self.protocol)
         except OSError as e:
             # Log a given failure once; it is retried at every change of the Service.
-            level = logging.DEBUG if e.errno == self.bind_error else logging.ERROR
+            first = e.errno != self.bind_error
             self.bind_error = e.errno
-            logger.log(
-                level,
-                "cannot listen on %s/%s for service %s: %s; %s. The Service is not served there.",
-                _fmt(self.addr),
-                self.protocol,
-                self.target.name,
-                e.strerror or e,
-                _bind_advice(e, self.addr, self.protocol),
+            message = (
+                f"cannot listen on {_fmt(self.addr)}/{self.protocol}: {e.strerror or e}; "
+                f"{_bind_advice(e, self.addr, self.protocol)}. The Service is not served there."
             )
+            logger.log(
+                logging.ERROR if first else logging.DEBUG, "%s: %s", self.target.name, message
+            )
+            if first:
+                self.hub.warn(self.target.name, "FailedToListen", message)
             return
         if self.bind_error is not None:
             logger.info("now listening on %s for service %s", _fmt(self.addr), self.target.name)
@@ -232,8 +235,14 @@ class Proxier:
     """Serves every TCP and UDP Service port in the store; see the module docstring."""
 
     def __init__(
-        self, settings: Settings, store: ReadOnlyStore, maps: ServiceMaps | None = None
+        self,
+        settings: Settings,
+        store: ReadOnlyStore,
+        maps: ServiceMaps | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder
+        """Writes an Event about a Service (the daemon's event recorder, as kube-proxy's)."""
         self._settings = settings
         self._store = store
         self.sockets = SocketBalancer(maps) if maps is not None else None
@@ -252,6 +261,7 @@ class Proxier:
         if self._hub is not None:
             return
         self._hub = Hub(asyncio.get_running_loop())
+        self._hub.warn = self._warn
         self._unsubscribe = self._store.subscribe(self._on_event)
         for svc in self._store.list("Service"):
             md = svc["metadata"]
@@ -310,6 +320,11 @@ class Proxier:
     def buffered(self) -> int:
         """Bytes the proxy holds in its buffers now; flow control keeps this bounded."""
         return self._hub.buffered() if self._hub is not None else 0
+
+    def _warn(self, name: ServicePortName, reason: str, message: str) -> None:
+        svc = self._store.get("Service", name.namespace, name.name)
+        if self._recorder is not None and svc is not None:
+            self._recorder(svc, "Warning", reason, f"port {name.port or '(unnamed)'}: {message}")
 
     # --- reconciling -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from svcnet._log import Throttle
@@ -95,7 +96,7 @@ class Hub:
     The live sets let ``Proxier.stop`` close every relayed connection.
     """
 
-    __slots__ = ("conns", "debug", "loop", "poller", "sessions", "throttle")
+    __slots__ = ("conns", "debug", "loop", "poller", "sessions", "throttle", "warn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -105,6 +106,8 @@ class Hub:
         self.debug = logger.isEnabledFor(logging.DEBUG)
         self.throttle = Throttle(logger)
         """Errors that can repeat per connection are logged once per interval."""
+        self.warn: Callable[[ServicePortName, str, str], None] = lambda _n, _r, _m: None
+        """(service port, reason, message): a problem its Service's events should show."""
 
     async def close_all(self) -> None:
         """Close every connection and UDP session now."""

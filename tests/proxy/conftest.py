@@ -8,6 +8,7 @@ import pytest
 import uvloop
 
 from svcnet.config import Settings
+from svcnet.k8s.objects import Obj
 from svcnet.proxy import Proxier
 from svcnet.store import Store
 
@@ -40,8 +41,19 @@ def store() -> Store:
 
 
 @pytest.fixture
-async def proxier(settings: Settings, store: Store) -> AsyncIterator[Proxier]:
-    p = Proxier(settings, store)
+def recorded() -> list[tuple[str, str, str, str]]:
+    """(object name, type, reason, message) of each Event the proxier recorded."""
+    return []
+
+
+@pytest.fixture
+async def proxier(
+    settings: Settings, store: Store, recorded: list[tuple[str, str, str, str]]
+) -> AsyncIterator[Proxier]:
+    def record(obj: Obj, type_: str, reason: str, message: str) -> None:
+        recorded.append((obj["metadata"]["name"], type_, reason, message))
+
+    p = Proxier(settings, store, recorder=record)
     await p.start()
     try:
         yield p

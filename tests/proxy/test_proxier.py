@@ -243,6 +243,7 @@ async def test_bind_failure_is_logged_and_the_rest_served(
     proxier: Proxier,
     backends: list[HttpBackend],
     caplog: pytest.LogCaptureFixture,
+    recorded: list[tuple[str, str, str, str]],
 ) -> None:
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -256,6 +257,9 @@ async def test_bind_failure_is_logged_and_the_rest_served(
         assert f"{net.cluster_ip}:80" in errors[0]
         assert "default/echo:http" in errors[0]
         assert "ss -ltnp" in errors[0]
+        # ...and said where a user looks: an Event on the Service, once.
+        assert [(n, t, r) for n, t, r, _ in recorded] == [("echo", "Warning", "FailedToListen")]
+        assert f"port http: cannot listen on {net.cluster_ip}:80/TCP" in recorded[0][3]
         assert proxier.listeners() == [(net.node_addr, NODE_PORT)]
         assert await http_get(net.node_addr, NODE_PORT) == "a"
 
@@ -263,6 +267,7 @@ async def test_bind_failure_is_logged_and_the_rest_served(
         caplog.clear()
         store.update(endpoints(ready=[backends[1].addr]))
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(recorded) == 1
 
     # The squatter is gone: the next change binds.
     store.update(endpoints(ready=[backends[0].addr]))
