@@ -8,10 +8,31 @@ svcnet.api never needs to know how containers are run.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
 NODE_NAME = "svcnet"
 """spec.nodeName of every pod: svcnet is a one-node cluster."""
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    name: str
+    cpu_nanocores: int
+    """CPU used per second over the window, in billionths of a core."""
+    memory_bytes: int
+    """Working set, as the kubelet reports it."""
+
+
+@dataclass(frozen=True)
+class PodUsage:
+    """What metrics-server would report for a pod (the kubelet's summary API)."""
+
+    namespace: str
+    name: str
+    timestamp: float
+    window: float
+    containers: tuple[ContainerUsage, ...]
 
 
 class NodeApiError(LookupError):
@@ -77,4 +98,12 @@ class NodeApi(Protocol):
     ) -> Attachment:
         """Start `command` inside a running container (its namespaces and environment);
         the returned session's wait() gives its exit code. Raises NodeApiError."""
+        ...
+
+    def usage(self) -> list[PodUsage]:
+        """CPU and memory of every running pod's containers (empty without cgroups)."""
+        ...
+
+    def node_usage(self) -> ContainerUsage:
+        """CPU and memory of the whole machine, as a NodeMetrics reports them."""
         ...

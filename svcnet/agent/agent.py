@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from svcnet._aio import TaskSet
-from svcnet.agent import envvars
+from svcnet.agent import envvars, node
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import node_identity
@@ -44,14 +44,17 @@ from svcnet.images import ImageRegistry
 from svcnet.k8s.objects import Obj
 from svcnet.kernel import cgroups
 from svcnet.kernel.sockhooks import SocketHooks
-from svcnet.nodeapi import NODE_NAME, Attachment, NodeApiError
-from svcnet.registry import Registry
+from svcnet.nodeapi import NODE_NAME, Attachment, ContainerUsage, NodeApiError, PodUsage
+from svcnet.registry import ApiError, Registry
 from svcnet.store import Event
 
 logger = logging.getLogger(__name__)
 
 
 PR_SET_CHILD_SUBREAPER = 36
+
+USAGE_WINDOW = 15.0
+"""Seconds of CPU history a usage figure covers (metrics-server's default resolution)."""
 
 STOP_GRACE = 1.5
 """Grace period for pods when the daemon stops (stop() must end within ~3 s)."""
@@ -85,6 +88,8 @@ class Agent:
         self.layout = cgroups.discover()
         """What cgroups this machine offers pods (kernel/cgroups.py)."""
         self._workers: dict[tuple[str, str], PodWorker] = {}
+        self._cpu_samples: dict[tuple[str, str, str], list[tuple[float, int]]] = {}
+        self._cpu_last: dict[tuple[str, str, str], int] = {}
         self._running: dict[PodWorker, asyncio.Task[None]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._state_root: Path | None = None
@@ -135,6 +140,7 @@ class Agent:
             # process' children rather than init's, so stop() can still end them where
             # there are no cgroups to do it.
             self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+        self._register_node()
         configured = self.settings.state_dir
         if configured:
             self._state_root = Path(configured) / "pods"
@@ -168,6 +174,16 @@ class Agent:
             self._kill_orphans()
         if self._state_root is not None and self._own_state_root:
             shutil.rmtree(self._state_root, ignore_errors=True)
+
+    def _register_node(self) -> None:
+        """The kubelet registers its Node and posts its status (node.py)."""
+        try:
+            if self.store.get("Node", "", NODE_NAME) is None:
+                self.registry.create(node.node_object())
+            status = node.node_status(self.settings.state_dir)
+            self.registry.update_status("Node", "", NODE_NAME, lambda n: n.update(status=status))
+        except (ApiError, OSError) as e:
+            logger.warning("cannot register the node %s: %s", NODE_NAME, e)
 
     def _kill_orphans(self) -> None:
         """SIGKILL what pods left behind that was reparented to us (the subreaper)."""
@@ -223,6 +239,51 @@ class Agent:
         self._running.pop(w, None)
         if self._workers.get(w.key) is w:
             del self._workers[w.key]
+
+    # --- usage (the kubelet's summary API, for metrics.k8s.io) ----------------------
+
+    def usage(self) -> list[PodUsage]:
+        now = time.monotonic()
+        out = []
+        for (ns, name), w in list(self._workers.items()):
+            containers = []
+            for cname, cg in w.container_cgroups.items():
+                cpu_ns, mem = cg.usage()
+                if cpu_ns is None:
+                    continue
+                rate = self._cpu_rate((ns, name, cname), now, cpu_ns)
+                containers.append(ContainerUsage(cname, rate, mem or 0))
+            if containers:
+                out.append(PodUsage(ns, name, time.time(), USAGE_WINDOW, tuple(containers)))
+        return out
+
+    def node_usage(self) -> ContainerUsage:
+        now = time.monotonic()
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # idle, iowait
+        cpu_ns = busy * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        mem: dict[str, int] = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                mem[k] = int(v.split()[0]) * 1024
+        working_set = mem.get("MemTotal", 0) - mem.get("MemAvailable", 0)
+        return ContainerUsage(NODE_NAME, self._cpu_rate(("", "", ""), now, cpu_ns), working_set)
+
+    def _cpu_rate(self, key: tuple[str, str, str], now: float, cpu_ns: int) -> int:
+        """CPU use per second (nanocores) since the sample at least USAGE_WINDOW old, as
+        metrics-server computes it from two of the kubelet's cumulative samples."""
+        samples = self._cpu_samples.setdefault(key, [])
+        samples.append((now, cpu_ns))
+        while len(samples) > 2 and now - samples[1][0] >= USAGE_WINDOW:
+            samples.pop(0)
+        (t0, c0) = samples[0]
+        if now - t0 < 0.05:
+            return self._cpu_last.get(key, 0)
+        rate = max(0, int((cpu_ns - c0) / (now - t0)))
+        self._cpu_last[key] = rate
+        return rate
 
     # --- node API ------------------------------------------------------------------
 
@@ -299,7 +360,7 @@ class Agent:
         if not proc.running:
             raise NodeApiError(f'container not found ("{r.name}")')
         worker = self._workers.get((namespace, pod))
-        cgroup = worker.cgroup if worker is not None else None
+        cgroup = worker.container_cgroup(r.name) if worker is not None else None
         return exec_.start(
             proc.pid,
             command,

@@ -339,6 +339,7 @@ class ContainerRunner:
             tty=False,
             signals_ready=False,
             identity=self.identity,
+            container=self.name,
         )
         try:
             proc = Process.launch(spec, self._pod.preexec, 64 * 1024)

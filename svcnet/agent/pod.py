@@ -88,6 +88,8 @@ class PodWorker:
         """The pod's cgroup (as root): every process of the pod, exec sessions included."""
         self.loopback_ip = ""
         """The pod's private stand-in for 127.0.0.1, with the socket hooks."""
+        self.container_cgroups: dict[str, PodCgroup] = {}
+        """Each container's cgroup, under the pod's (usage per container)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -223,17 +225,34 @@ class PodWorker:
                 self.cgroup.set_limits(*pod_limits(self.pod))
             except OSError as e:
                 self.event("Warning", "FailedCgroup", f"cannot make the pod's cgroup: {e}")
-        maps = self._node.pod_maps
-        if maps is not None and self.cgroup is not None:
-            # The pod's own network identity: binds to the wildcard land on its IP,
-            # localhost is its own, its connections come from its IP.
+        if self._node.pod_maps is not None and self.cgroup is not None:
             try:
                 self.loopback_ip = self._node.ips.allocate()
-                maps.set_pod(self.cgroup.id, self.ip, self.loopback_ip)
-            except (LookupError, OSError) as e:
+            except LookupError as e:
                 self.event("Warning", "NetworkIdentity", f"no network identity of its own: {e}")
         elif self._node.network_problem:
             self.event("Warning", "NetworkIdentity", self._node.network_problem)
+
+    def container_cgroup(self, name: str) -> PodCgroup | None:
+        """The container's cgroup (made on first use) with the pod's network identity:
+        binds to the wildcard land on the pod IP, localhost is the pod's own, its
+        connections come from the pod IP (the hooks go by the cgroup a process is in)."""
+        cg = self.container_cgroups.get(name)
+        if cg is not None or self.cgroup is None:
+            return cg
+        try:
+            cg = self.cgroup.child(f"c-{name}")
+        except OSError as e:
+            self.event("Warning", "FailedCgroup", f"cannot make container {name}'s cgroup: {e}")
+            return None
+        self.container_cgroups[name] = cg
+        maps = self._node.pod_maps
+        if maps is not None and self.loopback_ip:
+            try:
+                maps.set_pod(cg.id, self.ip, self.loopback_ip)
+            except OSError as e:
+                self.event("Warning", "NetworkIdentity", f"no network identity of its own: {e}")
+        return cg
 
     def port_collision(self) -> str:
         if self._node.pod_maps is None and self._node.network_problem:
@@ -344,10 +363,12 @@ class PodWorker:
             t.cancel()
         if pending:
             await asyncio.wait(pending, timeout=KILL_WAIT)
-        if self.cgroup is not None:
-            if self._node.pod_maps is not None:
+        if self._node.pod_maps is not None:
+            for cg in self.container_cgroups.values():
                 with contextlib.suppress(OSError):
-                    self._node.pod_maps.remove_pod(self.cgroup.id)
+                    self._node.pod_maps.remove_pod(cg.id)
+        self.container_cgroups.clear()
+        if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 self.cgroup.remove()
             self.cgroup = None
@@ -427,6 +448,7 @@ class PodWorker:
             # A user command replaces the image's server, which then cannot report.
             signals_ready=image is not None and image.signals_ready and not command,
             identity=identity,
+            container=str(container.get("name") or ""),
         )
         return spec, image_id
 
@@ -469,7 +491,7 @@ class PodWorker:
             resolv_path=bytes(self._resolv) if self._resolv else None,
             hosts_path=bytes(self._hosts) if self._hosts else None,
             identity=spec.identity,
-            cgroup_procs=self.cgroup.procs_paths if self.cgroup is not None else (),
+            cgroup_procs=cg.procs_paths if (cg := self.container_cgroup(spec.container)) else (),
         )
 
     def new_backoff(self) -> Backoff:

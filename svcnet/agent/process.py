@@ -59,6 +59,8 @@ class LaunchSpec:
     signals_ready: bool
     identity: Identity | None = None
     """Who the process runs as (identity.py); None: as the agent."""
+    container: str = ""
+    """The container it belongs to (its cgroup, under the pod's)."""
 
 
 PreexecFactory = Callable[[int, LaunchSpec], Callable[[], None]]

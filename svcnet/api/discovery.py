@@ -22,8 +22,6 @@ from svcnet.k8s.objects import Obj
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
 OPENAPI_HASH = "svcnet-0001"
 """Bump when the documents change so kubectl's HTTP cache refetches them."""
 
@@ -78,7 +76,7 @@ def _aggregated_resource(k: Kind) -> Obj:
         "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
         "scope": "Namespaced" if k.namespaced else "Cluster",
         "singularResource": k.singular,
-        "verbs": VERBS,
+        "verbs": k.verbs,
     }
     if k.short_names:
         r["shortNames"] = list(k.short_names)
@@ -184,7 +182,7 @@ def api_resource_list(group: str, version: str) -> Obj | None:
             "singularName": k.singular,
             "namespaced": k.namespaced,
             "kind": k.kind,
-            "verbs": VERBS,
+            "verbs": k.verbs,
         }
         if k.short_names:
             r["shortNames"] = list(k.short_names)

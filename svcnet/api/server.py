@@ -22,12 +22,13 @@ import copy
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
-from svcnet.api import discovery, metrics, streams, tables, watch
+from svcnet.api import discovery, metrics, streams, tables, usage, watch
 from svcnet.api.request import (
     MAX_BODY,
     Target,
@@ -300,6 +301,8 @@ class ApiServer:
         if target is None:
             raise NOT_FOUND_PATH
         method = request.method
+        if not target.kind.stored:
+            return self._computed(request, target)
         if target.subresource is not None:
             return await self._subresource(request, target)
         if target.name is None:
@@ -324,6 +327,45 @@ class ApiServer:
             405,
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
+        )
+
+    def _computed(self, request: web.Request, target: Target) -> web.Response:
+        """metrics.k8s.io: figures the node measures when asked (usage.py)."""
+        if request.method != "GET" or target.subresource is not None:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        kind = target.kind
+        if self.node is None:
+            raise ApiError(503, "ServiceUnavailable", "the node's usage is not available")
+        if kind.kind == "NodeMetrics":
+            items = [usage.node_metrics(self.node, time.time())]
+        else:
+            try:
+                items = usage.pod_metrics_list(
+                    self.node, self.store, target.namespace, request.query.get("labelSelector")
+                )
+            except labels.SelectorError as e:
+                raise bad_request(str(e)) from None
+        if target.name is not None:
+            found = [i for i in items if i["metadata"]["name"] == target.name]
+            if not found:
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'{kind.qualified_plural} "{target.name}" not found',
+                    {"name": target.name, "group": kind.group, "kind": kind.plural},
+                )
+            return json_response(found[0])
+        return json_response(
+            {
+                "kind": f"{kind.kind}List",
+                "apiVersion": kind.api_version,
+                "metadata": {},
+                "items": items,
+            }
         )
 
     def _ns(self, target: Target) -> str:

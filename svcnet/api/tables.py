@@ -453,6 +453,34 @@ def _namespace_cells(ns: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
     ]
 
 
+def _node_cells(node: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    """kubectl's node printer: NotReady/Unknown unless Ready, roles from the labels."""
+    md, spec, st = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+    ready = next((c for c in st.get("conditions") or () if c.get("type") == "Ready"), None)
+    status = {"True": "Ready", "False": "NotReady"}.get(str((ready or {}).get("status")), "Unknown")
+    if spec.get("unschedulable"):
+        status += ",SchedulingDisabled"
+    roles = sorted(
+        k.removeprefix("node-role.kubernetes.io/")
+        for k in md.get("labels") or {}
+        if k.startswith("node-role.kubernetes.io/")
+    )
+    info = st.get("nodeInfo") or {}
+    addrs = {a.get("type"): a.get("address") for a in st.get("addresses") or ()}
+    return [
+        str(md.get("name", "")),
+        status,
+        ",".join(roles) or "<none>",
+        since(md.get("creationTimestamp"), now),
+        str(info.get("kubeletVersion") or ""),
+        str(addrs.get("InternalIP") or "<none>"),
+        str(addrs.get("ExternalIP") or "<none>"),
+        str(info.get("osImage") or "<unknown>"),
+        str(info.get("kernelVersion") or "<unknown>"),
+        str(info.get("containerRuntimeVersion") or "<unknown>"),
+    ]
+
+
 def _configmap_cells(cm: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
     md = cm.get("metadata") or {}
     n = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
@@ -644,6 +672,21 @@ PRINTERS: dict[str, Printer] = {
     "Namespace": Printer(
         (_name(), Column("Status", description="The status of the namespace"), _age()),
         _namespace_cells,
+    ),
+    "Node": Printer(
+        (
+            _name(),
+            Column("Status", description="The status of the node"),
+            Column("Roles", description="The roles of the node"),
+            _age(),
+            Column("Version", description="Kubelet Version reported by the node."),
+            _wide("Internal-IP", "List of internal IPs for the node."),
+            _wide("External-IP", "List of external IPs for the node."),
+            _wide("OS-Image", "OS Image reported by the node from /etc/os-release."),
+            _wide("Kernel-Version", "Kernel Version reported by the node from 'uname -r'."),
+            _wide("Container-Runtime", "Container Runtime Version reported by the node."),
+        ),
+        _node_cells,
     ),
     "ConfigMap": Printer(
         (

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+STORED_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -22,6 +24,12 @@ class Kind:
     has_status: bool = False
     """Whether objects have a status (and a /status subresource) the server keeps
     apart from what clients PUT."""
+    stored: bool = True
+    """Objects kept in the store; False: computed when asked (metrics.k8s.io)."""
+
+    @property
+    def verbs(self) -> list[str]:
+        return list(STORED_VERBS) if self.stored else ["get", "list"]
 
     @property
     def api_version(self) -> str:
@@ -44,6 +52,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("Namespace", "namespaces", "namespace", "", "v1", False, ("ns",), has_status=True),
+    Kind("Node", "nodes", "node", "", "v1", False, ("no",), has_status=True),
     Kind("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",), has_status=True),
     Kind("Service", "services", "service", "", "v1", True, ("svc",), ("all",), has_status=True),
     Kind("Endpoints", "endpoints", "endpoints", "", "v1", True, ("ep",)),
@@ -55,6 +64,9 @@ KINDS: tuple[Kind, ...] = (
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
     ),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
+    # metrics-server's API: usage read from the pods' cgroups when asked (kubectl top).
+    Kind("NodeMetrics", "nodes", "", "metrics.k8s.io", "v1beta1", False, stored=False),
+    Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),
 )
 
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
@@ -65,7 +77,7 @@ def lookup(name: str) -> Kind | None:
     n = name.lower()
     base, _, group = n.partition(".")
     for k in KINDS:
-        if group and group != k.group:
+        if (group and group != k.group) or (not k.stored and group != k.group):
             continue
         if base in (k.plural, k.singular, k.kind.lower()) or base in k.short_names:
             return k

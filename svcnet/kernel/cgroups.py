@@ -283,17 +283,23 @@ class PodCgroup:
         mem = self._dir(MEMORY)
         if mem is None:
             return 0
-        name = "memory.events" if self.layout.where(MEMORY) == "v2" else "memory.oom_control"
-        with contextlib.suppress(OSError, ValueError):
-            for line in (mem / name).read_text().splitlines():
-                k, _, v = line.partition(" ")
-                if k == "oom_kill":
-                    return int(v)
-        return 0
+        if self.layout.where(MEMORY) == "v2":
+            return _oom_kill(mem / "memory.events")  # counts the descendants too
+        # v1 counts a kill in the victim's own cgroup: a container's, under the pod's.
+        return sum(_oom_kill(d / "memory.oom_control") for d in _descendants_first(mem))
 
     def pids(self) -> list[int]:
+        """Every process in this cgroup and below (a pod's containers are its children)."""
         d = self.dirs.get(V2) or next(iter(self.dirs.values()), None)
-        return _pids(d) if d is not None else []
+        return [p for sub in _descendants_first(d) for p in _pids(sub)] if d is not None else []
+
+    def child(self, name: str) -> PodCgroup:
+        """A cgroup under this one (a container's, under its pod's, as the kubelet
+        makes them): usage per container, limits and kill from the pod's."""
+        dirs = {k: d / name for k, d in self.dirs.items()}
+        for d in set(dirs.values()):
+            d.mkdir(exist_ok=True)
+        return PodCgroup(self.layout, dirs)
 
     def kill(self) -> int:
         """SIGKILL every process in the pod, however it detached; returns how many were
@@ -305,6 +311,15 @@ class PodCgroup:
         self.kill()
         for d in set(self.dirs.values()):
             _rmdir(d)
+
+
+def _oom_kill(path: Path) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            k, _, v = line.partition(" ")
+            if k == "oom_kill":
+                return int(v)
+    return 0
 
 
 def kill_cgroup(dirs: dict[str, Path]) -> int:
@@ -320,7 +335,7 @@ def kill_cgroup(dirs: dict[str, Path]) -> int:
     if procs_dir is None:
         return 0
     for _ in range(50):
-        pids = _pids(procs_dir)
+        pids = [p for sub in _descendants_first(procs_dir) for p in _pids(sub)]
         if not pids:
             break
         if freezer is not None:
@@ -388,6 +403,12 @@ class CgroupTree:
         dirs = {k: d / name for k, d in self.dirs.items()}
         for d in set(dirs.values()):
             d.mkdir(exist_ok=True)
+        v2 = dirs.get(V2)
+        enabled = self.layout.v2_controllers & {MEMORY, CPU, PIDS}
+        if v2 is not None and enabled:
+            # The containers' cgroups below count their own usage too.
+            with contextlib.suppress(OSError):
+                _write(v2 / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(enabled)))
         return PodCgroup(self.layout, dirs)
 
     def remove(self) -> None:

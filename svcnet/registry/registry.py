@@ -97,6 +97,12 @@ class Registry:
         if not api_version or not kind_name:
             raise bad_request("Object 'Kind' is missing in '" + str(obj)[:200] + "'")
         kind = kinds.for_api_version(str(api_version), str(kind_name))
+        if kind is not None and not kind.stored:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         if kind is None:
             raise ApiError(
                 404, "NotFound", f'no matches for kind "{kind_name}" in version "{api_version}"'

@@ -15,7 +15,7 @@ from svcnet.api.server import ApiServer
 from svcnet.config import Settings
 from svcnet.credentials import Credentials
 from svcnet.k8s.objects import Obj
-from svcnet.nodeapi import NodeApiError
+from svcnet.nodeapi import ContainerUsage, NodeApiError, PodUsage
 from svcnet.registry import Registry
 from svcnet.store import Store
 from svcnet.testing import make_credentials
@@ -66,6 +66,14 @@ class FakeNode:
         self.calls: list[Obj] = []
         self.attachments: list[FakeAttachment] = []
         self.follow_closed = asyncio.Event()
+        self.pod_usage: list[PodUsage] = []
+        self.machine = ContainerUsage("svcnet", 250_000_000, 1 << 30)
+
+    def usage(self) -> list[PodUsage]:
+        return list(self.pod_usage)
+
+    def node_usage(self) -> ContainerUsage:
+        return self.machine
 
     async def logs(
         self,

@@ -78,7 +78,10 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         "events",
         "configmaps",
         "secrets",
+        "nodes",
     }
+    assert resources["nodes"]["scope"] == "Cluster"
+    assert resources["nodes"]["shortNames"] == ["no"]
     assert resources["configmaps"]["shortNames"] == ["cm"]
     assert resources["pods"]["shortNames"] == ["po"]
     assert resources["pods"]["categories"] == ["all"]
@@ -89,7 +92,11 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         assert r.headers["Content-Type"] == discovery.AGGREGATED_CONTENT_TYPE
         groups = await r.json(content_type=None)
     by_name = {g["metadata"]["name"]: g for g in groups["items"]}
-    assert set(by_name) == {"apps", "discovery.k8s.io"}
+    assert set(by_name) == {"apps", "discovery.k8s.io", "metrics.k8s.io"}
+    metrics = {x["resource"]: x for x in by_name["metrics.k8s.io"]["versions"][0]["resources"]}
+    # Metrics are computed on read, so the group offers nothing but reads.
+    assert metrics["pods"]["verbs"] == ["get", "list"]
+    assert metrics["nodes"]["scope"] == "Cluster"
     apps = {x["resource"]: x for x in by_name["apps"]["versions"][0]["resources"]}
     assert apps["deployments"]["shortNames"] == ["deploy"]
     assert apps["replicasets"]["categories"] == ["all"]
@@ -104,7 +111,11 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     assert body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     assert body["serverAddressByClientCIDRs"][0]["serverAddress"] == f"{HOST}:{server.port}"
     groups = await get_json(client, "/apis")
-    assert [g["name"] for g in groups["groups"]] == ["apps", "discovery.k8s.io"]
+    assert [g["name"] for g in groups["groups"]] == [
+        "apps",
+        "discovery.k8s.io",
+        "metrics.k8s.io",
+    ]
     v1 = await get_json(client, "/api/v1")
     names = {r["name"]: r for r in v1["resources"]}
     assert names["services"]["shortNames"] == ["svc"]
