@@ -23,6 +23,16 @@ What it does:
 4. Bulk: one download of ``/bulk`` with curl, directly from one nginx, through
    HAProxy and through svcnet, ``--rounds`` times; median MB/s and the ratios
    to the direct connection.
+5. Socket-level balancing (as root, where the eBPF socket hooks load; skipped
+   with a reason otherwise, or with ``--no-socket-lb``): for each mode, wrk
+   directly against one nginx, through HAProxy, and against the ClusterIP with
+   svcnet's hooks balancing at connect(), once from the host (the hooks on
+   the v2 root, ``proxy.socket_lb: host``) and once from a "pod" (wrk started
+   in a pod cgroup of svcnet's, as the agent runs a pod), ``--rounds`` times
+   in rotating order; median req/s and the ratios to direct. Each of the two
+   is run against the two-endpoint ClusterIP and against a ClusterIP whose
+   only endpoint is the nginx "direct" talks to: on two cores the second
+   nginx competes with wrk for a CPU, which the single endpoint leaves out.
 
 Every address is in 127.130.0.0/16 and every run is bounded (wrk ``-d``, curl
 ``--max-time``); all processes are stopped at exit, whatever happens.
@@ -52,10 +62,12 @@ RESULTS = HERE.parent / "results"
 BACKENDS = ("127.130.0.11", "127.130.0.12")
 HAPROXY_HOST = "127.130.0.2"
 SVCNET_HOST = "127.130.0.3"
+SINGLE_HOST = "127.130.0.4"
+"""A second ClusterIP whose only endpoint is the first nginx (socket-level runs)."""
 PORT = 8080
 BODY = "Hello Docker!"  # 13 bytes, as the seed's echo answers (less the "!!")
 
-ADDRESSES = (*BACKENDS, HAPROXY_HOST, SVCNET_HOST)
+ADDRESSES = (*BACKENDS, HAPROXY_HOST, SVCNET_HOST, SINGLE_HOST)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -161,11 +173,13 @@ class Procs:
 
 
 class Svcnet:
-    def __init__(self, procs: Procs) -> None:
+    def __init__(self, procs: Procs, socket_lb: bool) -> None:
         cmd = [sys.executable, str(HERE / "serve.py"), "--cluster-ip", SVCNET_HOST,
                "--port", str(PORT)]  # fmt: skip
         for h in BACKENDS:
             cmd += ["--endpoint", f"{h}:{PORT}"]
+        if socket_lb:
+            cmd += ["--socket-lb", "--single-ip", SINGLE_HOST]
         self.proc = procs.start(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = json.loads(self._line())
 
@@ -197,14 +211,34 @@ class WrkRun:
         return self.cpu / max(1, self.requests) * 1e6
 
 
-def wrk(host: str, mode: str, pid: int | None, args: argparse.Namespace, seconds: float) -> WrkRun:
+def wrk(
+    host: str,
+    mode: str,
+    pid: int | None,
+    args: argparse.Namespace,
+    seconds: float,
+    cgroup_procs: str | None = None,
+) -> WrkRun:
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{round(seconds)}s",
            "--timeout", "5s"]  # fmt: skip
     if mode == "close":
         cmd += ["-H", "Connection: close"]
     cmd.append(f"http://{host}:{PORT}/")
     before = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
+
+    def enter_cgroup() -> None:
+        # Before exec, so wrk's first connect() is already a pod's.
+        if cgroup_procs is not None:
+            Path(cgroup_procs).write_text(str(os.getpid()))
+
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+        preexec_fn=enter_cgroup if cgroup_procs else None,
+    )
     cpu = cpu_seconds(pid) - before if pid else 0.0
     text = out.stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -268,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hconf = work / "haproxy.cfg"
             hconf.write_text(haproxy_conf(args.haproxy_threads))
             haproxy = procs.start(["haproxy", "-db", "-f", str(hconf)])
-            svcnet = Svcnet(procs)
+            svcnet = Svcnet(procs, args.socket_lb)
             for h in (*BACKENDS, HAPROXY_HOST, SVCNET_HOST):
                 wait_listening(h, PORT)
                 check_body(h)
@@ -318,7 +352,61 @@ def measure(args: argparse.Namespace, haproxy_pid: int, svcnet: Svcnet) -> dict[
         "runs": speeds,
     }
     result["svcnet_stats"] = svcnet.command("stats")
+    if args.socket_lb:
+        result["socket_lb"] = measure_socket_lb(args, haproxy_pid, svcnet)
     return result
+
+
+SOCKET_LB_RUNS = ("direct", "haproxy", "host", "pod", "host1", "pod1")
+"""host/pod: the two-endpoint ClusterIP; host1/pod1: the one-endpoint ClusterIP."""
+
+
+def measure_socket_lb(args: argparse.Namespace, haproxy_pid: int, svcnet: Svcnet) -> dict[str, Any]:
+    """Direct, HAProxy, and the ClusterIP balanced by the hooks from the host and a pod."""
+    pod_procs = svcnet.ready["pod_procs"]
+    names = SOCKET_LB_RUNS
+
+    def one(name: str, mode: str, seconds: float) -> WrkRun:
+        if name == "direct":
+            return wrk(BACKENDS[0], mode, None, args, seconds)
+        if name == "haproxy":
+            return wrk(HAPROXY_HOST, mode, haproxy_pid, args, seconds)
+        host = SINGLE_HOST if name.endswith("1") else SVCNET_HOST
+        if name.startswith("pod"):
+            return wrk(host, mode, None, args, seconds, cgroup_procs=pod_procs)
+        svcnet.command("host on")
+        try:
+            return wrk(host, mode, None, args, seconds)
+        finally:
+            svcnet.command("host off")
+
+    out: dict[str, Any] = {}
+    for mode in ("keepalive", "close"):
+        runs: dict[str, list[WrkRun]] = {n: [] for n in names}
+        for name in names:  # warm-up, not counted
+            one(name, mode, 1)
+        for r in range(args.rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                runs[name].append(one(name, mode, args.seconds))
+                if args.verbose:
+                    print(f"  socket-lb {mode} {name} {runs[name][-1]}", file=sys.stderr)
+        med = {n: statistics.median(x.rps for x in rs) for n, rs in runs.items()}
+        # Each round's runs follow each other within seconds, so a ratio to the
+        # same round's direct run cancels the machine's slower swings, which
+        # move a 5-round median by more than the hooks cost.
+        paired = {
+            n: statistics.median(a.rps / d.rps for a, d in zip(rs, runs["direct"], strict=True))
+            for n, rs in runs.items()
+        }
+        out[mode] = {
+            "rps": med,
+            "vs_direct": paired,
+            "errors": {n: sum(x.errors for x in rs) for n, rs in runs.items()},
+            "runs": {n: [asdict(x) for x in rs] for n, rs in runs.items()},
+        }
+    # Every connection went to a backend: none reached the userspace proxy.
+    out["proxy_stats_after"] = svcnet.command("stats")
+    return out
 
 
 def report(result: dict[str, Any], args: argparse.Namespace) -> str:
@@ -349,7 +437,42 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"| {mb['direct']:,.0f} | {mb['haproxy']:,.0f} | {mb['svcnet']:,.0f} |"
         f" **{b['svcnet_vs_direct']:.2f}x** | {b['haproxy_vs_direct']:.2f}x |",
     ]
+    lb = result.get("socket_lb")
+    if lb is None:
+        lines += ["", f"Socket-level balancing: not measured ({args.socket_lb_skipped})."]
+        return "\n".join(lines)
+    lines += [
+        "",
+        "Socket-level balancing (the ClusterIP, balanced at connect() by the eBPF hooks):"
+        " req/s, median, and in brackets the median over rounds of the ratio to that"
+        " round's direct connection to one nginx:",
+        "",
+        "| mode | endpoints | direct | HAProxy | svcnet, from the host | svcnet, from a pod"
+        " | errors |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for mode in ("keepalive", "close"):
+        m, v = lb[mode]["rps"], lb[mode]["vs_direct"]
+        errors = "/".join(str(lb[mode]["errors"][n]) for n in SOCKET_LB_RUNS)
+        for eps, host, pod in ((2, "host", "pod"), (1, "host1", "pod1")):
+            lines.append(
+                f"| {mode} | {eps} | {m['direct']:,.0f} | {m['haproxy']:,.0f}"
+                f" ({v['haproxy']:.2f}x) | {m[host]:,.0f} (**{v[host]:.2f}x**) |"
+                f" {m[pod]:,.0f} (**{v[pod]:.2f}x**) | {errors} |"
+            )
     return "\n".join(lines)
+
+
+def socket_lb_available(disabled: bool) -> tuple[bool, str]:
+    if disabled:
+        return False, "--no-socket-lb"
+    if os.geteuid() != 0:
+        return False, "not root"
+    sys.path.insert(0, str(HERE.parent.parent))
+    from svcnet.kernel import sockhooks
+
+    reason = sockhooks.probe()
+    return (reason is None), reason or ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="1 round of 2 s, 256 MiB bulk")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
+    p.add_argument("--no-socket-lb", action="store_true", help="skip socket-level balancing")
     args = p.parse_args(argv)
+    args.socket_lb, args.socket_lb_skipped = socket_lb_available(args.no_socket_lb)
     if args.quick:
         args.rounds, args.seconds, args.bulk_mib = 1, 2, 256
     result = run(args)
