@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.podview import service_links
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """A container's PATH when nothing else says (the Debian images' and Docker's default)."""
@@ -41,38 +42,6 @@ def host_path(path: str | None, svcnet_prefix: str, base_prefix: str) -> str:
 
 class EnvError(ValueError):
     """The container cannot be configured (kubelet: CreateContainerConfigError)."""
-
-
-def _env_name(svc: str) -> str:
-    return svc.upper().replace("-", "_")
-
-
-def service_links(services: Iterable[Obj]) -> dict[str, str]:
-    """Docker-link style variables for Services with a cluster IP (FromServices)."""
-    env: dict[str, str] = {}
-    for svc in services:
-        spec = svc.get("spec") or {}
-        ip = spec.get("clusterIP")
-        ports = spec.get("ports") or []
-        if not ip or ip == "None" or not ports:
-            continue
-        name = _env_name(str(svc["metadata"]["name"]))
-        first = ports[0]
-        env[f"{name}_SERVICE_HOST"] = ip
-        env[f"{name}_SERVICE_PORT"] = str(first["port"])
-        for p in ports:
-            if p.get("name"):
-                env[f"{name}_SERVICE_PORT_{_env_name(str(p['name']))}"] = str(p["port"])
-        proto0 = str(first.get("protocol") or "TCP").lower()
-        env[f"{name}_PORT"] = f"{proto0}://{ip}:{first['port']}"
-        for p in ports:
-            proto = str(p.get("protocol") or "TCP")
-            prefix = f"{name}_PORT_{p['port']}_{proto.upper()}"
-            env[prefix] = f"{proto.lower()}://{ip}:{p['port']}"
-            env[f"{prefix}_PROTO"] = proto.lower()
-            env[f"{prefix}_PORT"] = str(p["port"])
-            env[f"{prefix}_ADDR"] = ip
-    return env
 
 
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")

@@ -40,8 +40,10 @@ from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import Identity, IdentityError, for_container
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
+from svcnet.k8s import podview
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
+from svcnet.kernel import namespaces
 from svcnet.kernel.cgroups import PodCgroup
 from svcnet.nodeapi import NODE_NAME
 from svcnet.registry import ApiError
@@ -272,7 +274,7 @@ class PodWorker:
         net = self._node.settings.network
         self._dir = self._node.pod_dir(self.namespace, self.name, self.uid)
         self._dir.mkdir(parents=True, exist_ok=True)
-        conf = sandbox.resolv_conf(self.pod, net.cluster_domain, self._node.settings.kube_dns[0])
+        conf = podview.resolv_conf(self.pod, net.cluster_domain, self._node.settings.kube_dns[0])
         if conf is not None:
             self._resolv = self._dir / "resolv.conf"
             self._resolv.write_text(conf)
@@ -499,7 +501,7 @@ class PodWorker:
         return Backoff(initial, cap)
 
     def sandbox_report(self, container: str, report: bytes) -> None:
-        if report == sandbox.OK or self._sandbox_problem:
+        if report == namespaces.OK or self._sandbox_problem:
             return
         why = report.decode(errors="replace") or "no report from the container process"
         self._sandbox_problem = (

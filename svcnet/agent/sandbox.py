@@ -30,45 +30,9 @@ from dataclasses import dataclass
 
 from svcnet.agent.identity import CapLibc, Identity
 from svcnet.k8s.objects import Obj
+from svcnet.kernel.namespaces import NsLibc, enter_view
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWUSER = 0x10000000
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
-
-OK = b"ok"
-
-
-def resolv_conf(pod: Obj, cluster_domain: str, dns_ip: str) -> str | None:
-    """The pod's resolv.conf per dnsPolicy; None means the host's file (policy Default)."""
-    spec = pod.get("spec") or {}
-    ns = str(pod["metadata"].get("namespace") or "default")
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
-    cfg = spec.get("dnsConfig") or {}
-    if policy == "Default" and not cfg:
-        return None
-    nameservers: list[str] = []
-    searches: list[str] = []
-    options: list[str] = []
-    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
-        nameservers = [dns_ip]
-        searches = [f"{ns}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
-        options = ["ndots:5"]
-    nameservers += [str(s) for s in cfg.get("nameservers") or ()]
-    searches += [str(s) for s in cfg.get("searches") or () if s not in searches]
-    for opt in cfg.get("options") or ():
-        name = str(opt.get("name"))
-        value = opt.get("value")
-        options = [o for o in options if o.partition(":")[0] != name]
-        options.append(f"{name}:{value}" if value is not None else name)
-    lines = [f"search {' '.join(searches)}"] if searches else []
-    lines += [f"nameserver {n}" for n in nameservers[:3]]
-    if options:
-        lines.append(f"options {' '.join(options)}")
-    return "\n".join(lines) + "\n"
 
 
 def hosts_file(pod: Obj, pod_ip: str, cluster_domain: str) -> str:
@@ -101,22 +65,10 @@ class Libc:
 
     def __init__(self) -> None:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self.unshare = lib.unshare
-        self.unshare.argtypes = [ctypes.c_int]
-        self.mount = lib.mount
-        self.mount.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.c_void_p,
-        ]
-        self.sethostname = lib.sethostname
-        self.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        self.ns = NsLibc(lib)
+        self.setns = self.ns.setns
         self.prctl = lib.prctl
         self.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
-        self.setns = lib.setns
-        self.setns.argtypes = [ctypes.c_int, ctypes.c_int]
         self.caps = CapLibc(lib)
 
 
@@ -151,36 +103,9 @@ class ChildSetup:
         become(self.identity, self.libc, self.report_fd, self.parent_pid)
         os.write(self.report_fd, report)
 
-    def _fail(self, what: str) -> bytes:
-        err = ctypes.get_errno()
-        return f"{what}: {os.strerror(err)}".encode()
-
     def _enter_pod_view(self) -> bytes:
-        libc = self.libc
-        uid, gid = os.geteuid(), os.getegid()
-        flags = CLONE_NEWNS | CLONE_NEWUTS
-        if uid != 0:
-            flags |= CLONE_NEWUSER
-        if libc.unshare(flags) != 0:
-            return self._fail("unshare")
-        if uid != 0:
-            try:
-                _write(b"/proc/self/setgroups", b"deny")
-                _write(b"/proc/self/uid_map", f"{uid} {uid} 1".encode())
-                _write(b"/proc/self/gid_map", f"{gid} {gid} 1".encode())
-            except OSError as e:
-                return f"user namespace id map: {e.strerror}".encode()
-        if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-            return self._fail("make / private")
         binds = ((self.resolv_path, b"/etc/resolv.conf"), (self.hosts_path, b"/etc/hosts"))
-        for source, target in binds:
-            if source is None:
-                continue
-            if libc.mount(source, target, None, MS_BIND, None) != 0:
-                return self._fail(f"bind-mount {target.decode()}")
-        if libc.sethostname(self.hostname, len(self.hostname)) != 0:
-            return self._fail("sethostname")
-        return OK
+        return enter_view(self.libc.ns, binds, self.hostname)
 
 
 def join_cgroup(procs: tuple[bytes, ...]) -> None:
@@ -207,11 +132,3 @@ def become(identity: Identity | None, libc: Libc, report_fd: int, parent_pid: in
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:
         os._exit(137)
-
-
-def _write(path: bytes, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)

@@ -49,7 +49,7 @@ from svcnet.api.request import (
 )
 from svcnet.config import Settings, reachable
 from svcnet.credentials import Credentials
-from svcnet.k8s import labels
+from svcnet.k8s import kinds, labels
 from svcnet.k8s.media import (
     APPLY_PATCH,
     JSON,
@@ -61,7 +61,7 @@ from svcnet.k8s.media import (
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi
 from svcnet.registry import ApiError, Registry
-from svcnet.registry.errors import bad_request, internal
+from svcnet.registry.errors import bad_request, internal, not_found
 from svcnet.store import ReadOnlyStore
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class ApiServer:
         app.router.add_get("/debug/svcnet/stats", self._stats)
         app.router.add_get("/openapi/v3", self._openapi_root)
         app.router.add_get("/openapi/v3/{gv:.*}", self._openapi_gv)
+        app.router.add_get("/api/v1/nodes/{name}/proxy/configz", self._configz)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -246,6 +247,28 @@ class ApiServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         text = metrics.prometheus(metrics.snapshot(self.stats))
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    async def _configz(self, request: web.Request) -> web.Response:
+        """The kubelet's running configuration, as its /configz answers through the API
+        server's node proxy: where a pod's resolv.conf points (`svcnet exec` reads it)."""
+        name = request.match_info["name"]
+        nodes = kinds.BY_KIND["Node"]
+        if self.store.get("Node", "", name) is None:
+            raise not_found(nodes, name)
+        s = self.settings
+        dns_ip, _ = s.kube_dns
+        return json_response(
+            {
+                "kubeletconfig": {
+                    "kind": "KubeletConfiguration",
+                    "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                    "clusterDomain": s.network.cluster_domain,
+                    "clusterDNS": [dns_ip],
+                    "cgroupDriver": "cgroupfs",
+                    "address": "127.0.0.1",
+                }
+            }
+        )
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok", content_type="text/plain")

@@ -126,6 +126,14 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p.add_argument("--command", action="store_true")
     p.add_argument("args", nargs="*", metavar="-- CMD")
 
+    p = sub.add_parser(
+        "exec",
+        parents=[plain],
+        help="run a command of this machine as a pod of the namespace sees the cluster",
+        usage="svcnet exec [-n NAMESPACE] -- CMD [ARG...]",
+    )
+    p.add_argument("pod", nargs="*", help=argparse.SUPPRESS)
+
     p = sub.add_parser("scale", parents=[plain], help="set a ReplicaSet's or Deployment's size")
     p.add_argument("resources", nargs="+", metavar="KIND/NAME")
     p.add_argument("--replicas", type=int, required=True)
@@ -167,6 +175,10 @@ def _verb(name: str) -> Verb:
         from svcnet.cli import run
 
         return run.run
+    if name == "exec":
+        from svcnet.cli import hostexec
+
+        return hostexec.hostexec
     if name in ("rollout", "set"):
         from svcnet.cli import rollout
         from svcnet.cli import set as set_
@@ -189,6 +201,8 @@ def main(argv: list[str] | None = None, commands: Sequence[Command] = ()) -> int
     args = parser.parse_args(argv)
     if args.verb == "run":
         args.args = [*args.args, *command]
+    elif args.verb == "exec":
+        args.command = command
     elif command:
         parser.error(f"unexpected arguments after --: {' '.join(command)}")
     for plugged in commands:

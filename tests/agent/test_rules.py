@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from svcnet.agent.backoff import Backoff
-from svcnet.agent.envvars import expand, service_links
+from svcnet.agent.envvars import expand
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
-from svcnet.agent.sandbox import hosts_file, resolv_conf
+from svcnet.agent.sandbox import hosts_file
 from svcnet.agent.status import conditions, phase
 from svcnet.images import ImageRegistry, normalize
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.podview import resolv_conf, service_links
 
 
 @pytest.mark.parametrize(

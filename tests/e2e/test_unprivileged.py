@@ -171,6 +171,22 @@ def test_an_ordinary_user_gets_pods_and_plain_words(
         assert uids == {str(user.pw_uid)}
         events = get("get", "events", "-o", "json")
         assert '"reason":"NetworkIdentity"' in events.replace(" ", "")
+
+        # svcnet exec as the same user: the pod's resolv.conf through an
+        # unprivileged user namespace that maps the user to itself.
+        script = "cat /etc/resolv.conf; id -u; echo $KUBERNETES_SERVICE_HOST"
+        shown = subprocess.run(
+            [*up[: up.index("-m") + 2], "exec", "--server", server, "--", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, SVCNET_STATE_DIR=str(state)),
+            timeout=30,
+        )
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert lines[0] == "search default.svc.cluster.local svc.cluster.local cluster.local"
+        assert lines[1].startswith("nameserver 127.184.0.10")
+        assert lines[3:5] == [str(user.pw_uid), "127.184.0.1"]
     finally:
         proc.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
