@@ -35,6 +35,7 @@ from svcnet.controllers import (
     EndpointsController,
     GarbageCollector,
     LoadBalancerController,
+    NamespaceController,
     ReplicaSetController,
 )
 from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRecorder
@@ -170,6 +171,7 @@ class Daemon:
             EndpointsController(self.registry),
             LoadBalancerController(self.registry, s.network.load_balancer_cidr),
             GarbageCollector(self.registry),
+            NamespaceController(self.registry),
             EndpointSliceMirror(self.registry),
             ServiceEventRecorder(self.registry),
         ]
@@ -452,10 +454,14 @@ async def _run(
             names = ", ".join(
                 f"{kinds.BY_KIND[o['kind']].singular}/{o['metadata']['name']}" for o in applied
             )
-            print(
-                f"svcnet ready in {time.monotonic() - t0:.2f}s: {names or 'no manifests'}",
-                flush=True,
-            )
+            if not names:
+                names = (
+                    "no objects in the manifests"
+                    if settings.manifests
+                    else "an empty cluster, kube-dns and the kubernetes Service only (no -f "
+                    "given and no config/ here); add objects with svcnet apply -f or kubectl"
+                )
+            print(f"svcnet ready in {time.monotonic() - t0:.2f}s: {names}", flush=True)
             for line in daemon.access_lines():
                 print("  " + line, flush=True)
         await daemon.stopping.wait()

@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="PATH",
-        help=f"manifest file or directory to apply at start-up (default: {DEFAULT_MANIFESTS})",
+        help=f"manifest file or directory to apply at start-up (default: {DEFAULT_MANIFESTS} "
+        "when there is one here; without it, an empty cluster)",
     )
     p.add_argument("--config", default=None, metavar="FILE", help="settings file (svcnet.yaml)")
     p.add_argument("--dns-port", type=int, default=None, metavar="N")
@@ -108,7 +109,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         settings.proxy.socket_lb = args.socket_lb
     if args.filename:
         settings.manifests = list(args.filename)
-    elif not settings.manifests:
+    elif not settings.manifests and Path(DEFAULT_MANIFESTS).is_dir():
         settings.manifests = [DEFAULT_MANIFESTS]
     settings.validate()
     return settings

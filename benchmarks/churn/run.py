@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from svcnet import credentials  # noqa: E402
 from svcnet.cli.client import ApiStatusError, Client  # noqa: E402
+from svcnet.k8s import kinds  # noqa: E402
 from svcnet.k8s.media import MERGE_PATCH  # noqa: E402
 from svcnet.k8s.objects import Obj  # noqa: E402
 from svcnet.testing import free_port, isolated_up_args  # noqa: E402
@@ -312,6 +313,11 @@ class Result:
     late_failures: int = 0
     """Failures more than KILL_WINDOW after the last kill (or any, without kills): what
     no endpoint change explains. Target: 0."""
+    no_endpoint_failures: int = 0
+    """Failures while the Service had no ready endpoint (refused, as on a cluster)."""
+    no_endpoint_gaps: int = 0
+    """How many times the ready endpoints fell to none (readiness probes failing
+    under the load on a small machine, mostly)."""
 
 
 def run_scenario(
@@ -325,6 +331,13 @@ def run_scenario(
         counts: collections.Counter[str] = collections.Counter()
         chaos_client = client_of(daemon.server, daemon.client.port, daemon.tmp.name)
         kills: list[float] = []
+        gaps: list[list[float]] = []
+        watcher = threading.Thread(
+            target=watch_endpoints,
+            args=(client_of(daemon.server, daemon.client.port, daemon.tmp.name), gaps),
+            daemon=True,
+        )
+        watcher.start()
         loops: dict[str, Chaos] = {
             "kill": functools.partial(kill_loop, kills=kills),
             "delete": delete_loop,
@@ -352,9 +365,37 @@ def run_scenario(
             dict(counts),
             dict(load.reasons),
             late_failures(load.failed_at, kills),
+            in_gaps(load.failed_at, gaps),
+            len(gaps),
         )
     finally:
         daemon.stop()
+
+
+def watch_endpoints(client: Client, gaps: list[list[float]]) -> None:
+    """Record when the Service had no ready endpoint: [start, end] per gap (end
+    still open while the gap lasts). A connection then is refused by design, as
+    kube-proxy's REJECT refuses it, so the report tells those failures apart."""
+    kind = kinds.BY_KIND["Endpoints"]
+    with contextlib.suppress(OSError, ApiStatusError, ValueError):
+        obj = client.get(kind.object_path("default", "churn"))
+        rv = str(obj["metadata"]["resourceVersion"])
+        for ev in client.watch(kind, "default", "churn", rv, timeout_seconds=3600):
+            if ev.get("type") not in ("ADDED", "MODIFIED"):
+                continue
+            subsets = ev["object"].get("subsets") or ()
+            ready = sum(len(s.get("addresses") or ()) for s in subsets)
+            now = time.monotonic()
+            if ready == 0 and (not gaps or gaps[-1][1] != float("inf")):
+                gaps.append([now, float("inf")])
+            elif ready and gaps and gaps[-1][1] == float("inf"):
+                gaps[-1][1] = now
+
+
+def in_gaps(failed_at: list[float], gaps: list[list[float]]) -> int:
+    """Failures while the Service had no ready endpoint (or within 50 ms of one
+    ending: the client's connect() and the map update race by that much)."""
+    return sum(1 for t in failed_at if any(a <= t <= b + 0.05 for a, b in gaps))
 
 
 def late_failures(failed_at: list[float], kills: list[float]) -> int:
@@ -370,7 +411,9 @@ def late_failures(failed_at: list[float], kills: list[float]) -> int:
 def report(r: Result) -> str:
     lines = [
         f"== {r.scenario}: {r.duration_s}s, {r.requests} requests, {r.failed} failed "
-        f"({r.late_failures} later than {KILL_WINDOW * 1000:.0f} ms after a kill), "
+        f"({r.late_failures} later than {KILL_WINDOW * 1000:.0f} ms after a kill, "
+        f"{r.no_endpoint_failures} while no endpoint was ready, "
+        f"which happened {r.no_endpoint_gaps} times), "
         f"{r.rps} req/s; churn: {', '.join(f'{k} {v}' for k, v in r.churn.items()) or 'none'}",
         f"   {len(r.per_pod)} pods answered; requests per pod:",
     ]

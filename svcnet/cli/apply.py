@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.cli.client import (
@@ -58,9 +59,18 @@ class Target:
 
 
 def _targets(args: argparse.Namespace, client: Client) -> list[Target]:
-    """Resolve every manifest to an API path, or raise ManifestError for the first bad one."""
+    manifests = load_paths(args.filename, recursive=args.recursive)
+    return targets(client, manifests, args.namespace, args.explicit_namespace)
+
+
+def targets(
+    client: Client, manifests: list[Manifest], namespace_: str, explicit: bool = False
+) -> list[Target]:
+    """Resolve every manifest to an API path, or raise ManifestError for the first bad
+    one. `namespace_` is where namespaced objects without one go; `explicit`: it was
+    given (-n), so an object naming another namespace is an error, as in kubectl."""
     out = []
-    for m in load_paths(args.filename, recursive=args.recursive):
+    for m in manifests:
         api_version = str(m.obj.get("apiVersion") or "")
         kind = kinds.for_api_version(api_version, m.kind)
         md = m.obj.get("metadata")
@@ -76,20 +86,20 @@ def _targets(args: argparse.Namespace, client: Client) -> list[Target]:
             # Without a name there is no object path; a dry-run create on the
             # collection lets the server's schema check name what is wrong, as
             # kubectl's client-side validation against the server's schema does.
-            _validate_on_server(client, m, kind, namespace or args.namespace)
+            _validate_on_server(client, m, kind, namespace or namespace_)
         if not isinstance(md, dict) or not name:
             raise ManifestError(
                 f"error validating {m.where('metadata')}: error validating data: "
                 "metadata.name: Required value: name or generateName is required"
             )
         if kind.namespaced:
-            if namespace and args.explicit_namespace and namespace != args.namespace:
+            if namespace and explicit and namespace != namespace_:
                 raise ManifestError(
                     f'the namespace from the provided object "{namespace}" does not match the '
-                    f'namespace "{args.namespace}". You must pass '
+                    f'namespace "{namespace_}". You must pass '
                     f"'--namespace={namespace}' to perform this operation."
                 )
-            namespace = namespace or args.namespace
+            namespace = namespace or namespace_
         out.append(Target(m, kind, namespace if kind.namespaced else None, name))
     return out
 
@@ -122,16 +132,23 @@ def _resource_version(obj: Obj | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
-def apply(args: argparse.Namespace, client: Client) -> int:
-    try:
-        targets = _targets(args, client)
-    except ManifestError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 1
-    if not targets:
-        sys.stderr.write("error: no objects passed to apply\n")
-        return 1
+class ApplyError(Exception):
+    """Objects the server refused; `str()` is what `svcnet apply` prints on stderr."""
 
+    def __init__(self, text: str, applied: list[str]) -> None:
+        super().__init__(text)
+        self.applied = applied
+        """The lines of the objects applied before the error (none if the dry run failed)."""
+
+
+def apply_targets(
+    client: Client, targets: list[Target], report: Callable[[str], None] | None = None
+) -> list[str]:
+    """Apply `targets` in order, all or nothing as far as the server can tell in
+    advance; returns (and passes to `report` as each happens) kubectl's lines,
+    `deployment.apps/web created`. Raises ApplyError with kubectl's messages."""
+    if not targets:
+        raise ApplyError("error: no objects passed to apply\n", [])
     before: list[Obj | None] = []
     for t in targets:
         try:
@@ -142,24 +159,31 @@ def apply(args: argparse.Namespace, client: Client) -> int:
             before.append(None)
 
     # The dry run validates everything (schema, allocations, immutability)
-    # before anything changes, so a bad file applies nothing.
-    failed = False
+    # before anything changes, so a bad file applies nothing. An object in a
+    # namespace that an earlier document creates cannot be tried before that
+    # namespace exists; kubectl applies documents in order, and so does this.
+    new_namespaces = {
+        t.name for t, old in zip(targets, before, strict=True) if t.kind.kind == "Namespace"
+    }
+    errors = []
     for t, old in zip(targets, before, strict=True):
+        if t.kind.namespaced and old is None and t.namespace in new_namespaces:
+            continue
         try:
             _apply_patch(client, t, dry_run=True)
         except ApiStatusError as e:
-            sys.stderr.write(t.error(e, "creating" if old is None else "patching"))
-            failed = True
-    if failed:
-        return 1
+            if e.code == 404 and t.namespace in new_namespaces:
+                continue
+            errors.append(t.error(e, "creating" if old is None else "patching"))
+    if errors:
+        raise ApplyError("".join(errors), [])
 
-    rc = 0
+    lines: list[str] = []
     for t, old in zip(targets, before, strict=True):
         try:
             code, new = _apply_patch(client, t, dry_run=False)
         except ApiStatusError as e:
-            sys.stderr.write(t.error(e, "creating" if old is None else "patching"))
-            rc = 1
+            errors.append(t.error(e, "creating" if old is None else "patching"))
             continue
         if code == 201 or old is None:
             result = "created"
@@ -167,8 +191,26 @@ def apply(args: argparse.Namespace, client: Client) -> int:
             result = "unchanged"
         else:
             result = "configured"
-        print(f"{kind_name(t.kind)}/{t.name} {result}", flush=True)
-    return rc
+        line = f"{kind_name(t.kind)}/{t.name} {result}"
+        lines.append(line)
+        if report is not None:
+            report(line)
+    if errors:
+        raise ApplyError("".join(errors), lines)
+    return lines
+
+
+def apply(args: argparse.Namespace, client: Client) -> int:
+    try:
+        found = _targets(args, client)
+        apply_targets(client, found, lambda line: print(line, flush=True))
+    except ManifestError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    except ApplyError as e:
+        sys.stderr.write(str(e))
+        return 1
+    return 0
 
 
 # --- delete ---------------------------------------------------------------------

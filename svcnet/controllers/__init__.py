@@ -11,6 +11,7 @@ from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.loadbalancer import LoadBalancerController
+from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.replicaset import ReplicaSetController
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "EndpointsController",
     "GarbageCollector",
     "LoadBalancerController",
+    "NamespaceController",
     "ReplicaSetController",
 ]

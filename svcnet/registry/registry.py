@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,7 @@ from svcnet.config import Settings
 from svcnet.k8s import fields, kinds, labels
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import rfc3339
 from svcnet.registry import defaults, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
 from svcnet.registry.errors import (
@@ -131,10 +134,10 @@ class Registry:
         if errs:
             raise invalid(kind, str(md.get("name") or md.get("generateName") or ""), errs)
         if kind.namespaced:
-            self._check_namespace(kind, md["namespace"], creating)
+            self._check_namespace(kind, md["namespace"], str(md.get("name") or ""), creating)
         return kind, obj
 
-    def _check_namespace(self, kind: Kind, ns: str, creating: bool) -> None:
+    def _check_namespace(self, kind: Kind, ns: str, name: str, creating: bool) -> None:
         nso = self._store.get("Namespace", "", ns)
         if nso is None:
             raise not_found(kinds.BY_KIND["Namespace"], ns)
@@ -142,7 +145,7 @@ class Registry:
             raise ApiError(
                 403,
                 "Forbidden",
-                f'{kind.qualified_plural} "" is forbidden: unable to create new '
+                f'{kind.qualified_plural} "{name}" is forbidden: unable to create new '
                 f"content in namespace {ns} because it is being terminated",
             )
 
@@ -495,11 +498,34 @@ class Registry:
         if kind.kind == "Pod":
             return self._delete_pod(obj, grace_period_seconds)
         if kind.kind == "Namespace":
-            for k in kinds.KINDS:
-                if k.namespaced:
-                    for o in self._store.list(k.kind, name):
-                        self.delete(k, name, o["metadata"]["name"])
+            return self._delete_namespace(obj)
         return self._store.delete(kind.kind, ns, name)
+
+    def _delete_namespace(self, nso: Obj) -> Obj:
+        """Terminating until empty, as the namespace controller does it: new content
+        is refused (403), everything in it is deleted (pods gracefully), and the
+        Namespace goes only when nothing is left (controllers/namespace.py calls
+        this again as its contents disappear)."""
+        name = nso["metadata"]["name"]
+        for k in kinds.KINDS:
+            if k.namespaced:
+                for o in self._store.list(k.kind, name):
+                    if not o["metadata"].get("deletionTimestamp"):
+                        with contextlib.suppress(ApiError):  # gone meanwhile
+                            self.delete(k, name, o["metadata"]["name"])
+        if self.namespace_empty(name):
+            return self._store.delete("Namespace", "", name)
+        if nso["metadata"].get("deletionTimestamp"):
+            return self._store.get("Namespace", "", name) or nso
+
+        def mark(o: Obj) -> None:
+            o["metadata"]["deletionTimestamp"] = rfc3339(time.time())
+            o.setdefault("status", {})["phase"] = "Terminating"
+
+        return self._store.mutate("Namespace", "", name, mark)
+
+    def namespace_empty(self, name: str) -> bool:
+        return not any(self._store.list(k.kind, name) for k in kinds.KINDS if k.namespaced)
 
     def _delete_pod(self, pod: Obj, grace: int | None) -> Obj:
         md = pod["metadata"]

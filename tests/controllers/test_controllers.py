@@ -14,11 +14,12 @@ from svcnet.controllers import (
     EndpointsController,
     GarbageCollector,
     LoadBalancerController,
+    NamespaceController,
     ReplicaSetController,
 )
 from svcnet.k8s.kinds import BY_KIND
 from svcnet.k8s.objects import Obj
-from svcnet.registry import Registry
+from svcnet.registry import ApiError, Registry
 from svcnet.store import Store
 
 
@@ -32,6 +33,7 @@ async def env() -> Any:
         EndpointsController(reg),
         LoadBalancerController(reg, "127.240.0.0/16"),
         GarbageCollector(reg),
+        NamespaceController(reg),
     ]
     for c in ctrls:
         c.start()
@@ -109,6 +111,55 @@ async def test_replicaset_creates_scales_and_collects(env: Any) -> None:
     await settle()
     # The remaining pod is scheduled, so deletion is graceful (the agent finishes it).
     assert store.list("Pod", "default")[0]["metadata"].get("deletionTimestamp")
+
+
+async def test_a_namespace_terminates_until_its_pods_are_gone(env: Any) -> None:
+    store, reg = env
+    reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    reg.create(RS, namespace="shop")
+    await settle()
+    names = [p["metadata"]["name"] for p in store.list("Pod", "shop")]
+    for n in names:
+        store.mutate("Pod", "shop", n, lambda o: o["spec"].__setitem__("nodeName", "svcnet"))
+    ns = reg.delete(BY_KIND["Namespace"], "", "shop")
+    await settle()
+    # Running pods stop gracefully, so the namespace waits for them.
+    assert ns["status"]["phase"] == "Terminating"
+    assert ns["metadata"]["deletionTimestamp"]
+    assert store.get("ReplicaSet", "shop", "echo-summer") is None
+    pods = store.list("Pod", "shop")
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(names)
+    assert all(p["metadata"].get("deletionTimestamp") for p in pods)
+    with pytest.raises(ApiError) as err:
+        reg.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "shop"},
+            }
+        )
+    assert err.value.code == 403
+    assert 'configmaps "c" is forbidden: unable to create new content in namespace shop' in (
+        err.value.message
+    )
+    # The agent's part: the last process exits, the pod goes, and with it the namespace.
+    store.delete("Pod", "shop", names[0])
+    await settle()
+    assert store.get("Namespace", "", "shop") is not None
+    store.delete("Pod", "shop", names[1])
+    await settle()
+    assert store.get("Namespace", "", "shop") is None
+
+
+async def test_an_empty_namespace_goes_at_once(env: Any) -> None:
+    store, reg = env
+    reg.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "empty"}})
+    reg.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "empty"}}
+    )
+    reg.delete(BY_KIND["Namespace"], "", "empty")
+    assert store.get("Namespace", "", "empty") is None
+    assert store.list("ConfigMap", "empty") == []
 
 
 async def test_endpoints_follow_readiness_and_named_target_port(env: Any) -> None:
