@@ -5,12 +5,14 @@ The floors themselves are import-linter contracts (pyproject.toml,
 - one writer: only the registry holds the whole store (everyone else gets a
   ``ReadOnlyStore``), so every write is admitted the same way;
 - every instance attribute is set in ``__init__``, so a class's state can be
-  read in one place.
+  read in one place;
+- the README's Layout names every top-level module and package.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +131,16 @@ def test_every_instance_attribute_is_set_in_init() -> None:
     assert not offenders, "attributes first set outside __init__:\n" + "\n".join(
         sorted(set(offenders))
     )
+
+
+def test_the_readme_layout_names_every_module_and_package() -> None:
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"\b([A-Za-z_]\w*)(?:\.py|/)", layout))
+    missing = [
+        p.name
+        for p in sorted(PACKAGE.iterdir())
+        if (p.suffix == ".py" and p.name != "__init__.py" and p.stem not in named)
+        or (p.is_dir() and (p / "__init__.py").exists() and p.name not in named)
+    ]
+    assert missing == [], f"README's Layout does not name {missing}"

@@ -43,7 +43,7 @@ from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits
 from svcnet.k8s import podview
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
-from svcnet.kernel import namespaces
+from svcnet.kernel import namespaces, tcptable
 from svcnet.kernel.cgroups import PodCgroup
 from svcnet.nodeapi import NODE_NAME
 from svcnet.registry import ApiError
@@ -56,6 +56,8 @@ DEFAULT_GRACE = 30.0
 ENDPOINTS_WAIT = 1.0
 """At most this long between a deletion and SIGTERM while Endpoints still list the pod
 (a Service whose endpoints nobody maintains must not hold deletions up)."""
+ACCEPT_POLL = 0.002
+"""How often the accept queues are looked at while they drain (a few ms at most)."""
 KILL_WAIT = 2.0
 """After SIGKILL, how long to wait for the exit to be seen (it is immediate in practice)."""
 
@@ -135,6 +137,7 @@ class PodWorker:
 
     async def _delete(self, grace: float) -> None:
         await self._wait_out_of_endpoints(min(grace, ENDPOINTS_WAIT))
+        await self._wait_accepted(min(grace, ENDPOINTS_WAIT))
         await self.terminate(grace, deleting=True)
         try:
             self._node.registry.delete("Pod", self.namespace, self.name, grace_period_seconds=0)
@@ -329,6 +332,19 @@ class PodWorker:
                 await asyncio.wait_for(gone.wait(), limit)
         finally:
             unsubscribe()
+
+    async def _wait_accepted(self, limit: float) -> None:
+        """Then, bounded, until the connections that reached the pod's listeners
+        while it was still an endpoint have been accepted (kernel/tcptable.py),
+        so that a program that stops accepting on SIGTERM finishes them
+        instead of resetting them."""
+        if limit <= 0 or not self.ip:
+            return
+        # A kernel counter gives nothing to wait on, so it is looked at, boundedly.
+        for _ in range(max(1, int(limit / ACCEPT_POLL))):
+            if not tcptable.waiting_to_be_accepted({self.ip}):
+                return
+            await asyncio.sleep(ACCEPT_POLL)
 
     async def terminate(self, grace: float, *, deleting: bool) -> None:
         """Stop every container: SIGTERM to each group, SIGKILL after `grace` seconds."""

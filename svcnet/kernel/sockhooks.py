@@ -64,6 +64,12 @@ when there are no backends.
 
 Decisions:
 
+- A TCP connect() takes the round-robin's backend only if a socket would
+  take the connection there (``bpf_sk_lookup_tcp``: a listener on it or on
+  its port's wildcard); otherwise the next one, up to ``LIVE_TRIES``. A pod
+  that crashed is still in the set until the agent has seen its exit; new
+  connections go past it meanwhile, as the userspace proxy's do after a
+  refused connect().
 - No ready backends (or that rare race): the destination is left alone, so
   the userspace proxy listening on the frontend answers as it would without
   hooks (refuses, or holds the connection until an endpoint appears).
@@ -129,6 +135,9 @@ Protocol = Literal["TCP", "UDP"]
 _PROTO_NUMBERS: dict[str, int] = {"TCP": 6, "UDP": 17}
 
 POD_PRIVILEGED_PORTS = 1
+LIVE_TRIES = 4
+"""Backends a TCP connect() looks at, from the round-robin's choice on, for one
+with a socket to take it; the last one looked at is used if none has."""
 SVC_AFFINITY = 1
 RN_V6_LOOPBACK = 1
 
@@ -176,6 +185,7 @@ _AFF_PTR = -168  # spilled pointer
 _SCRATCH = -176  # 8 bytes
 _V6LO_FLAG = -184  # u64: 1 when the destination was spelt ::1
 _SESS_KEY = -200  # 16 bytes
+_TRY = -208  # u64: the backend index being tried
 
 # Registers kept across helper calls (R6-R9 survive them).
 _CTX, _DST_IP, _DST_PORT, _POD = R6, R7, R8, R9
@@ -391,6 +401,48 @@ def _candidate(a: Asm, p: str, *, same_set: str, still_member: str, stale: str) 
     a.ja(stale)
 
 
+def _backend_at(a: Asm, p: str, untouched: str) -> None:
+    """_CHOSEN = backends[the service's rev, index _TRY]."""
+    a.ldx(DW, R2, R10, _TRY)
+    a.stx(W, R10, _BE_KEY + 4, R2)
+    a.ldx(DW, R1, R10, _SVC_PTR)
+    a.ldx(W, R3, R1, _SVC_REV)
+    a.stx(W, R10, _BE_KEY, R3)
+    a.ld_map(R1, "backends")
+    a.mov(R2, R10)
+    a.add(R2, _BE_KEY)
+    a.call(Helper.map_lookup_elem)
+    # The set was replaced and freed between our two lookups: act as if empty.
+    a.jeq(R0, 0, untouched)
+    a.ldx(W, R1, R0, _BE_IP)
+    a.stx(W, R10, _CHOSEN, R1)
+    a.ldx(H, R1, R0, _BE_PORT)
+    a.stx(H, R10, _CHOSEN + 4, R1)
+
+
+def _listening(a: Asm, p: str, *, found: str) -> None:
+    """Jump to ``found`` when a TCP socket would take a connection to _CHOSEN
+    (a listener on it, or on the wildcard address of its port)."""
+    a.st(W, R10, _TUPLE, 0)
+    a.ldx(W, R1, R10, _CHOSEN)
+    a.stx(W, R10, _TUPLE + 4, R1)
+    a.st(H, R10, _TUPLE + 8, 0)
+    a.ldx(H, R1, R10, _CHOSEN + 4)
+    a.stx(H, R10, _TUPLE + 10, R1)
+    a.mov(R1, _CTX)
+    a.mov(R2, R10)
+    a.add(R2, _TUPLE)
+    a.mov(R3, 12)  # sizeof(tuple.ipv4)
+    a.mov(R4, -1)  # BPF_F_CURRENT_NETNS
+    a.mov(R5, 0)
+    a.call(Helper.sk_lookup_tcp)
+    a.jeq(R0, 0, p + "none")
+    a.mov(R1, R0)
+    a.call(Helper.sk_release)
+    a.ja(found)
+    a.label(p + "none")
+
+
 def _remember(a: Asm, map_name: str, key: int) -> None:
     """map_name[key] = {_CHOSEN, the current rev, 0, now}: a backend to come back to."""
     a.ldx(DW, R1, R10, _SVC_PTR)
@@ -502,19 +554,28 @@ def _service(a: Asm, p: str, *, v6: bool, sessions: bool, translated: str, untou
     a.ldx(W, R3, R1, _SVC_COUNT)
     a.jeq(R3, 0, untouched)
     a.mod(R2, R3, w32=True)
-    a.stx(W, R10, _BE_KEY + 4, R2)
-    a.ldx(W, R3, R1, _SVC_REV)
-    a.stx(W, R10, _BE_KEY, R3)
-    a.ld_map(R1, "backends")
-    a.mov(R2, R10)
-    a.add(R2, _BE_KEY)
-    a.call(Helper.map_lookup_elem)
-    # The set was replaced and freed between our two lookups: act as if empty.
-    a.jeq(R0, 0, untouched)
-    a.ldx(W, R1, R0, _BE_IP)
-    a.stx(W, R10, _CHOSEN, R1)
-    a.ldx(H, R1, R0, _BE_PORT)
-    a.stx(H, R10, _CHOSEN + 4, R1)
+    a.stx(DW, R10, _TRY, R2)
+    for i in range(LIVE_TRIES):
+        _backend_at(a, p + f"try{i}_", untouched)
+        if i == LIVE_TRIES - 1:
+            break
+        # A TCP backend with no socket to take the connection (a crashed
+        # pod, before the agent has taken it out of the set) is skipped for
+        # the next one, as the userspace proxy moves on after a refused
+        # connect(); the kernel cannot try again once it has chosen.
+        a.ldx(W, R1, _CTX, _CTX_PROTOCOL)
+        a.jne(R1, _IPPROTO_TCP, p + "chosen")
+        a.ldx(DW, R1, R10, _SVC_PTR)
+        a.ldx(W, R3, R1, _SVC_COUNT)
+        a.jle(R3, i + 1, p + "chosen")  # every backend of the set was looked at
+        _listening(a, p + f"live{i}_", found=p + "chosen")
+        a.ldx(DW, R1, R10, _SVC_PTR)
+        a.ldx(W, R3, R1, _SVC_COUNT)
+        a.jeq(R3, 0, untouched)
+        a.ldx(DW, R2, R10, _TRY)
+        a.add(R2, 1)
+        a.mod(R2, R3, w32=True)
+        a.stx(DW, R10, _TRY, R2)
 
     a.label(p + "chosen")
     if sessions:

@@ -217,6 +217,25 @@ def test_service_round_robin_from_a_pod(world: World, net: Net) -> None:
     assert client.results(TCP_CLIENT, vip, 80, 1) == [{"error": "ECONNREFUSED"}]
 
 
+def test_a_backend_with_no_listener_is_passed_over(world: World, net: Net) -> None:
+    # A crashed pod stays in the set until the agent takes it out; meanwhile a
+    # connect() goes on to the next backend, as the userspace proxy's does.
+    backends = _backends(world, 2, 8080)
+    client = world.pod("client")
+    vip = net.frontend(16)
+    dead = net.pod_ip(200)  # no pod, nothing listening
+    world.hooks.set_service(
+        vip, 80, "TCP", [(backends[0].ip, 8080), (dead, 8080), (dead, 8081), (backends[1].ip, 8080)]
+    )
+    got = client.results(TCP_CLIENT, vip, 80, 8)
+    assert all("error" not in g for g in got), got
+    # The next one after a dead one: be1 takes the turns of both dead backends.
+    assert Counter(g["reply"].split()[0] for g in got) == {"be0": 2, "be1": 6}
+    # Nothing alive: the round-robin's choice stands, and is refused as on a cluster.
+    world.hooks.set_service(vip, 80, "TCP", [(dead, 8080), (dead, 8081)])
+    assert client.results(TCP_CLIENT, vip, 80, 2) == [{"error": "ECONNREFUSED"}] * 2
+
+
 def test_service_from_a_dual_stack_socket(world: World, net: Net) -> None:
     [backend] = _backends(world, 1, 8080)
     client = world.pod("client")

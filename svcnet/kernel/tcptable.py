@@ -1,0 +1,54 @@
+"""The kernel's TCP table (/proc/net/tcp): how many connections wait to be accepted.
+
+A pod that is being deleted is taken out of its Services first and signalled
+after; connections that reached its listening sockets just before that sit in
+their accept queues until the program accepts them. A program that stops
+accepting on SIGTERM (most do: they close the listener, then finish what they
+hold) would reset them. The agent asks this table when those queues are
+empty before it signals (docs/architecture.md, "Surviving churn").
+
+For a LISTEN socket the table's rx_queue is the accept queue's length.
+Only this network namespace's table is read: pods share the machine's.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Collection
+
+_LISTEN = "0A"
+MAX_LINES = 200_000
+"""Rows read at most (a machine with more sockets is not waited on)."""
+
+
+def _ip4(field: str) -> str:
+    # The kernel prints the address's 32 bits as a native-order integer.
+    return socket.inet_ntoa(struct.pack("=I", int(field, 16)))
+
+
+def _ip6(field: str) -> str:
+    raw = b"".join(struct.pack("=I", int(field[i : i + 8], 16)) for i in range(0, 32, 8))
+    return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def waiting_to_be_accepted(ips: Collection[str]) -> int:
+    """Connections queued on the TCP listeners bound to any of `ips` (exact
+    addresses; a wildcard listener belongs to no one pod)."""
+    total = 0
+    for path, decode in (("/proc/net/tcp", _ip4), ("/proc/net/tcp6", _ip6)):
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                next(f, None)  # the header
+                for n, line in enumerate(f):
+                    if n >= MAX_LINES:
+                        break
+                    cols = line.split()
+                    if len(cols) < 5 or cols[3] != _LISTEN:
+                        continue
+                    host = cols[1].partition(":")[0]
+                    if decode(host) in ips:
+                        total += int(cols[4].partition(":")[2], 16)
+        except (OSError, ValueError):
+            continue
+    return total

@@ -1,0 +1,43 @@
+"""The accept-queue count the agent waits on before it signals a deleted pod."""
+
+from __future__ import annotations
+
+import socket
+
+from svcnet.kernel import tcptable
+
+
+def test_connections_waiting_on_a_listener_are_counted() -> None:
+    host = "127.9.0.7"  # an address of this test's own; exact match only
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    clients = []
+    try:
+        assert tcptable.waiting_to_be_accepted({host}) == 0
+        for _ in range(3):
+            c = socket.create_connection((host, port))
+            clients.append(c)
+        # The handshake completes in the kernel: all three wait for accept().
+        assert tcptable.waiting_to_be_accepted({host}) == 3
+        assert tcptable.waiting_to_be_accepted({"127.9.0.8"}) == 0
+        conn, _ = listener.accept()
+        clients.append(conn)
+        assert tcptable.waiting_to_be_accepted({host}) == 2
+    finally:
+        for c in clients:
+            c.close()
+        listener.close()
+
+
+def test_ipv6_listeners_are_read_too() -> None:
+    listener = socket.socket(socket.AF_INET6)
+    listener.bind(("::1", 0))
+    listener.listen(4)
+    client = socket.create_connection(("::1", listener.getsockname()[1]))
+    try:
+        assert tcptable.waiting_to_be_accepted({"::1"}) >= 1
+    finally:
+        client.close()
+        listener.close()
