@@ -50,7 +50,9 @@ def pod_metrics_list(
         if namespace is not None and u.namespace != namespace:
             continue
         pod = store.get("Pod", u.namespace, u.name)
-        if pod is not None and sel.matches(pod["metadata"].get("labels")):
+        if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue  # metrics-server reports running pods only
+        if sel.matches(pod["metadata"].get("labels")):
             out.append(pod_metrics(pod, u))
     return out
 

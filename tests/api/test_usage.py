@@ -27,7 +27,17 @@ async def test_pod_and_node_metrics(
             (ContainerUsage("main", 12_345_678, 5 << 20), ContainerUsage("side", 0, 1 << 20)),
         ),
         PodUsage("default", "db", time.time(), 15.0, (ContainerUsage("main", 1, 2048),)),
+        PodUsage("default", "done", time.time(), 15.0, (ContainerUsage("main", 1, 2048),)),
     ]
+    # A pod that has ended (an OOMKilled Never pod, say) is not reported, as by
+    # metrics-server, even while its cgroup is still being read.
+    store.create(make_pod("done"))
+    store.mutate(
+        "Pod", "default", "done", lambda p: p.setdefault("status", {}).update(phase="Failed")
+    )
+    async with client.get(f"{BASE}/namespaces/default/pods") as r:
+        names = [i["metadata"]["name"] for i in (await r.json())["items"]]
+    assert names == ["db", "web"]
     async with client.get(f"{BASE}/namespaces/default/pods?labelSelector=app%3Dweb") as r:
         assert r.status == 200
         body = await r.json()
