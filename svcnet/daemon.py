@@ -41,7 +41,7 @@ from svcnet.controllers import (
 from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRecorder
 from svcnet.images import MappingError
 from svcnet.k8s import kinds
-from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.objects import Obj, pod_ready, with_last_applied
 from svcnet.k8s.wellknown import SKIP_MIRROR
 from svcnet.kernel import bpf, sockhooks
 from svcnet.kernel.sockhooks import SocketHooks
@@ -129,14 +129,23 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
     )
 
 
+def _in_namespace(obj: Obj) -> Obj:
+    kind = kinds.for_api_version(str(obj.get("apiVersion")), str(obj.get("kind")))
+    md = obj.get("metadata") or {}
+    if kind is None or not kind.namespaced or md.get("namespace"):
+        return obj
+    return dict(obj, metadata=dict(md, namespace="default"))
+
+
 def apply_all(registry: Registry, manifests: list[Manifest]) -> list[Obj]:
     """Dry-run every object, then apply them: a bad file applies nothing."""
-    for m in manifests:
+    objs = [with_last_applied(_in_namespace(m.obj)) for m in manifests]  # as svcnet apply does
+    for m, obj in zip(manifests, objs, strict=True):
         try:
-            registry.apply(m.obj, dry_run=True)
+            registry.apply(obj, dry_run=True)
         except ApiError as e:
             raise StartupError(describe_error(m, e)) from None
-    return [registry.apply(m.obj)[0] for m in manifests]
+    return [registry.apply(obj)[0] for obj in objs]
 
 
 def describe_error(m: Manifest, e: ApiError) -> str:

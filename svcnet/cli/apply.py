@@ -28,7 +28,7 @@ from svcnet.cli.printer import status_error_text
 from svcnet.k8s import kinds
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.media import APPLY_PATCH
-from svcnet.k8s.objects import Obj
+from svcnet.k8s.objects import Obj, with_last_applied
 from svcnet.manifest import Manifest, ManifestError, load_paths
 
 
@@ -50,7 +50,9 @@ class Target:
         if self.namespace and not md.get("namespace"):
             md["namespace"] = self.namespace
         obj["metadata"] = md
-        return obj
+        # As `kubectl apply` (client-side, its default) leaves objects, so
+        # kubectl's next apply of the file sees them as its own.
+        return with_last_applied(obj)
 
     def error(self, e: ApiStatusError, verb: str) -> str:
         """kubectl's message, with svcnet's file positions for field errors."""
@@ -119,13 +121,30 @@ def _validate_on_server(client: Client, m: Manifest, kind: Kind, namespace: str)
 
 
 def _apply_patch(client: Client, t: Target, dry_run: bool) -> tuple[int, Obj]:
-    query = {"fieldManager": "svcnet", "fieldValidation": "Strict"}
+    # force: the file wins over other managers' fields, as a client-side
+    # `kubectl apply` (its default) makes it win, never a conflict.
+    query = {"fieldManager": "svcnet", "fieldValidation": "Strict", "force": "true"}
     if dry_run:
         query["dryRun"] = "All"
     resp = client.request("PATCH", t.path, query=query, body=t.body, content_type=APPLY_PATCH)
     if resp.status >= 400:
         raise ApiStatusError(status_from_response(resp.status, resp.body))
     return resp.status, resp.json() or {}
+
+
+def _same(a: Obj | None, b: Obj | None) -> bool:
+    """Equal but for who manages which field: an apply that only took fields
+    over from another manager (kubectl's) changed nothing a user sees."""
+
+    def strip(o: Obj | None) -> Obj:
+        o = dict(o or {})
+        md = {k: v for k, v in (o.get("metadata") or {}).items()}
+        for k in ("managedFields", "resourceVersion"):
+            md.pop(k, None)
+        o["metadata"] = md
+        return o
+
+    return strip(a) == strip(b)
 
 
 def _resource_version(obj: Obj | None) -> str:
@@ -187,7 +206,7 @@ def apply_targets(
             continue
         if code == 201 or old is None:
             result = "created"
-        elif _resource_version(new) == _resource_version(old):
+        elif _resource_version(new) == _resource_version(old) or _same(new, old):
             result = "unchanged"
         else:
             result = "configured"
@@ -294,7 +313,9 @@ def delete(args: argparse.Namespace, client: Client) -> int:
                 return bool(uid) and (obj.get("metadata") or {}).get("uid") != uid
 
             try:
-                client.wait_for(kind, namespace, name, gone_or_replaced, timeout=args.timeout)
+                client.wait_for(
+                    kind, namespace, name, gone_or_replaced, timeout=args.timeout or None
+                )
             except TimeoutError:
                 sys.stderr.write(
                     f"error: timed out waiting for the condition on {kind.plural}/{name}\n"

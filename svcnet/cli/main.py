@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from svcnet import __version__
 from svcnet.cli.client import ApiStatusError, Client, ConnectError, default_server
+from svcnet.cli.flags import duration
 
 Verb = Callable[[argparse.Namespace, Client], int]
 
@@ -83,7 +84,7 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p.add_argument("resources", nargs="*", metavar="KIND NAME")
     p.add_argument("--wait", type=_bool_flag, default=True, metavar="BOOL")
     p.add_argument("--ignore-not-found", action="store_true")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--timeout", type=duration, default=0.0, metavar="DURATION")
 
     p = sub.add_parser("get", parents=[listing], help="list objects")
     p.add_argument("resources", nargs="*", metavar="KIND[,KIND] [NAME...]")
@@ -105,8 +106,25 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p.add_argument("resources", nargs="+", metavar="KIND NAME")
     p.add_argument("-l", "--selector", default=None)
 
+    p = sub.add_parser("wait", parents=[plain], help="wait for a condition on objects")
+    p.add_argument("resources", nargs="*", metavar="KIND/NAME | KIND [NAME...]")
+    p.add_argument("-l", "--selector", default=None)
+    p.add_argument("--all", action="store_true")
+    p.add_argument(
+        "--for",
+        dest="for_",
+        required=True,
+        metavar="CONDITION",
+        help="delete, create, condition=TYPE[=VALUE] or jsonpath={.path}[=VALUE]",
+    )
+    p.add_argument("--timeout", type=duration, default=30.0, metavar="DURATION")
+
     p = sub.add_parser("logs", parents=[plain], help="print a container's log")
-    p.add_argument("pod", metavar="POD")
+    p.add_argument("pod", nargs="?", default="", metavar="POD | TYPE/NAME")
+    p.add_argument("-l", "--selector", default=None)
+    p.add_argument("--prefix", action="store_true")
+    p.add_argument("--all-containers", action="store_true")
+    p.add_argument("--max-log-requests", type=int, default=5)
     p.add_argument("-c", "--container", default="")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--tail", type=int, default=-1)
@@ -175,6 +193,10 @@ def _verb(name: str) -> Verb:
         from svcnet.cli import run
 
         return run.run
+    if name == "wait":
+        from svcnet.cli import wait
+
+        return wait.wait
     if name == "exec":
         from svcnet.cli import hostexec
 

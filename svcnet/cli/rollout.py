@@ -12,6 +12,7 @@ import urllib.parse
 from typing import Any
 
 from svcnet.cli.client import ApiStatusError, Client, kind_name
+from svcnet.cli.flags import duration
 from svcnet.k8s import kinds
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.media import JSON_PATCH, STRATEGIC_MERGE_PATCH
@@ -33,7 +34,8 @@ def add_arguments(sub: Any, plain: argparse.ArgumentParser) -> None:
     s = verbs.add_parser("status", parents=[plain], help="watch a rollout until it completes")
     s.add_argument("resources", nargs="+", metavar="KIND/NAME")
     s.add_argument("-w", "--watch", type=_bool, default=True, metavar="BOOL")
-    s.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    # 0 (the default) waits as long as it takes, as kubectl's does.
+    s.add_argument("--timeout", type=duration, default=0.0, metavar="DURATION")
     r = verbs.add_parser("restart", parents=[plain], help="restart the pods of a Deployment")
     r.add_argument("resources", nargs="+", metavar="KIND/NAME")
     u = verbs.add_parser("undo", parents=[plain], help="roll back to an earlier revision")
@@ -140,7 +142,7 @@ def status(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> i
 
     client.get(kind.object_path(args.namespace, name))  # NotFound in kubectl's words
     try:
-        client.wait_for(kind, args.namespace, name, done, timeout=args.timeout)
+        client.wait_for(kind, args.namespace, name, done, timeout=args.timeout or None)
     except TimeoutError:
         sys.stderr.write("error: timed out waiting for the condition\n")
         return 1

@@ -58,3 +58,48 @@ def go_duration(seconds: float) -> str:
         return f"{m}m{s}s"
     h, m = divmod(m, 60)
     return f"{h}h{m}m{s}s"
+
+
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_go_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds: what kubectl's duration flags take
+    (`30s`, `2m`, `1h30m`, `1.5h`, `0`). Raises ValueError with Go's message."""
+    s = text.strip()
+    orig = s
+    sign = 1.0
+    if s[:1] in ("-", "+"):
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ValueError(f'time: invalid duration "{orig}"')
+    total = 0.0
+    while s:
+        i = 0
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        number, s = s[:i], s[i:]
+        if not number or number == "." or number.count(".") > 1:
+            raise ValueError(f'time: invalid duration "{orig}"')
+        j = 0
+        while j < len(s) and not (s[j].isdigit() or s[j] == "."):
+            j += 1
+        unit, s = s[:j], s[j:]
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{orig}"')
+        if unit not in _UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{orig}"')
+        total += float(number) * _UNITS[unit]
+    return sign * total

@@ -7,8 +7,11 @@ agent take only what they need, like CoreDNS's ``object/service.go``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
+
+from svcnet.k8s.wellknown import LAST_APPLIED
 
 Obj = dict[str, Any]
 
@@ -157,3 +160,17 @@ def pod_ready(pod: Obj) -> bool:
 
 def namespace_of(obj: Obj) -> str:
     return str(obj["metadata"].get("namespace") or "")
+
+
+def with_last_applied(obj: Obj) -> Obj:
+    """`obj` carrying kubectl's last-applied-configuration annotation, as a
+    client-side `kubectl apply` writes it (the object as applied, compact JSON
+    with sorted keys, without that annotation, and a newline), so that a later
+    `kubectl apply` of the same file has its three-way merge base and finds
+    nothing to change. kubectl leaves `"annotations":{}` in it when there are
+    no others, and so does this."""
+    md = dict(obj.get("metadata") or {})
+    annotations = {k: v for k, v in (md.get("annotations") or {}).items() if k != LAST_APPLIED}
+    base = dict(obj, metadata=dict(md, annotations=annotations))
+    text = json.dumps(base, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+    return dict(obj, metadata=dict(md, annotations={**annotations, LAST_APPLIED: text}))

@@ -124,7 +124,9 @@ async def test_apply_dry_runs_everything_then_reports_each_object(
 
     fake_api.on("PATCH", REPLICASETS + "/echo-spring", patched(201, {"metadata": {}}, "7"))
     fake_api.on("PATCH", SERVICES + "/echo", patched(200, service("echo"), "5"))
-    fake_api.on("PATCH", SERVICES + "/moved", patched(200, service("moved"), "8"))
+    moved = service("moved")
+    moved["spec"] = {"ports": [{"port": 81}]}
+    fake_api.on("PATCH", SERVICES + "/moved", patched(200, moved, "8"))
     r = await cli("apply", "-f", str(tmp_path / "m.yaml"), server=fake_api.url)
     assert (r.rc, r.err) == (0, "")
     assert r.out == (
@@ -135,7 +137,17 @@ async def test_apply_dry_runs_everything_then_reports_each_object(
     for p in patches:
         assert p.headers["Content-Type"] == "application/apply-patch+yaml"
         assert p.query["fieldManager"] and p.query["fieldValidation"] == "Strict"
-    assert patches[4].body["metadata"] == {"name": "echo", "namespace": "default"}
+        assert p.query["force"] == "true"  # the file wins, as with kubectl apply
+    # kubectl's annotation, exactly as `kubectl apply` would have written it.
+    assert patches[4].body["metadata"] == {
+        "name": "echo",
+        "namespace": "default",
+        "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": '{"apiVersion":"v1",'
+            '"kind":"Service","metadata":{"annotations":{},"name":"echo","namespace":"default"},'
+            '"spec":{"ports":[{"port":80}]}}\n'
+        },
+    }
 
 
 async def test_apply_error_applies_nothing_and_names_file_line_and_field(

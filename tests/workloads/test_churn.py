@@ -65,7 +65,7 @@ def cli(d: churn.Daemon, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_set_image_rollout_status_history_undo_scale(daemon: churn.Daemon) -> None:
     out = cli(daemon, "set", "image", "deploy/churn", "web=churn-server:v2")
     assert out.stdout == "deployment.apps/churn image updated\n", out.stderr
-    out = cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30")
+    out = cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30s")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == 'deployment "churn" successfully rolled out'
 
@@ -88,7 +88,7 @@ def test_cli_set_image_rollout_status_history_undo_scale(daemon: churn.Daemon) -
     )
     out = cli(daemon, "rollout", "undo", "deploy/churn")
     assert out.stdout == "deployment.apps/churn rolled back\n", out.stderr
-    assert cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30").returncode == 0
+    assert cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30s").returncode == 0
     rs = json.loads(cli(daemon, "get", "rs", "-o", "json").stdout)["items"]
     back = next(r for r in rs if r["metadata"]["name"] == first["metadata"]["name"])
     assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
@@ -97,11 +97,11 @@ def test_cli_set_image_rollout_status_history_undo_scale(daemon: churn.Daemon) -
     assert images == {"churn-server"}
 
     assert cli(daemon, "scale", "deploy/churn", "--replicas=1").returncode == 0
-    out = cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30")
+    out = cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30s")
     assert out.returncode == 0, out.stderr
     out = cli(daemon, "rollout", "restart", "deploy/churn")
     assert out.stdout == "deployment.apps/churn restarted\n"
-    out = cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30")
+    out = cli(daemon, "rollout", "status", "deploy/churn", "--timeout", "30s")
     assert out.stdout.splitlines()[-1] == 'deployment "churn" successfully rolled out'
     pods = json.loads(cli(daemon, "get", "pods", "-o", "json").stdout)["items"]
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
