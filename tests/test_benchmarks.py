@@ -43,3 +43,11 @@ def test_table_has_a_median_row() -> None:
     assert med["up_s"] == 0.6
     text = run.table(runs, med)
     assert text.splitlines()[-1].split()[:2] == ["median", "0.600"]
+
+
+def test_plugin_benchmark_runs_one_short_session() -> None:
+    from benchmarks.plugin import run as plugin
+
+    figures = plugin.session(2, plugin=True)
+    assert 0 < figures["first_test_s"] < figures["session_s"]
+    assert figures["between_tests_ms"] >= 0
