@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "when there is one here; without it, an empty cluster)",
     )
     p.add_argument("--config", default=None, metavar="FILE", help="settings file (svcnet.yaml)")
+    p.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="IMAGE=COMMAND",
+        help="run containers of IMAGE as COMMAND (split as a shell would), over "
+        "agent.images; repeatable",
+    )
     p.add_argument("--dns-port", type=int, default=None, metavar="N")
     p.add_argument("--api-port", type=int, default=None, metavar="N")
     p.add_argument("--service-cidr", default=None, metavar="CIDR")
@@ -107,6 +116,13 @@ def build_settings(args: argparse.Namespace) -> Settings:
         settings.state_dir = args.state_dir
     if args.socket_lb:
         settings.proxy.socket_lb = args.socket_lb
+    for entry in args.image:
+        name, sep, command = entry.partition("=")
+        argv = shlex.split(command) if sep else []
+        if not name.strip() or not argv:
+            raise ConfigError(f"--image {entry!r}: expected IMAGE=COMMAND [ARG...]")
+        # Over the config file's entry for the same image, as flags are.
+        settings.agent.images = {**settings.agent.images, name.strip(): argv}
     if args.filename:
         settings.manifests = list(args.filename)
     elif not settings.manifests and Path(DEFAULT_MANIFESTS).is_dir():

@@ -30,3 +30,20 @@ def test_up_refuses_non_loopback_cidr_with_one_line(capsys: pytest.CaptureFixtur
     assert up(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "outside 127.0.0.0/8" in err
+
+
+def test_image_flags_map_images_over_the_file(tmp_path: Path) -> None:
+    (tmp_path / "svcnet.yaml").write_text(
+        "agent:\n  images:\n    example/web: [sleep, '1']\n    example/db: [redis-server]\n"
+    )
+    argv = ["up", "-f", str(tmp_path), "--image", "example/web=python3 -m http.server '80 80'"]
+    settings = build_settings(build_parser().parse_args(argv))
+    assert settings.agent.images == {
+        "example/web": ["python3", "-m", "http.server", "80 80"],
+        "example/db": ["redis-server"],
+    }
+    for bad in ("example/web", "example/web=", "=python3"):
+        args = build_parser().parse_args(["up", "-f", str(tmp_path), "--image", bad])
+        with pytest.raises(ConfigError) as err:
+            build_settings(args)
+        assert str(err.value) == f"--image {bad!r}: expected IMAGE=COMMAND [ARG...]"

@@ -40,12 +40,13 @@ from svcnet.agent.process import Process
 from svcnet.agent.sandbox import Libc
 from svcnet.agent.stdio import ProcessStdio
 from svcnet.config import Settings
-from svcnet.images import ImageRegistry
+from svcnet.images import ImageRegistry, MappingError
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.wellknown import IMAGES_CONFIGMAP, IMAGES_NAMESPACE
 from svcnet.kernel import cgroups
 from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.nodeapi import NODE_NAME, Attachment, ContainerUsage, NodeApiError, PodUsage
-from svcnet.registry import ApiError, Registry
+from svcnet.registry import ApiError, Registry, imagemap
 from svcnet.store import Event
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,9 @@ class Agent:
             self._state_root = Path(tempfile.mkdtemp(prefix="svcnet-agent-"))
             self._own_state_root = True
         self._unsubscribe = self.store.subscribe(self._on_event)
+        mapping = self.store.get("ConfigMap", IMAGES_NAMESPACE, IMAGES_CONFIGMAP)
+        if mapping is not None:
+            self._on_images(mapping)
         for pod in self.store.list("Pod"):
             self._on_pod(pod)
 
@@ -206,7 +210,23 @@ class Agent:
 
     # --- informer ----------------------------------------------------------------
 
+    def _on_images(self, obj: Obj | None) -> None:
+        """The svcnet-images ConfigMap changed: pods created from now on use it."""
+        try:
+            images = imagemap.read(obj) if obj is not None else {}
+        except MappingError as e:
+            # The registry refuses such versions; one restored from an older
+            # svcnet's state may still be bad: keep what was there.
+            logger.warning("%s/%s: %s", IMAGES_NAMESPACE, IMAGES_CONFIGMAP, e)
+            return
+        self.images.set_runtime(images)
+        logger.info("image mappings from %s/%s: %s", IMAGES_NAMESPACE, IMAGES_CONFIGMAP,
+                    ", ".join(sorted(images)) or "none")  # fmt: skip
+
     def _on_event(self, ev: Event) -> None:
+        if ev.kind == "ConfigMap" and imagemap.is_images_configmap(ev.obj):
+            self._on_images(None if ev.type == "DELETED" else ev.obj)
+            return
         if ev.kind != "Pod" or self._stopped:
             return
         key = (ev.namespace or "default", ev.name)

@@ -40,6 +40,7 @@ from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import Identity, IdentityError, for_container
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
+from svcnet.images import normalize
 from svcnet.k8s import podview
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
@@ -415,7 +416,8 @@ class PodWorker:
             raise ContainerConfigError(
                 "ErrImagePull",
                 f'svcnet has no built-in image "{image_name}" and the container has no command;'
-                " map it in config/svcnet.yaml agent.images",
+                f" map it under agent.images in a svcnet.yaml (svcnet apply -f it while svcnet"
+                f" runs) or with svcnet up --image {normalize(image_name)}=COMMAND",
             )
         tty = bool(container.get("tty"))
         try:

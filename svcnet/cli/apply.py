@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import yaml
+
 from svcnet.cli.client import (
     ApiStatusError,
     Client,
@@ -29,7 +31,8 @@ from svcnet.k8s import kinds
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.media import APPLY_PATCH
 from svcnet.k8s.objects import Obj, with_last_applied
-from svcnet.manifest import Manifest, ManifestError, load_paths
+from svcnet.k8s.wellknown import IMAGES_CONFIGMAP, IMAGES_KEY, IMAGES_NAMESPACE
+from svcnet.manifest import Manifest, ManifestError, decode, load_paths
 
 
 @dataclass
@@ -61,8 +64,55 @@ class Target:
 
 
 def _targets(args: argparse.Namespace, client: Client) -> list[Target]:
-    manifests = load_paths(args.filename, recursive=args.recursive)
-    return targets(client, manifests, args.namespace, args.explicit_namespace)
+    configs: list[Manifest] = []
+    manifests = load_paths(args.filename, recursive=args.recursive, configs=configs)
+    # Image mappings first, so that pods this apply creates already run with them.
+    return [
+        *image_targets(client, configs),
+        *targets(client, manifests, args.namespace, args.explicit_namespace),
+    ]
+
+
+def image_targets(client: Client, configs: list[Manifest]) -> list[Target]:
+    """A svcnet.yaml among the files: its `agent.images` go into the svcnet-images
+    ConfigMap, merged over the mappings already there (an image named again
+    takes the new command), which the agent follows for pods created from then on.
+    Its other settings are the daemon's start-up ones and are not applied."""
+    images: dict[str, object] = {}
+    last: Manifest | None = None
+    for m in configs:
+        agent = m.obj.get("agent")
+        found = agent.get("images") if isinstance(agent, dict) else None
+        if found:
+            if not isinstance(found, dict):
+                raise ManifestError(
+                    f"error validating {m.where('agent.images')}: agent.images: expected a "
+                    "mapping of image name to command"
+                )
+            images.update(found)
+            last = m
+    if last is None:
+        return []
+    kind = kinds.BY_KIND["ConfigMap"]
+    try:
+        current = client.get(kind.object_path(IMAGES_NAMESPACE, IMAGES_CONFIGMAP))
+        text = str((current.get("data") or {}).get(IMAGES_KEY) or "")
+        merged = decode.load_yaml(text) if text else None
+    except ApiStatusError as e:
+        if e.code != 404:
+            raise
+        merged = None
+    except (decode.DecodeError, yaml.YAMLError):
+        merged = None  # the server refuses bad versions; an unreadable one is replaced
+    merged = {**(merged if isinstance(merged, dict) else {}), **images}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": IMAGES_CONFIGMAP, "namespace": IMAGES_NAMESPACE},
+        "data": {IMAGES_KEY: yaml.safe_dump(merged, sort_keys=True, default_flow_style=False)},
+    }
+    source = Manifest(obj, last.source, last.doc_index, last.line, {})
+    return [Target(source, kind, IMAGES_NAMESPACE, IMAGES_CONFIGMAP)]
 
 
 def targets(

@@ -88,6 +88,21 @@ def mapped(name: str, spec: Mapping[str, object] | Sequence[str]) -> Image:
     return Image(name, _strings(spec, f"agent.images[{name}]"), (), False)
 
 
+def mappings(value: object, where: str = "agent.images") -> dict[str, Image]:
+    """A whole `agent.images` mapping (image name -> argv or spec), checked."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MappingError(f"{where}: expected a mapping of image name to command")
+    out = {}
+    for name, spec in value.items():
+        n = normalize(str(name))
+        if not isinstance(spec, Mapping | list):
+            raise MappingError(f"{where}[{name}]: expected a list of strings or a mapping")
+        out[n] = mapped(n, spec)
+    return out
+
+
 def _strings(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -136,15 +151,20 @@ class ImageRegistry:
 
     def __init__(self, extra: Mapping[str, Mapping[str, object] | Sequence[str]] | None = None):
         self._images = builtin_images()
-        for name, spec in (extra or {}).items():
-            n = normalize(name)
-            self._images[n] = mapped(n, spec)
+        self._images.update(mappings(extra or {}))
+        self._runtime: dict[str, Image] = {}
+        """Mappings changed while svcnet runs (the svcnet-images ConfigMap); they win."""
+
+    def set_runtime(self, images: Mapping[str, Image]) -> None:
+        """Replace the run-time mappings; pods created afterwards use them."""
+        self._runtime = dict(images)
 
     def resolve(self, image: str) -> Image | None:
-        return self._images.get(normalize(image))
+        n = normalize(image)
+        return self._runtime.get(n) or self._images.get(n)
 
     def names(self) -> list[str]:
-        return sorted(self._images)
+        return sorted({*self._images, *self._runtime})
 
 
 __all__ = ["READY_FD_ENV", "Image", "ImageRegistry", "builtin_images", "normalize"]

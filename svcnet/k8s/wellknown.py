@@ -22,6 +22,12 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 # --- kubectl ---------------------------------------------------------------------
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+# --- svcnet ------------------------------------------------------------------------
+
+IMAGES_NAMESPACE, IMAGES_CONFIGMAP, IMAGES_KEY = "kube-system", "svcnet-images", "images.yaml"
+"""The ConfigMap whose `images.yaml` maps image names to local commands while svcnet
+runs, over `agent.images` (`svcnet apply` writes it from a svcnet.yaml it is given)."""
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 

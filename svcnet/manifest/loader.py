@@ -97,8 +97,10 @@ def _yaml_error(source: str, e: yaml.YAMLError) -> ManifestError:
     return ManifestError(f"error parsing {source}: error converting YAML to JSON: {detail}")
 
 
-def load_text(text: str, source: str) -> list[Manifest]:
-    """Parse one file's text; raise ManifestError naming file:line:column."""
+def load_text(text: str, source: str, configs: list[Manifest] | None = None) -> list[Manifest]:
+    """Parse one file's text; raise ManifestError naming file:line:column.
+    SvcnetConfiguration documents are not manifests: they go to `configs` when
+    it is given (for `svcnet apply`'s image mappings), else nowhere."""
     try:
         nodes = decode.compose_all(text)
     except yaml.YAMLError as e:
@@ -128,6 +130,8 @@ def load_text(text: str, source: str) -> list[Manifest]:
                 f"[{', '.join(f'{f} not set' for f in missing)}]"
             )
         if data["kind"] == CONFIG_KIND:
+            if configs is not None:
+                configs.append(Manifest(data, source, i, line, positions))
             continue
         if data["kind"] == "List" or data["kind"].endswith("List"):
             for j, item in enumerate(data.get("items") or []):
@@ -155,7 +159,9 @@ def _files(path: Path, recursive: bool) -> list[Path]:
     return [path]
 
 
-def load_paths(paths: list[str], *, recursive: bool = False) -> list[Manifest]:
+def load_paths(
+    paths: list[str], *, recursive: bool = False, configs: list[Manifest] | None = None
+) -> list[Manifest]:
     """Read every manifest from files, directories and `-`, or raise for the first bad one.
 
     Nothing is returned unless everything parsed, so a caller can apply all or
@@ -164,7 +170,7 @@ def load_paths(paths: list[str], *, recursive: bool = False) -> list[Manifest]:
     out: list[Manifest] = []
     for p in paths:
         if p == "-":
-            out.extend(load_text(sys.stdin.read(), "STDIN"))
+            out.extend(load_text(sys.stdin.read(), "STDIN", configs))
             continue
         path = Path(p)
         if not path.exists():
@@ -179,7 +185,7 @@ def load_paths(paths: list[str], *, recursive: bool = False) -> list[Manifest]:
                 text = f.read_text()
             except (OSError, UnicodeDecodeError) as e:
                 raise ManifestError(f"error reading {f}: {e}") from None
-            out.extend(load_text(text, _display(f)))
+            out.extend(load_text(text, _display(f), configs))
     return out
 
 

@@ -7,7 +7,10 @@ import ipaddress
 import re
 from typing import Any
 
+from svcnet.images import MappingError
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.wellknown import IMAGES_KEY
+from svcnet.registry import imagemap
 from svcnet.registry.errors import Cause
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -568,6 +571,11 @@ def configmap(obj: Obj) -> list[Cause]:
         errs.append(
             Cause("", "FieldValueTooLong", f"Too long: must have at most {MAX_DATA_BYTES} bytes")
         )
+    elif imagemap.is_images_configmap(obj):
+        try:
+            imagemap.read(obj)
+        except MappingError as e:
+            errs.append(Cause(f"data[{IMAGES_KEY}]", "FieldValueInvalid", f"Invalid value: {e}"))
     return errs
 
 
