@@ -43,7 +43,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run containers of IMAGE as COMMAND (split as a shell would), over "
         "agent.images; repeatable",
     )
-    p.add_argument("--dns-port", type=int, default=None, metavar="N")
+    p.add_argument("--dns-port", type=int, default=None, metavar="N", help="dns.port")
+    p.add_argument(
+        "--dns-host", default=None, metavar="ADDR", help="dns.host: the host-facing DNS address"
+    )
+    p.add_argument(
+        "--dns-cluster-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dns.cluster_port: the kube-dns Service's port on its ClusterIP",
+    )
     p.add_argument("--api-port", type=int, default=None, metavar="N")
     p.add_argument("--service-cidr", default=None, metavar="CIDR")
     p.add_argument("--pod-cidr", default=None, metavar="CIDR")
@@ -98,6 +108,10 @@ def build_settings(args: argparse.Namespace) -> Settings:
     settings = load(config_file_for(args))
     if args.dns_port is not None:
         settings.dns.port = args.dns_port
+    if args.dns_host:
+        settings.dns.host = args.dns_host
+    if args.dns_cluster_port is not None:
+        settings.dns.cluster_port = args.dns_cluster_port
     if args.api_port is not None:
         settings.api.port = args.api_port
     if args.service_cidr:

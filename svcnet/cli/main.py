@@ -169,6 +169,14 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     kubeconfig.add_arguments(
         sub.add_parser("kubeconfig", help="print (or --merge) a kubeconfig for real kubectl")
     )
+    from svcnet.cli import hostdns
+
+    hostdns.add_arguments(
+        sub.add_parser(
+            "dns",
+            help="send this machine's lookups of cluster.local to svcnet (print, apply, undo)",
+        )
+    )
     return parser
 
 
@@ -234,6 +242,10 @@ def main(argv: list[str] | None = None, commands: Sequence[Command] = ()) -> int
         from svcnet.cli import kubeconfig
 
         return kubeconfig.kubeconfig(args)
+    if args.verb == "dns":
+        from svcnet.cli import hostdns
+
+        return hostdns.hostdns(args)
     return _run_client(args, _verb(args.verb))
 
 

@@ -57,6 +57,13 @@ query_log = logging.getLogger("svcnet.dns.query")
 """One DEBUG line per query (CoreDNS's ``log`` plugin): enable this logger to see them."""
 
 _BIND_ATTEMPTS = 20
+HOST_FLAGS = ("--dns-port (dns.port)", "--dns-host (dns.host)")
+"""The `svcnet up` flags (and settings) that move the host-facing listener."""
+CLUSTER_FLAGS = (
+    "--dns-cluster-port (dns.cluster_port)",
+    "--service-cidr (network.service_cidr; kube-dns is its tenth address)",
+)
+"""Those that move the kube-dns ClusterIP listener."""
 
 
 class DnsServer:
@@ -126,14 +133,14 @@ class DnsServer:
         self._running = True
         self.index.start()
         wanted = [
-            (self.settings.dns.host, self.settings.dns.port),
-            self.settings.kube_dns,
+            (self.settings.dns.host, self.settings.dns.port, HOST_FLAGS),
+            (*self.settings.kube_dns, CLUSTER_FLAGS),
         ]
         try:
-            for host, port in wanted:
+            for host, port, flags in wanted:
                 if (host, port) in self._addresses:
                     continue
-                self._addresses.append((host, await self._listen(host, port)))
+                self._addresses.append((host, await self._listen(host, port, flags)))
         except BaseException:
             await self.stop()
             raise
@@ -153,7 +160,7 @@ class DnsServer:
             logger.warning("dns.upstream: ignoring our own listening address(es)")
         return kept
 
-    async def _listen(self, host: str, port: int) -> int:
+    async def _listen(self, host: str, port: int, flags: tuple[str, str]) -> int:
         """Bind UDP and TCP on one port (the same ephemeral one when port is 0)."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -163,7 +170,7 @@ class DnsServer:
                 sock.bind((host, port))
             except OSError as e:
                 sock.close()
-                raise bind_error(e, host, port, "udp") from e
+                raise bind_error(e, host, port, "udp", flags) from e
             udp = UdpListener(self, sock)
             bound = udp.sockname[1]
             try:
@@ -178,7 +185,7 @@ class DnsServer:
                 udp.close()
                 if port == 0 and e.errno == errno.EADDRINUSE:
                     continue  # the ephemeral UDP port is taken for TCP: try another
-                raise bind_error(e, host, bound, "tcp") from e
+                raise bind_error(e, host, bound, "tcp", flags) from e
             self._udp.append(udp)
             self._tcp.append(tcp)
             return bound

@@ -216,8 +216,12 @@ class DnsTcpProtocol(asyncio.Protocol):
             self.close()
 
 
-def bind_error(exc: OSError, host: str, port: int, proto: str) -> OSError:
-    """Reword a bind failure into what happened, where, and how to fix it."""
+def bind_error(
+    exc: OSError, host: str, port: int, proto: str, flags: tuple[str, str] = ("", "")
+) -> OSError:
+    """Reword a bind failure into what happened, where, and how to fix it. `flags`:
+    the `svcnet up` flags that move this listener (port, address)."""
+    port_flag, host_flag = flags
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     msg = f"cannot listen for DNS on {where}/{proto}: {exc.strerror or exc}"
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -225,16 +229,16 @@ def bind_error(exc: OSError, host: str, port: int, proto: str) -> OSError:
             "; ports below 1024 need root or CAP_NET_BIND_SERVICE: run as root, "
             "grant the capability (`sudo setcap cap_net_bind_service=+ep <python>`), or "
             "allow it for everyone with `sudo sysctl net.ipv4.ip_unprivileged_port_start=53`; "
-            "or pick another port (--dns-port)"
+            f"or pick another port ({port_flag})"
         )
     elif exc.errno == errno.EADDRINUSE:
         msg += (
             "; another DNS server (systemd-resolved, dnsmasq, another svcnet) already "
-            "listens there: stop it or pick another port (--dns-port)"
+            f"listens there: stop it or pick another port ({port_flag})"
         )
     elif exc.errno == errno.EADDRNOTAVAIL:
         msg += (
             f"; {host} is not a local address here (on macOS add it first: "
-            f"`sudo ifconfig lo0 alias {host}`)"
+            f"`sudo ifconfig lo0 alias {host}`, or pick another address: {host_flag})"
         )
     return OSError(exc.errno, msg)
