@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import logging
 import os
@@ -22,7 +23,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -375,7 +376,7 @@ def raise_fd_limit() -> int:
     return int(soft)
 
 
-async def run(settings: Settings, fresh: bool = False) -> int:
+async def run(settings: Settings, fresh: bool = False, companion: Sequence[str] = ()) -> int:
     t0 = time.monotonic()
     raise_fd_limit()
     path = Path(settings.state_dir) if settings.state_dir else None
@@ -389,7 +390,7 @@ async def run(settings: Settings, fresh: bool = False) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
-        return await _run(settings, statedir, earlier, fresh, t0)
+        return await _run(settings, statedir, earlier, fresh, t0, companion)
     finally:
         statedir.release()
 
@@ -400,8 +401,10 @@ async def _run(
     earlier: state.Earlier | None,
     fresh: bool,
     t0: float,
+    companion: Sequence[str] = (),
 ) -> int:
     who = statedir.owner
+    helper: asyncio.subprocess.Process | None = None
     try:
         creds = credentials.ensure(statedir, *api_names(settings))
     except (OSError, ValueError) as e:
@@ -473,7 +476,23 @@ async def _run(
             print(f"svcnet ready in {time.monotonic() - t0:.2f}s: {names}", flush=True)
             for line in daemon.access_lines():
                 print("  " + line, flush=True)
+            if companion:
+                env = dict(
+                    os.environ,
+                    SVCNET_SERVER=daemon.api.url,
+                    **{state.STATE_DIR_ENV: str(statedir.path)},
+                )
+                helper = await asyncio.create_subprocess_exec(
+                    *companion, env=env, preexec_fn=_die_with_parent
+                )
         await daemon.stopping.wait()
+        if helper is not None and helper.returncode is None:
+            helper.terminate()
+            try:
+                await asyncio.wait_for(helper.wait(), 5)
+            except TimeoutError:
+                helper.kill()
+                await helper.wait()
         await tasks.stop()
         print("svcnet stopping", file=sys.stderr, flush=True)
         return 0
@@ -483,15 +502,26 @@ async def _run(
             loop.remove_signal_handler(sig)
 
 
-def serve(settings: Settings, fresh: bool = False) -> int:
-    """`svcnet up`: run in the foreground until SIGINT/SIGTERM."""
+def _die_with_parent() -> None:
+    # The companion goes with the daemon even after a SIGKILL of the daemon.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def serve(settings: Settings, fresh: bool = False, companion: Sequence[str] = ()) -> int:
+    """`svcnet up`: run in the foreground until SIGINT/SIGTERM. `companion`: a
+    command started once svcnet is ready and stopped with it (`svcnet up
+    --watch` runs `svcnet apply --watch` so), with SVCNET_SERVER and
+    SVCNET_STATE_DIR pointing at this cluster."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run(settings, fresh))
+        return asyncio.run(run(settings, fresh, companion))
     with contextlib.suppress(KeyboardInterrupt):
-        return uvloop.run(run(settings, fresh))
+        return uvloop.run(run(settings, fresh, companion))
     return 130

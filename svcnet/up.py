@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--config", default=None, metavar="FILE", help="settings file (svcnet.yaml)")
     p.add_argument(
+        "--watch",
+        action="store_true",
+        help="apply the manifests again as they change, restart pods whose mapped "
+        "program files change (as svcnet apply --watch)",
+    )
+    p.add_argument(
         "--image",
         action="append",
         default=[],
@@ -161,4 +167,13 @@ def up(args: argparse.Namespace) -> int:
         logging.getLogger("svcnet.dns.query").setLevel(logging.DEBUG)
     from svcnet import daemon  # type: ignore[attr-defined,unused-ignore]
 
-    return int(daemon.serve(settings, fresh=args.fresh))
+    companion: list[str] = []
+    if args.watch:
+        # The dev loop is `svcnet apply --watch` on the same files, against this
+        # cluster: one implementation of re-applying, with apply's errors.
+        companion = [sys.executable, "-m", "svcnet", "apply", "--watch", "--changes-only"]
+        companion += [a for p in settings.manifests for a in ("-f", p)]
+        if not settings.manifests:
+            sys.stderr.write("svcnet: --watch needs manifests to watch (-f PATH)\n")
+            return 2
+    return int(daemon.serve(settings, fresh=args.fresh, companion=companion))

@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -63,14 +64,40 @@ class Target:
         return status_error_text(wrapped.status, self.manifest.where)
 
 
-def _targets(args: argparse.Namespace, client: Client) -> list[Target]:
-    configs: list[Manifest] = []
+def _targets(
+    args: argparse.Namespace, client: Client, configs: list[Manifest] | None = None
+) -> list[Target]:
+    configs = [] if configs is None else configs
     manifests = load_paths(args.filename, recursive=args.recursive, configs=configs)
     # Image mappings first, so that pods this apply creates already run with them.
     return [
         *image_targets(client, configs),
         *targets(client, manifests, args.namespace, args.explicit_namespace),
     ]
+
+
+def _beside(spec: object, m: Manifest) -> object:
+    """A mapping's relative paths to files beside its svcnet.yaml, made absolute: a
+    container runs in a directory of its own, where `app.py` would not be."""
+    if m.source == "STDIN":
+        return spec
+    base = Path(m.source).resolve().parent
+
+    def fix(arg: object) -> object:
+        if isinstance(arg, str) and arg and not arg.startswith("/"):
+            path = (base / arg).resolve()
+            if path.is_file() and path.is_relative_to(base):
+                return str(path)
+        return arg
+
+    if isinstance(spec, list):
+        return [fix(a) for a in spec]
+    if isinstance(spec, dict):
+        return {
+            k: [fix(a) for a in v] if k in ("command", "args") and isinstance(v, list) else v
+            for k, v in spec.items()
+        }
+    return spec
 
 
 def image_targets(client: Client, configs: list[Manifest]) -> list[Target]:
@@ -89,7 +116,7 @@ def image_targets(client: Client, configs: list[Manifest]) -> list[Target]:
                     f"error validating {m.where('agent.images')}: agent.images: expected a "
                     "mapping of image name to command"
                 )
-            images.update(found)
+            images.update({k: _beside(v, m) for k, v in found.items()})
             last = m
     if last is None:
         return []
@@ -270,16 +297,34 @@ def apply_targets(
 
 
 def apply(args: argparse.Namespace, client: Client) -> int:
+    failed = False
     try:
         found = _targets(args, client)
-        apply_targets(client, found, lambda line: print(line, flush=True))
+        quiet = getattr(args, "changes_only", False)
+        apply_targets(
+            client,
+            found,
+            lambda line: None if quiet and line.endswith(" unchanged") else print(line, flush=True),
+        )
     except ManifestError as e:
         sys.stderr.write(f"error: {e}\n")
-        return 1
+        failed = True
     except ApplyError as e:
         sys.stderr.write(str(e))
-        return 1
-    return 0
+        failed = True
+    if not getattr(args, "watch", False):
+        return 1 if failed else 0
+    from svcnet.cli import watch
+
+    def once(configs: list[Manifest]) -> list[str]:
+        try:
+            return apply_targets(client, _targets(args, client, configs))
+        except ManifestError as e:
+            raise ManifestError(f"error: {e}") from None
+        except ApplyError as e:
+            raise ManifestError(str(e).rstrip("\n")) from None
+
+    return watch.run(args, client, once)
 
 
 # --- delete ---------------------------------------------------------------------

@@ -77,6 +77,13 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     p = sub.add_parser("apply", parents=[plain], help="apply manifests (create or update)")
     p.add_argument("-f", "--filename", action="append", required=True, metavar="PATH")
     p.add_argument("-R", "--recursive", action="store_true")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep applying the files as they change, and restart the pods of mapped "
+        "programs that change (Ctrl-C stops)",
+    )
+    p.add_argument("--changes-only", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("delete", parents=[plain], help="delete objects by file or by name")
     p.add_argument("-f", "--filename", action="append", metavar="PATH")

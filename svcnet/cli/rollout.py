@@ -164,17 +164,26 @@ def restart(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> 
             "(run rollout resume first)\n"
         )
         return 1
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    restart_deployment(client, kind, args.namespace, name)
+    print(f"{kind_name(kind)}/{name} restarted")
+    return 0
+
+
+def restart_deployment(
+    client: Client, kind: Kind, namespace: str, name: str, precise: bool = False
+) -> None:
+    """kubectl's restart: a new restartedAt in the pod template starts a rollout.
+    `precise`: with microseconds, so two restarts within a second both roll."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ"
+    now = dt.datetime.now(dt.UTC).strftime(fmt)
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
     client.call(
         "PATCH",
-        path,
+        kind.object_path(namespace, name),
         query={"fieldManager": "kubectl-rollout"},
         body=patch,
         content_type=STRATEGIC_MERGE_PATCH,
     )
-    print(f"{kind_name(kind)}/{name} restarted")
-    return 0
 
 
 # --- pause and resume --------------------------------------------------------------

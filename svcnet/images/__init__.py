@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from svcnet.k8s.names import normalize_image as normalize
+
 _HERE = Path(__file__).resolve().parent
 
 READY_FD_ENV = "SVCNET_READY_FD"
@@ -109,23 +111,6 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise MappingError(f"{where}: expected a list of strings")
     return tuple(str(v) for v in value)
-
-
-def normalize(image: str) -> str:
-    """`docker.io/library/nginx:1.25@sha256:..` -> `nginx`; `gihyodocker/echo:latest` ->
-    `gihyodocker/echo`."""
-    name = image.strip().partition("@")[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        name = name[:colon]
-    first, sep, rest = name.partition("/")
-    # A first component with a dot or port, or `localhost`, is a registry host.
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        name = rest
-    if name.startswith("library/"):
-        name = name[len("library/") :]
-    return name.lower()
 
 
 def _script(file: str) -> tuple[str, ...]:

@@ -22,3 +22,20 @@ def random_suffix(n: int = 5) -> str:
 def generate_name(base: str) -> str:
     """SimpleNameGenerator: cut the base to 58 characters, add 5 random ones."""
     return base[:MAX_GENERATED_NAME_LENGTH] + random_suffix()
+
+
+def normalize_image(image: str) -> str:
+    """`docker.io/library/nginx:1.25@sha256:..` -> `nginx`; `gihyodocker/echo:latest` ->
+    `gihyodocker/echo`."""
+    name = image.strip().partition("@")[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    first, sep, rest = name.partition("/")
+    # A first component with a dot or port, or `localhost`, is a registry host.
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        name = rest
+    if name.startswith("library/"):
+        name = name[len("library/") :]
+    return name.lower()

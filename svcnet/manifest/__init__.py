@@ -11,6 +11,6 @@ Documents of kind ``SvcnetConfiguration`` (config/svcnet.yaml) are daemon
 settings, not objects, and are skipped.
 """
 
-from svcnet.manifest.loader import Manifest, ManifestError, load_paths, load_text
+from svcnet.manifest.loader import Manifest, ManifestError, load_paths, load_text, manifest_files
 
-__all__ = ["Manifest", "ManifestError", "load_paths", "load_text"]
+__all__ = ["Manifest", "ManifestError", "load_paths", "load_text", "manifest_files"]

@@ -152,7 +152,8 @@ def load_text(text: str, source: str, configs: list[Manifest] | None = None) -> 
     return out
 
 
-def _files(path: Path, recursive: bool) -> list[Path]:
+def manifest_files(path: Path, recursive: bool) -> list[Path]:
+    """The manifest files `-f path` names (a directory: its .yaml, .yml and .json)."""
     if path.is_dir():
         pattern = "**/*" if recursive else "*"
         return sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix in EXTENSIONS)
@@ -175,7 +176,7 @@ def load_paths(
         path = Path(p)
         if not path.exists():
             raise ManifestError(f'the path "{p}" does not exist')
-        files = _files(path, recursive)
+        files = manifest_files(path, recursive)
         if path.is_dir() and not files:
             raise ManifestError(
                 f"error reading [{p}]: recognized file extensions are [{' '.join(EXTENSIONS)}]"
