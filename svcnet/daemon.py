@@ -467,12 +467,18 @@ async def _run(
                 f"{kinds.BY_KIND[o['kind']].singular}/{o['metadata']['name']}" for o in applied
             )
             if not names:
-                names = (
-                    "no objects in the manifests"
-                    if settings.manifests
-                    else "an empty cluster, kube-dns and the kubernetes Service only (no -f "
-                    "given and no config/ here); add objects with svcnet apply -f or kubectl"
-                )
+                if settings.manifests:
+                    names = "no objects in the manifests"
+                elif restored:
+                    names = (
+                        f"no manifests (no -f given and no config/ here); the {restored} "
+                        "objects the last run kept"
+                    )
+                else:
+                    names = (
+                        "an empty cluster, kube-dns and the kubernetes Service only (no -f "
+                        "given and no config/ here); add objects with svcnet apply -f or kubectl"
+                    )
             print(f"svcnet ready in {time.monotonic() - t0:.2f}s: {names}", flush=True)
             for line in daemon.access_lines():
                 print("  " + line, flush=True)
