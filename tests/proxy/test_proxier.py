@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections import Counter
+from collections.abc import Iterable
 
 import aiohttp
 import pytest
@@ -309,3 +310,45 @@ async def test_stats_count_connections(
     st = proxier.stats()[KEY]
     assert (st.connections, st.failures, st.retries, st.endpoints) == (5, 0, 0, 1)
     assert st.listeners == ((net.cluster_ip, 80),)
+
+
+class RecordingMaps:
+    """The socket hooks' map interface, recording each write (kernel/sockhooks.py
+    does these as bpf(2) map updates)."""
+
+    def __init__(self) -> None:
+        self.services: dict[tuple[str, int, str], list[tuple[str, int]]] = {}
+
+    def set_service(
+        self,
+        frontend_ip: str,
+        port: int,
+        protocol: str,
+        backends: Iterable[tuple[str, int]],
+        affinity_timeout: int | None = None,
+    ) -> None:
+        self.services[(frontend_ip, port, protocol)] = list(backends)
+
+    def remove_service(self, frontend_ip: str, port: int, protocol: str) -> None:
+        self.services.pop((frontend_ip, port, protocol), None)
+
+
+async def test_the_socket_hooks_maps_follow_endpoints_in_the_same_event(
+    net: Net, settings: Settings, store: Store
+) -> None:
+    # No wait at all between an Endpoints change and the maps: the proxier
+    # writes them in the store's subscriber call, before the write returns.
+    maps = RecordingMaps()
+    p = Proxier(settings, store, maps=maps)
+    await p.start()
+    try:
+        store.create(service(cluster_ip=net.cluster_ip))
+        a, b = (net.ip(31), 8080), (net.ip(32), 8080)
+        store.create(endpoints(ready=[a, b]))
+        assert maps.services[(net.cluster_ip, 80, "TCP")] == [a, b]
+        store.update(endpoints(ready=[b], not_ready=[a]))
+        assert maps.services[(net.cluster_ip, 80, "TCP")] == [b]
+        store.update(endpoints())
+        assert (net.cluster_ip, 80, "TCP") not in maps.services
+    finally:
+        await p.stop()
