@@ -453,3 +453,17 @@ def reap(left: Leftover) -> Leftover:
     for d in left.dirs:
         _rmdir(d)
     return left
+
+
+def procs_files_of(pid: int) -> list[Path]:
+    """The cgroup.procs files of the cgroups `pid` is in, one per hierarchy (v2 and
+    v1 alike): writing a pid to each moves that process beside it."""
+    mountinfo = Path("/proc/self/mountinfo").read_text()
+    where = own_cgroups(Path(f"/proc/{pid}/cgroup").read_text())
+    out = []
+    for h in hierarchies(mountinfo):
+        key = V2 if h.version == 2 else next((c for c in sorted(h.controllers) if c in where), "")
+        path = where.get(key)
+        if path is not None:
+            out.append(h.mount / path.lstrip("/") / "cgroup.procs")
+    return out

@@ -4,6 +4,7 @@ Python's socket module) and the seed's echo Service."""
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 
 import pytest
@@ -51,12 +52,29 @@ def test_service_variables(cluster: Cluster) -> None:
 
 def test_exit_status_and_signals_are_the_commands(cluster: Cluster) -> None:
     assert cluster.cli("exec", "--", "sh", "-c", "exit 7").returncode == 7
-    # The command replaced the CLI's process: its death by a signal is the caller's to see.
+    # Its death by a signal is the caller's to see, as if the CLI were the command.
     killed = cluster.cli("exec", "--", "sh", "-c", "kill -TERM $$")
     assert killed.returncode == -signal.SIGTERM
     missing = cluster.cli("exec", "--", "no-such-command-here")
     assert missing.returncode == 127
     assert "no-such-command-here: command not found" in missing.stderr
+
+
+def test_as_root_the_command_has_a_pod_identity_of_its_own(cluster: Cluster) -> None:
+    # Its connections leave from an IP of the pod CIDR (a session pod's, as
+    # `kubectl debug` makes one), so servers and ClientIP affinity see it; the
+    # session pod goes when the command ends.
+    py = (
+        "import socket; s = socket.create_connection(('echo', 80)); "
+        "print(s.getsockname()[0], s.getpeername()[0])"
+    )
+    out = cluster.cli("exec", "--", "python3", "-c", py)
+    assert out.returncode == 0, out.stderr
+    source, peer = out.stdout.split()
+    assert ipaddress.ip_address(source) in ipaddress.ip_network(cluster.pod_cidr)
+    assert peer == echo_ip(cluster)  # getpeername shows the ClusterIP, as in a pod
+    left = cluster.cli("get", "pods", "-l", "svcnet.dev/exec-session", "-o", "name")
+    assert left.stdout == "", left.stdout
 
 
 def test_a_pod_name_points_to_kubectl_exec(cluster: Cluster) -> None:
