@@ -117,7 +117,10 @@ def run(
                 sys.stderr.flush()
                 continue
             programs = mapped_programs(configs)
-            seen_programs = stamp(list(programs))
+            # Files watched already keep the stamp they had: one edited while
+            # the manifests were being applied is still seen as changed.
+            fresh = stamp(list(programs))
+            seen_programs = {p: seen_programs.get(p, st) for p, st in fresh.items()}
         now_programs = stamp(list(programs))
         if now_programs != seen_programs:
             changed = [p for p in programs if now_programs.get(p) != seen_programs.get(p)]

@@ -140,15 +140,15 @@ def test_the_dev_loop(cluster: Cluster, app: Path, watcher: Watcher) -> None:
     assert served(cluster, ip, "v1 world") == "v1 world"
     assert time.monotonic() - t0 < 2
 
-    # A manifest: applied again, one line for what changed.
+    # A manifest and the mapped program, saved together: the manifest is
+    # applied again (one line for what changed), and the program's Deployment
+    # rolls; an edit made while the other is handled is not lost.
     t0 = time.monotonic()
     (app / "app.yaml").write_text(APP.format(level="debug"))
-    assert watcher.line(timeout=2) == "configmap/app-settings configured"
-    assert time.monotonic() - t0 < 2
-
-    # The mapped program: its Deployment rolls, and the new version answers.
     (app / "server.py").write_text(SERVER.replace('VERSION = "v1"', 'VERSION = "v2"'))
+    assert watcher.line(timeout=2) == "configmap/app-settings configured"
     assert watcher.line(timeout=2) == "deployment.apps/app restarted (server.py changed)"
+    assert time.monotonic() - t0 < 2
     assert served(cluster, ip, "v2 world", within=30) == "v2 world"
 
     # A broken file: apply's error, and the objects keep serving.
