@@ -36,6 +36,8 @@ from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 
 CONFIG_RETRY = 1.0
+PULL_BACKOFF_INITIAL, PULL_BACKOFF_MAX = 10.0, 300.0
+"""The kubelet's image pull back-off: 10 s, doubling, at most 5 min."""
 """Seconds between attempts to configure a container whose ConfigMap, Secret or key is missing."""
 
 
@@ -139,22 +141,47 @@ class ContainerRunner:
 
     # --- the loop ------------------------------------------------------------
 
+    async def _pull_backoff(self, e: ContainerConfigError, pulls: int) -> None:
+        """An image svcnet cannot run, as the kubelet treats a failed pull:
+        ErrImagePull, then ImagePullBackOff for a back-off that doubles from 10 s
+        to 5 min, then another try. A mapping added while svcnet runs (the
+        svcnet-images ConfigMap) is found at the next try."""
+        # svcnet's reason up front, where the kubelet would name a registry's error.
+        self._pod.event("Warning", "Failed", f"Error: {e}")
+        self._pod.changed()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), CONFIG_RETRY)
+        if self._stopping.is_set():
+            return
+        delay = min(PULL_BACKOFF_MAX, PULL_BACKOFF_INITIAL * 2 ** (pulls - 1))
+        self._state = {
+            "waiting": {
+                "reason": "ImagePullBackOff",
+                "message": f'Back-off pulling image "{self.image}": {e}',
+            }
+        }
+        self._pod.event("Normal", "BackOff", f'Back-off pulling image "{self.image}"')
+        self._pod.event("Warning", "Failed", "Error: ImagePullBackOff")
+        self._pod.changed()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
     async def run(self) -> None:
         said = ""
+        pulls = 0
         while not self._stopping.is_set():
             try:
                 spec, self.image_id = self._pod.launch_spec(self.spec)
             except ContainerConfigError as e:
                 self._state = {"waiting": {"reason": e.reason, "message": e.message}}
+                if e.reason == "ErrImagePull":
+                    pulls += 1
+                    await self._pull_backoff(e, pulls)
+                    continue
                 if e.message != said:
                     said = e.message
-                    # The kubelet's words for a config error; svcnet's reason up front
-                    # for an image it lacks, which the kubelet would say differently.
-                    text = e.message if e.reason == "CreateContainerConfigError" else str(e)
-                    self._pod.event("Warning", "Failed", f"Error: {text}")
+                    self._pod.event("Warning", "Failed", f"Error: {e.message}")
                 self._pod.changed()
-                if e.reason != "CreateContainerConfigError":
-                    return  # an image svcnet lacks does not appear while it runs
                 # A ConfigMap or Secret may still come (apply order is the user's):
                 # look again, as the kubelet's pod sync does.
                 with contextlib.suppress(TimeoutError):

@@ -301,6 +301,19 @@ async def test_unknown_image_waits_and_agent_keeps_serving(agent: Agent, store: 
     assert 'no built-in image "docker.io/foo/bar:1"' in waiting["message"]
     assert "agent.images" in waiting["message"]
     assert pod["status"]["phase"] == "Pending"
+    # Then the kubelet's back-off before the next try.
+    pod = await wait_pod(
+        store,
+        "mystery",
+        lambda p: (
+            (container_status(p, "m").get("state") or {}).get("waiting", {}).get("reason")
+            == "ImagePullBackOff"
+        ),
+    )
+    message = container_status(pod, "m")["state"]["waiting"]["message"]
+    assert message.startswith(
+        'Back-off pulling image "docker.io/foo/bar:1": ErrImagePull: svcnet has no built-in image'
+    )
     with pytest.raises(NodeApiError, match=r'container "m" in pod "mystery" is waiting to start'):
         agent.logs("default", "mystery", "m")
 

@@ -91,7 +91,7 @@ def test_an_unmapped_image_says_how_to_map_it(cluster: Cluster, tmp_path: Path) 
     (tmp_path / "p.yaml").write_text(WEB.format(name="unmapped", image="nowhere"))
     assert cluster.cli("apply", "-f", str(tmp_path / "p.yaml")).returncode == 0
     reason = "{.status.containerStatuses[0].state.waiting.reason}"
-    out = cluster.cli("wait", f"--for=jsonpath={reason}=ErrImagePull", "pod/unmapped")
+    out = cluster.cli("wait", f"--for=jsonpath={reason}=ImagePullBackOff", "pod/unmapped")
     assert out.returncode == 0, out.stderr
     message = cluster.cli(
         "get", "pod", "unmapped", "-o",
@@ -99,7 +99,16 @@ def test_an_unmapped_image_says_how_to_map_it(cluster: Cluster, tmp_path: Path) 
         "{.status.containerStatuses[0].state.waiting.message}",
     ).stdout  # fmt: skip
     assert message == (
-        'ErrImagePull: svcnet has no built-in image "example/nowhere:1" and the container has '
-        "no command; map it under agent.images in a svcnet.yaml (svcnet apply -f it while "
-        "svcnet runs) or with svcnet up --image example/nowhere=COMMAND"
+        'ImagePullBackOff: Back-off pulling image "example/nowhere:1": ErrImagePull: svcnet has '
+        'no built-in image "example/nowhere:1" and the container has no command; map it under '
+        "agent.images in a svcnet.yaml (svcnet apply -f it while svcnet runs) or with svcnet "
+        "up --image example/nowhere=COMMAND"
     )
+    # Mapped while svcnet runs, the image is found at the next try (the kubelet's
+    # pull back-off: 10 s after the first failure), and the pod starts.
+    (tmp_path / "svcnet.yaml").write_text(
+        config("example/nowhere: [python3, -m, http.server, '8080']")
+    )
+    assert cluster.cli("apply", "-f", str(tmp_path)).returncode == 0
+    out = cluster.cli("wait", "--for=condition=Ready", "pod/unmapped", "--timeout=40s")
+    assert out.returncode == 0, out.stderr
