@@ -141,12 +141,28 @@ def _in_namespace(obj: Obj) -> Obj:
 def apply_all(registry: Registry, manifests: list[Manifest]) -> list[Obj]:
     """Dry-run every object, then apply them: a bad file applies nothing."""
     objs = [with_last_applied(_in_namespace(m.obj)) for m in manifests]  # as svcnet apply does
+    # Documents in order, as kubectl applies them: what lives in a namespace the
+    # same files create cannot be tried before that namespace exists.
+    new_namespaces = {
+        str(o["metadata"].get("name"))
+        for o in objs
+        if o.get("kind") == "Namespace"
+        and registry.store.get("Namespace", "", o["metadata"].get("name")) is None
+    }
     for m, obj in zip(manifests, objs, strict=True):
+        if obj["metadata"].get("namespace") in new_namespaces:
+            continue
         try:
             registry.apply(obj, dry_run=True)
         except ApiError as e:
             raise StartupError(describe_error(m, e)) from None
-    return [registry.apply(obj)[0] for obj in objs]
+    out = []
+    for m, obj in zip(manifests, objs, strict=True):
+        try:
+            out.append(registry.apply(obj)[0])
+        except ApiError as e:
+            raise StartupError(describe_error(m, e)) from None
+    return out
 
 
 def describe_error(m: Manifest, e: ApiError) -> str:
