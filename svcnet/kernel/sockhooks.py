@@ -328,6 +328,18 @@ def _loopback_guard(a: Asm, p: str) -> None:
     a.label(p + "open")
 
 
+def _sk_lookup(a: Asm, helper: Helper) -> None:
+    """R0 = helper(ctx, the ipv4 tuple at _TUPLE, this netns): a socket the
+    kernel would give a packet to (to be released), or NULL."""
+    a.mov(R1, _CTX)
+    a.mov(R2, R10)
+    a.add(R2, _TUPLE)
+    a.mov(R3, 12)  # sizeof(tuple.ipv4)
+    a.mov(R4, -1)  # BPF_F_CURRENT_NETNS
+    a.mov(R5, 0)
+    a.call(helper)
+
+
 def _local_listener(a: Asm, p: str, addr: int, *, udp: bool | None, found: str) -> None:
     """Jump to ``found`` with _DST_IP = the pod's address at ``addr`` when a socket
     of this protocol is bound to exactly that address and _DST_PORT.
@@ -335,16 +347,6 @@ def _local_listener(a: Asm, p: str, addr: int, *, udp: bool | None, found: str) 
     A wildcard socket (a host server on 0.0.0.0) also answers the lookup; its
     bound address tells it apart.
     """
-
-    def lookup(helper: Helper) -> None:
-        a.mov(R1, _CTX)
-        a.mov(R2, R10)
-        a.add(R2, _TUPLE)
-        a.mov(R3, 12)  # sizeof(tuple.ipv4)
-        a.mov(R4, -1)  # BPF_F_CURRENT_NETNS
-        a.mov(R5, 0)
-        a.call(helper)
-
     # struct bpf_sock_tuple.ipv4: no source, so only listeners/bound sockets match.
     a.ldx(W, R1, _POD, addr)
     a.st(W, R10, _TUPLE, 0)
@@ -354,13 +356,13 @@ def _local_listener(a: Asm, p: str, addr: int, *, udp: bool | None, found: str) 
     if udp is None:
         a.ldx(W, R1, _CTX, _CTX_PROTOCOL)
         a.jeq(R1, _IPPROTO_UDP, p + "udp")
-        lookup(Helper.sk_lookup_tcp)
+        _sk_lookup(a, Helper.sk_lookup_tcp)
         a.ja(p + "looked")
         a.label(p + "udp")
-        lookup(Helper.sk_lookup_udp)
+        _sk_lookup(a, Helper.sk_lookup_udp)
         a.label(p + "looked")
     else:
-        lookup(Helper.sk_lookup_udp if udp else Helper.sk_lookup_tcp)
+        _sk_lookup(a, Helper.sk_lookup_udp if udp else Helper.sk_lookup_tcp)
     a.jeq(R0, 0, p + "none")
     a.ldx(W, R1, R0, _SK_SRC_IP4)
     a.stx(DW, R10, _SCRATCH, R1)
@@ -429,13 +431,7 @@ def _listening(a: Asm, p: str, *, found: str) -> None:
     a.st(H, R10, _TUPLE + 8, 0)
     a.ldx(H, R1, R10, _CHOSEN + 4)
     a.stx(H, R10, _TUPLE + 10, R1)
-    a.mov(R1, _CTX)
-    a.mov(R2, R10)
-    a.add(R2, _TUPLE)
-    a.mov(R3, 12)  # sizeof(tuple.ipv4)
-    a.mov(R4, -1)  # BPF_F_CURRENT_NETNS
-    a.mov(R5, 0)
-    a.call(Helper.sk_lookup_tcp)
+    _sk_lookup(a, Helper.sk_lookup_tcp)
     a.jeq(R0, 0, p + "none")
     a.mov(R1, R0)
     a.call(Helper.sk_release)
