@@ -184,10 +184,7 @@ def _run_in_session(
                 os.close(fd)
         for sig in (signal.SIGINT, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
-        if ids is not None:
-            os.setgroups(ids[2])
-            os.setgid(ids[1])
-            os.setuid(ids[0])
+        _become(ids)
 
     # A terminal's ^C and ^\ reach the command itself (same process group);
     # signals sent to this process are passed on.
@@ -234,10 +231,13 @@ def _sudo_caller(env: dict[str, str]) -> tuple[int, int, list[int]] | None:
     return user.pw_uid, user.pw_gid, os.getgrouplist(user.pw_name, user.pw_gid)
 
 
-def _drop_to_sudo_caller(env: dict[str, str]) -> None:
-    """`sudo svcnet exec -- pytest` runs pytest as the user who typed it."""
-    ids = _sudo_caller(env)
+def _become(ids: tuple[int, int, list[int]] | None) -> None:
     if ids is not None:
         os.setgroups(ids[2])
         os.setgid(ids[1])
         os.setuid(ids[0])
+
+
+def _drop_to_sudo_caller(env: dict[str, str]) -> None:
+    """`sudo svcnet exec -- pytest` runs pytest as the user who typed it."""
+    _become(_sudo_caller(env))
