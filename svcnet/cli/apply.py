@@ -76,19 +76,30 @@ def _targets(
     ]
 
 
+def config_dir(m: Manifest) -> Path | None:
+    """The folder of a svcnet.yaml, where its mappings' relative paths point."""
+    return None if m.source == "STDIN" else Path(m.source).resolve().parent
+
+
+def file_beside(base: Path, arg: object) -> Path | None:
+    """The file an argument of a mapping names in `base` (or below), if it is one:
+    the user's own program, never an interpreter elsewhere on the machine."""
+    if not isinstance(arg, str) or not arg:
+        return None
+    path = (base / arg).resolve()
+    return path if path.is_file() and path.is_relative_to(base) else None
+
+
 def _beside(spec: object, m: Manifest) -> object:
     """A mapping's relative paths to files beside its svcnet.yaml, made absolute: a
     container runs in a directory of its own, where `app.py` would not be."""
-    if m.source == "STDIN":
+    base = config_dir(m)
+    if base is None:
         return spec
-    base = Path(m.source).resolve().parent
 
     def fix(arg: object) -> object:
-        if isinstance(arg, str) and arg and not arg.startswith("/"):
-            path = (base / arg).resolve()
-            if path.is_file() and path.is_relative_to(base):
-                return str(path)
-        return arg
+        path = file_beside(base, arg) if isinstance(arg, str) and not arg.startswith("/") else None
+        return str(path) if path is not None else arg
 
     if isinstance(spec, list):
         return [fix(a) for a in spec]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from svcnet.cli.apply import config_dir, file_beside
 from svcnet.cli.client import ApiStatusError, Client
 from svcnet.cli.rollout import restart_deployment
 from svcnet.k8s import kinds
@@ -64,9 +65,9 @@ def mapped_programs(configs: list[Manifest]) -> dict[Path, set[str]]:
     for m in configs:
         agent = m.obj.get("agent")
         images = agent.get("images") if isinstance(agent, dict) else None
-        if not isinstance(images, dict) or m.source == "STDIN":
+        base = config_dir(m)
+        if not isinstance(images, dict) or base is None:
             continue
-        base = Path(m.source).resolve().parent
         for name, spec in images.items():
             argv: list[object] = []
             if isinstance(spec, list):
@@ -74,9 +75,8 @@ def mapped_programs(configs: list[Manifest]) -> dict[Path, set[str]]:
             elif isinstance(spec, dict):
                 argv = [*(spec.get("command") or []), *(spec.get("args") or [])]
             for arg in argv:
-                path = (base / str(arg)).resolve()
-                # Only the user's own files beside the mapping, not interpreters.
-                if path.is_file() and path.is_relative_to(base):
+                path = file_beside(base, arg)
+                if path is not None:
                     out.setdefault(path, set()).add(normalize_image(str(name)))
     return out
 
