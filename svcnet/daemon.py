@@ -39,7 +39,8 @@ from svcnet.controllers import (
     NamespaceController,
     ReplicaSetController,
 )
-from svcnet.controllers.endpointslice import EndpointSliceMirror, ServiceEventRecorder
+from svcnet.controllers.endpointslice import EndpointSliceController, ServiceEventRecorder
+from svcnet.controllers.endpointslicemirroring import EndpointSliceMirroring
 from svcnet.images import MappingError
 from svcnet.k8s import kinds
 from svcnet.k8s.objects import Obj, pod_ready, with_last_applied
@@ -198,7 +199,8 @@ class Daemon:
             LoadBalancerController(self.registry, s.network.load_balancer_cidr),
             GarbageCollector(self.registry),
             NamespaceController(self.registry),
-            EndpointSliceMirror(self.registry),
+            EndpointSliceController(self.registry),
+            EndpointSliceMirroring(self.registry),
             ServiceEventRecorder(self.registry),
         ]
         self.hooks, self.network_problem = socket_hooks(s)

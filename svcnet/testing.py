@@ -32,6 +32,7 @@ from svcnet.credentials import Credentials
 from svcnet.k8s import kinds
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.wellknown import SERVICE_NAME
 from svcnet.manifest import ManifestError, load_paths, load_text
 
 
@@ -176,8 +177,17 @@ def _replicas_ready(rs: Obj | None) -> bool:
     )
 
 
-def _endpoints_ready(ep: Obj | None) -> bool:
-    return ep is not None and any(s.get("addresses") for s in ep.get("subsets") or [])
+def _slices_ready(slices: list[Obj]) -> bool:
+    """Some EndpointSlice of the Service has a ready endpoint (what the proxy and DNS use)."""
+    return any(
+        (e.get("conditions") or {}).get("ready") is not False
+        for s in slices
+        for e in s.get("endpoints") or ()
+    )
+
+
+def _pods_ready(pods: list[Obj]) -> bool:
+    return bool(pods) and all(_is_ready(p) for p in pods)
 
 
 class Scope:
@@ -263,7 +273,7 @@ class Scope:
         ns = self._ns(namespace)
         try:
             if "/" not in target:
-                self._wait_pods(target, ns, timeout)
+                self._wait_selected(kinds.BY_KIND["Pod"], target, ns, timeout, _pods_ready)
                 return
             kind, name = self._kind_name(target)
             done: Callable[[Obj | None], bool]
@@ -274,7 +284,9 @@ class Scope:
             elif kind.kind == "Pod":
                 done = lambda p: p is not None and _is_ready(p)  # noqa: E731
             elif kind.kind == "Service":
-                kind, done = kinds.BY_KIND["Endpoints"], _endpoints_ready
+                slices, selector = kinds.BY_KIND["EndpointSlice"], f"{SERVICE_NAME}={name}"
+                self._wait_selected(slices, selector, ns, timeout, _slices_ready)
+                return
             else:
                 raise SvcnetError(f"wait_ready: no readiness for {kind.plural} ({target})")
             self.client.wait_for(kind, ns if kind.namespaced else None, name, done, timeout)
@@ -284,18 +296,24 @@ class Scope:
                 + self._diagnosis(ns)
             ) from None
 
-    def _wait_pods(self, selector: str, ns: str, timeout: float) -> None:
+    def _wait_selected(
+        self,
+        kind: Kind,
+        selector: str,
+        ns: str,
+        timeout: float,
+        done: Callable[[list[Obj]], bool],
+    ) -> None:
         deadline = time.monotonic() + timeout
-        path = kinds.BY_KIND["Pod"].collection_path(ns)
+        path = kind.collection_path(ns)
         while True:
             listed = self.client.get(path, query={"labelSelector": selector})
-            items = listed["items"]
-            if items and all(_is_ready(p) for p in items):
+            if done(listed["items"]):
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            # Any change to the selected pods ends the watch; then list again.
+            # Any change to the selected objects ends the watch; then list again.
             query = {
                 "labelSelector": selector,
                 "resourceVersion": listed["metadata"]["resourceVersion"],

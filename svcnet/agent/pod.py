@@ -42,6 +42,7 @@ from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
 from svcnet.images import normalize
 from svcnet.k8s import podview
+from svcnet.k8s.endpointslices import ServiceSlices, SliceView
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.kernel import namespaces, tcptable
@@ -302,19 +303,19 @@ class PodWorker:
     # --- stopping --------------------------------------------------------------
 
     def _in_endpoints(self) -> bool:
-        """Whether some Endpoints object still routes to this pod."""
-        for ep in self._node.store.list("Endpoints", self.namespace):
-            for subset in ep.get("subsets") or ():
-                for addr in subset.get("addresses") or ():
-                    if (addr.get("targetRef") or {}).get("uid") == self.uid:
-                        return True
-        return False
+        """Whether some EndpointSlice still lists this pod as ready (new connections
+        may reach it)."""
+        slices = [
+            SliceView.from_obj(s) for s in self._node.store.list("EndpointSlice", self.namespace)
+        ]
+        return ServiceSlices(tuple(slices)).routes_to(self.uid)
 
     async def _wait_out_of_endpoints(self, limit: float) -> None:
-        """Endpoints first, then signals: wait (bounded) until no Endpoints lists the pod.
+        """Endpoints first, then signals: wait (bounded) until no EndpointSlice lists
+        the pod as ready.
 
-        The endpoints controller drops a pod with a deletionTimestamp in the
-        loop turn after the deletion, and the proxy follows Endpoints at once,
+        The EndpointSlice controller marks a pod with a deletionTimestamp not
+        ready in the loop turn after the deletion, and the proxy follows slices at once,
         so this normally takes no time at all; it only orders the two.
         Kubernetes races them; svcnet does not, so no new connection reaches a
         process that is about to get SIGTERM.
@@ -324,7 +325,7 @@ class PodWorker:
         gone = asyncio.Event()
 
         def check(ev: Event) -> None:
-            if ev.kind == "Endpoints" and not self._in_endpoints():
+            if ev.kind == "EndpointSlice" and not self._in_endpoints():
                 gone.set()
 
         unsubscribe = self._node.store.subscribe(check)

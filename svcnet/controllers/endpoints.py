@@ -3,17 +3,23 @@ the same name listing matching pods, ready ones in `addresses`, the others in
 `notReadyAddresses` (k/k pkg/controller/endpoint/endpoints_controller.go).
 
 ExternalName Services and Services without a selector are left alone: their
-Endpoints, if any, are written by users.
+Endpoints, if any, are written by users. Deleting a Service deletes the
+Endpoints object of its name, whoever wrote it, as the endpoints controller
+does. The Endpoints it writes carry ``endpointslice.kubernetes.io/skip-mirror``
+(the EndpointSlice controller makes the slices for a selector Service; the
+mirroring controller must not copy them).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
 from svcnet.k8s import labels
 from svcnet.k8s.objects import Obj, pod_ready
-from svcnet.k8s.wellknown import ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY
+from svcnet.k8s.wellknown import ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY, SKIP_MIRROR
+from svcnet.registry import ApiError
 from svcnet.store import Event
 
 
@@ -110,12 +116,9 @@ class EndpointsController(Controller):
         svc = self.store.get("Service", ns, name)
         current = self.store.get("Endpoints", ns, name)
         if svc is None:
-            if (
-                current is not None
-                and current["metadata"].get("labels", {}).get(ENDPOINTS_MANAGED_BY)
-                == ENDPOINTS_CONTROLLER
-            ):
-                self.registry.delete("Endpoints", ns, name)
+            if current is not None:
+                with contextlib.suppress(ApiError):  # already gone
+                    self.registry.delete("Endpoints", ns, name)
             return
         spec = svc["spec"]
         if spec.get("type") == "ExternalName" or spec.get("selector") is None:
@@ -125,6 +128,7 @@ class EndpointsController(Controller):
         subsets = endpoints_for(svc, pods)
         lab = dict(svc["metadata"].get("labels") or {})
         lab[ENDPOINTS_MANAGED_BY] = ENDPOINTS_CONTROLLER
+        lab[SKIP_MIRROR] = "true"
         if current is None:
             self.registry.create(
                 {

@@ -1,11 +1,22 @@
-"""EndpointSlices mirrored from Endpoints, and Events about Services that reach nothing.
+"""The EndpointSlice controller, and Events about Services that reach nothing.
 
-``EndpointSliceMirror`` plays kube-controller-manager's EndpointSlice
-controller for what svcnet needs: every Endpoints object written by the
-Endpoints controller gets EndpointSlices (one per subset, IPv4) labelled
-``kubernetes.io/service-name``, which is what `kubectl describe svc` lists
-as Endpoints. The Endpoints object stays the source of truth for the proxy
-and DNS; the slices are a read-only view for clients.
+``EndpointSliceController`` plays kube-controller-manager's EndpointSlice
+controller (pkg/controller/endpointslice): every Service with a selector gets
+EndpointSlices listing the pods it selects, labelled
+``kubernetes.io/service-name`` and ``endpointslice.kubernetes.io/managed-by:
+endpointslice-controller.k8s.io``, owned by the Service (so deleting the
+Service collects them), named ``<service>-<random>``. One slice per address
+type and set of resolved ports, at most 100 endpoints each; a Service whose
+selector matches nothing keeps one empty placeholder slice, as in a cluster.
+Each endpoint carries the conditions kube-proxy and CoreDNS read:
+``serving`` is the pod's readiness, ``terminating`` its deletionTimestamp,
+and ``ready`` is serving and not terminating (or always true with
+``publishNotReadyAddresses``). Terminating pods stay listed until they are
+gone, so a proxy can drain to them when nothing else serves.
+
+These slices, the mirrored ones (endpointslicemirroring.py) and any a user
+writes are what DNS and the proxy read (k8s/endpointslices.py); the Endpoints
+object is kept for clients that still read it.
 
 ``ServiceEventRecorder`` records the Warning Events a user debugging "my
 Service does not answer" needs to see in `describe svc`: the selector matches
@@ -18,13 +29,14 @@ Service applied a moment before its pods does not leave a stale warning.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Iterable
+import ipaddress
+import json
+from collections.abc import Iterable, Sequence
 
 from svcnet.controllers.base import Controller, Key
+from svcnet.controllers.endpoints import find_port, should_include
 from svcnet.events import record
 from svcnet.k8s import labels
-from svcnet.k8s.names import ALPHANUMS
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.owners import controller_ref
 from svcnet.k8s.wellknown import (
@@ -34,121 +46,250 @@ from svcnet.k8s.wellknown import (
     SLICE_MANAGED_BY,
 )
 from svcnet.registry import ApiError, Registry
-from svcnet.store import Event
+from svcnet.store import Event, ReadOnlyStore
+
+MAX_ENDPOINTS_PER_SLICE = 100
+"""kube-controller-manager's --max-endpoints-per-slice default."""
+
+HEADLESS = "service.kubernetes.io/headless"
+
+_FAMILY_TYPE = {4: "IPv4", 6: "IPv6"}
 
 
-def _suffix(*parts: str) -> str:
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return "".join(ALPHANUMS[b % len(ALPHANUMS)] for b in digest[:5])
+def _slice_key(s: Obj) -> tuple[str, str]:
+    """What makes two slices interchangeable: address type and ports."""
+    ports = sorted(json.dumps(p, sort_keys=True) for p in s.get("ports") or ())
+    return str(s.get("addressType")), "|".join(ports)
 
 
-def slices_for(ep: Obj, svc: Obj | None) -> list[Obj]:
-    """The EndpointSlices for one Endpoints object (one per subset)."""
-    md = ep["metadata"]
-    ns, name = str(md.get("namespace") or "default"), str(md["name"])
-    out: list[Obj] = []
-    subsets = ep.get("subsets") or []
-    if not subsets:
-        subsets = [{}]
-    for i, subset in enumerate(subsets):
-        endpoints: list[Obj] = []
-        for addrs, ready in (
-            (subset.get("addresses"), True),
-            (subset.get("notReadyAddresses"), False),
-        ):
-            for a in addrs or ():
-                e: Obj = {
-                    "addresses": [a["ip"]],
-                    "conditions": {"ready": ready, "serving": ready, "terminating": False},
-                }
-                if a.get("nodeName"):
-                    e["nodeName"] = a["nodeName"]
-                if a.get("hostname"):
-                    e["hostname"] = a["hostname"]
-                if a.get("targetRef"):
-                    e["targetRef"] = a["targetRef"]
-                endpoints.append(e)
-        # name is a *string that the real controllers always set, "" for an unnamed
-        # port; kubectl's describe dereferences it (and panics without it).
-        ports = [
-            {
-                "name": str(p.get("name") or ""),
-                **{k: p[k] for k in ("port", "protocol", "appProtocol") if k in p},
-            }
-            for p in subset.get("ports") or ()
-        ]
-        slice_md: Obj = {
-            "name": f"{name}-{_suffix(ns, name, str(i))}",
-            "namespace": ns,
-            "labels": {SERVICE_NAME: name, SLICE_MANAGED_BY: SLICE_CONTROLLER},
-        }
-        if svc is not None:
-            slice_md["ownerReferences"] = [controller_ref(svc)]
-        out.append(
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": slice_md,
-                "addressType": "IPv4",
-                "endpoints": endpoints,
-                "ports": ports or None,
-            }
+def managed_slices(store: ReadOnlyStore, ns: str, service: str, manager: str) -> list[Obj]:
+    return [
+        s
+        for s in store.list("EndpointSlice", ns)
+        if (s["metadata"].get("labels") or {}).get(SERVICE_NAME) == service
+        and (s["metadata"].get("labels") or {}).get(SLICE_MANAGED_BY) == manager
+    ]
+
+
+def reconcile(registry: Registry, ns: str, have: Sequence[Obj], want: Sequence[Obj]) -> None:
+    """Make the slices `have` (one manager's slices of one Service) say what `want`
+    does (slices without names): reuse a slice of the same address type and ports,
+    create the rest with generateName, delete what is left over. Nothing is
+    written for a slice that already says the right thing."""
+    pool: dict[tuple[str, str], list[Obj]] = {}
+    for s in sorted(have, key=lambda s: str(s["metadata"]["name"])):
+        pool.setdefault(_slice_key(s), []).append(s)
+    fields = ("addressType", "endpoints", "ports")
+    owned_md = ("labels", "annotations", "ownerReferences")
+    for s in want:
+        candidates = pool.get(_slice_key(s)) or []
+        # Prefer a slice that already lists exactly these endpoints.
+        cur = next(
+            (c for c in candidates if c.get("endpoints") == s.get("endpoints")),
+            candidates[0] if candidates else None,
         )
-    for s in out:
-        if s["ports"] is None:
-            del s["ports"]
+        try:
+            if cur is None:
+                registry.create(s)
+                continue
+            candidates.remove(cur)
+            md, want_md = cur["metadata"], s["metadata"]
+            if all(cur.get(k) == s.get(k) for k in fields) and all(
+                md.get(k) == want_md.get(k) for k in owned_md
+            ):
+                continue
+            new = {k: v for k, v in cur.items() if k not in fields}
+            new.update({k: s[k] for k in fields if k in s})
+            new["metadata"] = {k: v for k, v in md.items() if k not in owned_md}
+            new["metadata"].update({k: want_md[k] for k in owned_md if k in want_md})
+            registry.update(new)
+        except ApiError:
+            pass  # the object moved under us; its event brings the key back
+    for left in pool.values():
+        for s in left:
+            try:
+                registry.delete("EndpointSlice", ns, s["metadata"]["name"])
+            except ApiError:
+                pass
+
+
+def address_types(svc: Obj) -> list[str]:
+    """getAddressTypesForService: ipFamilies, else the ClusterIP's family, else both."""
+    spec = svc.get("spec") or {}
+    fams = [str(f) for f in spec.get("ipFamilies") or () if f in ("IPv4", "IPv6")]
+    if fams:
+        return fams
+    try:
+        return [_FAMILY_TYPE[ipaddress.ip_address(str(spec.get("clusterIP"))).version]]
+    except ValueError:
+        return ["IPv4", "IPv6"]
+
+
+def _pod_ip(pod: Obj, address_type: str) -> str | None:
+    st = pod.get("status") or {}
+    ips = [str(p.get("ip")) for p in st.get("podIPs") or () if isinstance(p, dict)]
+    if not ips and st.get("podIP"):
+        ips = [str(st["podIP"])]
+    for ip in ips:
+        try:
+            if _FAMILY_TYPE[ipaddress.ip_address(ip).version] == address_type:
+                return ip
+        except ValueError:
+            continue
+    return None
+
+
+def pod_endpoint(pod: Obj, svc: Obj, ip: str) -> Obj:
+    """podToEndpoint (pkg/controller/endpointslice/utils.go)."""
+    md, spec = pod["metadata"], pod.get("spec") or {}
+    serving = pod_ready(pod)
+    terminating = bool(md.get("deletionTimestamp"))
+    publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
+    e: Obj = {
+        "addresses": [ip],
+        "conditions": {
+            # Never ready while terminating, unless the Service publishes
+            # not-ready addresses (compatibility with Endpoints).
+            "ready": publish or (serving and not terminating),
+            "serving": serving,
+            "terminating": terminating,
+        },
+    }
+    if spec.get("hostname") and spec.get("subdomain") == svc["metadata"]["name"]:
+        e["hostname"] = spec["hostname"]
+    e["targetRef"] = {
+        "kind": "Pod",
+        "namespace": md.get("namespace") or "default",
+        "name": md["name"],
+        "uid": md.get("uid"),
+    }
+    if spec.get("nodeName"):
+        e["nodeName"] = spec["nodeName"]
+    return e
+
+
+def _pod_ports(pod: Obj, svc: Obj) -> list[Obj]:
+    out: list[Obj] = []
+    for sp in (svc.get("spec") or {}).get("ports") or ():
+        proto = sp.get("protocol", "TCP")
+        port = find_port(pod, sp.get("targetPort", sp["port"]), proto)
+        if port is None:
+            continue  # a named port this pod does not have: the pod goes without it
+        # name is a *string the controller always sets, "" for an unnamed port;
+        # kubectl's describe dereferences it (and panics without it).
+        p: Obj = {"name": str(sp.get("name") or ""), "port": port, "protocol": proto}
+        if sp.get("appProtocol"):
+            p["appProtocol"] = sp["appProtocol"]
+        out.append(p)
     return out
 
 
-class EndpointSliceMirror(Controller):
-    name = "endpointslice"
-    owns = "Endpoints"
+def slice_labels(svc: Obj, manager: str) -> dict[str, str]:
+    lab = {
+        k: v
+        for k, v in (svc["metadata"].get("labels") or {}).items()
+        if k not in (SERVICE_NAME, SLICE_MANAGED_BY)
+    }
+    if (svc.get("spec") or {}).get("clusterIP") == "None":
+        lab[HEADLESS] = ""
+    lab[SERVICE_NAME] = svc["metadata"]["name"]
+    lab[SLICE_MANAGED_BY] = manager
+    return lab
+
+
+def new_slice(ns: str, prefix: str, lab: dict[str, str], owner: Obj, address_type: str) -> Obj:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "generateName": f"{prefix}-",
+            "namespace": ns,
+            "labels": lab,
+            "ownerReferences": [controller_ref(owner)],
+        },
+        "addressType": address_type,
+        "endpoints": [],
+    }
+
+
+def chunked(base: Obj, ports: list[Obj] | None, endpoints: list[Obj], size: int) -> Iterable[Obj]:
+    endpoints = sorted(endpoints, key=lambda e: (str(e["addresses"][0]), json.dumps(e)))
+    for i in range(0, max(len(endpoints), 1), size):
+        s = {**base, "metadata": dict(base["metadata"]), "endpoints": endpoints[i : i + size]}
+        if ports is not None:
+            s["ports"] = ports
+        yield s
+
+
+def slices_for_service(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
+    """The slices the EndpointSlice controller wants for one selector Service."""
+    md = svc["metadata"]
+    ns, name = str(md.get("namespace") or "default"), str(md["name"])
+    lab = slice_labels(svc, SLICE_CONTROLLER)
+    types = address_types(svc)
+    groups: dict[tuple[str, str], tuple[str, list[Obj], list[Obj]]] = {}
+    for pod in pods:
+        if not should_include(pod, include_terminating=True):
+            continue
+        ports = _pod_ports(pod, svc)
+        if not ports and (svc.get("spec") or {}).get("ports"):
+            continue
+        for at in types:
+            ip = _pod_ip(pod, at)
+            if ip is None:
+                continue
+            key = (at, json.dumps(ports, sort_keys=True))
+            groups.setdefault(key, (at, ports, []))[2].append(pod_endpoint(pod, svc, ip))
+    out: list[Obj] = []
+    for (at, _), (_, ports, eps) in sorted(groups.items()):
+        base = new_slice(ns, name, lab, svc, at)
+        out.extend(chunked(base, ports, eps, MAX_ENDPOINTS_PER_SLICE))
+    if not out:
+        # The placeholder: a Service with no endpoints still has one slice.
+        out.append(new_slice(ns, name, lab, svc, types[0]))
+    return out
+
+
+class EndpointSliceController(Controller):
+    name = "endpointslice-controller"
+    owns = "Service"
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
-        if ev.kind in ("Endpoints", "Service"):
+        if ev.kind == "Service":
             return [(ev.namespace, ev.name)]
+        if ev.kind == "Pod":
+            out = []
+            for svc in self.store.list("Service", ev.namespace):
+                selector = (svc.get("spec") or {}).get("selector")
+                if selector is None:
+                    continue
+                sel = labels.from_map(selector)
+                if any(
+                    o is not None and sel.matches(o["metadata"].get("labels"))
+                    for o in (ev.obj, ev.old)
+                ):
+                    out.append((ev.namespace, svc["metadata"]["name"]))
+            return out
         if ev.kind == "EndpointSlice":
-            svc = (ev.obj["metadata"].get("labels") or {}).get(SERVICE_NAME)
-            if svc and ev.type == "DELETED":
-                return [(ev.namespace, str(svc))]
+            # Someone else changed or deleted one of ours: put it back.
+            lab = ev.obj["metadata"].get("labels") or {}
+            if lab.get(SLICE_MANAGED_BY) == SLICE_CONTROLLER and lab.get(SERVICE_NAME):
+                return [(ev.namespace, str(lab[SERVICE_NAME]))]
         return ()
 
     def sync(self, key: Key) -> None:
         ns, name = key
-        ep = self.store.get("Endpoints", ns, name)
-        want = (
-            {s["metadata"]["name"]: s for s in slices_for(ep, self.store.get("Service", ns, name))}
-            if ep
-            else {}
-        )
-        have = {
-            s["metadata"]["name"]: s
-            for s in self.store.list("EndpointSlice", ns)
-            if (s["metadata"].get("labels") or {}).get(SERVICE_NAME) == name
-            and (s["metadata"].get("labels") or {}).get(SLICE_MANAGED_BY) == SLICE_CONTROLLER
-        }
-        for sname in have:
-            if sname not in want:
-                try:
-                    self.registry.delete("EndpointSlice", ns, sname)
-                except ApiError:
-                    pass
-        for sname, s in want.items():
-            cur = have.get(sname)
-            try:
-                if cur is None:
-                    self.registry.create(s)
-                elif any(cur.get(k) != s.get(k) for k in ("endpoints", "ports", "addressType")) or (
-                    cur["metadata"].get("ownerReferences") != s["metadata"].get("ownerReferences")
-                ):
-                    new = dict(cur)
-                    new.update({k: v for k, v in s.items() if k != "metadata"})
-                    if "ports" not in s:
-                        new.pop("ports", None)
-                    new["metadata"] = {**cur["metadata"], **s["metadata"]}
-                    self.registry.update(new)
-            except ApiError:
-                pass
+        svc = self.store.get("Service", ns, name)
+        have = managed_slices(self.store, ns, name, SLICE_CONTROLLER)
+        spec = (svc or {}).get("spec") or {}
+        if svc is None or spec.get("selector") is None or spec.get("type") == "ExternalName":
+            # Gone (the garbage collector takes owned slices too, but a Service
+            # that lost its selector keeps its uid) or not ours to manage.
+            reconcile(self.registry, ns, have, [])
+            return
+        sel = labels.from_map(spec["selector"])
+        pods = [p for p in self.store.list("Pod", ns) if sel.matches(p["metadata"].get("labels"))]
+        reconcile(self.registry, ns, have, slices_for_service(svc, pods))
 
 
 class ServiceEventRecorder(Controller):

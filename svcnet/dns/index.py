@@ -1,4 +1,4 @@
-"""The cluster DNS index: Services, Endpoints and Namespaces, kept in step with the store.
+"""The cluster DNS index: Services, EndpointSlices and Namespaces, kept in step with the store.
 
 CoreDNS's kubernetes plugin reads an informer cache; here the store delivers
 change events synchronously, so the index is updated inside the store's call
@@ -7,13 +7,15 @@ a full rebuild happens once at `start`.
 
 Every change also calls `on_change(scope)` so the server can drop cached
 answers in the same step: no answer computed before a change is served after
-it. The scope is the ``(namespace, name)`` of the Service or Endpoints that
-changed, or None when anything may have changed (namespaces, pods, rebuild).
+it. The scope is the ``(namespace, name)`` of the Service whose object or
+endpoints changed, or None when anything may have changed (namespaces, pods, rebuild).
 
 Pods are watched only for ``pods verified`` (CoreDNS's mode that answers a
 pod name only if such a pod exists); their frequent status updates clear the
 cache only when the set of pod addresses really changed. The reverse (PTR)
-map is derived lazily from Services and Endpoints and dropped on any change.
+map is derived lazily from Services and their endpoints and dropped on any
+change. A Service's endpoints are the union of its EndpointSlices, whoever
+wrote them (k8s/endpointslices.py says how they are read).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from svcnet.k8s.objects import EndpointAddress, EndpointPort, EndpointsView, Obj, ServiceView
+from svcnet.k8s.endpointslices import SliceIndex
+from svcnet.k8s.objects import EndpointAddress, EndpointPort, Obj, ServiceView
 from svcnet.store import Event, ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 
-WATCHED_KINDS = frozenset({"Service", "Endpoints", "Namespace"})
+WATCHED_KINDS = frozenset({"Service", "EndpointSlice", "Namespace"})
 
 Scope = tuple[str, str]
 """(namespace, Service name): what a cached positive answer depends on."""
@@ -97,7 +100,7 @@ class ClusterIndex:
         self._track_pods = track_pods
         self._kinds = WATCHED_KINDS | ({"Pod"} if track_pods else set())
         self._services: dict[tuple[str, str], ServiceEntry] = {}
-        self._endpoints: dict[tuple[str, str], EndpointsView] = {}
+        self._slices = SliceIndex()
         self._namespaces: set[str] = set()
         self._service_namespaces: set[str] = set()
         self._pods: dict[tuple[str, str], frozenset[str]] = {}
@@ -120,12 +123,10 @@ class ClusterIndex:
 
     def rebuild(self) -> None:
         self._services.clear()
-        self._endpoints.clear()
         self._namespaces = {str(o["metadata"]["name"]) for o in self._store.list("Namespace")}
         for obj in self._store.list("Service"):
             self._put_service(obj)
-        for obj in self._store.list("Endpoints"):
-            self._put_endpoints(obj)
+        self._slices.reset(self._store.list("EndpointSlice"))
         self._pods.clear()
         if self._track_pods:
             for obj in self._store.list("Pod"):
@@ -145,36 +146,21 @@ class ClusterIndex:
         return self._services.get((namespace, name))
 
     def ready_addresses(self, entry: ServiceEntry) -> list[EndpointAddress]:
-        """Endpoint addresses DNS publishes: ready ones, plus unready if the Service asks."""
-        eps = self._endpoints.get((entry.view.namespace, entry.view.name))
-        if eps is None:
-            return []
+        """Endpoint addresses DNS publishes (the ready ones), each address once."""
         seen: set[str] = set()
         out: list[EndpointAddress] = []
-        for subset in eps.subsets:
-            addrs = subset.addresses
-            if entry.view.publish_not_ready:
-                addrs = addrs + subset.not_ready_addresses
-            for a in addrs:
-                if a.ip not in seen:
-                    seen.add(a.ip)
-                    out.append(a)
+        for a, _ in self.ready_endpoints(entry):
+            if a.ip not in seen:
+                seen.add(a.ip)
+                out.append(a)
         return out
 
     def ready_endpoints(
         self, entry: ServiceEntry
     ) -> list[tuple[EndpointAddress, tuple[EndpointPort, ...]]]:
-        """Published addresses with the ports of their subset (for SRV), one per subset."""
-        eps = self._endpoints.get((entry.view.namespace, entry.view.name))
-        if eps is None:
-            return []
-        out: list[tuple[EndpointAddress, tuple[EndpointPort, ...]]] = []
-        for subset in eps.subsets:
-            addrs = subset.addresses
-            if entry.view.publish_not_ready:
-                addrs = addrs + subset.not_ready_addresses
-            out.extend((a, subset.ports) for a in addrs)
-        return out
+        """Published addresses with the ports of their slice (for SRV), one per slice."""
+        eps = self._slices.get(entry.view.namespace, entry.view.name)
+        return eps.published() if eps is not None else []
 
     def has_pod(self, namespace: str, ip: str) -> bool:
         """A pod with this IP exists in this namespace (``pods verified``)."""
@@ -231,10 +217,20 @@ class ClusterIndex:
                 self._services.pop((ev.namespace or "default", ev.name), None)
             else:
                 self._put_service(ev.obj)
-        elif ev.type == "DELETED":
-            self._endpoints.pop((ev.namespace or "default", ev.name), None)
         else:
-            self._put_endpoints(ev.obj)
+            self._on_slice(ev)
+            return
+        self._changed(scope)
+
+    def _on_slice(self, ev: Event) -> None:
+        ns = ev.namespace or "default"
+        if ev.type == "DELETED":
+            changed = self._slices.remove(ns, ev.name)
+        else:
+            changed = self._slices.put(ev.obj)
+        if not changed:
+            return
+        scope = next(iter(changed)) if len(changed) == 1 else None
         self._changed(scope)
 
     def _on_pod(self, ev: Event) -> None:
@@ -259,14 +255,6 @@ class ClusterIndex:
             return
         v4, v6 = _cluster_ips(obj, view)
         self._services[(view.namespace, view.name)] = ServiceEntry(view, v4, v6)
-
-    def _put_endpoints(self, obj: Obj) -> None:
-        try:
-            view = EndpointsView.from_obj(obj)
-        except (KeyError, TypeError, ValueError):
-            logger.exception("ignoring malformed Endpoints %r", obj.get("metadata"))
-            return
-        self._endpoints[(view.namespace, view.name)] = view
 
     def _changed(self, scope: Scope | None = None) -> None:
         self._reverse = None

@@ -1,4 +1,4 @@
-"""kube-proxy: turns Services and Endpoints into listening sockets.
+"""kube-proxy: turns Services and EndpointSlices into listening sockets.
 
 Where kube-proxy writes iptables rules, svcnet listens: every address a
 Service answers on gets a listener of the port's protocol (TCP: ``relay.py``;
@@ -15,15 +15,16 @@ per service port:
 Never on the kube-dns Service IP: the DNS server binds that itself. SCTP ports
 are not proxied (logged once).
 
-Endpoints are whatever the Endpoints object of the Service's name lists as
-ready (``subsets[].addresses``) for the port's name and protocol: written by
-the endpoints controller for a selector (which, with
-``publishNotReadyAddresses``, lists not-ready pods there too), or by hand for
-a Service without one, loopback addresses included. ``notReadyAddresses`` are
-never used, as in kube-proxy.
+Endpoints are what the Service's EndpointSlices (every slice labelled
+``kubernetes.io/service-name: <service>``, whoever wrote it: the EndpointSlice
+controller for a selector, the mirroring controller for a hand-written
+Endpoints object, or the user) list for the port's name and protocol in the
+Service's address families: the ready ones, or when none is ready the ones
+still serving while they terminate, as kube-proxy chooses
+(k8s/endpointslices.py). Loopback addresses are fine.
 
 Reconciling is synchronous, in the store's subscriber callback, one Service at
-a time (a Service and its Endpoints share a name, so either event names the
+a time (a slice names its Service in a label, so either event names the
 work). The new state is in effect before the event returns: the balancer
 holds the new endpoints for the very next connection, and sockets are bound,
 listening and registered with the loop at once. A type change is just a
@@ -62,7 +63,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.config import Settings
-from svcnet.k8s.objects import EndpointsView, Obj, ServiceView
+from svcnet.k8s.endpointslices import SliceIndex
+from svcnet.k8s.objects import Obj, ServiceView
 from svcnet.proxy.balancer import Endpoint
 from svcnet.proxy.relay import TcpListener
 from svcnet.proxy.sockets import ServiceMaps, SocketBalancer
@@ -253,6 +255,7 @@ class Proxier:
         self._ports: dict[ServicePortName, _Port] = {}
         self._by_service: dict[tuple[str, str], set[ServicePortName]] = {}
         self._skipped: set[ServicePortName] = set()
+        self._slices = SliceIndex()
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -263,6 +266,7 @@ class Proxier:
         self._hub = Hub(asyncio.get_running_loop())
         self._hub.warn = self._warn
         self._unsubscribe = self._store.subscribe(self._on_event)
+        self._slices.reset(self._store.list("EndpointSlice"))
         for svc in self._store.list("Service"):
             md = svc["metadata"]
             self._sync(str(md.get("namespace") or ""), str(md["name"]))
@@ -329,8 +333,15 @@ class Proxier:
     # --- reconciling -------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:
-        if ev.kind == "Service" or ev.kind == "Endpoints":
+        if ev.kind == "Service":
             self._sync(ev.namespace, ev.name)
+        elif ev.kind == "EndpointSlice":
+            if ev.type == "DELETED":
+                changed = self._slices.remove(ev.namespace, ev.name)
+            else:
+                changed = self._slices.put(ev.obj)
+            for ns, name in sorted(changed):
+                self._sync(ns, name)
 
     def _sync(self, namespace: str, name: str) -> None:
         desired, affinity = self._desired(namespace, name)
@@ -356,8 +367,8 @@ class Proxier:
         affinity = (
             float(svc.session_affinity_timeout) if svc.session_affinity == "ClientIP" else None
         )
-        ep_obj = self._store.get("Endpoints", namespace, name)
-        eps = EndpointsView.from_obj(ep_obj) if ep_obj is not None else None
+        eps = self._slices.get(namespace, name)
+        families = {ipaddress.ip_address(ip).version for ip in svc.cluster_ips}
         net = self._settings.network
         dns_ip = self._settings.kube_dns[0]
         out: _Desired = {}
@@ -382,7 +393,7 @@ class Proxier:
                     continue
                 if ip != dns_ip:
                     addrs.add((ip, port))
-            ready = eps.ready(p.name, p.protocol) if eps is not None else []
+            ready = eps.backends(p.name, p.protocol, families) if eps is not None else []
             out[key] = (p.protocol, addrs, ready)
         return out, affinity
 

@@ -118,6 +118,21 @@ def namespace(obj: Obj) -> None:
         labels.setdefault("kubernetes.io/metadata.name", name)
 
 
+def endpoints(obj: Obj) -> None:
+    """SetDefaults_EndpointPort: a port's protocol is TCP unless given."""
+    for subset in obj.get("subsets") or ():
+        for p in subset.get("ports") or ():
+            p.setdefault("protocol", "TCP")
+
+
+def endpointslice(obj: Obj) -> None:
+    """discovery/v1 SetDefaults_EndpointPort: name "" and protocol TCP unless given."""
+    for p in obj.get("ports") or ():
+        if p.get("name") is None:
+            p["name"] = ""
+        p.setdefault("protocol", "TCP")
+
+
 def secret(obj: Obj) -> None:
     """SetDefaults_Secret, and the conversion that folds stringData into data."""
     obj.setdefault("type", "Opaque")
@@ -131,6 +146,8 @@ def secret(obj: Obj) -> None:
 
 BY_KIND = {
     "Secret": secret,
+    "Endpoints": endpoints,
+    "EndpointSlice": endpointslice,
     "Pod": pod,
     "Service": service,
     "ReplicaSet": replicaset,

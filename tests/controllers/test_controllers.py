@@ -17,6 +17,8 @@ from svcnet.controllers import (
     NamespaceController,
     ReplicaSetController,
 )
+from svcnet.controllers.endpointslice import EndpointSliceController
+from svcnet.controllers.endpointslicemirroring import EndpointSliceMirroring
 from svcnet.k8s.kinds import BY_KIND
 from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
@@ -31,6 +33,8 @@ async def env() -> Any:
     ctrls = [
         ReplicaSetController(reg),
         EndpointsController(reg),
+        EndpointSliceController(reg),
+        EndpointSliceMirroring(reg),
         LoadBalancerController(reg, "127.240.0.0/16"),
         GarbageCollector(reg),
         NamespaceController(reg),

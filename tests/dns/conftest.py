@@ -19,6 +19,7 @@ from svcnet.config import Settings
 from svcnet.dns import DnsServer
 from svcnet.k8s.objects import Obj
 from svcnet.store import Store
+from tests.slices import mirror_endpoints
 
 HOST = "127.11.0.1"
 UPSTREAM_HOST = "127.11.0.53"
@@ -76,6 +77,7 @@ def endpoints(
 @pytest.fixture
 def store() -> Store:
     s = Store()
+    mirror_endpoints(s)
     s.create(namespace("default"))
     s.create(echo_service())
     s.create(endpoints("echo", ["127.244.0.2"]))

@@ -221,7 +221,15 @@ async def test_headless_without_ready_endpoints_is_nxdomain(
     def publish(obj: dict[str, object]) -> None:
         obj["spec"]["publishNotReadyAddresses"] = True  # type: ignore[index]
 
+    # DNS publishes what the slices call ready; for a Service that publishes
+    # not-ready addresses the controllers list every pod as ready (CoreDNS
+    # itself never reads the Service's flag).
     update(store, "Service", "default", "db", publish)
+    r = await ask(server, "db.default.svc.cluster.local")
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    update(
+        store, "Endpoints", "default", "db", lambda o: o.update(endpoints("db", ["127.244.0.7"]))
+    )
     r = await ask(server, "db.default.svc.cluster.local")
     assert addresses(r) == {"127.244.0.7"}
 

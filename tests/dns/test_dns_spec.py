@@ -28,6 +28,7 @@ from svcnet.config import ConfigError, Settings
 from svcnet.dns import DnsServer
 from svcnet.store import Store
 from tests.dns.conftest import UPSTREAM_HOST, FakeUpstream, ask, namespace, service
+from tests.slices import mirror_endpoints
 
 ECHO_IP = "127.10.0.10"
 POD1, POD2 = "127.20.0.2", "127.20.0.3"
@@ -95,6 +96,7 @@ def pod(name: str, ip: str) -> dict[str, Any]:
 @pytest.fixture
 def store() -> Store:
     s = Store()
+    mirror_endpoints(s)
     s.create(namespace("default"))
     s.create(
         service(
@@ -362,6 +364,10 @@ async def test_v1_publish_not_ready_addresses(server: DnsServer, store: Store) -
     assert svc is not None
     svc["spec"]["publishNotReadyAddresses"] = True
     store.update(svc)
+    # The controllers then list the not-ready pods as ready (CoreDNS reads only
+    # the slices' ready condition, never the Service's flag).
+    await check(server, ("13", H, "A", NXDOMAIN, set(), set()), False)
+    _replace(store, pod_endpoints("echo-headless", PODS))
     await check(server, _rows("13")[0], False)
 
 

@@ -11,6 +11,7 @@ from svcnet.config import Settings
 from svcnet.k8s.objects import Obj
 from svcnet.proxy import Proxier
 from svcnet.store import Store
+from tests.slices import mirror_endpoints
 
 from .servers import HttpBackend, Net
 
@@ -37,7 +38,9 @@ def settings(net: Net) -> Settings:
 
 @pytest.fixture
 def store() -> Store:
-    return Store()
+    s = Store()
+    mirror_endpoints(s)
+    return s
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from svcnet.controllers import (
     GarbageCollector,
     ReplicaSetController,
 )
+from svcnet.controllers.endpointslice import EndpointSliceController
 from svcnet.proxy.proxier import Proxier
 from svcnet.registry import Registry
 from svcnet.store import Store
@@ -47,6 +48,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         DeploymentController(reg),
         ReplicaSetController(reg),
         EndpointsController(reg),
+        EndpointSliceController(reg),
         GarbageCollector(reg),
     ]
     for c in ctrls:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.k8s.endpointslices import service_of
 from svcnet.k8s.objects import Obj
 from svcnet.store import Event
 from tests.agent.conftest import wait_until
@@ -47,8 +48,14 @@ def service(name: str) -> Obj:
 
 
 def ready_ips(c: Cluster, name: str) -> list[str]:
-    ep = c.store.get("Endpoints", "default", name)
-    return [a["ip"] for s in (ep or {}).get("subsets") or () for a in s.get("addresses") or ()]
+    """The Service's ready endpoints, as its EndpointSlices (what the proxy reads) list them."""
+    return [
+        e["addresses"][0]
+        for s in c.store.list("EndpointSlice", "default")
+        if service_of(s) == name
+        for e in s.get("endpoints") or ()
+        if e["conditions"].get("ready")
+    ]
 
 
 def proxy_endpoints(c: Cluster, name: str) -> int:
@@ -108,7 +115,7 @@ async def test_readiness_change_reaches_endpoints_and_proxy_within_100ms(
             was, now_ready = ev.old is not None and ready_cond(ev.old), ready_cond(ev.obj)
             if now_ready != was:
                 times["pod " + ("ready" if now_ready else "unready")] = now
-        if ev.kind == "Endpoints" and ev.name == "gated":
+        if ev.kind == "EndpointSlice" and service_of(ev.obj) == "gated":
             times["endpoints " + ("ready" if ready_ips(c, "gated") else "unready")] = now
             times["proxy endpoints"] = proxy_endpoints(c, "gated")
 
@@ -168,7 +175,11 @@ async def test_deleted_pod_leaves_endpoints_before_sigterm(
     left: list[float] = []
 
     def watch(ev: Event) -> None:
-        if ev.kind == "Endpoints" and ev.name == "graceful" and not ready_ips(c, "graceful"):
+        if (
+            ev.kind == "EndpointSlice"
+            and service_of(ev.obj) == "graceful"
+            and not ready_ips(c, "graceful")
+        ):
             left.append(time.monotonic())
 
     unsubscribe = c.store.subscribe(watch)
