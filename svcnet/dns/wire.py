@@ -6,7 +6,9 @@ a cache hit costs a few slices; only misses pay for `parse_query`, and only
 replies with records are packed with dnslib (see ``svcnet.dns.chain``).
 
 Replies that carry no records (SERVFAIL, REFUSED, FORMERR, TC-only) are built
-here byte by byte because they must work even when the query only half-parsed.
+here byte by byte because they must work even when the query only half-parsed,
+and a reply too big for the client is cut to the records that fit here too
+(`fit`), on cached bytes as on fresh ones.
 """
 
 from __future__ import annotations
