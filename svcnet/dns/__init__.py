@@ -8,7 +8,7 @@ Layout (CoreDNS's, shrunk)::
     wire.py       sans-IO query parsing, cache keys, canned replies
     chain.py      the Handler protocol and the chain that links handlers
     index.py      Services/Endpoints/Namespaces from the store, kept current
-    names.py      how a query name maps onto the cluster (parse.go)
+    names.py      how a query name maps onto the cluster (parse.go), reverse zones
     handlers/     cluster.py (the kubernetes plugin), forward.py
 
 Configuration (``dns:`` and ``network:`` in config/svcnet.yaml)::

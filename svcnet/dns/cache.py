@@ -17,7 +17,10 @@ class AnswerCache:
 
     - by cache key (lowercased name, type, class, the flags that shape the
       reply): (wire bytes, rcode), patched per client with its id and its
-      spelling of the name; used for TCP and for a new spelling.
+      spelling of the name; used for TCP and for a new spelling. A reply that
+      names the zone as spelled outside the question (SOA, NS, SRV targets:
+      CoreDNS keeps the client's case there too) cannot be patched, so it is
+      kept with its spelling and serves only that spelling.
     - ``exact``: the UDP hot path. Keyed by the query's bytes after the id,
       it holds the reply's bytes after the id, already fitted to the query's
       UDP size, so a hit costs one dict lookup and one concatenation. Each
@@ -35,7 +38,7 @@ class AnswerCache:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: dict[bytes, tuple[bytes, int, Scope | None]] = {}
+        self._entries: dict[bytes, tuple[bytes, int, Scope | None, bytes | None]] = {}
         self.exact: dict[bytes, list[Any]] = {}
         """query[2:] -> [reply[2:], hits, rcode, qtype, scope]; never replaced, only emptied."""
         self._by_scope: dict[Scope | None, set[bytes]] = {}
@@ -43,19 +46,29 @@ class AnswerCache:
         self.folded: dict[tuple[int, int], int] = {}
         self.generation = 0
 
-    def get(self, key: bytes) -> tuple[bytes, int] | None:
+    def get(self, key: bytes, name: bytes) -> tuple[bytes, int] | None:
+        """The reply for `key`, unless it is bound to a spelling other than `name` (the
+        question's name as sent, in wire form)."""
         hit = self._entries.get(key)
-        return None if hit is None else (hit[0], hit[1])
+        if hit is None or (hit[3] is not None and hit[3] != name):
+            return None
+        return hit[0], hit[1]
 
     def put(
-        self, key: bytes, wire_: bytes, rcode: int, generation: int, scope: Scope | None = None
+        self,
+        key: bytes,
+        wire_: bytes,
+        rcode: int,
+        generation: int,
+        scope: Scope | None = None,
+        spelling: bytes | None = None,
     ) -> None:
         if generation != self.generation or self._size <= 0:
             return  # computed before a change: it may already be stale
         if key not in self._entries and len(self._entries) >= self._size:
             old = next(iter(self._entries))
             self._by_scope.get(self._entries.pop(old)[2], set()).discard(old)
-        self._entries[key] = (wire_, rcode, scope)
+        self._entries[key] = (wire_, rcode, scope, spelling)
         self._by_scope.setdefault(scope, set()).add(key)
 
     def put_exact(

@@ -36,6 +36,10 @@ class Reply:
     scope: tuple[str, str] | None = None
     """For a cacheable answer: the one Service (namespace, name) it depends on, so
     a change elsewhere keeps it; None means any change drops it."""
+    spelled: bool = False
+    """The bytes name the zone as this query spelled it beyond the question itself
+    (SOA, NS, SRV targets, where CoreDNS keeps the client's case): the keyed cache
+    may serve it only to the same spelling."""
     source: str = ""
     """Which handler answered (for the debug log and stats)."""
 
@@ -87,9 +91,11 @@ def build_reply(
     authority: Iterable[RR] = (),
     additional: Iterable[RR] = (),
     aa: bool = False,
+    tc: bool = False,
 ) -> bytes:
     """Pack a reply with records; OPT is echoed when the query carried one (RFC 6891)."""
-    header = DNSHeader(id=query.id, bitmap=wire.reply_flags(query.flags, rcode, aa=aa))
+    bitmap = wire.reply_flags(query.flags, rcode, aa=aa) | (wire.TC if tc else 0)
+    header = DNSHeader(id=query.id, bitmap=bitmap)
     msg = DNSRecord(header, q=DNSQuestion(owner(query), query.qtype, query.qclass))
     for rr in answers:
         msg.add_answer(rr)

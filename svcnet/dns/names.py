@@ -141,6 +141,37 @@ def parse_reverse(labels: Labels) -> str | None:
     return None
 
 
+class ReverseZones:
+    """The reverse zones CoreDNS derives from CIDRs given as zones (plugin/pkg/cidr).
+
+    ``kubernetes cluster.local 10.96.0.0/12`` makes the plugin authoritative for
+    the CIDR's reverse names: a prefix off a label boundary (8 bits for IPv4, 4
+    for IPv6) is split into the prefixes of the next boundary, and each gives the
+    zone of its fixed labels (127.96.0.0/12 gives ``96.127.in-addr.arpa`` to
+    ``111.127.in-addr.arpa``). At most 2**7 zones per IPv4 CIDR (2**3 for IPv6).
+    """
+
+    def __init__(self, cidrs: Sequence[str]) -> None:
+        zones: set[Labels] = set()
+        for text in cidrs:
+            net = ipaddress.ip_network(text, strict=False)
+            step = 8 if net.version == 4 else 4
+            bits = -(-net.prefixlen // step) * step
+            drop = (net.max_prefixlen - bits) // step
+            for sub in net.subnets(new_prefix=bits):
+                zones.add(tuple(sub.network_address.reverse_pointer.split("."))[drop:])
+        self.zones = frozenset(zones)
+        self._lengths = sorted({len(z) for z in zones}, reverse=True)
+
+    def split(self, labels: Labels) -> tuple[Labels, Labels] | None:
+        """(labels left of the zone, the zone) for the longest zone holding the name."""
+        n = len(labels)
+        for size in self._lengths:
+            if n >= size and labels[n - size :] in self.zones:
+                return labels[: n - size], labels[n - size :]
+        return None
+
+
 def reverse_name(ip: str) -> str:
     """``10.0.10.127.in-addr.arpa.`` for 127.10.0.10 (nibbles for IPv6)."""
     return ipaddress.ip_address(ip).reverse_pointer + "."

@@ -101,6 +101,7 @@ class DnsServer:
             ttl,
             pods=mode,
             dns_ips=[settings.kube_dns[0]],
+            reverse_cidrs=[net.service_cidr, net.pod_cidr],
         )
         self.forward = ForwardHandler([], settings.dns.upstream_timeout)
         self.chain = Chain([self.cluster, self.forward])
@@ -219,7 +220,7 @@ class DnsServer:
         fast = wire.fast_key(data)
         if fast is not None:
             key, qend, limit = fast
-            hit = self.cache.get(key)
+            hit = self.cache.get(key, data[12 : qend - 4])
             if hit is not None:
                 cached, rcode = hit
                 self._cache_hits += 1
@@ -282,7 +283,8 @@ class DnsServer:
         edns_do = query.edns.do if query.edns is not None else None
         out = wire.fit(reply.wire, query.data, query.qend, query.udp_limit, edns_do)
         if reply.cacheable:
-            self.cache.put(query.key, reply.wire, reply.rcode, generation, reply.scope)
+            spelling = query.data[wire.HEADER_LEN : query.name_end] if reply.spelled else None
+            self.cache.put(query.key, reply.wire, reply.rcode, generation, reply.scope, spelling)
             if not query.tcp:
                 self.cache.put_exact(
                     query.data, out, reply.rcode, query.qtype, generation, reply.scope

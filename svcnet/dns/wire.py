@@ -6,7 +6,9 @@ a cache hit costs a few slices; only misses pay for `parse_query`, and only
 replies with records are packed with dnslib (see ``svcnet.dns.chain``).
 
 Replies that carry no records (SERVFAIL, REFUSED, FORMERR, TC-only) are built
-here byte by byte because they must work even when the query only half-parsed.
+here byte by byte because they must work even when the query only half-parsed,
+and a reply too big for the client is cut to the records that fit here too
+(`fit`), on cached bytes as on fresh ones.
 """
 
 from __future__ import annotations
@@ -287,15 +289,60 @@ def key_edns_do(key: bytes) -> bool | None:
 
 
 def fit(reply: bytes, query_data: bytes, qend: int, limit: int, edns_do: bool | None) -> bytes:
-    """The reply, or a TC reply with only the question (and OPT) if it is over `limit`.
+    """The reply cut to `limit` bytes as miekg/dns ``Msg.Truncate`` cuts it (CoreDNS's
+    ``Request.Scrub``): the records that fit, in order (answer, authority, additional),
+    the OPT record kept, and TC set when any record had to go.
 
-    Built from the query's own question so it is valid whatever the reply held;
-    the client is expected to retry over TCP (RFC 7766).
+    The kept part is a byte prefix of the reply, so every compression pointer in it
+    (they point backwards) stays valid. A reply that cannot be cut that way (an OPT
+    that is not the last record, a malformed upstream message) gets TC with the
+    query's own question alone, which is valid whatever the reply held; the client
+    retries over TCP (RFC 7766).
     """
     if len(reply) <= limit:
         return reply
-    flags = struct.unpack_from("!H", reply, 2)[0] | TC
-    opt = b"" if edns_do is None else opt_record(edns_do)
-    qid = struct.unpack_from("!H", query_data)[0]
-    header = _HEADER.pack(qid, flags, 1, 0, 0, int(edns_do is not None))
-    return header + query_data[HEADER_LEN:qend] + opt
+    try:
+        return _truncate(reply, limit)
+    except (FormatError, struct.error):
+        flags = struct.unpack_from("!H", reply, 2)[0] | TC
+        opt = b"" if edns_do is None else opt_record(edns_do)
+        qid = struct.unpack_from("!H", query_data)[0]
+        header = _HEADER.pack(qid, flags, 1, 0, 0, int(edns_do is not None))
+        return header + query_data[HEADER_LEN:qend] + opt
+
+
+def _truncate(reply: bytes, limit: int) -> bytes:
+    qid, flags, qd, an, ns, ar = _HEADER.unpack_from(reply)
+    pos = HEADER_LEN
+    for _ in range(qd):
+        pos = _skip_name(reply, pos) + 4
+    qend = pos
+    ends: list[int] = []  # where each record ends, in message order
+    opt = b""
+    total = an + ns + ar
+    for i in range(total):
+        start = pos
+        pos = _skip_name(reply, pos)
+        if pos + 10 > len(reply):
+            raise FormatError("truncated resource record")
+        rtype, _, _, rdlen = _RR_TAIL.unpack_from(reply, pos)
+        pos += 10 + rdlen
+        if pos > len(reply):
+            raise FormatError("record data runs past the end of the message")
+        if rtype == TYPE_OPT:
+            if i != total - 1:
+                raise FormatError("OPT is not the last record")
+            opt = reply[start:pos]  # miekg pops it, budgets for it, puts it back last
+        else:
+            ends.append(pos)
+    budget = limit - len(opt)
+    kept = 0
+    while kept < len(ends) and ends[kept] <= budget:
+        kept += 1
+    cut = ends[kept - 1] if kept else qend
+    if cut > budget:
+        raise FormatError("not even the question fits")
+    counts = (min(kept, an), min(max(kept - an, 0), ns), max(kept - an - ns, 0) + (1 if opt else 0))
+    # Anything left out (records, or bytes after the last record) means TC.
+    tc = TC if kept < len(ends) or pos < len(reply) else 0
+    return _HEADER.pack(qid, flags | tc, qd, *counts) + reply[HEADER_LEN:cut] + opt

@@ -14,10 +14,16 @@ The whole Kubernetes DNS specification 1.1.0 as CoreDNS v1.14 answers it
 - ``_<port>._<proto>.<svc>.<ns>.svc.<zone>``: SRV per named port; ClusterIP
   Services give the Service port and target the Service name [R3], headless
   ones one record per (endpoint, port) with the endpoint port and the
-  endpoint name [R7]. Priority 0, weight ``max(1, 100 // N)``, target
-  addresses in the additional section. An A query there gets the addresses.
+  endpoint name [R7]. Priority 0, weight ``floor(100 / N)`` (at least 1)
+  where N counts CoreDNS's entries before duplicates merge: one per (port,
+  ClusterIP), or per (endpoint, port) with a portless endpoint counted too;
+  target addresses in the additional section. An A query there gets the
+  addresses.
 - PTR for ClusterIPs and for every published endpoint of every Service
-  [R4, R8]; a reverse name we do not know goes on down the chain (kubeadm's
+  [R4, R8]. The reverse zones of the service and pod CIDRs are ours, as
+  ``kubernetes cluster.local <service CIDR> <pod CIDR>`` makes them CoreDNS's:
+  an address there without a record is NXDOMAIN with that zone's SOA. Any
+  other reverse name we do not know goes on down the chain (kubeadm's
   ``fallthrough in-addr.arpa ip6.arpa``).
 - ``dns-version.<zone>`` TXT "1.1.0" at TTL 28800 [R1]; ``<zone>`` SOA and NS,
   ``ns.dns.<zone>`` A (the kube-dns address).
@@ -31,7 +37,9 @@ type asked (including ANY, TXT, MX and CNAME on a Service, SOA below the apex),
 NXDOMAIN for everything else in the zone: missing Services, namespaces,
 endpoints, ports, too-long names, names under an ExternalName, wildcards
 (which CoreDNS dropped), so that a resolver's search walk moves on. AXFR/IXFR
-are REFUSED. Owner names keep the query's case (CoreDNS PR #2430).
+are REFUSED. Owner names keep the query's case (CoreDNS PR #2430), and so does
+the zone wherever CoreDNS names it (SOA owner and data, NS data, SRV targets:
+``echo.default.svc.Cluster.Local.``); names of objects are the objects' own.
 
 ExternalName chasing (section 3): a target inside one of our zones is
 resolved here, up to `MAX_CHASE` hops with a loop check; when it has no
@@ -50,6 +58,7 @@ otherwise they fall through to forwarding like any outside name.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -92,6 +101,9 @@ class _Result:
     """ExternalName target outside our zones whose records should follow the CNAMEs."""
     scope: tuple[str, str] | None = None
     """The one Service a positive answer was computed from (see Reply.scope)."""
+    spelled: bool = False
+    """Records name the zone as the client spelled it (SRV targets, SOA, NS): see
+    Reply.spelled."""
 
 
 _NXDOMAIN = wire.NXDOMAIN
@@ -118,10 +130,12 @@ class ClusterHandler:
         *,
         pods: PodMode = "insecure",
         dns_ips: Sequence[str] = (),
+        reverse_cidrs: Sequence[str] = (),
     ) -> None:
         self._index = index
         self._cluster_domain = cluster_domain.strip(".").lower()
         self._zones = names.zone_labels([cluster_domain, *alias_zones])
+        self._reverse_zones = names.ReverseZones(reverse_cidrs)
         self._ttl = ttl
         self._pods = pods
         self._dns_ips = tuple(dns_ips)
@@ -140,10 +154,16 @@ class ClusterHandler:
         """The answer; a `_Chase` when an upstream lookup must complete it; None if not ours."""
         labels = query.lower_labels
         split = names.split_zone(labels, self._zones)
+        reverse = False
         if split is None:
-            return self._outside(query, labels)
+            split = self._reverse_zones.split(labels)
+            if split is None:
+                return self._outside(query, labels)
+            reverse = True
         rest, zone_labels = split
-        zone = ".".join(zone_labels)
+        # The zone as the client spelled it: CoreDNS names it so in SOA, NS and SRV
+        # targets ("maintain case of original query", handler.go).
+        zone = ".".join(label.decode("latin-1") for label in query.labels[len(rest) :])
         if query.qclass != wire.CLASS_IN or query.qtype in _TRANSFERS:
             return self._pack(query, _Result(wire.REFUSED), zone, negative=False)
         qtype = query.qtype
@@ -151,6 +171,8 @@ class ClusterHandler:
             result = _nodata()  # SOA lives at the apex only; CoreDNS says NODATA below it
         elif rest == _NS_LABELS:
             result = self._ns_host(query, qtype)
+        elif reverse:
+            result = self._reverse_zone(labels, rest, zone_labels, qtype, owner(query), zone)
         else:
             result = self._lookup(
                 names.parse_cluster(rest, zone_labels),
@@ -162,6 +184,36 @@ class ClusterHandler:
             )
         return self._finish(query, result, zone)
 
+    def _reverse_zone(
+        self,
+        labels: names.Labels,
+        rest: names.Labels,
+        zone_labels: names.Labels,
+        qtype: int,
+        rname: DNSLabel,
+        zone: str,
+    ) -> _Result:
+        """A name in the reverse zone of the service or pod CIDR, which CoreDNS serves
+        authoritatively (``kubernetes cluster.local <service CIDR> <pod CIDR>``): the
+        PTR records of addresses that have some, NXDOMAIN for every other name below
+        the apex (parse.go finds no ``svc`` or ``pod`` there), and the apex's own
+        SOA and NS."""
+        if not rest or rest == ("dns-version",):
+            apex = names.parse_cluster(rest, zone_labels)
+            return self._lookup(apex, qtype, rname, zone, 0, set())
+        ip = names.parse_reverse(labels) if qtype == _T_PTR else None
+        targets = self._index.reverse(ip) if ip is not None else []
+        if not targets:
+            return _nxdomain()
+        return _Result(_NOERROR, self._ptr_records(rname, targets))
+
+    def _ptr_records(self, rname: DNSLabel, targets: Sequence[str]) -> list[RR]:
+        # PTR targets are in the cluster domain as configured (CoreDNS's primaryZone).
+        return [
+            RR(rname, _T_PTR, rdata=PTR(f"{t}.{self._cluster_domain}."), ttl=self._ttl)
+            for t in targets
+        ]
+
     # --- outside the zones: reverse names and literal short names ------------
 
     def _outside(self, query: Query, labels: names.Labels) -> Reply | _Chase | None:
@@ -172,11 +224,7 @@ class ClusterHandler:
             targets = self._index.reverse(ip) if query.qtype == _T_PTR else []
             if not targets:
                 return None  # fallthrough in-addr.arpa ip6.arpa: the upstream may know
-            name = owner(query)
-            answers = [
-                RR(name, _T_PTR, rdata=PTR(f"{t}.{self._cluster_domain}."), ttl=self._ttl)
-                for t in targets
-            ]
+            answers = self._ptr_records(owner(query), targets)
             return self._pack(query, _Result(_NOERROR, answers), self._cluster_domain)
         short = names.short_name(labels)
         if short is None:
@@ -210,13 +258,14 @@ class ClusterHandler:
             return _scoped(result, entry)
         if kind is Kind.APEX:
             if qtype == _T_SOA:
-                return _Result(_NOERROR, [self._soa(zone)])
+                return _Result(_NOERROR, [self._soa(zone)], spelled=True)
             if qtype == _T_NS:
                 ns = DNSLabel(f"ns.dns.{zone}.")
                 return _Result(
                     _NOERROR,
                     [RR(rname, _T_NS, rdata=NS(ns), ttl=self._ttl)],
                     self._address_records(ns, self._dns_ips, _ADDRESS_TYPES),
+                    spelled=True,
                 )
             return _nodata()
         if kind is Kind.SVC_ROOT or kind is Kind.POD_ROOT:
@@ -364,16 +413,19 @@ class ClusterHandler:
     ) -> _Result:
         view = entry.view
         target = DNSLabel(f"{view.name}.{view.namespace}.svc.{zone}.")
-        port_numbers = [p.port for p in ports]
-        if not port_numbers:
+        ips = entry.ipv4 + entry.ipv6
+        # findServices makes one entry per (port, ClusterIP): a dual-stack Service
+        # splits the weight over both families even though the records coincide.
+        count = len(ports) * len(ips)
+        if not count:
             return _nodata()
-        weight = _weight(len(port_numbers))
+        weight = _weight(count)
         answers = [
             RR(rname, _T_SRV, rdata=SRV(0, weight, n, target), ttl=self._ttl)
-            for n in _unique(port_numbers)
+            for n in _unique(p.port for p in ports)
         ]
-        extra = self._address_records(target, entry.ipv4 + entry.ipv6, _ADDRESS_TYPES)
-        return _Result(_NOERROR, answers, extra)
+        extra = self._address_records(target, ips, _ADDRESS_TYPES)
+        return _Result(_NOERROR, answers, extra, spelled=True)
 
     def _srv_endpoints(
         self,
@@ -388,6 +440,10 @@ class ClusterHandler:
         for addr, ports in eps:
             host = endpoint_hostname(addr).lower()
             target = f"{host}.{view.name}.{view.namespace}.svc.{zone}."
+            if not ports and match is None:
+                # CoreDNS's sentinel port -1 for an endpoint without ports: it
+                # counts in the weight but gets no SRV record (backend_lookup.go).
+                pairs.append((target, addr.ip, -1))
             for p in ports:
                 if match is None or _port_matches(p.name, p.protocol, *match):
                     pairs.append((target, addr.ip, p.port))
@@ -399,6 +455,8 @@ class ClusterHandler:
         seen: set[tuple[str, int]] = set()
         seen_ips: set[tuple[str, str]] = set()
         for target, ip, port in pairs:
+            if port < 0:
+                continue
             if (target, port) not in seen:
                 seen.add((target, port))
                 label = DNSLabel(target)
@@ -406,7 +464,7 @@ class ClusterHandler:
             if (target, ip) not in seen_ips:
                 seen_ips.add((target, ip))
                 extra.extend(self._address_records(DNSLabel(target), (ip,), _ADDRESS_TYPES))
-        return _Result(_NOERROR, answers, extra)
+        return _Result(_NOERROR, answers, extra, spelled=True)
 
     def _soa(self, zone: str) -> RR:
         # k8s-dns.md section 2: the shape CoreDNS's kubernetes plugin sends.
@@ -440,7 +498,10 @@ class ClusterHandler:
         # Negative answers carry the SOA serial and may turn positive with any
         # new Service: only positive answers are tied to one Service.
         scope = result.scope if result.answers else None
-        return Reply(packed, result.rcode, cacheable=True, scope=scope, source=self.name)
+        spelled = result.spelled or bool(authority)
+        return Reply(
+            packed, result.rcode, cacheable=True, scope=scope, spelled=spelled, source=self.name
+        )
 
     async def _chase(self, query: Query, chase: _Chase) -> Reply:
         """Complete an ExternalName answer with the target's records from the chain."""
@@ -448,6 +509,7 @@ class ClusterHandler:
         target = result.chase
         assert target is not None
         records: list[RR] = []
+        truncated = False
         if self.lookup is not None and query.depth < MAX_CHASE:
             sub = wire.make_query(
                 tuple(label.encode() for label in target.split(".")),
@@ -455,6 +517,9 @@ class ClusterHandler:
                 depth=query.depth + 1,
             )
             reply = await self.lookup(sub)
+            # A lookup that came back truncated (even over TCP) makes ours truncated
+            # too, as CoreDNS's plugin.A passes m1.Truncated on.
+            truncated = len(reply.wire) > 2 and bool(reply.wire[2] & (wire.TC >> 8))
             if reply.rcode == _NOERROR:
                 try:
                     records = DNSRecord.parse(reply.wire).rr
@@ -468,7 +533,7 @@ class ClusterHandler:
                 have.add(k)
                 answers.append(rr)
         packed = build_reply(
-            query, _NOERROR, answers=answers, additional=result.additional, aa=True
+            query, _NOERROR, answers=answers, additional=result.additional, aa=True, tc=truncated
         )
         # Depends on an upstream answer: never cached with the cluster's answers.
         return Reply(packed, _NOERROR, cacheable=False, source=self.name)
@@ -493,8 +558,14 @@ def _port_matches(pname: str, pproto: str, port: str, proto: str) -> bool:
 
 
 def _weight(n: int) -> int:
-    # CoreDNS: 100 split over the records before duplicates are removed, at least 1.
-    return max(1, 100 // n)
+    """CoreDNS's SRV weight for one of `n` entries of one priority (all are priority 0).
+
+    backend_lookup.go sums a weight of 100 per entry (before duplicates are dropped,
+    sentinel ports included) and gives each ``floor(100 / total * 100)`` in float64,
+    at least 1; Python's floats are the same IEEE doubles, so the same expression
+    rounds the same way.
+    """
+    return max(1, math.floor(100.0 / float(100 * n) * 100))
 
 
 def _unique(items: Iterable[_T]) -> list[_T]:
