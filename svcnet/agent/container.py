@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -39,6 +40,8 @@ CONFIG_RETRY = 1.0
 PULL_BACKOFF_INITIAL, PULL_BACKOFF_MAX = 10.0, 300.0
 """The kubelet's image pull back-off: 10 s, doubling, at most 5 min."""
 """Seconds between attempts to configure a container whose ConfigMap, Secret or key is missing."""
+
+logger = logging.getLogger(__name__)
 
 
 class ContainerConfigError(Exception):
@@ -384,6 +387,61 @@ class ContainerRunner:
                 proc.kill_group(signal.SIGKILL)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(proc.done), 2.0)
+
+    # --- lifecycle hooks (the kubelet's handler runner) -------------------------------
+
+    @property
+    def has_pre_stop(self) -> bool:
+        """A preStop hook to run: the container has one and is running."""
+        hook = (self.spec.get("lifecycle") or {}).get("preStop")
+        return bool(hook) and self.proc is not None and self.proc.running
+
+    async def pre_stop(self, limit: float) -> None:
+        """The preStop hook, within `limit` seconds; a failure is a Warning event and
+        the container is stopped all the same, as the kubelet does."""
+        hook = (self.spec.get("lifecycle") or {}).get("preStop") or {}
+        try:
+            error = await asyncio.wait_for(self._run_hook(hook, limit), limit)
+        except TimeoutError:
+            error = f"PreStop hook for Container {self.name!r} did not finish in {limit:g}s"
+        if error:
+            logger.info("pod %s/%s: %s", self._pod.namespace, self._pod.name, error)
+            # The kubelet keeps the handler's message out of the event: it may
+            # carry secrets from the command line or the response.
+            self._pod.event("Warning", "FailedPreStopHook", "PreStopHook failed")
+
+    async def _run_hook(self, hook: Obj, limit: float) -> str:
+        """Run one lifecycle handler; returns the kubelet's error text, or ""."""
+        pod = f"{self._pod.name}_{self._pod.namespace}({self._pod.uid})"
+        if hook.get("exec") is not None:
+            argv = [str(a) for a in (hook["exec"] or {}).get("command") or ()]
+            code, output = await self._exec_for_probe(argv, limit)
+            if code == 0:
+                return ""
+            err = "timed out" if code is None else f"command {' '.join(argv)!r} exited with {code}"
+            return (
+                f"Exec lifecycle hook ({argv}) for Container {self.name!r} in Pod {pod!r} "
+                f"failed - error: {err}, message: {output!r}"
+            )
+        if hook.get("httpGet") is not None:
+            probe = probes.Probe.from_spec(
+                "preStop", {"httpGet": hook["httpGet"], "timeoutSeconds": limit}
+            )
+            ok, message = await probes.run_probe(
+                probe, self._pod.ip, self.spec, self._exec_for_probe
+            )
+            if ok:
+                return ""
+            path = (hook["httpGet"] or {}).get("path") or "/"
+            return (
+                f"HTTP lifecycle hook ({path}) for Container {self.name!r} in Pod {pod!r} "
+                f"failed - error: {message}"
+            )
+        if hook.get("sleep") is not None:
+            seconds = float((hook["sleep"] or {}).get("seconds") or 0)
+            await asyncio.sleep(min(seconds, limit))
+            return ""
+        return f"Cannot run handler: unsupported lifecycle handler {sorted(hook)}"
 
     # --- control -------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from svcnet import events
 from svcnet.agent import envvars, sandbox
@@ -56,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 30.0
 ENDPOINTS_WAIT = 1.0
+MIN_GRACE_AFTER_HOOK = 2.0
+"""kubelet's minimumGracePeriodInSeconds: what a container gets after its preStop hook
+used up the grace period."""
 """At most this long between a deletion and SIGTERM while Endpoints still list the pod
 (a Service whose endpoints nobody maintains must not hold deletions up)."""
 ACCEPT_POLL = 0.002
@@ -87,6 +91,12 @@ class PodWorker:
         self._start_time = time.time()
         self._sandbox_problem = ""
         self._terminating = False
+        self._deadline: float | None = None
+        """Loop time by which a deletion's containers must be gone; a later DELETE
+        with a shorter grace period moves it closer."""
+        self._grace_given = 0.0
+        self._hurry: asyncio.Future[None] | None = None
+        """Resolved when the deadline moved, to wake a termination waiting on the old one."""
         self._publish_pending = False
         self._events: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -126,21 +136,43 @@ class PodWorker:
 
     def _handle(self, pod: Obj) -> None:
         md = pod["metadata"]
-        if md.get("deletionTimestamp") and not self._terminating:
-            grace = md.get("deletionGracePeriodSeconds")
-            if grace is None:
-                grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
-            grace = DEFAULT_GRACE if grace is None else float(grace)
-            self._tasks.append(
-                self._node.tasks.spawn(
-                    self._delete(grace), name=f"pod-delete:{self.namespace}/{self.name}"
-                )
-            )
+        if not md.get("deletionTimestamp"):
+            return
+        grace = md.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace = DEFAULT_GRACE if grace is None else float(grace)
+        loop = asyncio.get_running_loop()
+        if self._deadline is not None:
+            # Already stopping: `kubectl delete --grace-period` may only shorten it,
+            # counted from when the deletion began (as the API server counts it).
+            began = self._deadline - self._grace_given
+            if began + grace < self._deadline:
+                self._deadline, self._grace_given = began + grace, grace
+                if self._hurry is not None and not self._hurry.done():
+                    self._hurry.set_result(None)
+            return
+        if self._terminating:
+            return
+        self._deadline = loop.time() + grace
+        self._grace_given = grace
+        self._tasks.append(
+            self._node.tasks.spawn(self._delete(), name=f"pod-delete:{self.namespace}/{self.name}")
+        )
 
-    async def _delete(self, grace: float) -> None:
-        await self._wait_out_of_endpoints(min(grace, ENDPOINTS_WAIT))
-        await self._wait_accepted(min(grace, ENDPOINTS_WAIT))
-        await self.terminate(grace, deleting=True)
+    def _remaining(self) -> float:
+        assert self._deadline is not None
+        return max(self._deadline - asyncio.get_running_loop().time(), 0.0)
+
+    async def _delete(self) -> None:
+        await self._wait_out_of_endpoints(min(self._remaining(), ENDPOINTS_WAIT))
+        if await self._pre_stop():
+            # The kubelet gives the containers at least this long after a hook.
+            loop = asyncio.get_running_loop()
+            assert self._deadline is not None
+            self._deadline = max(self._deadline, loop.time() + MIN_GRACE_AFTER_HOOK)
+        await self._wait_accepted(min(self._remaining(), ENDPOINTS_WAIT))
+        await self.terminate(self._remaining(), deleting=True)
         try:
             self._node.registry.delete("Pod", self.namespace, self.name, grace_period_seconds=0)
         except ApiError:
@@ -348,6 +380,34 @@ class PodWorker:
                 return
             await asyncio.sleep(ACCEPT_POLL)
 
+    async def _pre_stop(self) -> bool:
+        """Run the running containers' preStop hooks side by side, within the grace
+        period (the kubelet's executePreStopHook); True if any ran."""
+        hooked = [r for r in self.runners if r.has_pre_stop]
+        limit = self._remaining()
+        if not hooked or limit <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(r.pre_stop(limit) for r in hooked)), limit)
+        return True
+
+    async def _wait_exits(self, procs: list[Process], grace: float, deleting: bool) -> None:
+        """Until the processes are gone or the grace period is over (for a deletion,
+        the deadline, which a shorter grace period may bring closer meanwhile)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + grace
+        while True:
+            pending = [p.done for p in procs if not p.done.done()]
+            if deleting and self._deadline is not None:
+                end = min(end, self._deadline)
+            remaining = end - loop.time()
+            if not pending or remaining <= 0:
+                return
+            self._hurry = loop.create_future()
+            waiters: list[asyncio.Future[Any]] = [*pending, self._hurry]
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            self._hurry = None
+
     async def terminate(self, grace: float, *, deleting: bool) -> None:
         """Stop every container: SIGTERM to each group, SIGKILL after `grace` seconds."""
         first = not self._terminating
@@ -360,7 +420,7 @@ class PodWorker:
                 if deleting and first:
                     self.event("Normal", "Killing", f"Stopping container {r.name}")
         if procs:
-            await asyncio.wait([p.done for p in procs], timeout=max(grace, 0.001))
+            await self._wait_exits(procs, grace, deleting)
             left = [p for p in procs if not p.done.done()]
             for p in left:
                 p.kill_group(signal.SIGKILL)

@@ -60,7 +60,7 @@ from svcnet.k8s.media import (
 )
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi
-from svcnet.registry import ApiError, Registry
+from svcnet.registry import ApiError, Registry, lifecycle
 from svcnet.registry.errors import bad_request, internal, not_found
 from svcnet.store import ReadOnlyStore
 
@@ -546,6 +546,7 @@ class ApiServer:
             target.name,
             dry_run=dry_run(request) or "All" in (opts.get("dryRun") or ()),
             grace_period_seconds=opts.get("gracePeriodSeconds"),
+            propagation_policy=lifecycle.policy_of(opts),
         )
         return self._render(request, target, obj)
 
@@ -565,6 +566,7 @@ class ApiServer:
                 o["metadata"]["name"],
                 dry_run=dry_run(request),
                 grace_period_seconds=opts.get("gracePeriodSeconds"),
+                propagation_policy=lifecycle.policy_of(opts),
             )
             for o in items
         ]

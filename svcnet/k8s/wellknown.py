@@ -53,3 +53,12 @@ SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 """Endpoints label: do not mirror these into EndpointSlices."""
 ENDPOINTS_MANAGED_BY = "endpoints.kubernetes.io/managed-by"
 ENDPOINTS_CONTROLLER = "endpoint-controller"
+
+# --- deletion: the garbage collector's finalizers --------------------------------
+
+ORPHAN_FINALIZER = "orphan"
+"""metav1.FinalizerOrphanDependents: the garbage collector removes this owner's
+references from its dependents, then the finalizer, so the owner goes and they stay."""
+FOREGROUND_FINALIZER = "foregroundDeletion"
+"""metav1.FinalizerDeleteDependents: the owner stays until the garbage collector has
+deleted every dependent whose reference has blockOwnerDeletion."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
 import datetime as dt
@@ -13,7 +14,7 @@ from svcnet.k8s import fields, kinds, labels
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
-from svcnet.registry import defaults, schema, ssa, validation
+from svcnet.registry import defaults, lifecycle, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
 from svcnet.registry.errors import (
     ApiError,
@@ -317,6 +318,9 @@ class Registry:
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds"):
             if f in old["metadata"]:
                 md[f] = old["metadata"][f]
+        errs = lifecycle.finalizer_errors(new, old)
+        if errs:
+            raise invalid(kind, md["name"], errs)
         new = self._finish(kind, new, old)
         if managed_fields is not None:
             md["managedFields"] = managed_fields
@@ -328,7 +332,11 @@ class Registry:
             md.pop("managedFields", None)
         if dry_run:
             return new
-        return self._store.update(new)
+        stored = self._store.update(new)
+        if lifecycle.done(stored["metadata"]):
+            # The last finalizer went: the deletion that began completes now.
+            return self._store.delete(kind.kind, md.get("namespace", ""), md["name"])
+        return stored
 
     def _drop_type_dependent_fields(self, obj: Obj, namespace: str | None) -> Obj:
         """The apiserver's dropTypeDependentFields: when a Service changes type, wipe
@@ -482,7 +490,12 @@ class Registry:
         *,
         dry_run: bool = False,
         grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
     ) -> Obj:
+        """DELETE, as the API server admits it (registry/lifecycle.py): an object
+        with finalizers, or a pod with a grace period, stays with a
+        deletionTimestamp; the propagation policy becomes a garbage-collector
+        finalizer (Orphan, Foreground) or none (Background)."""
         kind = self._kind(kind)
         ns = namespace if kind.namespaced else ""
         obj = self.get(kind, ns, name)
@@ -495,11 +508,35 @@ class Registry:
             )
         if dry_run:
             return obj
-        if kind.kind == "Pod":
-            return self._delete_pod(obj, grace_period_seconds)
         if kind.kind == "Namespace":
             return self._delete_namespace(obj)
-        return self._store.delete(kind.kind, ns, name)
+        finalizers = lifecycle.finalizers_after_delete(obj, propagation_policy)
+        if kind.kind == "Pod":
+            return self._delete_pod(obj, grace_period_seconds, finalizers)
+        if not finalizers:
+            return self._store.delete(kind.kind, ns, name)
+        md = obj["metadata"]
+        if md.get("deletionTimestamp") and finalizers == list(md.get("finalizers") or ()):
+            return obj
+        return self._mark_deleting(kind.kind, obj, finalizers)
+
+    def _mark_deleting(
+        self, kind: str, obj: Obj, finalizers: builtins.list[str], grace: int = 0, when: str = ""
+    ) -> Obj:
+        """Set (or move) the deletion timestamp and keep the object for its finalizers
+        or, for a pod, for the kubelet."""
+        md = obj["metadata"]
+
+        def mark(o: Obj) -> None:
+            m = o["metadata"]
+            m["deletionTimestamp"] = when or m.get("deletionTimestamp") or rfc3339(time.time())
+            m["deletionGracePeriodSeconds"] = grace
+            if finalizers:
+                m["finalizers"] = finalizers
+            else:
+                m.pop("finalizers", None)
+
+        return self._store.mutate(kind, md.get("namespace", ""), md["name"], mark)
 
     def _delete_namespace(self, nso: Obj) -> Obj:
         """Terminating until empty, as the namespace controller does it: new content
@@ -527,7 +564,7 @@ class Registry:
     def namespace_empty(self, name: str) -> bool:
         return not any(self._store.list(k.kind, name) for k in kinds.KINDS if k.namespaced)
 
-    def _delete_pod(self, pod: Obj, grace: int | None) -> Obj:
+    def _delete_pod(self, pod: Obj, grace: int | None, finalizers: builtins.list[str]) -> Obj:
         md = pod["metadata"]
         if grace is None:
             grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
@@ -535,13 +572,20 @@ class Registry:
         # Unscheduled or finished pods have nothing to stop; the agent (kubelet)
         # removes running pods itself once their processes have exited.
         if grace == 0 or not pod["spec"].get("nodeName") or phase in ("Succeeded", "Failed"):
-            return self._store.delete("Pod", md["namespace"], md["name"])
+            if not finalizers:
+                return self._store.delete("Pod", md["namespace"], md["name"])
+            return self._mark_deleting("Pod", pod, finalizers)
+        current = md.get("deletionGracePeriodSeconds")
+        same = finalizers == list(md.get("finalizers") or ())
         if md.get("deletionTimestamp"):
-            return pod
-        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
-
-        def mark(o: Obj) -> None:
-            o["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-            o["metadata"]["deletionGracePeriodSeconds"] = grace
-
-        return self._store.mutate("Pod", md["namespace"], md["name"], mark)
+            # A later DELETE may only bring the end closer (BeforeDelete): the
+            # new grace counts from when the deletion was first asked for.
+            if current is not None and grace >= int(current):
+                return pod if same else self._mark_deleting("Pod", pod, finalizers, int(current))
+            began = dt.datetime.strptime(
+                str(md["deletionTimestamp"]), "%Y-%m-%dT%H:%M:%SZ"
+            ).replace(tzinfo=dt.UTC) - dt.timedelta(seconds=int(current or 0))
+        else:
+            began = dt.datetime.now(dt.UTC)
+        when = (began + dt.timedelta(seconds=grace)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._mark_deleting("Pod", pod, finalizers, grace, when)
