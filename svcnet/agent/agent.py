@@ -43,7 +43,7 @@ from svcnet.config import Settings
 from svcnet.images import ImageRegistry, MappingError
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.wellknown import IMAGES_CONFIGMAP, IMAGES_NAMESPACE
-from svcnet.kernel import cgroups
+from svcnet.kernel import cgroups, namespaces
 from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.nodeapi import NODE_NAME, Attachment, ContainerUsage, NodeApiError, PodUsage
 from svcnet.registry import ApiError, Registry, imagemap
@@ -112,6 +112,7 @@ class Agent:
             pod_maps=hooks,
             path=envvars.host_path(os.environ.get("PATH"), sys.prefix, sys.base_prefix),
             network_problem=network_problem,
+            mount_problem=namespaces.probe(self.libc.ns),
         )
         self.hooks = hooks
         """The socket hooks, attached to the pods' cgroups at start (kernel/sockhooks.py)."""
