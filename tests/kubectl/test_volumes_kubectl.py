@@ -66,12 +66,18 @@ def until(k: Kubectl, args: tuple[str, ...], pattern: str, within: float = 20) -
     raise AssertionError(f"kubectl {' '.join(args)} never matched {pattern!r}: {out}")
 
 
+def volumes_block(described: str) -> str:
+    return described[described.index("\nVolumes:") : described.index("\nQoS Class:")]
+
+
 def test_configmap_volume_and_missing_secret(daemon: Daemon, tmp_path: Path) -> None:
     k = make_kubectl(daemon, dict(all_kubectls())["system"], "volumes", tmp_path)
     (tmp_path / "app.yaml").write_text(APP)
     k.ok("apply", "-f", str(tmp_path / "app.yaml"))
     k.ok("wait", "--for=condition=Ready", "pod/reader", "--timeout=30s")
     assert k.ok("exec", "reader", "--", "cat", "/config/greeting") == "hello"
+    ours = daemon.svcnet("describe", "pod", "reader", "-n", "volumes")
+    assert volumes_block(ours) == volumes_block(k.ok("describe", "pod", "reader")), ours
     (tmp_path / "app.yaml").write_text(APP.replace("greeting: hello", "greeting: bonjour"))
     k.ok("apply", "-f", str(tmp_path / "app.yaml"))
     until(k, ("exec", "reader", "--", "cat", "/config/greeting"), r"^bonjour$")
@@ -86,6 +92,9 @@ def test_configmap_volume_and_missing_secret(daemon: Daemon, tmp_path: Path) -> 
         described,
     ), described
     assert re.search(r"creds:\n +Type: +Secret", described), described
+    # svcnet describe shows the volumes as kubectl does.
+    ours = daemon.svcnet("describe", "pod", "waiter", "-n", "volumes")
+    assert volumes_block(ours) == volumes_block(described), ours
     k.ok("create", "secret", "generic", "api", "--from-literal=token=s3cret")
     k.ok("wait", "--for=condition=Ready", "pod/waiter", "--timeout=30s")
     assert k.ok("logs", "waiter") == "s3cret"
