@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from svcnet._aio import TaskSet
-from svcnet.agent import envvars, node
+from svcnet.agent import envvars, node, volumes
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import node_identity
@@ -147,6 +147,8 @@ class Agent:
         if configured:
             self._state_root = Path(configured) / "pods"
             # What a run that did not stop cleanly left: its pods are gone.
+            if volumes.unmount_under(self._state_root, self.libc.ns):
+                self.notes.append("unmounted the emptyDir volumes an earlier svcnet left")
             shutil.rmtree(self._state_root, ignore_errors=True)
             self._state_root.mkdir(parents=True, exist_ok=True)
         else:

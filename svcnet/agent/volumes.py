@@ -598,6 +598,29 @@ class PodVolumes:
         return full
 
 
+def unmount_under(root: Path, libc: NsLibc) -> list[str]:
+    """Detach what a svcnet that did not stop cleanly left mounted under its pods'
+    directory (emptyDir tmpfs volumes), deepest first; the mount points it detached."""
+    prefix = os.path.realpath(root) + "/"
+    found: list[str] = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split(" ")
+                if len(fields) > 4:
+                    # Spaces and the like are octal escapes in mountinfo.
+                    point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+                    if point.startswith(prefix):
+                        found.append(point)
+    except OSError:
+        return []
+    done = []
+    for point in sorted(found, key=len, reverse=True):
+        if libc.umount2(os.fsencode(point), MNT_DETACH) == 0:
+            done.append(point)
+    return done
+
+
 def host_path(src: Obj) -> Path:
     """hostPath's SetUp: no backsteps, then the type check (and creation) as the kubelet."""
     path = str(src.get("path") or "")

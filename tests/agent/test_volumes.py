@@ -356,3 +356,42 @@ async def test_without_a_mount_namespace_the_pod_is_refused(agent: Agent, store:
 
     got = await wait_pod(store, "refused", said)
     assert waiting_reason(got, "app") == "ContainerCreating"
+
+
+def tmpfs_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split(" ")[4] for line in f if "kubernetes.io~empty-dir" in line]
+
+
+async def test_memory_empty_dir_is_a_tmpfs_of_its_size_limit(agent: Agent, store: Store) -> None:
+    assert os.geteuid() == 0, "a tmpfs is mounted for the pod: run this test as root (CI does)"
+    container = sh(
+        "app",
+        "stat -f -c '%T %b %S' /mem; exec sleep 60",
+        [{"name": "mem", "mountPath": "/mem"}],
+    )
+    pod = pod_obj("ram", [container])
+    pod["spec"]["volumes"] = [{"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}]
+    store.create(pod)
+    await wait_pod(store, "ram", running_ready)
+    out = (await follow_until(agent, "ram", "app", "\n")).split()
+    assert out[0] == "tmpfs" and int(out[1]) * int(out[2]) == 8 * 1024 * 1024
+    assert len(tmpfs_mounts()) == 1
+    store.delete("Pod", "default", "ram")
+    await wait_until(store, lambda: None if tmpfs_mounts() else True)
+
+
+async def test_tmpfs_left_by_a_killed_svcnet_is_unmounted(
+    settings: Any, registry: Any, store: Store
+) -> None:
+    assert os.geteuid() == 0, "this test mounts a tmpfs: run it as root (CI does)"
+    left = Path(settings.state_dir) / "pods" / "default_x_1" / "volumes" / "kubernetes.io~empty-dir"
+    left.mkdir(parents=True)
+    a = Agent(settings, registry)
+    assert a.libc.ns.mount(b"tmpfs", bytes(left), b"tmpfs", 0, b"size=1m") == 0
+    await a.start()
+    try:
+        assert not tmpfs_mounts()
+        assert "unmounted the emptyDir volumes an earlier svcnet left" in a.notes
+    finally:
+        await a.stop()
