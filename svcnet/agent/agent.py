@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from svcnet._aio import TaskSet
-from svcnet.agent import envvars, node
+from svcnet.agent import envvars, node, volumes
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import node_identity
@@ -43,7 +43,7 @@ from svcnet.config import Settings
 from svcnet.images import ImageRegistry, MappingError
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.wellknown import IMAGES_CONFIGMAP, IMAGES_NAMESPACE
-from svcnet.kernel import cgroups
+from svcnet.kernel import cgroups, namespaces
 from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.nodeapi import NODE_NAME, Attachment, ContainerUsage, NodeApiError, PodUsage
 from svcnet.registry import ApiError, Registry, imagemap
@@ -112,6 +112,7 @@ class Agent:
             pod_maps=hooks,
             path=envvars.host_path(os.environ.get("PATH"), sys.prefix, sys.base_prefix),
             network_problem=network_problem,
+            mount_problem=namespaces.probe(self.libc.ns),
         )
         self.hooks = hooks
         """The socket hooks, attached to the pods' cgroups at start (kernel/sockhooks.py)."""
@@ -146,6 +147,8 @@ class Agent:
         if configured:
             self._state_root = Path(configured) / "pods"
             # What a run that did not stop cleanly left: its pods are gone.
+            if volumes.unmount_under(self._state_root, self.libc.ns):
+                self.notes.append("unmounted the emptyDir volumes an earlier svcnet left")
             shutil.rmtree(self._state_root, ignore_errors=True)
             self._state_root.mkdir(parents=True, exist_ok=True)
         else:

@@ -138,6 +138,8 @@ class ContainerRunner:
         self.identity: Identity | None = None
         """Who the current instance runs as: exec sessions and exec probes run as it too."""
         self._cwd = "/"
+        self._launch: LaunchSpec | None = None
+        """The current instance's launch (exec probes run with its mounts)."""
         self._image_ready = False
         self._startup_ok = "startupProbe" not in self.probes
         self._readiness_ok = False
@@ -242,6 +244,7 @@ class ContainerRunner:
             self.previous = self.proc
         self.proc = proc
         self._env, self._cwd = spec.env, spec.cwd
+        self._launch = spec
         self.identity = spec.identity
         self._image_ready = False
         self._startup_ok = "startupProbe" not in self.probes
@@ -370,6 +373,8 @@ class ContainerRunner:
             signals_ready=False,
             identity=self.identity,
             container=self.name,
+            mounts=self._launch.mounts if self._launch else (),
+            view_cwd=self._launch.view_cwd if self._launch else "",
         )
         try:
             proc = Process.launch(spec, self._pod.preexec, 64 * 1024)

@@ -64,6 +64,9 @@ class NodeContext:
     """PATH for containers: the node's, without svcnet's own virtualenv (envvars.host_path)."""
     network_problem: str = ""
     """Why pods share the host's network identity, when they do (for each pod's events)."""
+    mount_problem: str = ""
+    """Why containers cannot have a mount namespace of their own, when they cannot
+    (no volume can then be mounted: volumes.py)."""
 
     @property
     def store(self) -> ReadOnlyStore:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet import events
-from svcnet.agent import envvars, sandbox
+from svcnet.agent import envvars, sandbox, volumes
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.context import NodeContext
@@ -106,6 +106,8 @@ class PodWorker:
         """The pod's private stand-in for 127.0.0.1, with the socket hooks."""
         self.container_cgroups: dict[str, PodCgroup] = {}
         """Each container's cgroup, under the pod's (usage per container)."""
+        self.volumes: volumes.PodVolumes | None = None
+        """The pod's volumes (volumes.py): set up before any container starts."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -219,6 +221,14 @@ class PodWorker:
             component="default-scheduler",
         )
         self._publish()
+        self.volumes = self._new_volumes()
+        self.volumes.start(self._node.tasks, self._start_all)
+        return True
+
+    def _start_all(self) -> None:
+        """Once the volumes are set up: the init containers, or the containers."""
+        if self._terminating:
+            return
         if self.init_runners:
             self._tasks.append(
                 self._node.tasks.spawn(
@@ -227,7 +237,34 @@ class PodWorker:
             )
         else:
             self._start_containers(self.runners)
-        return True
+
+    def _new_volumes(self) -> volumes.PodVolumes:
+        assert self._dir is not None
+        node = self._node
+        try:
+            who = for_container(self.pod, {}, node.identity, root=node.root)
+        except IdentityError:
+            who = node.identity
+        psc = (self.pod.get("spec") or {}).get("securityContext") or {}
+        fs_group = psc.get("fsGroup") if node.root else None
+        owner = volumes.Owner(
+            who.uid, who.gid, fs_group if isinstance(fs_group, int) else None, node.root
+        )
+        return volumes.PodVolumes(
+            self,
+            node.store,
+            self.pod,
+            self._dir,
+            owner=owner,
+            root=node.root,
+            libc=node.libc.ns,
+            mount_problem=node.mount_problem,
+        )
+
+    def volume_problem(self, message: str) -> None:
+        self._sandbox_problem = message
+        logger.warning("pod %s/%s: %s", self.namespace, self.name, message)
+        self.changed()
 
     def _start_containers(self, runners: list[ContainerRunner]) -> None:
         for r in runners:
@@ -458,6 +495,8 @@ class PodWorker:
         if self.ip:
             self._node.ips.release(self.ip)
             self.ip = ""
+        if self.volumes is not None:
+            self.volumes.close()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
         for name in self._events:
@@ -509,6 +548,10 @@ class PodWorker:
             )
         except envvars.EnvError as e:
             raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
+        try:
+            mounts = self.volumes.mounts_for(container, env) if self.volumes else ()
+        except volumes.MountRefused as e:
+            raise ContainerConfigError("CreateContainerConfigError", str(e)) from None
         if image is not None:
             argv = image.argv(command, args)
             image_id = image.image_id
@@ -520,10 +563,15 @@ class PodWorker:
             raise ContainerConfigError(
                 "CreateContainerError", f'image "{image_name}" has no command to run'
             )
+        cwd = str(container.get("workingDir") or (image and image.working_dir) or work)
+        # A workingDir inside a volume exists only in the container's view.
+        view_cwd = cwd if mounts and not os.path.isdir(cwd) else ""
         spec = LaunchSpec(
             argv=argv,
             env=env,
-            cwd=str(container.get("workingDir") or (image and image.working_dir) or work),
+            cwd=str(work) if view_cwd else cwd,
+            view_cwd=view_cwd,
+            mounts=mounts,
             stdin=bool(container.get("stdin")),
             tty=tty,
             # A user command replaces the image's server, which then cannot report.
@@ -540,7 +588,7 @@ class PodWorker:
         assert self._dir is not None
         base = self._dir / "containers" / name
         dirs = (base / "home", base / "tmp", base / "work")
-        for d in (base.parent, base, *dirs):
+        for d in (base.parent, base, *dirs, base / "mnt"):
             d.mkdir(exist_ok=True)
             with contextlib.suppress(OSError):
                 os.chown(d, identity.uid, identity.gid)
@@ -573,6 +621,9 @@ class PodWorker:
             hosts_path=bytes(self._hosts) if self._hosts else None,
             identity=spec.identity,
             cgroup_procs=cg.procs_paths if (cg := self.container_cgroup(spec.container)) else (),
+            mounts=spec.mounts,
+            scratch=bytes(self._dir / "containers" / spec.container / "mnt") if self._dir else b"",
+            cwd=(spec.view_cwd or spec.cwd).encode(),
         )
 
     def new_backoff(self) -> Backoff:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from svcnet.agent.identity import Identity
 from svcnet.agent.logs import STDERR, STDOUT, LogBuffer
 from svcnet.images import READY_FD_ENV
+from svcnet.kernel.namespaces import Bind
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class LaunchSpec:
     """Who the process runs as (identity.py); None: as the agent."""
     container: str = ""
     """The container it belongs to (its cgroup, under the pod's)."""
+    mounts: tuple[Bind, ...] = ()
+    """The container's volume mounts, made in its own mount namespace (volumes.py)."""
+    view_cwd: str = ""
+    """The working directory to enter once the mounts are made, when it exists only
+    there (a workingDir inside a volume); `cwd` is then a stand-in that exists."""
 
 
 PreexecFactory = Callable[[int, LaunchSpec], Callable[[], None]]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from svcnet.agent.identity import CapLibc, Identity
 from svcnet.k8s.objects import Obj
-from svcnet.kernel.namespaces import NsLibc, enter_view
+from svcnet.kernel.namespaces import OK, Bind, NsLibc, enter_view
 
 PR_SET_PDEATHSIG = 1
 
@@ -88,6 +88,12 @@ class ChildSetup:
     identity: Identity | None = None
     cgroup_procs: tuple[bytes, ...] = ()
     """The pod cgroup's cgroup.procs files: joined first, so all the child starts is in it."""
+    mounts: tuple[Bind, ...] = ()
+    """The container's volumes: without them the container does not run at all."""
+    scratch: bytes = b""
+    """An empty directory of the container's own for mount-point shadows (namespaces.py)."""
+    cwd: bytes = b""
+    """Entered again after the mounts, which may have covered (or made) it."""
 
     def __call__(self) -> None:
         join_cgroup(self.cgroup_procs)
@@ -100,12 +106,22 @@ class ChildSetup:
             # start_new_session made us a session leader; fd 0 is the pty slave.
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         report = self._enter_pod_view()
+        if self.mounts and report != OK:
+            # Running the program without the files it mounts would be a lie.
+            os.write(self.report_fd, b"cannot mount the pod's volumes: " + report)
+            raise PermissionError(report.decode(errors="replace"))
         become(self.identity, self.libc, self.report_fd, self.parent_pid)
+        if self.mounts and self.cwd:
+            try:
+                os.chdir(self.cwd)
+            except OSError as e:
+                os.write(self.report_fd, f"chdir to cwd failed: {e.strerror}".encode())
+                raise
         os.write(self.report_fd, report)
 
     def _enter_pod_view(self) -> bytes:
         binds = ((self.resolv_path, b"/etc/resolv.conf"), (self.hosts_path, b"/etc/hosts"))
-        return enter_view(self.libc.ns, binds, self.hostname)
+        return enter_view(self.libc.ns, binds, self.hostname, self.mounts, self.scratch)
 
 
 def join_cgroup(procs: tuple[bytes, ...]) -> None:

@@ -291,6 +291,60 @@ def _containers(
             w.line(inner + 1, f"{m.get('mountPath')} from {m.get('name')} ({mode})")
 
 
+def volume_lines(v: Obj) -> list[str]:
+    """kubectl's describeVolumes: what each volume source says about itself."""
+
+    def b(value: object) -> str:
+        return "true" if value else "false"
+
+    if isinstance(v.get("emptyDir"), dict):
+        e = v["emptyDir"]
+        return [
+            "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)",
+            f"Medium:\t{e.get('medium') or ''}",
+            f"SizeLimit:\t{e.get('sizeLimit') or '<unset>'}",
+        ]
+    if isinstance(v.get("hostPath"), dict):
+        h = v["hostPath"]
+        return [
+            "Type:\tHostPath (bare host directory volume)",
+            f"Path:\t{h.get('path') or ''}",
+            f"HostPathType:\t{h.get('type') or ''}",
+        ]
+    if isinstance(v.get("secret"), dict):
+        s = v["secret"]
+        return [
+            "Type:\tSecret (a volume populated by a Secret)",
+            f"SecretName:\t{s.get('secretName') or ''}",
+            f"Optional:\t{b(s.get('optional'))}",
+        ]
+    if isinstance(v.get("configMap"), dict):
+        c = v["configMap"]
+        return [
+            "Type:\tConfigMap (a volume populated by a ConfigMap)",
+            f"Name:\t{c.get('name') or ''}",
+            f"Optional:\t{b(c.get('optional'))}",
+        ]
+    if isinstance(v.get("persistentVolumeClaim"), dict):
+        p = v["persistentVolumeClaim"]
+        return [
+            "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same "
+            "namespace)",
+            f"ClaimName:\t{p.get('claimName') or ''}",
+            f"ReadOnly:\t{b(p.get('readOnly'))}",
+        ]
+    if isinstance(v.get("downwardAPI"), dict):
+        out = ["Type:\tDownwardAPI (a volume populated by information about the pod)", "Items:"]
+        for item in v["downwardAPI"].get("items") or ():
+            ref = item.get("fieldRef") or {}
+            res = item.get("resourceFieldRef") or {}
+            source = ref.get("fieldPath") or res.get("resource") or ""
+            out.append(f"  {source} -> {item.get('path') or ''}")
+        return out
+    kinds = [k for k in v if k != "name"]
+    return [f"Type:\t{kinds[0] if kinds else '<unknown>'}"] if kinds else []
+
+
 def describe_probe(probe: Obj) -> str:
     """kubectl's DescribeProbe: the handler, then its timing."""
     attrs = (
@@ -397,6 +451,8 @@ def describe_pod(pod: Obj, event_items: list[Obj]) -> str:
         w.line(0, "Volumes:")
         for v in volumes:
             w.line(1, f"{v.get('name')}:")
+            for text in volume_lines(v):
+                w.line(2, text)
     else:
         w.line(0, "Volumes:\t<none>")
     w.line(0, "QoS Class:\tBestEffort")

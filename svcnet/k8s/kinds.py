@@ -59,6 +59,26 @@ KINDS: tuple[Kind, ...] = (
     Kind("Event", "events", "event", "", "v1", True, ("ev",)),
     Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
     Kind("Secret", "secrets", "secret", "", "v1", True),
+    Kind(
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        "",
+        "v1",
+        False,
+        ("pv",),
+        has_status=True,
+    ),
+    Kind(
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "",
+        "v1",
+        True,
+        ("pvc",),
+        has_status=True,
+    ),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",), True),
     Kind(
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True

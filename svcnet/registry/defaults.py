@@ -40,6 +40,7 @@ def pod_spec(spec: Obj) -> None:
             ref = (e.get("valueFrom") or {}).get("fieldRef") if isinstance(e, dict) else None
             if isinstance(ref, dict):
                 ref.setdefault("apiVersion", "v1")
+    volumes(spec)
 
 
 def _probe(probe: Obj) -> None:
@@ -51,6 +52,21 @@ def _probe(probe: Obj) -> None:
     if isinstance(http, dict):
         http.setdefault("path", "/")
         http.setdefault("scheme", "HTTP")
+
+
+def volumes(spec: Obj) -> None:
+    """SetDefaults_Volume and friends: the modes and fields the API server fills in."""
+    for v in spec.get("volumes") or ():
+        if not isinstance(v, dict):
+            continue
+        for src in ("configMap", "secret", "downwardAPI"):
+            if isinstance(v.get(src), dict):
+                v[src].setdefault("defaultMode", 420)
+        if isinstance(v.get("hostPath"), dict):
+            v["hostPath"].setdefault("type", "")
+        for item in (v.get("downwardAPI") or {}).get("items") or ():
+            if isinstance(item, dict) and isinstance(item.get("fieldRef"), dict):
+                item["fieldRef"].setdefault("apiVersion", "v1")
 
 
 def pod(obj: Obj) -> None:

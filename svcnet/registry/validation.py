@@ -363,6 +363,217 @@ def pod_spec(spec: Obj, path: str) -> list[Cause]:
     rp = spec.get("restartPolicy", "Always")
     if rp not in ("Always", "OnFailure", "Never"):
         errs.append(unsupported(f"{path}.restartPolicy", rp, ("Always", "OnFailure", "Never")))
+    errs += pod_volumes(spec, path)
+    return errs
+
+
+VOLUME_SOURCES = (
+    "emptyDir",
+    "hostPath",
+    "gitRepo",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "flocker",
+    "persistentVolumeClaim",
+    "rbd",
+    "quobyte",
+    "cephfs",
+    "cinder",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "vsphereVolume",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "azureDisk",
+    "storageos",
+    "configMap",
+    "scaleIO",
+    "projected",
+    "csi",
+    "ephemeral",
+    "image",
+)
+"""validateVolumeSource's order: the second source present is the one named in
+"may not specify more than 1 volume type"."""
+HOST_PATH_TYPES = (
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+)
+DOWNWARD_VOLUME_FIELDS = (
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+)
+MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+
+
+def pod_volumes(spec: Obj, path: str) -> list[Cause]:
+    """validateVolumes and validateVolumeMounts (k/k pkg/apis/core/validation)."""
+    errs: list[Cause] = []
+    names: set[str] = set()
+    for i, v in enumerate(spec.get("volumes") or ()):
+        if not isinstance(v, dict):
+            continue
+        vp = f"{path}.volumes[{i}]"
+        errs += _volume_source(v, vp)
+        name = str(v.get("name") or "")
+        if not name:
+            errs.append(required(f"{vp}.name"))
+        elif not DNS1123_LABEL.match(name) or len(name) > 63:
+            errs.append(invalid(f"{vp}.name", name, MSG_1123_LABEL))
+        if name and name in names:
+            errs.append(duplicate(f"{vp}.name", name))
+        names.add(name)
+    for field in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(field) or ()):
+            if isinstance(c, dict):
+                errs += _volume_mounts(c, names, f"{path}.{field}[{i}].volumeMounts")
+    return errs
+
+
+def _volume_source(v: Obj, vp: str) -> list[Cause]:
+    errs: list[Cause] = []
+    present = [s for s in VOLUME_SOURCES if v.get(s) is not None]
+    if not present:
+        return [required(vp, "must specify a volume type")]
+    for extra in present[1:]:
+        errs.append(forbidden(f"{vp}.{extra}", "may not specify more than 1 volume type"))
+    kind = present[0]
+    src = v[kind]
+    sp = f"{vp}.{kind}"
+    if not isinstance(src, dict):
+        return errs
+    if kind == "hostPath":
+        hp = str(src.get("path") or "")
+        if not hp:
+            errs.append(required(f"{sp}.path"))
+        elif ".." in hp.split("/"):
+            errs.append(invalid(f"{sp}.path", hp, "must not contain '..'"))
+        if src.get("type") is not None and src["type"] not in HOST_PATH_TYPES:
+            errs.append(unsupported(f"{sp}.type", src["type"], HOST_PATH_TYPES))
+    elif kind in ("secret", "configMap"):
+        key = "secretName" if kind == "secret" else "name"
+        if not src.get(key):
+            errs.append(required(f"{sp}.{key}"))
+        errs += _mode(f"{sp}.defaultMode", src.get("defaultMode"))
+        for j, item in enumerate(src.get("items") or ()):
+            ip = f"{sp}.items[{j}]"
+            if not item.get("key"):
+                errs.append(required(f"{ip}.key"))
+            if not item.get("path"):
+                errs.append(required(f"{ip}.path"))
+            else:
+                errs += _local_non_reserved_path(str(item["path"]), f"{ip}.path")
+            errs += _mode(f"{ip}.mode", item.get("mode"))
+    elif kind == "persistentVolumeClaim":
+        if not src.get("claimName"):
+            errs.append(required(f"{sp}.claimName"))
+    elif kind == "downwardAPI":
+        errs += _mode(f"{sp}.defaultMode", src.get("defaultMode"))
+        for j, item in enumerate(src.get("items") or ()):
+            errs += _downward_item(item, f"{sp}.items[{j}]")
+    elif kind == "emptyDir" and src.get("sizeLimit") is not None:
+        if str(src["sizeLimit"]).startswith("-"):
+            errs.append(
+                forbidden(f"{sp}.sizeLimit", "SizeLimit field must be a valid resource quantity")
+            )
+    return errs
+
+
+def _downward_item(item: Obj, ip: str) -> list[Cause]:
+    errs: list[Cause] = []
+    if not item.get("path"):
+        errs.append(required(f"{ip}.path"))
+    else:
+        errs += _local_non_reserved_path(str(item["path"]), f"{ip}.path")
+    field_ref, resource_ref = item.get("fieldRef"), item.get("resourceFieldRef")
+    if isinstance(field_ref, dict):
+        fp = str(field_ref.get("fieldPath") or "")
+        base = fp.split("[", 1)[0] if fp.endswith("']") else fp
+        if not fp:
+            errs.append(required(f"{ip}.fieldRef.fieldPath"))
+        elif base not in DOWNWARD_VOLUME_FIELDS or (
+            base != fp and base not in ("metadata.labels", "metadata.annotations")
+        ):
+            errs.append(unsupported(f"{ip}.fieldRef.fieldPath", fp, DOWNWARD_VOLUME_FIELDS))
+        if resource_ref is not None:
+            both = "fieldRef and resourceFieldRef can not be specified simultaneously"
+            errs.append(invalid(ip, "resource", both))
+    elif isinstance(resource_ref, dict):
+        if not resource_ref.get("containerName"):
+            errs.append(required(f"{ip}.resourceFieldRef.containerName"))
+    else:
+        errs.append(required(ip, "one of fieldRef and resourceFieldRef is required"))
+    errs += _mode(f"{ip}.mode", item.get("mode"))
+    return errs
+
+
+def _mode(path: str, mode: Any) -> list[Cause]:
+    if mode is None or (isinstance(mode, int) and 0 <= mode <= 0o777):
+        return []
+    return [invalid(path, mode, MODE_MSG)]
+
+
+def _local_descending_path(value: str, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    if value.startswith("/"):
+        errs.append(invalid(path, value, "must be a relative path"))
+    if ".." in value.split("/"):
+        errs.append(invalid(path, value, "must not contain '..'"))
+    return errs
+
+
+def _local_non_reserved_path(value: str, path: str) -> list[Cause]:
+    errs = _local_descending_path(value, path)
+    if value.startswith(".."):
+        errs.append(invalid(path, value, "must not start with '..'"))
+    return errs
+
+
+def _volume_mounts(c: Obj, volumes: set[str], path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    seen: set[str] = set()
+    for i, m in enumerate(c.get("volumeMounts") or ()):
+        if not isinstance(m, dict):
+            continue
+        mp = f"{path}[{i}]"
+        name = str(m.get("name") or "")
+        if not name:
+            errs.append(required(f"{mp}.name"))
+        elif name not in volumes:
+            errs.append(Cause(f"{mp}.name", "FieldValueNotFound", f"Not found: {q(name)}"))
+        target = str(m.get("mountPath") or "")
+        if not target:
+            errs.append(required(f"{mp}.mountPath"))
+        if target in seen:
+            errs.append(invalid(f"{mp}.mountPath", target, "must be unique"))
+        seen.add(target)
+        # The API server names these two without the index (fldPath, not idxPath).
+        if m.get("subPath"):
+            errs += _local_descending_path(str(m["subPath"]), f"{path}.subPath")
+        if m.get("subPathExpr"):
+            if m.get("subPath"):
+                errs.append(
+                    invalid(
+                        f"{mp}.subPathExpr",
+                        m["subPathExpr"],
+                        "subPathExpr and subPath are mutually exclusive",
+                    )
+                )
+            errs += _local_descending_path(str(m["subPathExpr"]), f"{path}.subPathExpr")
     return errs
 
 

@@ -78,6 +78,8 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         "events",
         "configmaps",
         "secrets",
+        "persistentvolumes",
+        "persistentvolumeclaims",
         "nodes",
     }
     assert resources["nodes"]["scope"] == "Cluster"

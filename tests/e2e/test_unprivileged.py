@@ -48,6 +48,26 @@ spec:
       - name: web
         image: python:3.11
         command: ["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vol}
+spec:
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "cat /cfg/greeting; echo; stat -f -c %T /mem; id -u; exec sleep 600"]
+    volumeMounts:
+    - {name: cfg, mountPath: /cfg}
+    - {name: mem, mountPath: /mem}
+  volumes:
+  - {name: cfg, configMap: {name: settings}}
+  - {name: mem, emptyDir: {medium: Memory}}
 """
 
 
@@ -173,6 +193,21 @@ def test_an_ordinary_user_gets_pods_and_plain_words(
         assert uids == {str(user.pw_uid)}
         events = get("get", "events", "-o", "json")
         assert '"reason":"NetworkIdentity"' in events.replace(" ", "")
+
+        # Volumes, through an unprivileged user namespace: the ConfigMap's file at its
+        # mountPath, and medium Memory as a directory of /dev/shm (no tmpfs of its own).
+        logs = ""
+        for _ in range(300):  # each call is a round trip: bounded, no sleeps
+            logs = subprocess.run(
+                [sys.executable, "-m", "svcnet", "logs", "vol", "--server", server],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=30,
+            ).stdout
+            if logs.count("\n") >= 3:
+                break
+        assert logs == f"hello\ntmpfs\n{user.pw_uid}\n", logs
 
         # svcnet exec as the same user: the pod's resolv.conf through an
         # unprivileged user namespace that maps the user to itself.
