@@ -142,7 +142,7 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     es = await get_json(client, "/apis/discovery.k8s.io/v1")
     assert es["resources"][0]["name"] == "endpointslices"
-    await get_json(client, "/apis/batch/v1", 404)
+    await get_json(client, "/apis/policy/v1", 404)
 
 
 async def test_openapi(client: aiohttp.ClientSession) -> None:
