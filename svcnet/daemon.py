@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import ctypes
 import ipaddress
 import logging
@@ -22,6 +23,7 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,15 +34,21 @@ from svcnet._aio import TaskSet
 from svcnet.config import Settings, reachable
 from svcnet.controllers import (
     Controller,
+    CronJobController,
+    DaemonSetController,
     DeploymentController,
     EndpointsController,
     GarbageCollector,
+    JobController,
     LoadBalancerController,
     NamespaceController,
     ReplicaSetController,
+    StatefulSetController,
+    VolumeController,
 )
 from svcnet.controllers.endpointslice import EndpointSliceController, ServiceEventRecorder
 from svcnet.controllers.endpointslicemirroring import EndpointSliceMirroring
+from svcnet.controllers.volumes import STANDARD_CLASS
 from svcnet.images import MappingError
 from svcnet.k8s import kinds
 from svcnet.k8s.objects import Obj, pod_ready, with_last_applied
@@ -63,6 +71,12 @@ class StartupError(Exception):
     pass
 
 
+def _volumes_root(settings: Settings) -> Path:
+    """Where provisioned PersistentVolumes' directories live: the state directory."""
+    base = Path(settings.state_dir) if settings.state_dir else Path(tempfile.gettempdir())
+    return base / "volumes" if settings.state_dir else base / "svcnet-volumes"
+
+
 def bootstrap(settings: Settings, registry: Registry) -> None:
     """What a fresh kubeadm cluster has before the user applies anything; what a
     restarted one kept is left as it is."""
@@ -76,6 +90,7 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
 
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    ensure(copy.deepcopy(STANDARD_CLASS))
     net = settings.network
     dns_ip, dns_port = settings.kube_dns
     ensure(
@@ -199,6 +214,11 @@ class Daemon:
             LoadBalancerController(self.registry, s.network.load_balancer_cidr),
             GarbageCollector(self.registry),
             NamespaceController(self.registry),
+            StatefulSetController(self.registry),
+            DaemonSetController(self.registry),
+            JobController(self.registry),
+            CronJobController(self.registry),
+            VolumeController(self.registry, _volumes_root(s)),
             EndpointSliceController(self.registry),
             EndpointSliceMirroring(self.registry),
             ServiceEventRecorder(self.registry),
@@ -286,7 +306,10 @@ class Daemon:
             if int((rs.get("status") or {}).get("readyReplicas", 0)) < want:
                 out.append(f"replicaset.apps/{rs['metadata']['name']}")
         for pod in self.store.list("Pod"):
-            if not pod_ready(pod) and (pod.get("status") or {}).get("phase") != "Succeeded":
+            if not pod_ready(pod) and (pod.get("status") or {}).get("phase") not in (
+                "Succeeded",
+                "Failed",
+            ):
                 out.append(f"pod/{pod['metadata']['name']}{_waiting_reason(pod)}")
         return out
 

@@ -22,7 +22,7 @@ from svcnet.k8s.objects import Obj
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-OPENAPI_HASH = "svcnet-0001"
+OPENAPI_HASH = "svcnet-0002"
 """Bump when the documents change so kubectl's HTTP cache refetches them."""
 
 
@@ -36,7 +36,11 @@ def group_versions() -> list[tuple[str, str]]:
 
 
 def kinds_of(group: str, version: str) -> list[Kind]:
-    return [k for k in KINDS if k.group == group and k.version == version]
+    """A group version's kinds by resource name, as kube-apiserver's installer lists
+    them (kubectl expands `get all` in this order)."""
+    return sorted(
+        (k for k in KINDS if k.group == group and k.version == version), key=lambda k: k.plural
+    )
 
 
 def _subresources(k: Kind) -> list[tuple[str, Obj, list[str]]]:
@@ -53,7 +57,7 @@ def _subresources(k: Kind) -> list[tuple[str, Obj, list[str]]]:
             ("exec", {"group": "", "version": "v1", "kind": "PodExecOptions"}, ["create", "get"]),
             ("log", own, ["get"]),
         ]
-    if k.kind in ("Deployment", "ReplicaSet"):
+    if k.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
         subs.append(
             (
                 "scale",
@@ -61,7 +65,9 @@ def _subresources(k: Kind) -> list[tuple[str, Obj, list[str]]]:
                 ["get", "patch", "update"],
             )
         )
-    if k.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Namespace"):
+    if k.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Namespace") or (
+        k.has_status and k.group in ("apps", "batch", "")
+    ):
         subs.append(("status", own, ["get"]))
     return sorted(subs)
 

@@ -609,7 +609,7 @@ class ApiServer:
         if kind.kind == "Pod" and sub == "portforward" and method in ("GET", "POST"):
             pod = self.registry.get(kind, ns, target.name)
             raise bad_request(port_forward_refusal(pod))
-        if kind.kind in ("Deployment", "ReplicaSet") and sub == "scale":
+        if kind.kind in ("Deployment", "ReplicaSet", "StatefulSet") and sub == "scale":
             return await self._scale(request, target)
         if sub == "status" and method == "GET" and kind.has_status:
             return self._get(request, target)
@@ -733,7 +733,7 @@ def port_forward_refusal(pod: Obj) -> str:
 
 
 def scale_of(obj: Obj) -> Obj:
-    """The autoscaling/v1 Scale view of a Deployment or ReplicaSet."""
+    """The autoscaling/v1 Scale view of a Deployment, ReplicaSet or StatefulSet."""
     md = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     selector = spec.get("selector")

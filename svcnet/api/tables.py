@@ -441,6 +441,207 @@ def _deployment_cells(d: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
 
 
 # ---------------------------------------------------------------------------
+# StatefulSets, DaemonSets, Jobs and CronJobs
+
+
+def _statefulset_cells(sts: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = sts.get("metadata") or {}
+    spec = sts.get("spec") or {}
+    status = sts.get("status") or {}
+    desired = int(spec.get("replicas") or 0)
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        f"{int(status.get('readyReplicas') or 0)}/{desired}",
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        cells += list(_containers(sts))
+    return cells
+
+
+def _daemonset_cells(ds: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = ds.get("metadata") or {}
+    spec = ds.get("spec") or {}
+    st = ds.get("status") or {}
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector")
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        int(st.get("desiredNumberScheduled") or 0),
+        int(st.get("currentNumberScheduled") or 0),
+        int(st.get("numberReady") or 0),
+        int(st.get("updatedNumberScheduled") or 0),
+        int(st.get("numberAvailable") or 0),
+        labels.format_map(node_selector),
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _containers(ds)
+        cells += [names, images, labels.format_label_selector(spec.get("selector"))]
+    return cells
+
+
+def job_condition(job: Obj, ctype: str) -> bool:
+    """hasJobCondition: the first condition of that type, True."""
+    for c in (job.get("status") or {}).get("conditions") or ():
+        if c.get("type") == ctype:
+            return bool(c.get("status") == "True")
+    return False
+
+
+def job_status(job: Obj) -> str:
+    """printJob's STATUS cell."""
+    if job_condition(job, "Complete"):
+        return "Complete"
+    if job_condition(job, "Failed"):
+        return "Failed"
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    if job_condition(job, "Suspended"):
+        return "Suspended"
+    if job_condition(job, "FailureTarget"):
+        return "FailureTarget"
+    return "Running"
+
+
+def job_completions(job: Obj) -> str:
+    spec = job.get("spec") or {}
+    succeeded = int((job.get("status") or {}).get("succeeded") or 0)
+    if spec.get("completions") is not None:
+        return f"{succeeded}/{int(spec['completions'])}"
+    parallelism = int(spec.get("parallelism") or 0)
+    if parallelism > 1:
+        return f"{succeeded}/1 of {parallelism}"
+    return f"{succeeded}/1"
+
+
+def job_duration(job: Obj, now: dt.datetime) -> str:
+    st = job.get("status") or {}
+    start = parse_time(st.get("startTime"))
+    if start is None:
+        return ""
+    end = parse_time(st.get("completionTime")) or now
+    return human_duration((end - start).total_seconds())
+
+
+def _job_cells(job: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = job.get("metadata") or {}
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        job_status(job),
+        job_completions(job),
+        job_duration(job, now),
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _containers(job)
+        selector = (job.get("spec") or {}).get("selector")
+        cells += [names, images, labels.format_label_selector(selector)]
+    return cells
+
+
+def _cronjob_cells(cj: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = cj.get("metadata") or {}
+    spec = cj.get("spec") or {}
+    st = cj.get("status") or {}
+    last = st.get("lastScheduleTime")
+    suspend = spec.get("suspend")
+    cells: list[Cell] = [
+        str(md.get("name", "")),
+        str(spec.get("schedule") or ""),
+        str(spec.get("timeZone") or "<none>"),
+        "<unset>" if suspend is None else ("True" if suspend else "False"),
+        len(st.get("active") or ()),
+        since(last, now) if last else "<none>",
+        since(md.get("creationTimestamp"), now),
+    ]
+    if wide:
+        jt_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        names, images = _containers({"spec": jt_spec})
+        cells += [names, images, labels.format_label_selector(jt_spec.get("selector"))]
+    return cells
+
+
+# ---------------------------------------------------------------------------
+# Storage: PersistentVolumes, PersistentVolumeClaims, StorageClasses
+
+_ACCESS_MODES = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
+
+
+def access_modes(modes: Any) -> str:
+    """GetAccessModesAsString: abbreviations in a fixed order."""
+    have = set(modes or ())
+    return ",".join(short for mode, short in _ACCESS_MODES if mode in have)
+
+
+def _pv_cells(pv: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = pv.get("metadata") or {}
+    spec = pv.get("spec") or {}
+    st = pv.get("status") or {}
+    ref = spec.get("claimRef")
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    phase = "Terminating" if md.get("deletionTimestamp") else str(st.get("phase") or "")
+    return [
+        str(md.get("name", "")),
+        str((spec.get("capacity") or {}).get("storage") or "0"),
+        access_modes(spec.get("accessModes")),
+        str(spec.get("persistentVolumeReclaimPolicy") or ""),
+        phase,
+        claim,
+        str(spec.get("storageClassName") or ""),
+        str(spec.get("volumeAttributesClassName") or "<unset>"),
+        str(st.get("reason") or ""),
+        since(md.get("creationTimestamp"), now),
+        str(spec.get("volumeMode") or "<unset>"),
+    ]
+
+
+def _pvc_cells(pvc: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = pvc.get("metadata") or {}
+    spec = pvc.get("spec") or {}
+    st = pvc.get("status") or {}
+    phase = "Terminating" if md.get("deletionTimestamp") else str(st.get("phase") or "")
+    capacity = modes = ""
+    if spec.get("volumeName"):
+        modes = access_modes(st.get("accessModes"))
+        capacity = str((st.get("capacity") or {}).get("storage") or "0")
+    return [
+        str(md.get("name", "")),
+        phase,
+        str(spec.get("volumeName") or ""),
+        capacity,
+        modes,
+        str(spec.get("storageClassName") or ""),
+        str(spec.get("volumeAttributesClassName") or "<unset>"),
+        since(md.get("creationTimestamp"), now),
+        str(spec.get("volumeMode") or "<unset>"),
+    ]
+
+
+def _storageclass_cells(sc: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = sc.get("metadata") or {}
+    ann = md.get("annotations") or {}
+    name = str(md.get("name", ""))
+    if "true" in (
+        ann.get("storageclass.kubernetes.io/is-default-class"),
+        ann.get("storageclass.beta.kubernetes.io/is-default-class"),
+    ):
+        name += " (default)"
+    return [
+        name,
+        str(sc.get("provisioner") or ""),
+        str(sc.get("reclaimPolicy") or "Delete"),
+        str(sc.get("volumeBindingMode") or "Immediate"),
+        "true" if sc.get("allowVolumeExpansion") else "false",
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
+# ---------------------------------------------------------------------------
 # Namespaces and Events
 
 
@@ -668,6 +869,196 @@ PRINTERS: dict[str, Printer] = {
             _wide("Selector", "Label selector for pods."),
         ),
         _deployment_cells,
+    ),
+    "StatefulSet": Printer(
+        (
+            _name(),
+            Column("Ready", description="Number of the pod with ready state"),
+            _age(),
+            _wide("Containers", _CONTAINERS_DOC),
+            _wide("Images", _IMAGES_DOC),
+        ),
+        _statefulset_cells,
+    ),
+    "DaemonSet": Printer(
+        (
+            _name(),
+            Column(
+                "Desired",
+                "integer",
+                "The total number of nodes that should be running the daemon pod (including "
+                "nodes correctly running the daemon pod).",
+            ),
+            Column(
+                "Current",
+                "integer",
+                "The number of nodes that are running at least 1 daemon pod and are supposed "
+                "to run the daemon pod.",
+            ),
+            Column(
+                "Ready",
+                "integer",
+                "numberReady is the number of nodes that should be running the daemon pod and "
+                "have one or more of the daemon pod running with a Ready Condition.",
+            ),
+            Column(
+                "Up-to-date",
+                "integer",
+                "The total number of nodes that are running updated daemon pod",
+            ),
+            Column(
+                "Available",
+                "integer",
+                "The number of nodes that should be running the daemon pod and have one or "
+                "more of the daemon pod running and available (ready for at least "
+                "spec.minReadySeconds)",
+            ),
+            Column(
+                "Node Selector",
+                description="NodeSelector is a selector which must be true for the pod to fit "
+                "on a node.",
+            ),
+            _age(),
+            _wide("Containers", _CONTAINERS_DOC),
+            _wide("Images", _IMAGES_DOC),
+            _wide(
+                "Selector",
+                "A label query over pods that are managed by the daemon set.",
+            ),
+        ),
+        _daemonset_cells,
+    ),
+    "Job": Printer(
+        (
+            _name(),
+            Column("Status", description="Status of the job."),
+            Column(
+                "Completions",
+                description="The number of pods which reached phase Succeeded.",
+            ),
+            Column("Duration", description="Time required to complete the job."),
+            _age(),
+            _wide("Containers", _CONTAINERS_DOC),
+            _wide("Images", _IMAGES_DOC),
+            _wide("Selector", "A label query over pods that should match the pod count."),
+        ),
+        _job_cells,
+    ),
+    "CronJob": Printer(
+        (
+            _name(),
+            Column("Schedule", description="The schedule in Cron format."),
+            Column("Timezone", description="The time zone name for the given schedule."),
+            Column(
+                "Suspend",
+                "boolean",
+                "This flag tells the controller to suspend subsequent executions.",
+            ),
+            Column("Active", "integer", "A list of pointers to currently running jobs."),
+            Column(
+                "Last Schedule",
+                description="Information when was the last time the job was successfully "
+                "scheduled.",
+            ),
+            _age(),
+            _wide("Containers", _CONTAINERS_DOC),
+            _wide("Images", _IMAGES_DOC),
+            _wide("Selector", "A label query over pods that should match the pod count."),
+        ),
+        _cronjob_cells,
+    ),
+    "PersistentVolume": Printer(
+        (
+            _name(),
+            Column(
+                "Capacity",
+                description="capacity is the description of the persistent volume's resources and "
+                "capacity.",
+            ),
+            Column(
+                "Access Modes",
+                description="accessModes contains all ways the volume can be mounted.",
+            ),
+            Column(
+                "Reclaim Policy",
+                description="persistentVolumeReclaimPolicy defines what happens to a persistent "
+                "volume when released from its claim.",
+            ),
+            Column(
+                "Status",
+                description="phase indicates if a volume is available, bound to a claim, or "
+                "released by a claim.",
+            ),
+            Column(
+                "Claim",
+                description="claimRef is part of a bi-directional binding between "
+                "PersistentVolume and PersistentVolumeClaim.",
+            ),
+            Column("StorageClass", description="StorageClass of the pv"),
+            Column("VolumeAttributesClass", description="VolumeAttributesClass of the pv"),
+            Column(
+                "Reason",
+                description="reason is a brief CamelCase string that describes any failure and is "
+                "meant for machine parsing and tidy display in the CLI.",
+            ),
+            _age(),
+            _wide(
+                "VolumeMode",
+                "volumeMode defines if a volume is intended to be used with a formatted "
+                "filesystem or to remain in raw block state.",
+            ),
+        ),
+        _pv_cells,
+    ),
+    "PersistentVolumeClaim": Printer(
+        (
+            _name(),
+            Column(
+                "Status", description="phase represents the current phase of PersistentVolumeClaim."
+            ),
+            Column(
+                "Volume",
+                description="volumeName is the binding reference to the PersistentVolume backing "
+                "this claim.",
+            ),
+            Column(
+                "Capacity",
+                description="capacity represents the actual resources of the underlying volume.",
+            ),
+            Column(
+                "Access Modes",
+                description="accessModes contains the actual access modes the volume backing the "
+                "PVC has.",
+            ),
+            Column("StorageClass", description="StorageClass of the pvc"),
+            Column("VolumeAttributesClass", description="VolumeAttributesClass of the pvc"),
+            _age(),
+            _wide("VolumeMode", "volumeMode defines what type of volume is required by the claim."),
+        ),
+        _pvc_cells,
+    ),
+    "StorageClass": Printer(
+        (
+            _name(),
+            Column("Provisioner", description="provisioner indicates the type of the provisioner."),
+            Column(
+                "ReclaimPolicy",
+                description="reclaimPolicy controls the reclaimPolicy for dynamically provisioned "
+                "PersistentVolumes of this storage class.",
+            ),
+            Column(
+                "VolumeBindingMode",
+                description="volumeBindingMode indicates how PersistentVolumeClaims should be "
+                "provisioned and bound.",
+            ),
+            Column(
+                "AllowVolumeExpansion",
+                description="allowVolumeExpansion shows whether the storage class allow volume "
+                "expand.",
+            ),
+            _age(),
+        ),
+        _storageclass_cells,
     ),
     "Namespace": Printer(
         (_name(), Column("Status", description="The status of the namespace"), _age()),

@@ -7,19 +7,29 @@ change is acted on within the same loop iteration (no polling).
 """
 
 from svcnet.controllers.base import Controller
+from svcnet.controllers.cronjob import CronJobController
+from svcnet.controllers.daemonset import DaemonSetController
 from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.controllers.gc import GarbageCollector
+from svcnet.controllers.job import JobController
 from svcnet.controllers.loadbalancer import LoadBalancerController
 from svcnet.controllers.namespace import NamespaceController
 from svcnet.controllers.replicaset import ReplicaSetController
+from svcnet.controllers.statefulset import StatefulSetController
+from svcnet.controllers.volumes import VolumeController
 
 __all__ = [
     "Controller",
+    "CronJobController",
+    "DaemonSetController",
     "DeploymentController",
     "EndpointsController",
     "GarbageCollector",
+    "JobController",
     "LoadBalancerController",
     "NamespaceController",
     "ReplicaSetController",
+    "StatefulSetController",
+    "VolumeController",
 ]

@@ -84,6 +84,13 @@ KINDS: tuple[Kind, ...] = (
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
     ),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
+    Kind(
+        "StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",), ("all",), True
+    ),
+    Kind("DaemonSet", "daemonsets", "daemonset", "apps", "v1", True, ("ds",), ("all",), True),
+    Kind("Job", "jobs", "job", "batch", "v1", True, (), ("all",), True),
+    Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",), ("all",), True),
+    Kind("StorageClass", "storageclasses", "storageclass", "storage.k8s.io", "v1", False, ("sc",)),
     # metrics-server's API: usage read from the pods' cgroups when asked (kubectl top).
     Kind("NodeMetrics", "nodes", "", "metrics.k8s.io", "v1beta1", False, stored=False),
     Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),
@@ -111,7 +118,19 @@ def for_api_version(api_version: str, kind: str) -> Kind | None:
     return k
 
 
-# `kubectl get all` order: pods, services, daemonsets, deployments, replicasets...
+# `kubectl get all` order: kubectl expands the category in discovery order, which
+# kube-apiserver sorts by resource within each group (core, apps, ..., batch):
+# pods, services, daemonsets, deployments, replicasets, statefulsets, cronjobs, jobs.
 ALL_CATEGORY: tuple[Kind, ...] = tuple(
-    BY_KIND[n] for n in ("Pod", "Service", "Deployment", "ReplicaSet")
+    BY_KIND[n]
+    for n in (
+        "Pod",
+        "Service",
+        "DaemonSet",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "CronJob",
+        "Job",
+    )
 )

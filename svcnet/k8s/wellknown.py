@@ -54,6 +54,30 @@ SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 ENDPOINTS_MANAGED_BY = "endpoints.kubernetes.io/managed-by"
 ENDPOINTS_CONTROLLER = "endpoint-controller"
 
+# --- apps: StatefulSets and DaemonSets; batch: Jobs and CronJobs; storage ----------
+
+CONTROLLER_REVISION_HASH = "controller-revision-hash"
+"""Label the StatefulSet and DaemonSet controllers put on their pods: the revision
+of the template each pod was made from."""
+STS_POD_NAME = "statefulset.kubernetes.io/pod-name"
+POD_INDEX = "apps.kubernetes.io/pod-index"
+"""A StatefulSet pod's ordinal (and a DaemonSet-free cluster's only index label)."""
+JOB_NAME = "batch.kubernetes.io/job-name"
+LEGACY_JOB_NAME = "job-name"
+JOB_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+LEGACY_CONTROLLER_UID = "controller-uid"
+JOB_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+"""Annotation and label of an Indexed Job's pods; JOB_COMPLETION_INDEX env var too."""
+CRONJOB_SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+CRONJOB_INSTANTIATE = "cronjob.kubernetes.io/instantiate"
+"""`kubectl create job --from=cronjob/x` marks the Job it makes with "manual"."""
+DEFAULT_STORAGE_CLASS = "storageclass.kubernetes.io/is-default-class"
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
+BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+
 # --- deletion: the garbage collector's finalizers --------------------------------
 
 ORPHAN_FINALIZER = "orphan"

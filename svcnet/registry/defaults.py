@@ -160,7 +160,142 @@ def secret(obj: Obj) -> None:
         obj["data"] = data
 
 
+def _pod_template(tmpl: object) -> None:
+    if isinstance(tmpl, dict):
+        pod_spec(tmpl.setdefault("spec", {}))
+        tmpl.setdefault("metadata", {})
+
+
+def persistentvolumeclaim_spec(spec: Obj) -> None:
+    spec.setdefault("volumeMode", "Filesystem")
+
+
+def statefulset(obj: Obj) -> None:
+    """SetDefaults_StatefulSet (apps/v1)."""
+    template_spec(obj)
+    spec = obj["spec"]
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    policy.setdefault("whenDeleted", "Retain")
+    policy.setdefault("whenScaled", "Retain")
+    for vct in spec.get("volumeClaimTemplates") or []:
+        if isinstance(vct, dict):
+            vct.setdefault("apiVersion", "v1")
+            vct.setdefault("kind", "PersistentVolumeClaim")
+            persistentvolumeclaim_spec(vct.setdefault("spec", {}))
+            vct.setdefault("status", {"phase": "Pending"})
+    obj.setdefault("status", {"replicas": 0, "availableReplicas": 0})
+
+
+def daemonset(obj: Obj) -> None:
+    """SetDefaults_DaemonSet (apps/v1)."""
+    spec = obj.setdefault("spec", {})
+    _pod_template(spec.get("template"))
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        ru = strategy.setdefault("rollingUpdate", {})
+        ru.setdefault("maxUnavailable", 1)
+        ru.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    obj.setdefault(
+        "status",
+        {
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        },
+    )
+
+
+def job_spec(spec: Obj) -> None:
+    """SetDefaults_Job's spec part."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+        spec["parallelism"] = 1
+    spec.setdefault("parallelism", 1)
+    if spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    if spec.get("podFailurePolicy") is None:
+        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    else:
+        spec.setdefault("podReplacementPolicy", "Failed")
+
+
+def job(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    job_spec(spec)
+    _pod_template(spec.get("template"))
+    obj.setdefault("status", {})
+
+
+def job_selector(obj: Obj, uid: str) -> None:
+    """The Job strategy's generateSelector: without manualSelector, the server picks
+    the selector (the Job's uid) and labels the template with it."""
+    spec = obj["spec"]
+    if spec.get("manualSelector"):
+        return
+    name = str(obj["metadata"].get("name") or "")
+    tmd = spec.setdefault("template", {}).setdefault("metadata", {})
+    tlabels = tmd.setdefault("labels", {})
+    tlabels.update(
+        {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+    )
+    if not spec.get("selector"):
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+
+
+def cronjob(obj: Obj) -> None:
+    """SetDefaults_CronJob (batch/v1); the job template's pod spec is defaulted too."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    jt = spec.get("jobTemplate")
+    if isinstance(jt, dict):
+        _pod_template((jt.get("spec") or {}).get("template"))
+    obj.setdefault("status", {})
+
+
+def persistentvolumeclaim(obj: Obj) -> None:
+    persistentvolumeclaim_spec(obj.setdefault("spec", {}))
+    obj.setdefault("status", {"phase": "Pending"})
+
+
+def persistentvolume(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+    spec.setdefault("volumeMode", "Filesystem")
+    obj.setdefault("status", {"phase": "Pending"})
+
+
+def storageclass(obj: Obj) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 BY_KIND = {
+    "StatefulSet": statefulset,
+    "DaemonSet": daemonset,
+    "Job": job,
+    "CronJob": cronjob,
+    "PersistentVolumeClaim": persistentvolumeclaim,
+    "PersistentVolume": persistentvolume,
+    "StorageClass": storageclass,
     "Secret": secret,
     "Endpoints": endpoints,
     "EndpointSlice": endpointslice,

@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from svcnet.k8s import fields, kinds, labels
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
+from svcnet.k8s.wellknown import DEFAULT_STORAGE_CLASS
 from svcnet.registry import defaults, lifecycle, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
 from svcnet.registry.errors import (
@@ -156,12 +158,30 @@ class Registry:
             obj["status"] = copy.deepcopy(old.get("status") or obj.get("status") or {})
             if kind.kind == "Pod":
                 self._pod_update(obj, old)
+        if old is None and kind.kind == "Job":
+            # The uid is known before the store has the Job: its selector is made of it.
+            obj["metadata"]["uid"] = str(uuid.uuid4())
+            defaults.job_selector(obj, obj["metadata"]["uid"])
+        if old is None and kind.kind == "PersistentVolumeClaim":
+            self._default_storage_class(obj)
         if kind.kind == "Service":
             try:
                 self._allocate_service(obj, old)
             except AllocationError as e:
                 raise invalid(kind, obj["metadata"]["name"], [e.cause]) from None
         return obj
+
+    def _default_storage_class(self, pvc: Obj) -> None:
+        """The DefaultStorageClass admission plugin: a claim that names no class gets
+        the default one (an explicit "" asks for none)."""
+        spec = pvc.setdefault("spec", {})
+        if spec.get("storageClassName") is not None:
+            return
+        for sc in self._store.list("StorageClass"):
+            ann = sc["metadata"].get("annotations") or {}
+            if ann.get(DEFAULT_STORAGE_CLASS) == "true":
+                spec["storageClassName"] = sc["metadata"]["name"]
+                return
 
     def _pod_update(self, obj: Obj, old: Obj) -> None:
         new_spec, old_spec = obj["spec"], old["spec"]

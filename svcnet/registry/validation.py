@@ -655,9 +655,10 @@ def workload(obj: Obj) -> list[Cause]:
             errs.append(Cause("spec.selector", "FieldValueInvalid", str(e)))
         else:
             if s.empty:
-                errs.append(
-                    invalid("spec.selector", "", "empty selector is invalid for deployment")
+                what = {"StatefulSet": "statefulset", "DaemonSet": "daemonset"}.get(
+                    str(obj.get("kind")), "deployment"
                 )
+                errs.append(invalid("spec.selector", "", f"empty selector is invalid for {what}"))
             elif not s.matches(tlabels):
                 errs.append(
                     Cause(
@@ -795,7 +796,305 @@ def secret(obj: Obj) -> list[Cause]:
     return errs
 
 
+def _nonnegative(spec: Obj, path: str, *names: str) -> list[Cause]:
+    errs = []
+    for f in names:
+        v = spec.get(f)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            errs.append(invalid(f"{path}.{f}", v, "must be greater than or equal to 0"))
+    return errs
+
+
+def _always_restart(spec: Obj) -> list[Cause]:
+    rp = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy", "Always")
+    if rp != "Always":
+        return [unsupported("spec.template.spec.restartPolicy", rp, ("Always",))]
+    return []
+
+
+def statefulset(obj: Obj) -> list[Cause]:
+    """ValidateStatefulSetSpec (k/k pkg/apis/apps/validation)."""
+    spec = obj.get("spec") or {}
+    errs = workload(obj)
+    policy = spec.get("podManagementPolicy")
+    if policy not in ("OrderedReady", "Parallel"):
+        errs.append(unsupported("spec.podManagementPolicy", policy, ("OrderedReady", "Parallel")))
+    strategy = spec.get("updateStrategy") or {}
+    typ = strategy.get("type")
+    if typ not in ("OnDelete", "RollingUpdate"):
+        errs.append(unsupported("spec.updateStrategy.type", typ, ("OnDelete", "RollingUpdate")))
+    elif typ == "OnDelete" and strategy.get("rollingUpdate") is not None:
+        errs.append(
+            forbidden(
+                "spec.updateStrategy.rollingUpdate",
+                "only allowed for updateStrategy 'RollingUpdate'",
+            )
+        )
+    ru = strategy.get("rollingUpdate") or {}
+    errs += _nonnegative(ru, "spec.updateStrategy.rollingUpdate", "partition")
+    errs += _nonnegative(spec, "spec", "minReadySeconds", "revisionHistoryLimit")
+    retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    for f in ("whenDeleted", "whenScaled"):
+        v = retention.get(f)
+        if v not in ("Retain", "Delete"):
+            errs.append(
+                unsupported(
+                    f"spec.persistentVolumeClaimRetentionPolicy.{f}", v, ("Retain", "Delete")
+                )
+            )
+    seen: set[str] = set()
+    for i, vct in enumerate(spec.get("volumeClaimTemplates") or []):
+        name = str((vct.get("metadata") or {}).get("name") or "")
+        path = f"spec.volumeClaimTemplates[{i}]"
+        if not name:
+            errs.append(required(f"{path}.metadata.name", "name or generateName is required"))
+        elif name in seen:
+            errs.append(duplicate(f"{path}.metadata.name", name))
+        seen.add(name)
+        errs += persistentvolumeclaim_spec(vct.get("spec") or {}, f"{path}.spec")
+    errs += _always_restart(spec)
+    return errs
+
+
+def daemonset(obj: Obj) -> list[Cause]:
+    """ValidateDaemonSetSpec."""
+    spec = obj.get("spec") or {}
+    errs = workload(obj)
+    strategy = spec.get("updateStrategy") or {}
+    typ = strategy.get("type")
+    if typ not in ("OnDelete", "RollingUpdate"):
+        errs.append(unsupported("spec.updateStrategy.type", typ, ("OnDelete", "RollingUpdate")))
+    ru = strategy.get("rollingUpdate")
+    if typ == "RollingUpdate" and isinstance(ru, dict):
+        base = "spec.updateStrategy.rollingUpdate"
+        e1, unavailable, _ = _int_or_percent(f"{base}.maxUnavailable", ru.get("maxUnavailable"))
+        e2, surge, _ = _int_or_percent(f"{base}.maxSurge", ru.get("maxSurge"))
+        errs += e1 + e2
+        if unavailable == 0 and surge == 0:
+            errs.append(
+                invalid(
+                    f"{base}.maxUnavailable",
+                    ru["maxUnavailable"],
+                    "may not be 0 when `maxSurge` is 0",
+                )
+            )
+    errs += _nonnegative(spec, "spec", "minReadySeconds", "revisionHistoryLimit")
+    errs += _always_restart(spec)
+    return errs
+
+
+def job_spec(spec: Obj, path: str) -> list[Cause]:
+    """ValidateJobSpec (k/k pkg/apis/batch/validation)."""
+    from svcnet.k8s import labels
+
+    errs = _nonnegative(
+        spec,
+        path,
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "ttlSecondsAfterFinished",
+    )
+    ads = spec.get("activeDeadlineSeconds")
+    if isinstance(ads, int) and ads == 0:
+        errs.append(invalid(f"{path}.activeDeadlineSeconds", 0, "must be greater than 0"))
+    mode = spec.get("completionMode", "NonIndexed")
+    if mode not in ("NonIndexed", "Indexed"):
+        errs.append(unsupported(f"{path}.completionMode", mode, ("NonIndexed", "Indexed")))
+    elif mode == "Indexed":
+        if spec.get("completions") is None:
+            errs.append(required(f"{path}.completions", "when completion mode is Indexed"))
+        elif isinstance(spec["completions"], int) and spec["completions"] > 100000:
+            errs.append(
+                invalid(
+                    f"{path}.completions",
+                    spec["completions"],
+                    "must be less than or equal to 100000",
+                )
+            )
+    tmpl = spec.get("template") or {}
+    tlabels = (tmpl.get("metadata") or {}).get("labels") or {}
+    sel = spec.get("selector")
+    if sel:
+        try:
+            s = labels.from_label_selector(sel)
+        except labels.SelectorError as e:
+            errs.append(Cause(f"{path}.selector", "FieldValueInvalid", str(e)))
+        else:
+            if not s.matches(tlabels):
+                errs.append(
+                    Cause(
+                        f"{path}.template.metadata.labels",
+                        "FieldValueInvalid",
+                        f"Invalid value: {_go_map(tlabels)}: `selector` does not "
+                        "match template `labels`",
+                    )
+                )
+    tspec = tmpl.get("spec") or {}
+    errs += pod_spec(tspec, f"{path}.template.spec")
+    rp = tspec.get("restartPolicy", "Always")
+    if rp not in ("OnFailure", "Never"):
+        errs.append(unsupported(f"{path}.template.spec.restartPolicy", rp, ("OnFailure", "Never")))
+    tmd = tmpl.get("metadata") or {}
+    errs += labels_errors(tmd.get("labels"), f"{path}.template.metadata.labels")
+    errs += annotations_errors(tmd.get("annotations"), f"{path}.template.metadata.annotations")
+    return errs
+
+
+def job(obj: Obj) -> list[Cause]:
+    return job_spec(obj.get("spec") or {}, "spec")
+
+
+CRONJOB_NAME_MAX = 52
+"""A CronJob's Jobs are named `<cronjob>-<minutes>` (11 more characters) and must
+stay within a label value's 63."""
+
+
+def cronjob(obj: Obj) -> list[Cause]:
+    """ValidateCronJobCreate / ValidateCronJobSpec."""
+    from svcnet.k8s import cron
+
+    errs: list[Cause] = []
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if len(name) > CRONJOB_NAME_MAX:
+        errs.append(
+            invalid("metadata.name", name, f"must be no more than {CRONJOB_NAME_MAX} characters")
+        )
+    spec = obj.get("spec") or {}
+    schedule = spec.get("schedule")
+    if not schedule:
+        errs.append(required("spec.schedule"))
+    else:
+        try:
+            cron.parse(str(schedule))
+        except cron.CronError as e:
+            errs.append(invalid("spec.schedule", schedule, str(e)))
+    tz = spec.get("timeZone")
+    if tz is not None:
+        try:
+            cron.time_zone(str(tz))
+        except cron.CronError as e:
+            errs.append(invalid("spec.timeZone", tz, str(e)))
+    policy = spec.get("concurrencyPolicy")
+    if policy not in ("Allow", "Forbid", "Replace"):
+        errs.append(unsupported("spec.concurrencyPolicy", policy, ("Allow", "Forbid", "Replace")))
+    errs += _nonnegative(
+        spec,
+        "spec",
+        "startingDeadlineSeconds",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+    )
+    jt = spec.get("jobTemplate") or {}
+    errs += job_spec(jt.get("spec") or {}, "spec.jobTemplate.spec")
+    return errs
+
+
+ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+
+
+def _access_modes(modes: Any, path: str) -> list[Cause]:
+    if not modes:
+        return [required(path, "at least 1 access mode is required")]
+    errs = [unsupported(path, m, ACCESS_MODES) for m in modes if m not in ACCESS_MODES]
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        errs.append(forbidden(path, "may not use ReadWriteOncePod with other access modes"))
+    return errs
+
+
+def persistentvolumeclaim_spec(spec: Obj, path: str) -> list[Cause]:
+    """ValidatePersistentVolumeClaimSpec (the parts a claim for a hostPath volume uses)."""
+    from svcnet.k8s.quantity import QuantityError
+    from svcnet.k8s.quantity import parse as parse_quantity
+
+    errs = _access_modes(spec.get("accessModes"), f"{path}.accessModes")
+    requests = (spec.get("resources") or {}).get("requests") or {}
+    storage = requests.get("storage")
+    if storage is None:
+        errs.append(required(f"{path}.resources[storage]"))
+    else:
+        try:
+            if parse_quantity(str(storage)) <= 0:
+                errs.append(
+                    invalid(
+                        f"{path}.resources.requests[storage]",
+                        str(storage),
+                        "must be greater than zero",
+                    )
+                )
+        except QuantityError:
+            errs.append(
+                invalid(
+                    f"{path}.resources.requests[storage]",
+                    str(storage),
+                    "quantities must match the regular expression "
+                    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                )
+            )
+    mode = spec.get("volumeMode")
+    if mode is not None and mode not in ("Block", "Filesystem"):
+        errs.append(unsupported(f"{path}.volumeMode", mode, ("Block", "Filesystem")))
+    return errs
+
+
+def persistentvolumeclaim(obj: Obj) -> list[Cause]:
+    return persistentvolumeclaim_spec(obj.get("spec") or {}, "spec")
+
+
+def persistentvolume(obj: Obj) -> list[Cause]:
+    """ValidatePersistentVolumeSpec: capacity, access modes, one volume source."""
+    spec = obj.get("spec") or {}
+    errs = _access_modes(spec.get("accessModes"), "spec.accessModes")
+    capacity = spec.get("capacity") or {}
+    if not capacity:
+        errs.append(required("spec.capacity"))
+    elif "storage" not in capacity:
+        errs.append(unsupported("spec.capacity", next(iter(capacity)), ("storage",)))
+    sources = [
+        k
+        for k in ("hostPath", "local", "nfs", "csi", "iscsi", "fc", "emptyDir")
+        if spec.get(k) is not None
+    ]
+    if not sources:
+        errs.append(required("spec", "must specify a volume type"))
+    elif len(sources) > 1:
+        errs.append(forbidden(f"spec.{sources[1]}", "may not specify more than 1 volume type"))
+    hp = spec.get("hostPath")
+    if isinstance(hp, dict) and not hp.get("path"):
+        errs.append(required("spec.hostPath.path"))
+    policy = spec.get("persistentVolumeReclaimPolicy")
+    if policy not in ("Delete", "Recycle", "Retain"):
+        errs.append(
+            unsupported(
+                "spec.persistentVolumeReclaimPolicy", policy, ("Delete", "Recycle", "Retain")
+            )
+        )
+    return errs
+
+
+def storageclass(obj: Obj) -> list[Cause]:
+    """ValidateStorageClass."""
+    errs: list[Cause] = []
+    if not obj.get("provisioner"):
+        errs.append(required("provisioner"))
+    policy = obj.get("reclaimPolicy")
+    if policy not in ("Delete", "Retain"):
+        errs.append(unsupported("reclaimPolicy", policy, ("Delete", "Retain")))
+    mode = obj.get("volumeBindingMode")
+    if mode not in ("Immediate", "WaitForFirstConsumer"):
+        errs.append(unsupported("volumeBindingMode", mode, ("Immediate", "WaitForFirstConsumer")))
+    return errs
+
+
 BY_KIND = {
+    "StatefulSet": statefulset,
+    "DaemonSet": daemonset,
+    "Job": job,
+    "CronJob": cronjob,
+    "PersistentVolumeClaim": persistentvolumeclaim,
+    "PersistentVolume": persistentvolume,
+    "StorageClass": storageclass,
     "Service": service,
     "Pod": pod,
     "ReplicaSet": workload,

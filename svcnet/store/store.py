@@ -173,7 +173,8 @@ class Store:
         if key in self._objects:
             raise StoreError("AlreadyExists", key)
         self._rv += 1
-        md["uid"] = str(uuid.uuid4())
+        # The registry may have chosen the uid already (a Job's selector is made of it).
+        md["uid"] = md.get("uid") or str(uuid.uuid4())
         md["resourceVersion"] = str(self._rv)
         md.setdefault("creationTimestamp", now_rfc3339())
         if "spec" in obj:

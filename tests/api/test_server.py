@@ -94,7 +94,19 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         assert r.headers["Content-Type"] == discovery.AGGREGATED_CONTENT_TYPE
         groups = await r.json(content_type=None)
     by_name = {g["metadata"]["name"]: g for g in groups["items"]}
-    assert set(by_name) == {"apps", "discovery.k8s.io", "metrics.k8s.io"}
+    assert set(by_name) == {
+        "apps",
+        "batch",
+        "discovery.k8s.io",
+        "metrics.k8s.io",
+        "storage.k8s.io",
+    }
+    # kube-apiserver lists a group's resources by name; kubectl expands `get all`
+    # in that order (daemonsets, deployments, replicasets, statefulsets).
+    apps_order = [x["resource"] for x in by_name["apps"]["versions"][0]["resources"]]
+    assert apps_order == ["daemonsets", "deployments", "replicasets", "statefulsets"]
+    batch = [x["resource"] for x in by_name["batch"]["versions"][0]["resources"]]
+    assert batch == ["cronjobs", "jobs"]
     metrics = {x["resource"]: x for x in by_name["metrics.k8s.io"]["versions"][0]["resources"]}
     # Metrics are computed on read, so the group offers nothing but reads.
     assert metrics["pods"]["verbs"] == ["get", "list"]
@@ -116,6 +128,8 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     assert [g["name"] for g in groups["groups"]] == [
         "apps",
         "discovery.k8s.io",
+        "batch",
+        "storage.k8s.io",
         "metrics.k8s.io",
     ]
     v1 = await get_json(client, "/api/v1")
@@ -128,7 +142,7 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     es = await get_json(client, "/apis/discovery.k8s.io/v1")
     assert es["resources"][0]["name"] == "endpointslices"
-    await get_json(client, "/apis/batch/v1", 404)
+    await get_json(client, "/apis/policy/v1", 404)
 
 
 async def test_openapi(client: aiohttp.ClientSession) -> None:

@@ -24,8 +24,12 @@ def test_resource_arguments() -> None:
     assert [q.kind.kind for q in parse_resources(["all"])] == [
         "Pod",
         "Service",
+        "DaemonSet",
         "Deployment",
         "ReplicaSet",
+        "StatefulSet",
+        "CronJob",
+        "Job",
     ]
     slash = parse_resources(["pod/a", "pod/b", "svc/echo"])
     assert [(q.kind.kind, q.names) for q in slash] == [

@@ -41,6 +41,8 @@ class Daemon:
     proc: subprocess.Popen[str]
     url: str
     home: Path
+    dns_port: int = 0
+    """The host-facing DNS port (on 127.0.0.1), for dig."""
 
     def svcnet(self, *args: str) -> str:
         """The svcnet CLI against this daemon, as its owner (whose HOME holds the
@@ -167,8 +169,8 @@ def start_daemon(home: Path) -> Daemon:
     (manifests / "namespace.yaml").write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubectl-tests\n"
     )
-    api_port = free_port()
-    cmd = [*SVCNET, *isolated_up_args(str(manifests), PREFIX, api_port, free_port())]
+    api_port, dns_port = free_port(), free_port()
+    cmd = [*SVCNET, *isolated_up_args(str(manifests), PREFIX, api_port, dns_port)]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -192,7 +194,7 @@ def start_daemon(home: Path) -> Daemon:
         proc.kill()
         _, err = proc.communicate(timeout=10)
         raise AssertionError(f"svcnet up did not become ready: {err}")
-    return Daemon(proc, f"https://127.0.0.1:{api_port}", home)
+    return Daemon(proc, f"https://127.0.0.1:{api_port}", home, dns_port)
 
 
 @pytest.fixture(scope="module")
