@@ -668,7 +668,12 @@ def workload(obj: Obj) -> list[Cause]:
                         "match template `labels`",
                     )
                 )
-    errs += pod_spec(tmpl.get("spec") or {}, "spec.template.spec")
+    if obj.get("kind") != "StatefulSet":
+        # The API server leaves a StatefulSet's pod spec alone
+        # (ValidatePodTemplateSpecForStatefulSet): its volume mounts may name
+        # volumeClaimTemplates, which are no volumes yet. A bad spec shows when
+        # the controller creates the pods (FailedCreate).
+        errs += pod_spec(tmpl.get("spec") or {}, "spec.template.spec")
     if obj.get("kind") == "Deployment":
         errs += deployment_strategy(spec)
     tmd = tmpl.get("metadata") or {}
