@@ -64,6 +64,17 @@ KINDS: tuple[Kind, ...] = (
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
     ),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
+    Kind(
+        "Ingress",
+        "ingresses",
+        "ingress",
+        "networking.k8s.io",
+        "v1",
+        True,
+        ("ing",),
+        has_status=True,
+    ),
+    Kind("IngressClass", "ingressclasses", "ingressclass", "networking.k8s.io", "v1", False),
     # metrics-server's API: usage read from the pods' cgroups when asked (kubectl top).
     Kind("NodeMetrics", "nodes", "", "metrics.k8s.io", "v1beta1", False, stored=False),
     Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),

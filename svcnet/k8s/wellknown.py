@@ -53,3 +53,12 @@ SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 """Endpoints label: do not mirror these into EndpointSlices."""
 ENDPOINTS_MANAGED_BY = "endpoints.kubernetes.io/managed-by"
 ENDPOINTS_CONTROLLER = "endpoint-controller"
+
+# --- networking: Ingresses and IngressClasses ---------------------------------------
+
+DEFAULT_INGRESS_CLASS = "ingressclass.kubernetes.io/is-default-class"
+"""IngressClass annotation ("true"): the class of Ingresses that name none."""
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+"""The deprecated class annotation on an Ingress, which ingress-nginx still honours."""
+INGRESS_NGINX_CONTROLLER = "k8s.io/ingress-nginx"
+"""spec.controller of ingress-nginx's IngressClasses, which svcnet's controller serves."""

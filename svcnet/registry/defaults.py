@@ -129,6 +129,18 @@ def secret(obj: Obj) -> None:
         obj["data"] = data
 
 
+def ingress(obj: Obj) -> None:
+    obj.setdefault("spec", {})
+    obj.setdefault("status", {"loadBalancer": {}})
+
+
+def ingressclass(obj: Obj) -> None:
+    """SetDefaults_IngressClass: parameters without a scope are cluster-scoped."""
+    params = (obj.get("spec") or {}).get("parameters")
+    if isinstance(params, dict):
+        params.setdefault("scope", "Cluster")
+
+
 BY_KIND = {
     "Secret": secret,
     "Pod": pod,
@@ -136,6 +148,8 @@ BY_KIND = {
     "ReplicaSet": replicaset,
     "Deployment": deployment,
     "Namespace": namespace,
+    "Ingress": ingress,
+    "IngressClass": ingressclass,
 }
 
 

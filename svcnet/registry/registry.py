@@ -13,7 +13,7 @@ from svcnet.k8s import fields, kinds, labels
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
-from svcnet.registry import defaults, schema, ssa, validation
+from svcnet.registry import admission, defaults, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
 from svcnet.registry.errors import (
     ApiError,
@@ -155,6 +155,8 @@ class Registry:
             obj["status"] = copy.deepcopy(old.get("status") or obj.get("status") or {})
             if kind.kind == "Pod":
                 self._pod_update(obj, old)
+        if kind.kind == "Ingress" and old is None:
+            admission.default_ingress_class(obj, self._store.list("IngressClass"))
         if kind.kind == "Service":
             try:
                 self._allocate_service(obj, old)
