@@ -229,7 +229,13 @@ class ClientConn(asyncio.Protocol):
         target = self.router.route(host_value, req.target, self.https, self.port)
         if target.status:
             # A body we will not read makes the connection unusable afterwards.
-            keep = req.keep_alive and req.body.length == 0 and not req.body.chunked
+            # nginx keeps the connection after a 308, 404 or 503, not after a 400.
+            keep = (
+                req.keep_alive
+                and req.body.length == 0
+                and not req.body.chunked
+                and target.status != 400
+            )
             self._answer(target.status, keep=keep, location=target.location)
             return
         self._proxy(req, host_value, target)

@@ -63,7 +63,7 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
     ),
-    Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
+    # Groups in kube-apiserver's discovery order: apps, networking.k8s.io, discovery.k8s.io.
     Kind(
         "Ingress",
         "ingresses",
@@ -75,6 +75,7 @@ KINDS: tuple[Kind, ...] = (
         has_status=True,
     ),
     Kind("IngressClass", "ingressclasses", "ingressclass", "networking.k8s.io", "v1", False),
+    Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
     # metrics-server's API: usage read from the pods' cgroups when asked (kubectl top).
     Kind("NodeMetrics", "nodes", "", "metrics.k8s.io", "v1beta1", False, stored=False),
     Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),

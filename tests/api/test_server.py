@@ -92,7 +92,7 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         assert r.headers["Content-Type"] == discovery.AGGREGATED_CONTENT_TYPE
         groups = await r.json(content_type=None)
     by_name = {g["metadata"]["name"]: g for g in groups["items"]}
-    assert set(by_name) == {"apps", "discovery.k8s.io", "metrics.k8s.io"}
+    assert set(by_name) == {"apps", "networking.k8s.io", "discovery.k8s.io", "metrics.k8s.io"}
     metrics = {x["resource"]: x for x in by_name["metrics.k8s.io"]["versions"][0]["resources"]}
     # Metrics are computed on read, so the group offers nothing but reads.
     assert metrics["pods"]["verbs"] == ["get", "list"]
@@ -113,6 +113,7 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     groups = await get_json(client, "/apis")
     assert [g["name"] for g in groups["groups"]] == [
         "apps",
+        "networking.k8s.io",
         "discovery.k8s.io",
         "metrics.k8s.io",
     ]
