@@ -91,6 +91,16 @@ class ProxySettings:
 
 
 @dataclass
+class IngressSettings:
+    address: str = "127.0.0.80"
+    """Where the built-in ingress controller listens: an address of its own, which
+    Ingresses show as their ADDRESS (minikube's `minikube ip`, a LoadBalancer IP)."""
+    http_port: int = 80
+    https_port: int = 443
+    """Below 1024 needs root or CAP_NET_BIND_SERVICE; without, 8080 and 8443 are used."""
+
+
+@dataclass
 class AgentSettings:
     images: dict[str, Any] = field(default_factory=dict)
     """Extra image -> local command mappings: `myorg/tool: [/usr/bin/tool]`, or
@@ -106,6 +116,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    ingress: IngressSettings = field(default_factory=IngressSettings)
     manifests: list[str] = field(default_factory=list)
     """Files or directories applied at start-up (svcnet.yaml itself is skipped)."""
     state_dir: str = ""
@@ -146,6 +157,20 @@ class Settings:
             )
         if not 0 < self.dns.cluster_port < 65536:
             raise ConfigError(f"dns.cluster_port: {self.dns.cluster_port!r} is not a port number")
+        try:
+            ingress_ip = ipaddress.ip_address(self.ingress.address)
+        except ValueError:
+            raise ConfigError(
+                f"ingress.address: {self.ingress.address!r} is not an IP address"
+            ) from None
+        if not ingress_ip.is_loopback:
+            raise ConfigError(
+                f"ingress.address: {ingress_ip} is not a loopback address (127.0.0.0/8, ::1)"
+            )
+        for name in ("http_port", "https_port"):
+            port = getattr(self.ingress, name)
+            if not isinstance(port, int) or not 0 < port < 65536:
+                raise ConfigError(f"ingress.{name}: {port!r} is not a port number")
         lo, hi = n.node_ports
         if not (0 < lo <= hi < 65536):
             raise ConfigError(f"network.node_port_range: invalid range {n.node_port_range!r}")

@@ -52,7 +52,11 @@ from svcnet.controllers.volumes import STANDARD_CLASS
 from svcnet.images import MappingError
 from svcnet.k8s import kinds
 from svcnet.k8s.objects import Obj, pod_ready, with_last_applied
-from svcnet.k8s.wellknown import SKIP_MIRROR
+from svcnet.k8s.wellknown import (
+    DEFAULT_INGRESS_CLASS,
+    INGRESS_NGINX_CONTROLLER,
+    SKIP_MIRROR,
+)
 from svcnet.kernel import bpf, sockhooks
 from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.manifest import Manifest, ManifestError, load_paths
@@ -144,6 +148,25 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
             },
         }
     )
+    ensure(copy.deepcopy(INGRESS_CLASS))
+
+
+INGRESS_CLASS: Obj = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "IngressClass",
+    "metadata": {
+        "name": "nginx",
+        "labels": {
+            "app.kubernetes.io/component": "controller",
+            "app.kubernetes.io/instance": "ingress-nginx",
+            "app.kubernetes.io/name": "ingress-nginx",
+        },
+        "annotations": {DEFAULT_INGRESS_CLASS: "true"},
+    },
+    "spec": {"controller": INGRESS_NGINX_CONTROLLER},
+}
+"""The class minikube's and kind's ingress-nginx setups install, the default one, so
+Ingresses written for them (`ingressClassName: nginx`, or none) are served unchanged."""
 
 
 def _in_namespace(obj: Obj) -> Obj:
@@ -201,6 +224,7 @@ class Daemon:
         from svcnet.agent.agent import Agent
         from svcnet.api.server import ApiServer
         from svcnet.dns.server import DnsServer
+        from svcnet.ingress.controller import IngressController
         from svcnet.proxy.proxier import Proxier
 
         s = self.settings = settings
@@ -234,6 +258,7 @@ class Daemon:
         self.dns = DnsServer(s, self.registry.store)
         maps = self.hooks if s.proxy.socket_lb != "off" else None
         self.proxy = Proxier(s, self.registry.store, maps, self._record("kube-proxy"))
+        self.ingress = IngressController(s, self.registry, self._record("nginx-ingress-controller"))
         self.api = ApiServer(
             s,
             self.registry.store,
@@ -279,7 +304,7 @@ class Daemon:
             if mount is not None:
                 # Host processes too: only this instance's Service addresses are touched.
                 self.hooks.attach(str(mount))
-        for comp in (self.agent, self.dns, self.proxy, self.api):
+        for comp in (self.agent, self.dns, self.proxy, self.ingress, self.api):
             await comp.start()
             self.components.append(comp)
         return apply_all(self.registry, manifests)
@@ -337,6 +362,11 @@ class Daemon:
             f"{'' if self.dns_port() == 53 else f' -p {self.dns_port()}'}"
             " <svc>.<ns>)",
         ]
+        if self.ingress.urls():
+            lines.append(
+                f"Ingress:     {' and '.join(self.ingress.urls())}  (kubectl get ingress; "
+                f"curl --resolve <host>:{self.ingress.http_port}:{self.ingress.address} ...)"
+            )
         for svc in self.store.list("Service"):
             spec = svc["spec"]
             if spec.get("type") not in ("NodePort", "LoadBalancer"):
@@ -485,7 +515,7 @@ async def _run(
             credentials.KUBECONFIG,
             credentials.dump(credentials.kubeconfig(server, creds.ca_pem, creds.token)).encode(),
         )
-        for note in [*daemon.agent.notes, daemon.network_problem]:
+        for note in [*daemon.agent.notes, daemon.network_problem, *daemon.ingress.notes]:
             if note:
                 print(f"svcnet: {note}", file=sys.stderr, flush=True)
         waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")

@@ -56,6 +56,11 @@ def node_ip(prefix: int) -> str:
     return f"127.{prefix + 3}.0.1"
 
 
+def ingress_ip(prefix: int) -> str:
+    """Where an instance started with ``isolated_up_args(prefix=...)`` serves Ingresses."""
+    return f"127.{prefix + 3}.0.3"
+
+
 def isolated_up_args(
     manifests: str | None,
     prefix: int,
@@ -65,9 +70,9 @@ def isolated_up_args(
 ) -> list[str]:
     """`svcnet up` arguments for an instance that cannot collide with another one:
     ClusterIPs in 127.<prefix>.0.0/16, pods in 127.<prefix+1>, LoadBalancer IPs in
-    127.<prefix+2>, NodePorts on ``node_ip(prefix)``, and DNS forwarding to a
-    loopback port where nothing listens (never the machine's own resolver). With
-    `state_dir`, the cluster's state goes there instead of under $HOME."""
+    127.<prefix+2>, NodePorts on ``node_ip(prefix)``, Ingresses on ``ingress_ip(prefix)``,
+    and DNS forwarding to a loopback port where nothing listens (never the machine's own
+    resolver). With `state_dir`, the cluster's state goes there instead of under $HOME."""
     return [
         "up",
         *(["--state-dir", state_dir] if state_dir else []),
@@ -86,6 +91,8 @@ def isolated_up_args(
         node_ip(prefix),
         "--upstream-dns",
         f"127.{prefix + 3}.0.2:9",
+        "--ingress-address",
+        ingress_ip(prefix),
     ]
 
 

@@ -61,6 +61,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="dns.cluster_port: the kube-dns Service's port on its ClusterIP",
     )
     p.add_argument("--api-port", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--ingress-address",
+        default=None,
+        metavar="ADDR",
+        help="ingress.address: where the ingress controller listens (a loopback address)",
+    )
+    p.add_argument("--ingress-http-port", type=int, default=None, metavar="N")
+    p.add_argument("--ingress-https-port", type=int, default=None, metavar="N")
     p.add_argument("--service-cidr", default=None, metavar="CIDR")
     p.add_argument("--pod-cidr", default=None, metavar="CIDR")
     p.add_argument("--lb-cidr", default=None, metavar="CIDR")
@@ -120,6 +128,12 @@ def build_settings(args: argparse.Namespace) -> Settings:
         settings.dns.cluster_port = args.dns_cluster_port
     if args.api_port is not None:
         settings.api.port = args.api_port
+    if args.ingress_address:
+        settings.ingress.address = args.ingress_address
+    if args.ingress_http_port is not None:
+        settings.ingress.http_port = args.ingress_http_port
+    if args.ingress_https_port is not None:
+        settings.ingress.https_port = args.ingress_https_port
     if args.service_cidr:
         settings.network.service_cidr = args.service_cidr
     if args.pod_cidr:

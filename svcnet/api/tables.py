@@ -736,6 +736,69 @@ def _event_cells(ev: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
 
 
 # ---------------------------------------------------------------------------
+# Ingresses and IngressClasses
+
+
+def ingress_hosts(ingress: Obj) -> str:
+    """formatHosts: the rules' hosts, at most 3 then `` + N more...``; ``*`` for none."""
+    rules = (ingress.get("spec") or {}).get("rules") or []
+    shown: list[str] = []
+    more = False
+    for rule in rules:
+        if len(shown) == 3:
+            more = True
+        if not more and rule.get("host"):
+            shown.append(str(rule["host"]))
+    if not shown:
+        return "*"
+    text = ",".join(shown)
+    return f"{text} + {len(rules) - 3} more..." if more else text
+
+
+def ingress_address(ingress: Obj, wide: bool = True) -> str:
+    """ingressLoadBalancerStatusStringer: IPs (or hostnames), sorted, unique."""
+    entries = (((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
+    found = {str(e.get("ip") or e.get("hostname") or "") for e in entries} - {""}
+    text = ",".join(sorted(found))
+    if not wide and len(text) > LOAD_BALANCER_WIDTH:
+        text = text[: LOAD_BALANCER_WIDTH - 1] + "..."
+    return text
+
+
+def _ingress_cells(ing: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md, spec = ing.get("metadata") or {}, ing.get("spec") or {}
+    return [
+        str(md.get("name", "")),
+        str(spec.get("ingressClassName") or "<none>"),
+        ingress_hosts(ing),
+        ingress_address(ing, wide),
+        "80, 443" if spec.get("tls") else "80",
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
+def ingressclass_parameters(ic: Obj) -> str:
+    """printIngressClass's PARAMETERS: ``Kind[.apiGroup]/name`` or ``<none>``."""
+    params = (ic.get("spec") or {}).get("parameters")
+    if not params:
+        return "<none>"
+    text = str(params.get("kind") or "")
+    if params.get("apiGroup") is not None:
+        text += "." + str(params["apiGroup"])
+    return f"{text}/{params.get('name') or ''}"
+
+
+def _ingressclass_cells(ic: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = ic.get("metadata") or {}
+    return [
+        str(md.get("name", "")),
+        str((ic.get("spec") or {}).get("controller") or ""),
+        ingressclass_parameters(ic),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
+# ---------------------------------------------------------------------------
 # The table per kind
 
 RowFn = Callable[[Obj, dt.datetime, bool], list[Cell]]
@@ -1095,6 +1158,40 @@ PRINTERS: dict[str, Printer] = {
             _age(),
         ),
         _secret_cells,
+    ),
+    "Ingress": Printer(
+        (
+            _name(),
+            Column(
+                "Class",
+                description="The name of the IngressClass resource that should be used for ingress",
+            ),
+            Column(
+                "Hosts",
+                description="Hosts that incoming requests are matched against before the "
+                "ingress rule",
+            ),
+            Column(
+                "Address",
+                description="Address is a list containing ingress points for the load-balancer",
+            ),
+            Column("Ports", description="Ports of TLS configurations that open"),
+            _age(),
+        ),
+        _ingress_cells,
+    ),
+    "IngressClass": Printer(
+        (
+            _name(),
+            Column(
+                "Controller", description="Controller that is responsible for handling this class"
+            ),
+            Column(
+                "Parameters", description="A reference to a resource with additional parameters"
+            ),
+            _age(),
+        ),
+        _ingressclass_cells,
     ),
     "Event": Printer(
         (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import sys
+from collections.abc import Callable
 
 from svcnet.cli.client import ApiStatusError, Client
 from svcnet.cli.printer import (
@@ -626,6 +627,125 @@ def describe_secret(secret: Obj) -> str:
     return w.render()
 
 
+# --- ingresses ----------------------------------------------------------------------
+
+
+def service_backend_text(backend: Obj) -> str:
+    """serviceBackendStringer: ``name:port`` (the port's number, else its name)."""
+    port = backend.get("port") or {}
+    return f"{backend.get('name', '')}:{port.get('number') or port.get('name') or ''}"
+
+
+BackendText = Callable[[Obj], str]
+"""An IngressBackend as describe shows it (with the Service's endpoints)."""
+
+
+def ingress_backend_text(backend: Obj | None, service: Obj | str, endpoints: Obj | str) -> str:
+    """describeBackendV1: ``svc:port (endpoints)``, or the error that kept them from
+    being found (a str in place of the object), or a resource reference."""
+    if not backend:
+        return ""
+    svc_backend = backend.get("service")
+    if svc_backend is not None:
+        text = service_backend_text(svc_backend)
+        if isinstance(endpoints, str):
+            return f"{text} (<error: {endpoints}>)"
+        if isinstance(service, str):
+            return f"{text} (<error: {service}>)"
+        want = svc_backend.get("port") or {}
+        port_name = ""
+        for sp in (service.get("spec") or {}).get("ports") or []:
+            if (want.get("number") and want.get("number") == sp.get("port")) or (
+                want.get("name") and want.get("name") == sp.get("name")
+            ):
+                port_name = str(sp.get("name") or "")
+        return f"{text} ({_endpoint_list(endpoints, port_name)})"
+    res = backend.get("resource")
+    if res is not None:
+        group = res.get("apiGroup") if res.get("apiGroup") is not None else "<none>"
+        return f"APIGroup: {group}, Kind: {res.get('kind', '')}, Name: {res.get('name', '')}"
+    return ""
+
+
+def describe_ingress(ing: Obj, backend_text: BackendText, event_items: list[Obj]) -> str:
+    """describeIngressV1."""
+    md, spec = _md(ing), ing.get("spec") or {}
+    lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(sorted({str(e.get("ip") or e.get("hostname") or "") for e in lb} - {""}))
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"Address:\t{address}")
+    w.line(0, f"Ingress Class:\t{spec.get('ingressClassName') or '<none>'}")
+    default = spec.get("defaultBackend")
+    w.line(0, f"Default backend:\t{backend_text(default) if default else '<default>'}")
+    if spec.get("tls"):
+        w.line(0, "TLS:")
+        for t in spec["tls"]:
+            hosts = ",".join(t.get("hosts") or [])
+            if t.get("secretName"):
+                w.line(1, f"{t['secretName']} terminates {hosts}")
+            else:
+                w.line(1, f"SNI routes {hosts}")
+    w.line(0, "Rules:")
+    w.line(0, "  Host\tPath\tBackends")
+    w.line(1, "----\t----\t--------")
+    count = 0
+    for rule in spec.get("rules") or []:
+        http = rule.get("http")
+        if http is None:
+            continue
+        count += 1
+        w.line(1, f"{rule.get('host') or '*'}\t")
+        for p in http.get("paths") or []:
+            w.line(2, f"\t{p.get('path', '')} \t{backend_text(p.get('backend') or {})}")
+    if count == 0:
+        w.line(1, f"*\t*\t{backend_text(default) if default else ''}")
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    events(w, event_items)
+    return w.render()
+
+
+def describe_ingressclass(ic: Obj, event_items: list[Obj]) -> str:
+    md, spec = _md(ic), ic.get("spec") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Controller:\t{spec.get('controller', '')}")
+    params = spec.get("parameters")
+    if params:
+        w.line(0, "Parameters:")
+        if params.get("apiGroup") is not None:
+            w.line(1, f"APIGroup:\t{params['apiGroup']}")
+        w.line(1, f"Kind:\t{params.get('kind', '')}")
+        w.line(1, f"Name:\t{params.get('name', '')}")
+    events(w, event_items)
+    return w.render()
+
+
+def _ingress_backend_fetcher(client: Client, ns: str) -> BackendText:
+    """describeBackendV1's lookups: the Endpoints, then the Service, of a backend."""
+
+    def fetch(kind: str, name: str) -> Obj | str:
+        try:
+            return client.get(kinds.BY_KIND[kind].object_path(ns, name)) or {}
+        except ApiStatusError as e:
+            return str(e.status.get("message") or e)
+
+    def text(backend: Obj) -> str:
+        svc = backend.get("service") if backend else None
+        if svc is None:
+            return ingress_backend_text(backend, {}, {})
+        name = str(svc.get("name") or "")
+        endpoints = fetch("Endpoints", name)
+        service = fetch("Service", name) if not isinstance(endpoints, str) else {}
+        return ingress_backend_text(backend, service, endpoints)
+
+    return text
+
+
 # --- the verb ----------------------------------------------------------------------
 
 
@@ -656,6 +776,10 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
         return describe_configmap(obj, event_items)
     if kind.kind == "Secret":
         return describe_secret(obj)
+    if kind.kind == "Ingress":
+        return describe_ingress(obj, _ingress_backend_fetcher(client, ns), event_items)
+    if kind.kind == "IngressClass":
+        return describe_ingressclass(obj, event_items)
     w = Writer()
     object_header(w, md)
     events(w, event_items)

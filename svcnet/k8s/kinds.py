@@ -83,6 +83,18 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
     ),
+    # Groups in kube-apiserver's discovery order: apps, networking.k8s.io, discovery.k8s.io.
+    Kind(
+        "Ingress",
+        "ingresses",
+        "ingress",
+        "networking.k8s.io",
+        "v1",
+        True,
+        ("ing",),
+        has_status=True,
+    ),
+    Kind("IngressClass", "ingressclasses", "ingressclass", "networking.k8s.io", "v1", False),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
     Kind(
         "StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",), ("all",), True

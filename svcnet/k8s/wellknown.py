@@ -86,3 +86,12 @@ references from its dependents, then the finalizer, so the owner goes and they s
 FOREGROUND_FINALIZER = "foregroundDeletion"
 """metav1.FinalizerDeleteDependents: the owner stays until the garbage collector has
 deleted every dependent whose reference has blockOwnerDeletion."""
+
+# --- networking: Ingresses and IngressClasses ---------------------------------------
+
+DEFAULT_INGRESS_CLASS = "ingressclass.kubernetes.io/is-default-class"
+"""IngressClass annotation ("true"): the class of Ingresses that name none."""
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+"""The deprecated class annotation on an Ingress, which ingress-nginx still honours."""
+INGRESS_NGINX_CONTROLLER = "k8s.io/ingress-nginx"
+"""spec.controller of ingress-nginx's IngressClasses, which svcnet's controller serves."""

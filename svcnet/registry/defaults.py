@@ -288,6 +288,18 @@ def storageclass(obj: Obj) -> None:
     obj.setdefault("volumeBindingMode", "Immediate")
 
 
+def ingress(obj: Obj) -> None:
+    obj.setdefault("spec", {})
+    obj.setdefault("status", {"loadBalancer": {}})
+
+
+def ingressclass(obj: Obj) -> None:
+    """SetDefaults_IngressClass: parameters without a scope are cluster-scoped."""
+    params = (obj.get("spec") or {}).get("parameters")
+    if isinstance(params, dict):
+        params.setdefault("scope", "Cluster")
+
+
 BY_KIND = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
@@ -304,6 +316,8 @@ BY_KIND = {
     "ReplicaSet": replicaset,
     "Deployment": deployment,
     "Namespace": namespace,
+    "Ingress": ingress,
+    "IngressClass": ingressclass,
 }
 
 

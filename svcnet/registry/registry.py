@@ -16,7 +16,7 @@ from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.k8s.wellknown import DEFAULT_STORAGE_CLASS
-from svcnet.registry import defaults, lifecycle, schema, ssa, validation
+from svcnet.registry import admission, defaults, lifecycle, schema, ssa, validation
 from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
 from svcnet.registry.errors import (
     ApiError,
@@ -164,6 +164,8 @@ class Registry:
             defaults.job_selector(obj, obj["metadata"]["uid"])
         if old is None and kind.kind == "PersistentVolumeClaim":
             self._default_storage_class(obj)
+        if kind.kind == "Ingress" and old is None:
+            admission.default_ingress_class(obj, self._store.list("IngressClass"))
         if kind.kind == "Service":
             try:
                 self._allocate_service(obj, old)

@@ -117,6 +117,11 @@ def _is_byte(value: object) -> bool:
     return not isinstance(value, str) or base64_error_at(value) is None
 
 
+_REQUIRED_BY_VALIDATION = frozenset({("Ingress", "pathType")})
+"""Fields the OpenAPI schema marks required whose absence the API server's validation
+reports in words of its own ("pathType must be specified"): left to validation.py."""
+
+
 def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:
     """Raise ApiError (400 BadRequest, or 422 for missing required fields)."""
     v = _validator(kind.api_version, kind.kind)
@@ -135,6 +140,8 @@ def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:
             unknown.extend(field_path([*path, x]) for x in extra)
         elif e.validator == "required":
             missing = str(e.message).split("'")[1]
+            if (kind.kind, missing) in _REQUIRED_BY_VALIDATION:
+                continue
             required.append(
                 Cause(field_path([*path, missing]), "FieldValueRequired", "Required value")
             )

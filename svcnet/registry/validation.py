@@ -9,7 +9,7 @@ from typing import Any
 
 from svcnet.images import MappingError
 from svcnet.k8s.objects import Obj
-from svcnet.k8s.wellknown import IMAGES_KEY
+from svcnet.k8s.wellknown import IMAGES_KEY, INGRESS_CLASS_ANNOTATION
 from svcnet.registry import imagemap
 from svcnet.registry.errors import Cause
 
@@ -1092,6 +1092,251 @@ def storageclass(obj: Obj) -> list[Cause]:
     return errs
 
 
+# --- networking.k8s.io: Ingress and IngressClass (k/k pkg/apis/networking/validation) ---
+
+PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
+_INVALID_PATH_SEQUENCES = ("//", "/./", "/../", "%2f", "%2F")
+_INVALID_PATH_SUFFIXES = ("/..", "/.")
+WILDCARD_DNS1123_SUBDOMAIN = re.compile(
+    r"^\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+MSG_WILDCARD_1123_SUBDOMAIN = (
+    "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, "
+    "which must consist of lower case alphanumeric characters, '-' or '.' and end with an "
+    "alphanumeric character (e.g. '*.example.com', regex used for validation is "
+    "'\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_MAX_INGRESS_CLASS_CONTROLLER = 250
+
+
+def _subdomain_errors(value: str) -> list[str]:
+    """IsDNS1123Subdomain's messages."""
+    out = []
+    if len(value) > 253:
+        out.append("must be no more than 253 characters")
+    if not DNS1123_SUBDOMAIN.match(value):
+        out.append(MSG_1123_SUBDOMAIN)
+    return out
+
+
+def _host_errors(host: str) -> list[str]:
+    """IsWildcardDNS1123Subdomain for a host with a `*`, else IsDNS1123Subdomain."""
+    if "*" in host:
+        out = ["must be no more than 253 characters"] if len(host) > 253 else []
+        if not WILDCARD_DNS1123_SUBDOMAIN.match(host):
+            out.append(MSG_WILDCARD_1123_SUBDOMAIN)
+        return out
+    return _subdomain_errors(host)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _path_segment_errors(value: str) -> list[str]:
+    """IsPathSegmentName: what may not be a single path segment."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
+
+
+def ingress_backend(backend: Any, path: str) -> list[Cause]:
+    """validateIngressBackend: a service (name, and a port by name or number) or a resource."""
+    if not isinstance(backend, dict):
+        return []
+    svc, res = backend.get("service"), backend.get("resource")
+    if svc is not None and res is not None:
+        return [invalid(path, "", "cannot set both resource and service backends")]
+    errs: list[Cause] = []
+    if isinstance(res, dict):
+        if res.get("apiGroup") is not None:
+            errs += [
+                invalid(f"{path}.resource.apiGroup", res["apiGroup"], m)
+                for m in _subdomain_errors(str(res["apiGroup"]))
+            ]
+        for f in ("kind", "name"):
+            if not res.get(f):
+                errs.append(required(f"{path}.resource.{f}"))
+            else:
+                errs += [
+                    invalid(f"{path}.resource.{f}", res[f], m)
+                    for m in _path_segment_errors(str(res[f]))
+                ]
+        return errs
+    if not isinstance(svc, dict):
+        return [invalid(path, "", "resource or service backend is required")]
+    name = str(svc.get("name") or "")
+    if not name:
+        errs.append(required(f"{path}.service.name"))
+    else:
+        errs += name_errors("Service", name, f"{path}.service.name")
+    port = svc.get("port") or {}
+    port_name_ = str(port.get("name") or "")
+    number = port.get("number") or 0
+    if port_name_ and number:
+        errs.append(invalid(path, "", "cannot set both port name & port number"))
+    elif port_name_:
+        errs += port_name(f"{path}.service.port.name", port_name_)
+    elif number:
+        errs += port_number(f"{path}.service.port.number", number)
+    else:
+        errs.append(required(path, "port name or number is required"))
+    return errs
+
+
+def _http_path(p: Obj, path: str) -> list[Cause]:
+    """validateHTTPIngressPath."""
+    typ = p.get("pathType")
+    if typ is None:
+        return [required(f"{path}.pathType", "pathType must be specified")]
+    value = str(p.get("path") or "")
+    errs: list[Cause] = []
+    if typ in ("Exact", "Prefix"):
+        if not value.startswith("/"):
+            errs.append(invalid(f"{path}.path", value, "must be an absolute path"))
+        if value:
+            errs += [
+                invalid(f"{path}.path", value, f"must not contain '{seq}'")
+                for seq in _INVALID_PATH_SEQUENCES
+                if seq in value
+            ]
+            errs += [
+                invalid(f"{path}.path", value, f"cannot end with '{suffix}'")
+                for suffix in _INVALID_PATH_SUFFIXES
+                if value.endswith(suffix)
+            ]
+    elif typ == "ImplementationSpecific":
+        if value and not value.startswith("/"):
+            errs.append(invalid(f"{path}.path", value, "must be an absolute path"))
+    else:
+        errs.append(unsupported(f"{path}.pathType", typ, PATH_TYPES))
+    return errs + ingress_backend(p.get("backend"), f"{path}.backend")
+
+
+def ingress(obj: Obj) -> list[Cause]:
+    """ValidateIngressCreate / ValidateIngressSpec."""
+    spec = obj.get("spec") or {}
+    errs: list[Cause] = []
+    rules = spec.get("rules")
+    if not rules and spec.get("defaultBackend") is None:
+        shown = "[]networking.IngressRule{}" if rules == [] else "[]networking.IngressRule(nil)"
+        errs.append(
+            Cause(
+                "spec",
+                "FieldValueInvalid",
+                f"Invalid value: {shown}: either `defaultBackend` or `rules` must be specified",
+            )
+        )
+    if spec.get("defaultBackend") is not None:
+        errs += ingress_backend(spec["defaultBackend"], "spec.defaultBackend")
+    for i, rule in enumerate(rules or []):
+        rp = f"spec.rules[{i}]"
+        host = str(rule.get("host") or "")
+        if host:
+            if _is_ip(host):
+                errs.append(invalid(f"{rp}.host", host, "must be a DNS name, not an IP address"))
+            errs += [invalid(f"{rp}.host", host, m) for m in _host_errors(host)]
+        http = rule.get("http")
+        if isinstance(http, dict):
+            paths = http.get("paths") or []
+            if not paths:
+                errs.append(required(f"{rp}.http.paths"))
+            for j, p in enumerate(paths):
+                errs += _http_path(p, f"{rp}.http.paths[{j}]")
+    for i, tls in enumerate(spec.get("tls") or []):
+        for j, host in enumerate(tls.get("hosts") or []):
+            errs += [invalid(f"spec.tls[{i}].hosts[{j}]", host, m) for m in _host_errors(host)]
+        secret_name = str(tls.get("secretName") or "")
+        if secret_name:
+            errs += [
+                invalid(f"spec.tls[{i}].secretName", secret_name, m)
+                for m in _subdomain_errors(secret_name)
+            ]
+    class_name = spec.get("ingressClassName")
+    if class_name is not None:
+        errs += [
+            invalid("spec.ingressClassName", class_name, m)
+            for m in _subdomain_errors(str(class_name))
+        ]
+    annotation = ((obj.get("metadata") or {}).get("annotations") or {}).get(
+        INGRESS_CLASS_ANNOTATION
+    )
+    if annotation is not None and class_name is not None and annotation != class_name:
+        errs.append(
+            invalid(
+                f"annotations.{INGRESS_CLASS_ANNOTATION}",
+                annotation,
+                "must match `ingressClassName` when both are specified",
+            )
+        )
+    return errs
+
+
+def ingressclass(obj: Obj) -> list[Cause]:
+    """validateIngressClassSpec and validateIngressClassParametersReference."""
+    spec = obj.get("spec") or {}
+    errs: list[Cause] = []
+    controller = str(spec.get("controller") or "")
+    if not controller:
+        errs.append(required("spec.controller"))
+    elif len(controller) > _MAX_INGRESS_CLASS_CONTROLLER:
+        errs.append(
+            Cause(
+                "spec.controller",
+                "FieldValueTooLong",
+                f"Too long: may not be more than {_MAX_INGRESS_CLASS_CONTROLLER} bytes",
+            )
+        )
+    else:
+        errs += _domain_prefixed_path("spec.controller", controller)
+    params = spec.get("parameters")
+    if isinstance(params, dict):
+        pp = "spec.parameters"
+        if params.get("apiGroup") is not None:
+            errs += [
+                invalid(f"{pp}.apiGroup", params["apiGroup"], m)
+                for m in _subdomain_errors(str(params["apiGroup"]))
+            ]
+        for f in ("kind", "name"):
+            if not params.get(f):
+                errs.append(required(f"{pp}.{f}"))
+            else:
+                errs += [
+                    invalid(f"{pp}.{f}", params[f], m) for m in _path_segment_errors(str(params[f]))
+                ]
+        scope = params.get("scope")
+        if scope is None:
+            errs.append(required(f"{pp}.scope"))
+        elif scope not in ("Cluster", "Namespace"):
+            errs.append(unsupported(f"{pp}.scope", scope, ("Cluster", "Namespace")))
+        elif scope == "Namespace":
+            if params.get("namespace") is None:
+                errs.append(required(f"{pp}.namespace", "`parameters.scope` is set to 'Namespace'"))
+            else:
+                errs += name_errors("Namespace", str(params["namespace"]), f"{pp}.namespace")
+        elif params.get("namespace") is not None:
+            errs.append(forbidden(f"{pp}.namespace", "`parameters.scope` is set to 'Cluster'"))
+    return errs
+
+
+_PATH_CHARS = re.compile(r"^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$")
+
+
+def _domain_prefixed_path(path: str, value: str) -> list[Cause]:
+    """IsDomainPrefixedPath: `example.com/path`, as IngressClass controllers are named."""
+    host, slash, rest = value.partition("/")
+    if not slash or not host or not rest:
+        return [invalid(path, value, 'must be a domain-prefixed path (such as "acme.io/foo")')]
+    errs = [invalid(path, host, m) for m in _subdomain_errors(host)]
+    if not _PATH_CHARS.match(rest):
+        errs.append(invalid(path, rest, "Invalid path: " + rest))
+    return errs
+
+
 BY_KIND = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
@@ -1106,6 +1351,8 @@ BY_KIND = {
     "Deployment": workload,
     "ConfigMap": configmap,
     "Secret": secret,
+    "Ingress": ingress,
+    "IngressClass": ingressclass,
 }
 
 

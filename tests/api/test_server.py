@@ -98,6 +98,7 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         "apps",
         "batch",
         "discovery.k8s.io",
+        "networking.k8s.io",
         "metrics.k8s.io",
         "storage.k8s.io",
     }
@@ -127,6 +128,7 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     groups = await get_json(client, "/apis")
     assert [g["name"] for g in groups["groups"]] == [
         "apps",
+        "networking.k8s.io",
         "discovery.k8s.io",
         "batch",
         "storage.k8s.io",
