@@ -11,14 +11,106 @@ import ipaddress
 import random
 from collections.abc import Iterable
 
+from svcnet.k8s.objects import Obj
 from svcnet.registry.errors import ApiError, Cause
 from svcnet.registry.validation import invalid
 
 
 class AllocationError(Exception):
-    def __init__(self, cause: Cause) -> None:
+    def __init__(self, cause: Cause, *more: Cause) -> None:
         super().__init__(cause.render())
-        self.cause = cause
+        self.causes = [cause, *more]
+
+
+FAMILIES = {4: "IPv4", 6: "IPv6"}
+
+
+def _family(ip: str) -> str | None:
+    try:
+        return FAMILIES[ipaddress.ip_address(ip).version]
+    except ValueError:
+        return None
+
+
+def init_ip_families(spec: Obj, old_spec: Obj | None, configured: tuple[str, ...]) -> None:
+    """initIPFamilyFields (pkg/registry/core/service/storage/alloc.go): default
+    ipFamilyPolicy and ipFamilies, and refuse what the cluster's service CIDRs
+    (`configured`, primary first) cannot give. Raises AllocationError."""
+    headless_selectorless = spec.get("clusterIP") == "None" and not spec.get("selector")
+    if spec.get("ipFamilyPolicy") is None:
+        if old_spec and old_spec.get("ipFamilyPolicy"):
+            spec["ipFamilyPolicy"] = old_spec["ipFamilyPolicy"]
+        elif headless_selectorless:
+            spec["ipFamilyPolicy"] = "RequireDualStack"
+        else:
+            spec["ipFamilyPolicy"] = "SingleStack"
+    policy = spec["ipFamilyPolicy"]
+    families: list[str] = [str(f) for f in spec.get("ipFamilies") or ()]
+    ips = [
+        str(i)
+        for i in spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    ]
+    errs: list[Cause] = []
+    if policy == "SingleStack":
+        if len(ips) == 2:
+            errs.append(
+                invalid(
+                    "spec.ipFamilyPolicy",
+                    policy,
+                    "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs "
+                    "are specified",
+                )
+            )
+        if len(families) == 2:
+            errs.append(
+                invalid(
+                    "spec.ipFamilyPolicy",
+                    policy,
+                    "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families "
+                    "are specified",
+                )
+            )
+    for i, ip in enumerate(ips):
+        if ip == "None":
+            break
+        fam = _family(ip)
+        if fam is None or i < len(families):
+            continue
+        if fam not in configured:
+            errs.append(
+                Cause(
+                    f"spec.clusterIPs[{i}]",
+                    "FieldValueInvalid",
+                    f"Invalid value: {_go_strings(ips)}: {fam} is not configured on this cluster",
+                )
+            )
+        else:
+            families.append(fam)
+    if errs:
+        raise AllocationError(*errs)
+    if headless_selectorless:
+        families = families or [configured[0]]
+        if len(families) < 2 and policy != "SingleStack":
+            families.append("IPv6" if families[0] == "IPv4" else "IPv4")
+        spec["ipFamilies"] = families
+        return
+    if policy == "RequireDualStack" and len(configured) < 2:
+        errs.append(
+            invalid(
+                "spec.ipFamilyPolicy",
+                policy,
+                "this cluster is not configured for dual-stack services",
+            )
+        )
+    for i, fam in enumerate(families):
+        if fam not in configured:
+            errs.append(invalid(f"spec.ipFamilies[{i}]", fam, "not configured on this cluster"))
+    if errs:
+        raise AllocationError(*errs)
+    families = families or [configured[0]]
+    if policy != "SingleStack" and len(families) == 1 and len(configured) == 2:
+        families.append("IPv6" if families[0] == "IPv4" else "IPv4")
+    spec["ipFamilies"] = families
 
 
 def _go_strings(ips: Iterable[str]) -> str:

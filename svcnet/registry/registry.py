@@ -17,7 +17,12 @@ from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.k8s.wellknown import DEFAULT_STORAGE_CLASS
 from svcnet.registry import admission, defaults, lifecycle, schema, ssa, validation
-from svcnet.registry.alloc import AllocationError, ClusterIPAllocator, NodePortAllocator
+from svcnet.registry.alloc import (
+    AllocationError,
+    ClusterIPAllocator,
+    NodePortAllocator,
+    init_ip_families,
+)
 from svcnet.registry.errors import (
     ApiError,
     Cause,
@@ -170,7 +175,7 @@ class Registry:
             try:
                 self._allocate_service(obj, old)
             except AllocationError as e:
-                raise invalid(kind, obj["metadata"]["name"], [e.cause]) from None
+                raise invalid(kind, obj["metadata"]["name"], e.causes) from None
         return obj
 
     def _default_storage_class(self, pvc: Obj) -> None:
@@ -226,6 +231,9 @@ class Registry:
             for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
                 spec.pop(f, None)
         else:
+            init_ip_families(
+                spec, old_spec if old_spec.get("type") != "ExternalName" else None, ("IPv4",)
+            )
             requested = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
             current = old_spec.get("clusterIP") if old_spec.get("type") != "ExternalName" else None
             if current:
@@ -245,8 +253,6 @@ class Registry:
                 ip = self.cluster_ips.allocate(used, requested)
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
         if typ in ("NodePort", "LoadBalancer"):
             used_ports = {
                 int(p["nodePort"])

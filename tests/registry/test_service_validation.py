@@ -167,3 +167,53 @@ def test_several_errors_are_listed_in_brackets() -> None:
         '"SCTP", "TCP", "UDP", spec.ports[0].targetPort: Invalid value: 0: must be between 1 and '
         "65535, inclusive]"
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        (
+            {"ports": P80, "ipFamilies": ["IPv6"]},
+            'Service "web" is invalid: spec.ipFamilies[0]: Invalid value: "IPv6": not configured '
+            "on this cluster",
+        ),
+        (
+            {"ports": P80, "ipFamilyPolicy": "RequireDualStack"},
+            'Service "web" is invalid: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": '
+            "this cluster is not configured for dual-stack services",
+        ),
+        (
+            {"ports": P80, "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack"},
+            'Service "web" is invalid: spec.ipFamilies[1]: Invalid value: "IPv6": not configured '
+            "on this cluster",
+        ),
+        (
+            {"ports": P80, "ipFamilies": ["IPv4", "IPv6"]},
+            'Service "web" is invalid: spec.ipFamilyPolicy: Invalid value: "SingleStack": must be '
+            "'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
+        ),
+        (
+            {"ports": P80, "clusterIP": "fd00::10"},
+            'Service "web" is invalid: spec.clusterIPs[0]: Invalid value: []string{"fd00::10"}: '
+            "IPv6 is not configured on this cluster",
+        ),
+    ],
+)
+def test_ip_families_on_a_single_stack_cluster(spec: Obj, want: str) -> None:
+    """What kube-apiserver with an IPv4 --service-cluster-ip-range answers (initIPFamilyFields)."""
+    assert message(make(), svc(spec)) == want
+
+
+@pytest.mark.parametrize(
+    ("spec", "families", "policy"),
+    [
+        ({"ports": P80, "ipFamilyPolicy": "PreferDualStack"}, ["IPv4"], "PreferDualStack"),
+        ({"ports": P80}, ["IPv4"], "SingleStack"),
+        # Headless without a selector: both families even on a single-stack cluster.
+        ({"ports": P80, "clusterIP": "None"}, ["IPv4", "IPv6"], "RequireDualStack"),
+        ({"ports": P80, "clusterIP": "None", "selector": {"a": "b"}}, ["IPv4"], "SingleStack"),
+    ],
+)
+def test_ip_family_defaults(spec: Obj, families: list[str], policy: str) -> None:
+    out = make().create(svc(spec))["spec"]
+    assert (out["ipFamilies"], out["ipFamilyPolicy"]) == (families, policy)
