@@ -247,6 +247,8 @@ class Daemon:
             EndpointSliceMirroring(self.registry),
             ServiceEventRecorder(self.registry),
         ]
+        self.event_reaper = events.EventReaper(self.registry)
+        """kube-apiserver's --event-ttl."""
         self.hooks, self.network_problem = socket_hooks(s)
         self.agent = Agent(
             s,
@@ -299,6 +301,7 @@ class Daemon:
         bootstrap(s, self.registry)
         for c in self.controllers:
             c.start()
+        self.event_reaper.start()
         if self.hooks is not None and s.proxy.socket_lb == "host":
             mount = self.agent.layout.v2_mount
             if mount is not None:
@@ -318,6 +321,7 @@ class Daemon:
                 logger.exception("stopping %s failed", type(comp).__name__)
         for c in self.controllers:
             c.stop()
+        self.event_reaper.stop()
         if self.hooks is not None:
             self.hooks.close()  # the links go with their fds: nothing stays attached
         if self.wal is not None:

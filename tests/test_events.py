@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from svcnet.events import record
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+
+from svcnet.events import EventReaper, record
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.timestamps import rfc3339
 from svcnet.registry import Registry
 
 
@@ -36,13 +44,64 @@ def test_names_sort_by_time_and_repeats_count_up(reg: Registry) -> None:
     }
 
 
-def test_events_older_than_the_ttl_go_when_the_namespace_records_another(reg: Registry) -> None:
+async def test_the_reaper_deletes_events_their_ttl_after_their_last_occurrence(
+    reg: Registry,
+) -> None:
     store = reg.store
-    old = record(reg, obj("web", "u1"), "Normal", "X", "old", "c")
+    names = {
+        age: record(reg, obj(f"o{age}", f"u{age}"), "Normal", "X", f"m{age}", "c")
+        for age in (10, 3599, 3601, 7200)
+    }
 
-    def age(e: Obj) -> None:
-        e["lastTimestamp"] = "2000-01-01T00:00:00Z"
+    def aged(seconds: int) -> Callable[[Obj], None]:
+        def set_last(e: Obj) -> None:
+            e["lastTimestamp"] = rfc3339(time.time() - seconds)
 
-    reg.modify("Event", "default", old, age)
-    new = record(reg, obj("db", "u2"), "Normal", "X", "new", "c")
-    assert [e["metadata"]["name"] for e in store.list("Event", "default")] == [new]
+        return set_last
+
+    for age, name in names.items():
+        reg.modify("Event", "default", name, aged(age))
+    reaper = EventReaper(reg)
+    reaper.start()
+    try:
+        for _ in range(5):  # the timer for what is already due fires in the next turn
+            await asyncio.sleep(0)
+        left = {e["metadata"]["name"] for e in store.list("Event", "default")}
+        assert left == {names[10], names[3599]}
+        # A repeat of an old event moves its expiry: it stays.
+        again = record(reg, obj("o3599", "u3599"), "Normal", "X", "m3599", "c")
+        assert again == names[3599]
+        assert len(reaper) == 2
+    finally:
+        reaper.stop()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_recording_matches_a_brute_force_model(reg: Registry, seed: int) -> None:
+    """The index finds the same repeat a scan of every Event would."""
+    rng = random.Random(seed)
+    store = reg.store
+    objects = [obj(f"o{i}", f"u{i}") for i in range(4)]
+    for _ in range(300):
+        if rng.random() < 0.1 and store.list("Event", "default"):
+            victim = rng.choice(store.list("Event", "default"))
+            reg.delete("Event", "default", victim["metadata"]["name"])
+            continue
+        o = rng.choice(objects)
+        reason, message, component = rng.choice("AB"), rng.choice("xyz"), rng.choice("cd")
+        expected = [
+            e["metadata"]["name"]
+            for e in store.list("Event", "default")
+            if e["involvedObject"]["uid"] == o["metadata"]["uid"]
+            and (e["reason"], e["message"], e["source"]["component"])
+            == (reason, message, component)
+        ]
+        counts = {e["metadata"]["name"]: e["count"] for e in store.list("Event", "default")}
+        name = record(reg, o, "Normal", reason, message, component)
+        got = store.get("Event", "default", name)
+        assert got is not None
+        if expected:
+            assert name == expected[0]
+            assert got["count"] == counts[name] + 1
+        else:
+            assert name not in counts and got["count"] == 1

@@ -32,6 +32,13 @@ _SWEEP: Key = ("", "")
 _GC_FINALIZERS = (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)
 
 
+_OWNER_INDEX = "gc.owner."
+
+
+def _owner_uids(obj: Obj) -> list[str]:
+    return [str(r.get("uid")) for r in owner_refs(obj)]
+
+
 def _ident(obj: Obj) -> tuple[str, str, str]:
     md = obj["metadata"]
     return str(obj["kind"]), str(md.get("namespace") or ""), str(md["name"])
@@ -43,6 +50,10 @@ class GarbageCollector(Controller):
     def __init__(self, *args: object, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self._gone: set[str] = set()
+        for k in kinds.KINDS:
+            if k.stored:
+                # Dependents by their owners' uids: nothing scans the store.
+                self.store.index(_OWNER_INDEX + k.kind, k.kind, _owner_uids)
 
     def initial_keys(self) -> Iterable[Key]:
         # Owners a previous run left waiting (their finalizers were kept).
@@ -89,19 +100,32 @@ class GarbageCollector(Controller):
         elif FOREGROUND_FINALIZER in finalizers:
             self._foreground(owner)
 
+    def _owned_by(self, uid: str) -> list[Obj]:
+        return [
+            o
+            for k in kinds.KINDS
+            if k.stored
+            for o in self.store.by_index(_OWNER_INDEX + k.kind, uid)
+        ]
+
     def _dependents(self, owner: Obj) -> list[tuple[Obj, Obj]]:
         """(dependent, its reference to owner) for every object owner owns."""
-        uid = owner["metadata"].get("uid")
+        uid = str(owner["metadata"].get("uid"))
         ns = owner["metadata"].get("namespace")
         out = []
-        for obj in self.store:
+        for obj in self._owned_by(uid):
             if ns and obj["metadata"].get("namespace") != ns:
                 continue
-            for ref in owner_refs(obj):
-                if ref.get("uid") == uid:
-                    out.append((obj, ref))
-                    break
+            ref = next(r for r in owner_refs(obj) if str(r.get("uid")) == uid)
+            out.append((obj, ref))
         return out
+
+    def _alive(self, ref: Obj, ns: str) -> bool:
+        kind = kinds.BY_KIND.get(str(ref.get("kind")))
+        if kind is None:
+            return True  # a kind svcnet does not serve: not ours to judge (nor to collect)
+        owner = self.store.get(kind.kind, ns if kind.namespaced else "", str(ref.get("name")))
+        return owner is not None and owner["metadata"].get("uid") == ref.get("uid")
 
     def _drop_finalizer(self, owner: Obj, finalizer: str) -> None:
         kind, ns, name = _ident(owner)
@@ -153,15 +177,21 @@ class GarbageCollector(Controller):
 
     def _sweep(self) -> None:
         gone, self._gone = self._gone, set()
-        live = {str(o["metadata"].get("uid")) for o in self.store}
-        for obj in list(self.store):
-            refs = list(owner_refs(obj))
-            absent = [r for r in refs if str(r.get("uid")) not in live]
-            # Only references to owners deleted since the last sweep are acted on:
-            # a dependent restored before its owner, say, is not collected at start.
-            if not absent or not any(str(r.get("uid")) in gone for r in absent):
-                continue
+        # Only dependents of owners deleted since the last sweep are looked at: a
+        # dependent restored before its owner, say, is not collected at start.
+        seen: set[tuple[str, str, str]] = set()
+        candidates = []
+        for uid in sorted(gone):
+            for obj in self._owned_by(uid):
+                if _ident(obj) not in seen:
+                    seen.add(_ident(obj))
+                    candidates.append(obj)
+        for obj in candidates:
             kind, ns, name = _ident(obj)
+            refs = list(owner_refs(obj))
+            absent = [r for r in refs if not self._alive(r, ns)]
+            if not absent:
+                continue
             try:
                 if len(absent) == len(refs):
                     if not obj["metadata"].get("deletionTimestamp"):

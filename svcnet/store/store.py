@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -45,6 +45,18 @@ class Event:
     @property
     def name(self) -> str:
         return str(self.obj["metadata"]["name"])
+
+
+IndexFunc = Callable[[Obj], Iterable[str]]
+"""The values an object is filed under in a secondary index (client-go's IndexFunc)."""
+
+
+@dataclass
+class _Index:
+    kind: str
+    fn: IndexFunc
+    keys: dict[str, set[Key]]
+    """value -> the objects filed under it"""
 
 
 def now_rfc3339() -> str:
@@ -92,6 +104,10 @@ class ReadOnlyStore(Protocol):
 
     def __iter__(self) -> Iterator[Obj]: ...
 
+    def index(self, name: str, kind: str, fn: IndexFunc) -> None: ...
+
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]: ...
+
     def events_since(self, rv: int) -> builtins.list[Event] | None: ...
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]: ...
@@ -102,6 +118,11 @@ class Store:
         self._wal = wal
         """Where changes are kept across restarts (wal.py); None keeps them in memory only."""
         self._objects: dict[Key, Obj] = {}
+        self._buckets: dict[str, dict[str, dict[str, Obj]]] = {}
+        """kind -> namespace -> name -> object: a list reads only what it asks for."""
+        self._order: dict[tuple[str, str], builtins.list[str]] = {}
+        """(kind, namespace) -> its names sorted, kept until a create or delete there."""
+        self._indexes: dict[str, _Index] = {}
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=history)
         self._subscribers: list[Callable[[Event], None]] = []
@@ -115,15 +136,86 @@ class Store:
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self._objects.get((kind, namespace, name))
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
-        """Objects of a kind, in one namespace or (None) all, sorted by namespace/name."""
-        out = [
-            o
-            for (k, ns, _), o in self._objects.items()
-            if k == kind and (namespace is None or ns == namespace)
-        ]
-        out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    def list(self, kind: str, namespace: str | None = None) -> builtins.list[Obj]:
+        """Objects of a kind, in one namespace or (None) all, sorted by namespace/name.
+        Costs what it returns: objects of other kinds and namespaces are not looked at,
+        and the sorted order of a namespace is kept between creates and deletes."""
+        by_ns = self._buckets.get(kind)
+        if not by_ns:
+            return []
+        spaces = [namespace] if namespace is not None else sorted(by_ns)
+        out: list[Obj] = []
+        for ns in spaces:
+            bucket = by_ns.get(ns)
+            if not bucket:
+                continue
+            order = self._order.get((kind, ns))
+            if order is None:
+                order = self._order[(kind, ns)] = sorted(bucket)
+            out.extend(bucket[n] for n in order)
         return out
+
+    # --- secondary indexes ---------------------------------------------------
+
+    def index(self, name: str, kind: str, fn: IndexFunc) -> None:
+        """File every object of `kind` under the values fn gives, kept current by every
+        write from now on (an informer's Indexer). Adding an index of a name that
+        exists keeps the existing one."""
+        if name in self._indexes:
+            return
+        idx = self._indexes[name] = _Index(kind, fn, {})
+        for ns_bucket in self._buckets.get(kind, {}).values():
+            for obj in ns_bucket.values():
+                self._file(idx, obj)
+
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]:
+        """The objects filed under value in the index called name, by namespace/name."""
+        keys = self._indexes[name].keys.get(value)
+        if not keys:
+            return []
+        return [self._objects[k] for k in sorted(keys, key=lambda k: (k[1], k[2]))]
+
+    @staticmethod
+    def _file(idx: _Index, obj: Obj) -> None:
+        key = key_of(obj)
+        for value in idx.fn(obj):
+            idx.keys.setdefault(value, set()).add(key)
+
+    @staticmethod
+    def _unfile(idx: _Index, obj: Obj) -> None:
+        key = key_of(obj)
+        for value in idx.fn(obj):
+            keys = idx.keys.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del idx.keys[value]
+
+    def _put(self, key: Key, obj: Obj, old: Obj | None) -> None:
+        """Keep the buckets and indexes in step with one write."""
+        kind, ns, name = key
+        self._objects[key] = obj
+        bucket = self._buckets.setdefault(kind, {}).setdefault(ns, {})
+        if name not in bucket:
+            self._order.pop((kind, ns), None)
+        bucket[name] = obj
+        for idx in self._indexes.values():
+            if idx.kind == kind:
+                if old is not None:
+                    self._unfile(idx, old)
+                self._file(idx, obj)
+
+    def _drop(self, key: Key, old: Obj) -> None:
+        kind, ns, name = key
+        by_ns = self._buckets.get(kind, {})
+        bucket = by_ns.get(ns, {})
+        bucket.pop(name, None)
+        if not bucket:
+            by_ns.pop(ns, None)
+        self._order.pop((kind, ns), None)
+        for idx in self._indexes.values():
+            if idx.kind == kind:
+                self._unfile(idx, old)
 
     def __iter__(self) -> Iterator[Obj]:
         return iter(list(self._objects.values()))
@@ -179,7 +271,7 @@ class Store:
         md.setdefault("creationTimestamp", now_rfc3339())
         if "spec" in obj:
             md["generation"] = 1
-        self._objects[key] = obj
+        self._put(key, obj, None)
         self._emit(Event("ADDED", key[0], obj, None, self._rv))
         return obj
 
@@ -195,7 +287,7 @@ class Store:
         self._rv += 1
         md["resourceVersion"] = str(self._rv)
         md.setdefault("creationTimestamp", now_rfc3339())
-        self._objects[key] = obj
+        self._put(key, obj, None)
         self._emit(Event("ADDED", key[0], obj, None, self._rv))
         return obj
 
@@ -220,7 +312,7 @@ class Store:
             return old
         self._rv += 1
         md["resourceVersion"] = str(self._rv)
-        self._objects[key] = obj
+        self._put(key, obj, old)
         self._emit(Event("MODIFIED", key[0], obj, old, self._rv))
         return obj
 
@@ -238,6 +330,7 @@ class Store:
         old = self._objects.pop(key, None)
         if old is None:
             raise StoreError("NotFound", key)
+        self._drop(key, old)
         self._rv += 1
         last = copy.deepcopy(old)
         last["metadata"]["resourceVersion"] = str(self._rv)

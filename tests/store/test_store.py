@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import random
+from typing import Any
+
 import pytest
 
 from svcnet.store import Event, Store, StoreError
@@ -56,3 +60,53 @@ def test_history_expiry() -> None:
         s.create(_svc(n))
     assert s.events_since(0) is None
     assert [e.rv for e in s.events_since(2) or []] == [3, 4]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lists_and_indexes_match_a_brute_force_model(seed: int) -> None:
+    """Buckets, the kept sort order and secondary indexes against a plain dict."""
+    rng = random.Random(seed)
+    s = Store()
+    model: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def owner_of(o: dict[str, Any]) -> list[str]:
+        return [str(o.get("owner"))] if o.get("owner") else []
+
+    s.index("by-owner", "Pod", owner_of)
+    for _ in range(400):
+        kind = rng.choice(["Pod", "Service"])
+        ns = rng.choice(["a", "b", "c"])
+        name = rng.choice("pqrstuvw")
+        key = (kind, ns, name)
+        op = rng.random()
+        if key in model and op < 0.3:
+            s.delete(kind, ns, name)
+            del model[key]
+        elif key in model:
+            new = copy.deepcopy(s.get(kind, ns, name))
+            assert new is not None
+            new["owner"] = rng.choice(["x", "y", None])
+            model[key] = s.update(new)
+        else:
+            obj: dict[str, Any] = {
+                "apiVersion": "v1",
+                "kind": kind,
+                "metadata": {"name": name, "namespace": ns},
+                "owner": rng.choice(["x", "y", None]),
+            }
+            model[key] = s.create(obj)
+        for k in ("Pod", "Service"):
+            for space in ("a", "b", "c", None):
+                want = [
+                    model[key]
+                    for key in sorted(model)
+                    if key[0] == k and (space is None or key[1] == space)
+                ]
+                assert s.list(k, space) == want
+        for owner in ("x", "y"):
+            want = [
+                model[key]
+                for key in sorted(model)
+                if key[0] == "Pod" and model[key].get("owner") == owner
+            ]
+            assert s.by_index("by-owner", owner) == want
