@@ -798,6 +798,15 @@ def _ingressclass_cells(ic: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
     ]
 
 
+def _networkpolicy_cells(np: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = np.get("metadata") or {}
+    return [
+        str(md.get("name", "")),
+        labels.format_label_selector((np.get("spec") or {}).get("podSelector")),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
 # ---------------------------------------------------------------------------
 # The table per kind
 
@@ -1192,6 +1201,23 @@ PRINTERS: dict[str, Printer] = {
             _age(),
         ),
         _ingressclass_cells,
+    ),
+    "NetworkPolicy": Printer(
+        (
+            _name(),
+            Column(
+                "Pod-Selector",
+                # printers.go describes the column with extensions/v1beta1's doc string.
+                description="Selects the pods to which this NetworkPolicy object applies. The "
+                "array of ingress rules is applied to any pods selected by this field. Multiple "
+                "network policies can select the same set of pods. In this case, the ingress "
+                "rules for each are combined additively. This field is NOT optional and follows "
+                "standard label selector semantics. An empty podSelector matches all pods in "
+                "this namespace.",
+            ),
+            _age(),
+        ),
+        _networkpolicy_cells,
     ),
     "Event": Printer(
         (

@@ -31,6 +31,7 @@ from svcnet.k8s.kinds import Kind
 from svcnet.k8s.labels import format_label_selector
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.owners import controller_of, is_owned_by
+from svcnet.k8s.timestamps import parse_time
 from svcnet.k8s.wellknown import LAST_APPLIED
 
 
@@ -746,6 +747,101 @@ def _ingress_backend_fetcher(client: Client, ns: str) -> BackendText:
     return text
 
 
+# --- network policies ---------------------------------------------------------------
+
+
+def go_time(ts: str | None) -> str:
+    """metav1.Time's String(): Go's time.Time.String() in this machine's zone, as
+    kubectl decodes timestamps into local time."""
+    when = parse_time(ts) if ts else None
+    if when is None:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    local = when.astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S %z} {local.tzname()}"
+
+
+def _policy_ports(w: Writer, indent: str, ports: list[Obj]) -> None:
+    if not ports:
+        w.line(0, f"{indent}To Port: <any> (traffic allowed to all ports)")
+        return
+    for port in ports:
+        proto = port.get("protocol") or "TCP"
+        # %s of a nil *IntOrString.
+        number = "<nil>" if port.get("port") is None else str(port["port"])
+        if port.get("endPort") is None:
+            w.line(0, f"{indent}To Port: {number}/{proto}")
+        else:
+            w.line(0, f"{indent}To Port Range: {number}-{port['endPort']}/{proto}")
+
+
+def _policy_peers(w: Writer, indent: str, title: str, peers: list[Obj], anyone: str) -> None:
+    if not peers:
+        w.line(0, f"{indent}{title}: <any> ({anyone})")
+        return
+    for peer in peers:
+        w.line(0, f"{indent}{title}:")
+        pods, nss = peer.get("podSelector"), peer.get("namespaceSelector")
+        block = peer.get("ipBlock")
+        if pods is not None and nss is not None:
+            w.line(1, f"{indent}NamespaceSelector: {format_label_selector(nss)}")
+            w.line(1, f"{indent}PodSelector: {format_label_selector(pods)}")
+        elif pods is not None:
+            w.line(1, f"{indent}PodSelector: {format_label_selector(pods)}")
+        elif nss is not None:
+            w.line(1, f"{indent}NamespaceSelector: {format_label_selector(nss)}")
+        elif block is not None:
+            w.line(1, f"{indent}IPBlock:")
+            w.line(2, f"{indent}CIDR: {block.get('cidr', '')}")
+            w.line(2, f"{indent}Except: {', '.join(block.get('except') or [])}")
+
+
+def _policy_rules(w: Writer, rules: list[Obj], peers: str, direction: str) -> None:
+    """printNetworkPolicySpecIngressFrom / EgressTo."""
+    indent = "    "
+    if not rules:
+        w.line(0, f"{indent}<none> (Selected pods are isolated for {direction} connectivity)")
+        return
+    title = "From" if peers == "from" else "To"
+    anyone = "traffic not restricted by " + ("source" if peers == "from" else "destination")
+    for i, rule in enumerate(rules):
+        _policy_ports(w, indent, rule.get("ports") or [])
+        _policy_peers(w, indent, title, rule.get(peers) or [], anyone)
+        if i != len(rules) - 1:
+            w.line(0, f"{indent}----------")
+
+
+def describe_networkpolicy(np: Obj) -> str:
+    """describeNetworkPolicy (kubectl shows no events for NetworkPolicies)."""
+    md, spec = _md(np), np.get("spec") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"Created on:\t{go_time(md.get('creationTimestamp'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, "Spec:")
+    selector = spec.get("podSelector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        shown = "<none> (Allowing the specific traffic to all pods in this namespace)"
+    else:
+        shown = format_label_selector(selector)
+    # PodSelector at level 1, then its value at level 2: kubectl's own spacing.
+    w.line(1, "PodSelector: " + "    " + shown)
+    types = [str(t) for t in spec.get("policyTypes") or []]
+    if "Ingress" in types:
+        w.line(1, "Allowing ingress traffic:")
+        _policy_rules(w, spec.get("ingress") or [], "from", "ingress")
+    else:
+        w.line(1, "Not affecting ingress traffic")
+    if "Egress" in types:
+        w.line(1, "Allowing egress traffic:")
+        _policy_rules(w, spec.get("egress") or [], "to", "egress")
+    else:
+        w.line(1, "Not affecting egress traffic")
+    w.line(1, f"Policy Types: {', '.join(types)}")
+    return w.render()
+
+
 # --- the verb ----------------------------------------------------------------------
 
 
@@ -780,6 +876,8 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
         return describe_ingress(obj, _ingress_backend_fetcher(client, ns), event_items)
     if kind.kind == "IngressClass":
         return describe_ingressclass(obj, event_items)
+    if kind.kind == "NetworkPolicy":
+        return describe_networkpolicy(obj)
     w = Writer()
     object_header(w, md)
     events(w, event_items)

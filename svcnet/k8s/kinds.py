@@ -95,6 +95,15 @@ KINDS: tuple[Kind, ...] = (
         has_status=True,
     ),
     Kind("IngressClass", "ingressclasses", "ingressclass", "networking.k8s.io", "v1", False),
+    Kind(
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        "networking.k8s.io",
+        "v1",
+        True,
+        ("netpol",),
+    ),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
     Kind(
         "StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",), ("all",), True

@@ -1337,6 +1337,163 @@ def _domain_prefixed_path(path: str, value: str) -> list[Cause]:
     return errs
 
 
+# --- NetworkPolicies --------------------------------------------------------------
+
+POLICY_TYPES = ("Ingress", "Egress")
+MSG_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+
+
+def label_selector(sel: Any, path: str) -> list[Cause]:
+    """apimachinery's ValidateLabelSelector: matchLabels as labels; each expression's
+    operator, values and key."""
+    if not isinstance(sel, dict):
+        return []
+    errs = labels_errors(sel.get("matchLabels"), f"{path}.matchLabels")
+    for i, expr in enumerate(sel.get("matchExpressions") or ()):
+        ep = f"{path}.matchExpressions[{i}]"
+        if not isinstance(expr, dict):
+            continue
+        op, values = expr.get("operator"), expr.get("values") or []
+        if op in ("In", "NotIn"):
+            if not values:
+                errs.append(
+                    required(f"{ep}.values", "must be specified when `operator` is 'In' or 'NotIn'")
+                )
+        elif op in ("Exists", "DoesNotExist"):
+            if values:
+                errs.append(
+                    forbidden(
+                        f"{ep}.values",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
+        else:
+            errs.append(invalid(f"{ep}.operator", op or "", "not a valid selector operator"))
+        key = str(expr.get("key") or "")
+        errs += [invalid(f"{ep}.key", key, m) for m in qualified_name_errors(key)]
+        for j, v in enumerate(values):
+            value = str(v)
+            if len(value) > 63:
+                errs.append(
+                    invalid(f"{ep}.values[{j}]", value, "must be no more than 63 characters")
+                )
+            elif not LABEL_VALUE.match(value):
+                errs.append(invalid(f"{ep}.values[{j}]", value, MSG_LABEL_VALUE))
+    return errs
+
+
+def _networkpolicy_port(port: Obj, path: str) -> list[Cause]:
+    """ValidateNetworkPolicyPort."""
+    errs = []
+    proto = port.get("protocol")
+    if proto is not None and proto not in PROTOCOLS:
+        errs.append(unsupported(f"{path}.protocol", proto, ("TCP", "UDP", "SCTP")))
+    number, end = port.get("port"), port.get("endPort")
+    if number is not None:
+        if isinstance(number, int):
+            errs += port_number(f"{path}.port", number)
+            if end is not None:
+                if end < number:
+                    errs.append(
+                        invalid(f"{path}.endPort", end, "must be greater than or equal to `port`")
+                    )
+                errs += port_number(f"{path}.endPort", end)
+        else:
+            if end is not None:
+                errs.append(
+                    invalid(
+                        f"{path}.endPort", end, "may not be specified when `port` is non-numeric"
+                    )
+                )
+            errs += port_name(f"{path}.port", str(number))
+    elif end is not None:
+        errs.append(
+            invalid(f"{path}.endPort", end, "may not be specified when `port` is not specified")
+        )
+    return errs
+
+
+def _cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """ParseCIDRSloppy: an address with a prefix length, host bits allowed."""
+    if "/" not in value:
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _ip_block(block: Obj, path: str) -> list[Cause]:
+    """ValidateIPBlock: a CIDR, and excepts strictly inside it."""
+    cidr = str(block.get("cidr") or "")
+    if not cidr:
+        return [required(f"{path}.cidr")]
+    net = _cidr(cidr)
+    if net is None:
+        return [invalid(f"{path}.cidr", cidr, MSG_CIDR)]
+    errs = []
+    for i, ex in enumerate(block.get("except") or ()):
+        ep = f"{path}.except[{i}]"
+        inner = _cidr(str(ex))
+        if inner is None:
+            errs.append(invalid(ep, str(ex), MSG_CIDR))
+            continue
+        if (
+            inner.version != net.version
+            or inner.network_address not in net
+            or net.prefixlen >= inner.prefixlen
+        ):
+            errs.append(invalid(ep, str(ex), "must be a strict subset of `cidr`"))
+    return errs
+
+
+def _networkpolicy_peer(peer: Obj, path: str) -> list[Cause]:
+    """ValidateNetworkPolicyPeer: one of the three, or a pod and a namespace selector."""
+    errs: list[Cause] = []
+    given = 0
+    for name in ("podSelector", "namespaceSelector"):
+        if peer.get(name) is not None:
+            given += 1
+            errs += label_selector(peer[name], f"{path}.{name}")
+    if peer.get("ipBlock") is not None:
+        given += 1
+        errs += _ip_block(peer["ipBlock"], f"{path}.ipBlock")
+    if given == 0:
+        errs.append(required(path, "must specify a peer"))
+    elif given > 1 and peer.get("ipBlock") is not None:
+        errs.append(forbidden(path, "may not specify both ipBlock and another peer"))
+    return errs
+
+
+def networkpolicy(obj: Obj) -> list[Cause]:
+    """ValidateNetworkPolicySpec."""
+    spec = obj.get("spec") or {}
+    errs = label_selector(spec.get("podSelector"), "spec.podSelector")
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        for i, rule in enumerate(spec.get(direction) or ()):
+            rp = f"spec.{direction}[{i}]"
+            for j, port in enumerate(rule.get("ports") or ()):
+                errs += _networkpolicy_port(port, f"{rp}.ports[{j}]")
+            for j, peer in enumerate(rule.get(peers) or ()):
+                errs += _networkpolicy_peer(peer, f"{rp}.{peers}[{j}]")
+    types = spec.get("policyTypes") or []
+    if len(types) > len(POLICY_TYPES):
+        shown = ", ".join(q(str(t)) for t in types)
+        errs.append(
+            Cause(
+                "spec.policyTypes",
+                "FieldValueInvalid",
+                f"Invalid value: []networking.PolicyType{{{shown}}}: "
+                "may not specify more than two policyTypes",
+            )
+        )
+        return errs
+    for i, t in enumerate(types):
+        if t not in POLICY_TYPES:
+            errs.append(unsupported(f"spec.policyTypes[{i}]", t, POLICY_TYPES))
+    return errs
+
+
 BY_KIND = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
@@ -1353,6 +1510,7 @@ BY_KIND = {
     "Secret": secret,
     "Ingress": ingress,
     "IngressClass": ingressclass,
+    "NetworkPolicy": networkpolicy,
 }
 
 
