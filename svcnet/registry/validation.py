@@ -1337,6 +1337,14 @@ def _domain_prefixed_path(path: str, value: str) -> list[Cause]:
     return errs
 
 
+def controllerrevision(obj: Obj) -> list[Cause]:
+    """ValidateControllerRevision: a revision number that is not negative."""
+    rev = obj.get("revision")
+    if isinstance(rev, int) and rev < 0:
+        return [invalid("revision", rev, "must be greater than or equal to 0")]
+    return []
+
+
 BY_KIND = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
@@ -1353,6 +1361,7 @@ BY_KIND = {
     "Secret": secret,
     "Ingress": ingress,
     "IngressClass": ingressclass,
+    "ControllerRevision": controllerrevision,
 }
 
 
@@ -1517,7 +1526,13 @@ def _json_short(v: Any) -> str:
     return "nil" if v is None else json.dumps(v, sort_keys=True, separators=(",", ":"))
 
 
+def controllerrevision_update(new: Obj, old: Obj) -> list[Cause]:
+    """ValidateControllerRevisionUpdate: data is written once."""
+    return immutable("data", new.get("data"), old.get("data"), "runtime.RawExtension")
+
+
 UPDATE_BY_KIND = {
+    "ControllerRevision": controllerrevision_update,
     "StatefulSet": statefulset_update,
     "Job": job_update,
     "PersistentVolumeClaim": persistentvolumeclaim_update,
