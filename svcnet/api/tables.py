@@ -822,6 +822,24 @@ class Printer:
 _CONTAINERS_DOC = "Names of each container in the template."
 _IMAGES_DOC = "Images referenced by each container in the template."
 
+
+def _controllerrevision_cells(cr: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    """printControllerRevision: the controller as `statefulset.apps/web`."""
+    md = cr.get("metadata") or {}
+    controller = "<none>"
+    for ref in md.get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "").lower() + (f".{group}" if group else "")
+            controller = f"{kind}/{ref.get('name', '')}"
+    return [
+        str(md.get("name", "")),
+        controller,
+        int(cr.get("revision") or 0),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
 PRINTERS: dict[str, Printer] = {
     "Pod": Printer(
         (
@@ -1250,6 +1268,18 @@ PRINTERS: dict[str, Printer] = {
             Column("Name", format="name", description=_NAME_DOC, priority=1),
         ),
         _event_cells,
+    ),
+    "ControllerRevision": Printer(
+        (
+            _name(),
+            Column("Controller", description="Controller of the object"),
+            Column(
+                "Revision",
+                description="Revision indicates the revision of the state represented by Data.",
+            ),
+            _age(),
+        ),
+        _controllerrevision_cells,
     ),
 }
 

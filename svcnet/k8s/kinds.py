@@ -112,6 +112,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Job", "jobs", "job", "batch", "v1", True, (), ("all",), True),
     Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",), ("all",), True),
     Kind("StorageClass", "storageclasses", "storageclass", "storage.k8s.io", "v1", False, ("sc",)),
+    # The StatefulSet and DaemonSet controllers' history (rollout history|undo).
+    Kind("ControllerRevision", "controllerrevisions", "controllerrevision", "apps", "v1", True),
     # metrics-server's API: usage read from the pods' cgroups when asked (kubectl top).
     Kind("NodeMetrics", "nodes", "", "metrics.k8s.io", "v1beta1", False, stored=False),
     Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),
