@@ -343,13 +343,14 @@ def access_log(peer: str, request: str, code: int, size: int, headers: dict[str,
 def serve_one(c: Conn, host_ip: str) -> bool:
     """One request; False when the connection is done."""
     c.sock.settimeout(KEEPALIVE if not c.buf else 20.0)
-    first = c.line()
-    if first is None:
-        return False
-    c.sock.settimeout(20.0)  # mod_reqtimeout's header timeout
-    request = first.decode("latin-1")
+    request = ""
     headers: dict[str, str] = {}
     try:
+        first = c.line()
+        if first is None:
+            return False
+        c.sock.settimeout(20.0)  # mod_reqtimeout's header timeout
+        request = first.decode("latin-1")
         parts = request.split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             raise BadRequest(

@@ -104,6 +104,10 @@ def test_the_guestbook_tutorial(daemon: Daemon, tmp_path: Path) -> None:
     assert head.startswith("HTTP/1.1 200 OK\n")
     assert "\nContent-Type: application/json\n" in head
     assert head.endswith('\n\n{"message": "Updated"}')
+    # Apache's answers to what the page does not have, and its bound on a request line.
+    assert "404" in curl(f"http://{frontend}/nope", "-o", "/dev/null", "-w", "%{http_code}")
+    long_url = f"http://{frontend}/guestbook.php?cmd=set&value={'x' * 9000}"
+    assert curl(long_url, "-o", "/dev/null", "-w", "%{http_code}") == "414"
     value = "hello,from svcnet"
     set_url = f"http://{frontend}/guestbook.php?cmd=set&value=hello%2Cfrom+svcnet"
     assert curl(set_url) == '{"message": "Updated"}'
