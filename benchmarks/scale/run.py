@@ -69,6 +69,8 @@ class Result:
     watch_event_ms: float = 0.0
     dns_ms_median: float = 0.0
     dns_ms_p99: float = 0.0
+    dns_unanswered: int = 0
+    """Queries during the ramp with no answer within 2 s (or no record)."""
     dns_new_service_ms: float = 0.0
     clusterip_ms_median: float = 0.0
     probe_failures: int = 0
@@ -283,9 +285,13 @@ def run(services: int, replicas: int, prefix: int, timeout: float) -> Result:
         rss_peak = 0.0
         want = services * replicas
         deadline = t0 + timeout
+        asked = 0
         while time.monotonic() < deadline:
-            ms = dns_ms(d.dns_port, f"svc{len(dns) % services:04d}.{NS}.svc.cluster.local.")
-            if ms is not None:
+            asked += 1
+            ms = dns_ms(d.dns_port, f"svc{asked % services:04d}.{NS}.svc.cluster.local.")
+            if ms is None:
+                r.dns_unanswered += 1
+            else:
                 dns.append(ms)
             hm = http_ms(cluster_ip)
             if hm is not None:
