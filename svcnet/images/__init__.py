@@ -133,6 +133,13 @@ def builtin_images() -> dict[str, Image]:
         "nginx": Image(
             "nginx", (*_script("nginx.py"), "--welcome"), ("nginx", "-g", "daemon off;"), True
         ),
+        # The StatefulSet tutorial's (web.yaml): nginx built small, the same welcome page.
+        "registry.k8s.io/nginx-slim": Image(
+            "registry.k8s.io/nginx-slim",
+            (*_script("nginx.py"), "--welcome"),
+            ("nginx", "-g", "daemon off;"),
+            True,
+        ),
         # The Kubernetes website's guestbook tutorial: Redis (its leader runs the
         # official image), the sample's follower (the official image plus a run.sh
         # that replicates redis-leader) and its PHP frontend. REDIS_VERSION is the
