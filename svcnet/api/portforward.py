@@ -350,21 +350,28 @@ async def _serve_channels(request: web.Request, target: _Target) -> web.StreamRe
     ws = web.WebSocketResponse(protocols=(CHANNEL_PROTOCOL,), autoping=True)
     await ws.prepare(request)
     tasks = TaskSet()
-    writers: dict[int, asyncio.StreamWriter] = {}
+    loop = asyncio.get_running_loop()
+    # What the client sends before its port's dial has finished waits for it.
+    dialed: list[asyncio.Future[asyncio.StreamWriter | None]] = [
+        loop.create_future() for _ in ports
+    ]
 
     async def one(i: int, port: int) -> None:
         try:
             reader, writer = await target.dial(port)
         except _DialError as e:
+            dialed[i].set_result(None)
             await ws.send_bytes(bytes([2 * i + 1]) + str(e).encode())
             return
-        writers[i] = writer
+        except BaseException:
+            dialed[i].set_result(None)
+            raise
+        dialed[i].set_result(writer)
         try:
             with contextlib.suppress(OSError):
                 while chunk := await reader.read(READ_CHUNK):
                     await ws.send_bytes(bytes([2 * i]) + chunk)
         finally:
-            writers.pop(i, None)
             writer.close()
 
     for i, port in enumerate(ports):
@@ -378,8 +385,10 @@ async def _serve_channels(request: web.Request, target: _Target) -> web.StreamRe
             if msg.type != WSMsgType.BINARY or not msg.data:
                 continue
             channel, payload = msg.data[0], msg.data[1:]
-            writer = writers.get(channel // 2) if channel % 2 == 0 else None
-            if writer is not None and payload:
+            if channel % 2 or channel // 2 >= len(ports) or not payload:
+                continue
+            writer = await dialed[channel // 2]
+            if writer is not None and not writer.is_closing():
                 writer.write(payload)
                 with contextlib.suppress(OSError):
                     await writer.drain()
@@ -391,8 +400,9 @@ async def _serve_channels(request: web.Request, target: _Target) -> web.StreamRe
         while reading in pending and pending != {reading}:
             _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for writer in list(writers.values()):
-            writer.close()
+        for f in dialed:
+            if f.done() and f.result() is not None:
+                f.result().close()  # type: ignore[union-attr]
         await tasks.stop()
         if not ws.closed:
             await ws.close(code=1000)
