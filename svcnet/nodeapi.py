@@ -1,12 +1,13 @@
 """The node API: what the API server asks of the agent (the kubelet API).
 
-In Kubernetes, `kubectl logs`, `attach` and `exec` go apiserver -> kubelet.
+In Kubernetes, `kubectl logs`, `attach`, `exec` and `port-forward` go apiserver -> kubelet.
 Here the API server holds an object implementing ``NodeApi`` (the agent), so
 svcnet.api never needs to know how containers are run.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -42,6 +43,11 @@ class NodeApiError(LookupError):
     def __init__(self, message: str, code: int = 400) -> None:
         super().__init__(message)
         self.code = code
+
+
+class PortForwardError(OSError):
+    """Dialing the pod's port failed; the message says how, in Go's words as the
+    kubelet reports it (`dial tcp4 127.244.0.5:8080: connect: connection refused`)."""
 
 
 class Attachment(Protocol):
@@ -98,6 +104,14 @@ class NodeApi(Protocol):
     ) -> Attachment:
         """Start `command` inside a running container (its namespaces and environment);
         the returned session's wait() gives its exit code. Raises NodeApiError."""
+        ...
+
+    async def port_forward(
+        self, namespace: str, pod: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to `port` of the running pod, as the kubelet dials
+        localhost:port inside the pod's network namespace. Raises NodeApiError when
+        the pod cannot be reached at all, PortForwardError when the dial fails."""
         ...
 
     def usage(self) -> list[PodUsage]:

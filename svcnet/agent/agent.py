@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from svcnet._aio import TaskSet
-from svcnet.agent import envvars, node, volumes
+from svcnet.agent import envvars, node, portforward, volumes
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
 from svcnet.agent.identity import node_identity
@@ -394,6 +394,21 @@ class Agent:
             identity=r.identity,
             cgroup_procs=cgroup.procs_paths if cgroup is not None else (),
         )
+
+    async def port_forward(
+        self, namespace: str, pod: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        w = self._workers.get((namespace, pod))
+        if w is None:
+            raise NodeApiError(f'pods "{pod}" not found', 404)
+        if not w.ip or not any(r.proc is not None and r.proc.running for r in w.runners):
+            raise NodeApiError(f'pod "{pod}" is not running')
+        procs: tuple[bytes, ...] = ()
+        if w.loopback_ip:
+            name = next(r.name for r in w.runners if r.proc is not None and r.proc.running)
+            cg = w.container_cgroup(name)
+            procs = cg.procs_paths if cg is not None else ()
+        return await portforward.dial(w.ip, port, cgroup_procs=procs)
 
 
 async def _stream_log(

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
-from svcnet.api import discovery, metrics, streams, tables, usage, watch
+from svcnet.api import discovery, metrics, portforward, streams, tables, usage, watch
 from svcnet.api.request import (
     MAX_BODY,
     Target,
@@ -608,7 +608,11 @@ class ApiServer:
                 untrack()
         if kind.kind == "Pod" and sub == "portforward" and method in ("GET", "POST"):
             pod = self.registry.get(kind, ns, target.name)
-            raise bad_request(port_forward_refusal(pod))
+            untrack = self._track()
+            try:
+                return await portforward.serve(request, pod, self.node)
+            finally:
+                untrack()
         if kind.kind in ("Deployment", "ReplicaSet", "StatefulSet") and sub == "scale":
             return await self._scale(request, target)
         if sub == "status" and method == "GET" and kind.has_status:
@@ -709,27 +713,6 @@ class _Runner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = _Server
         return server
-
-
-def port_forward_refusal(pod: Obj) -> str:
-    """Why port-forward is refused, and what to do instead (kubectl prints this)."""
-    ip = (pod.get("status") or {}).get("podIP")
-    ports = [
-        str(p.get("containerPort"))
-        for c in (pod.get("spec") or {}).get("containers") or ()
-        for p in c.get("ports") or ()
-        if p.get("containerPort")
-    ]
-    where = (
-        f"connect to the pod directly at {ip}" + (f":{ports[0]}" if ports else ":<port>")
-        if ip
-        else "connect to the pod's IP directly once it runs"
-    )
-    return (
-        "svcnet does not implement port-forward (kubectl needs SPDY for it); pod and "
-        f"Service addresses are local on this machine: {where}, or use the Service's "
-        "ClusterIP or NodePort"
-    )
 
 
 def scale_of(obj: Obj) -> Obj:

@@ -159,6 +159,16 @@ def build_parser(commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     )
     p.add_argument("pod", nargs="*", help=argparse.SUPPRESS)
 
+    from svcnet.cli import portforward
+
+    portforward.add_arguments(
+        sub.add_parser(
+            "port-forward",
+            parents=[plain],
+            help="forward local ports to a pod (TYPE/NAME [LOCAL:]REMOTE...)",
+        )
+    )
+
     p = sub.add_parser("scale", parents=[plain], help="set a ReplicaSet's or Deployment's size")
     p.add_argument("resources", nargs="+", metavar="KIND/NAME")
     p.add_argument("--replicas", type=int, required=True)
@@ -216,6 +226,10 @@ def _verb(name: str) -> Verb:
         from svcnet.cli import hostexec
 
         return hostexec.hostexec
+    if name == "port-forward":
+        from svcnet.cli import portforward
+
+        return portforward.port_forward
     if name in ("rollout", "set"):
         from svcnet.cli import rollout
         from svcnet.cli import set as set_

@@ -4,6 +4,7 @@ over a real Store and Registry, a fake NodeApi, and an aiohttp client."""
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from svcnet.api.server import ApiServer
 from svcnet.config import Settings
 from svcnet.credentials import Credentials
 from svcnet.k8s.objects import Obj
-from svcnet.nodeapi import ContainerUsage, NodeApiError, PodUsage
+from svcnet.nodeapi import ContainerUsage, NodeApiError, PodUsage, PortForwardError
 from svcnet.registry import Registry
 from svcnet.store import Store
 from svcnet.testing import make_credentials
@@ -68,6 +69,8 @@ class FakeNode:
         self.follow_closed = asyncio.Event()
         self.pod_usage: list[PodUsage] = []
         self.machine = ContainerUsage("svcnet", 250_000_000, 1 << 30)
+        self.forwards: dict[int, int] = {}
+        """pod port -> the port on 127.0.0.1 port_forward dials (any other: refused)."""
 
     def usage(self) -> list[PodUsage]:
         return list(self.pod_usage)
@@ -143,6 +146,17 @@ class FakeNode:
         a = FakeAttachment(exit_code=code)
         self.attachments.append(a)
         return a
+
+    async def port_forward(
+        self, namespace: str, pod: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.calls.append({"port_forward": port, "namespace": namespace, "pod": pod})
+        local = self.forwards.get(port)
+        if local is None:
+            raise PortForwardError(
+                errno.ECONNREFUSED, f"dial tcp4 127.0.0.1:{port}: connect: connection refused"
+            )
+        return await asyncio.open_connection("127.0.0.1", local)
 
 
 def make_pod(

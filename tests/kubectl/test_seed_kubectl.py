@@ -204,12 +204,6 @@ def test_exec_and_errors(daemon: Daemon, kubectl_bin: tuple[str, str], tmp_path:
     term.send(b"exit 4\r")
     assert term.finish() == 4
 
-    # port-forward is refused with a clear message naming the alternative.
-    r = k("port-forward", pod, "18080:80", timeout=30)
-    assert r.returncode == 1
-    assert "svcnet does not implement port-forward" in r.stderr
-    assert "connect to the pod directly at 127.191." in r.stderr
-
     # Error Status texts.
     r = k("get", "pod", "nope")
     assert r.stderr.strip() == 'Error from server (NotFound): pods "nope" not found'
