@@ -88,6 +88,21 @@ def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | 
     return jsonschema.Draft202012Validator(schema, registry=reg, format_checker=_FORMATS)
 
 
+@functools.cache
+def openapi_definitions() -> dict[str, Any]:
+    """Every definition of the official OpenAPI document for SCHEMA_VERSION, by its
+    name (`io.k8s.api.apps.v1.Deployment`), as kubernetes-validate converted it: the
+    non-strict variant, whose objects keep the upstream descriptions, `required`
+    and the x-kubernetes-* extensions (group-version-kind, patch strategy and merge
+    key, list type) unchanged. The API server's /openapi documents are built from
+    these (api/openapi.py), so the schemas kubectl reads are the ones svcnet checks.
+    """
+    base = SCHEMA_VERSION.removesuffix("-strict")
+    path = resources.files("kubernetes_validate") / "kubernetes-json-schema" / base
+    defs: dict[str, Any] = json.loads((path / "_definitions.json").read_text())["$defs"]
+    return defs
+
+
 _B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
