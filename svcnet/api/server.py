@@ -36,9 +36,11 @@ from svcnet.api.request import (
     check_caller,
     check_object,
     delete_options,
+    drop_unknown_fields,
     dry_run,
     field_manager,
     field_selector,
+    field_validation,
     include_object,
     query_bool,
     query_int,
@@ -105,6 +107,14 @@ def _openapi_response(
     if quoted in (t.strip() for t in match.split(",")) or match.strip() == "*":
         return web.Response(status=304, headers=out)
     return web.Response(body=body, headers={**out, "Content-Type": content_type})
+
+
+def _warn(resp: web.Response, warnings: list[str]) -> web.Response:
+    """Warnings as the API server sends them (RFC 7234 code 299); kubectl prints
+    each as `Warning: <text>`."""
+    for text in warnings:
+        resp.headers.add("Warning", "299 - " + json.dumps(text))
+    return resp
 
 
 def status_response(err: ApiError) -> web.Response:
@@ -506,24 +516,28 @@ class ApiServer:
         return self._render(request, target, obj)
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
+        directive = field_validation(request, "CreateOptions")
         body = check_object(await read_object(request, target.kind), target)
+        body, warnings = drop_unknown_fields(body, target.kind, directive)
         obj = self.registry.create(
             body,
             namespace=target.namespace if target.kind.namespaced else None,
             dry_run=dry_run(request),
             field_manager=field_manager(request),
         )
-        return self._render(request, target, obj, 201)
+        return _warn(self._render(request, target, obj, 201), warnings)
 
     async def _update(self, request: web.Request, target: Target) -> web.Response:
+        directive = field_validation(request, "UpdateOptions")
         body = check_object(await read_object(request, target.kind), target)
+        body, warnings = drop_unknown_fields(body, target.kind, directive)
         obj = self.registry.update(
             body,
             namespace=target.namespace if target.kind.namespaced else None,
             dry_run=dry_run(request),
             field_manager=field_manager(request),
         )
-        return self._render(request, target, obj)
+        return _warn(self._render(request, target, obj), warnings)
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -537,6 +551,7 @@ class ApiServer:
             )
         ns = target.namespace if target.kind.namespaced else None
         is_dry_run = dry_run(request)
+        directive = field_validation(request, "PatchOptions")
         if ctype == APPLY_PATCH:
             if not request.query.get("fieldManager"):
                 raise ApiError(
@@ -546,6 +561,7 @@ class ApiServer:
                     "is required for apply patch",
                 )
             body = check_object(await read_object(request, target.kind), target)
+            body, warnings = drop_unknown_fields(body, target.kind, directive)
             obj, created = self.registry.apply(
                 body,
                 namespace=ns,
@@ -553,14 +569,15 @@ class ApiServer:
                 field_manager=request.query["fieldManager"],
                 force=query_bool(request.query, "force"),
             )
-            return self._render(request, target, obj, 201 if created else 200)
+            return _warn(self._render(request, target, obj, 201 if created else 200), warnings)
         body = await read_body(request)
         live = self.registry.get(target.kind, self._ns(target), target.name)
         patched = check_object(apply_patch(live, body, ctype, target.kind.kind), target)
+        patched, warnings = drop_unknown_fields(patched, target.kind, directive)
         obj = self.registry.update(
             patched, namespace=ns, dry_run=is_dry_run, field_manager=field_manager(request)
         )
-        return self._render(request, target, obj)
+        return _warn(self._render(request, target, obj), warnings)
 
     def _check_preconditions(self, target: Target, obj: Obj, opts: Obj) -> None:
         pre = opts.get("preconditions") or {}

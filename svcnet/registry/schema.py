@@ -137,6 +137,22 @@ _REQUIRED_BY_VALIDATION = frozenset({("Ingress", "pathType")})
 reports in words of its own ("pathType must be specified"): left to validation.py."""
 
 
+def unknown_fields(obj: dict[str, Any], kind: Kind) -> list[list[Any]]:
+    """The paths of the fields the kind's schema does not know, in the order the
+    API server's decoder reports them (what fieldValidation=Warn warns about and
+    Ignore drops)."""
+    v = _validator(kind.api_version, kind.kind)
+    if v is None:
+        return []
+    out: list[list[Any]] = []
+    for e in sorted(v.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+            sch: dict[str, Any] = e.schema if isinstance(e.schema, dict) else {}
+            known = set(sch.get("properties") or {})
+            out.extend([*e.absolute_path, x] for x in sorted(set(e.instance) - known))
+    return out
+
+
 def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:
     """Raise ApiError (400 BadRequest, or 422 for missing required fields)."""
     v = _validator(kind.api_version, kind.kind)

@@ -214,6 +214,17 @@ async def test_kubectl_validation_and_unknown_kinds(server: ApiServer, tmp_path:
         'field "spec.replica"\n'
     )
 
+    rc, out, err = await kubectl(server, tmp_path, "apply", "--validate=warn", "-f", str(deploy))
+    assert (rc, out, err) == (
+        0,
+        "deployment.apps/web created\n",
+        'Warning: unknown field "spec.replica"\n',
+    )
+    rc, out, err = await kubectl(server, tmp_path, "delete", "deploy", "web", "--wait=false")
+    assert rc == 0, err
+    rc, out, err = await kubectl(server, tmp_path, "apply", "--validate=false", "-f", str(deploy))
+    assert (rc, out, err) == (0, "deployment.apps/web created\n", "")
+
     # A List is validated by kubectl itself, against /openapi/v2 (protobuf).
     items = tmp_path / "list.yaml"
     items.write_text(
