@@ -30,13 +30,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.k8s import media
 from svcnet.k8s.kinds import KINDS, Kind
+from svcnet.k8s.media import JSON
 from svcnet.k8s.objects import Obj
 from svcnet.registry.schema import SCHEMA_VERSION, openapi_definitions
 
-JSON = "application/json"
-V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-V2_PROTOBUF_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+V2_PROTOBUF = media.OPENAPI_V2_PROTOBUF
 
 INFO = {"title": "Kubernetes", "version": SCHEMA_VERSION.split("-")[0]}
 
@@ -328,8 +328,8 @@ def negotiate(accept: str, offered: tuple[str, ...]) -> str | None:
                     q = 0.0
         if fields[0] and q > 0:
             clauses.append((-q, i, fields[0].lower()))
-    for _, _, media in sorted(clauses):
-        mtype, _, subtype = media.partition("/")
+    for _, _, wanted in sorted(clauses):
+        mtype, _, subtype = wanted.partition("/")
         for o in offered:
             otype, _, osub = o.partition("/")
             if mtype in (otype, "*") and subtype in (osub, "*"):
@@ -340,7 +340,7 @@ def negotiate(accept: str, offered: tuple[str, ...]) -> str | None:
 V3_OFFERED = (JSON,)
 """kube-openapi also offers the v3 documents as protobuf; kubectl and the Python
 client ask for JSON, and a form svcnet does not produce is a 406, not a lie."""
-V2_OFFERED = (JSON, V2_PROTOBUF_DEPRECATED, V2_PROTOBUF)
+V2_OFFERED = (JSON, media.OPENAPI_V2_PROTOBUF_DEPRECATED, V2_PROTOBUF)
 
 
 # ---------------------------------------------------------------------------

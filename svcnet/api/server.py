@@ -306,7 +306,7 @@ class ApiServer:
         if media is None:
             return web.Response(status=406, headers={"Vary": "Accept"})
         doc = await asyncio.to_thread(openapi.v2)
-        if media == openapi.JSON:
+        if media == JSON:
             body = doc.json
         else:
             body = await asyncio.to_thread(openapi.v2_protobuf)
@@ -318,7 +318,7 @@ class ApiServer:
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
         doc = await asyncio.to_thread(openapi.v3_root)
-        return _openapi_response(request, doc.json, doc.etag, openapi.JSON)
+        return _openapi_response(request, doc.json, doc.etag, JSON)
 
     async def _openapi_gv(self, request: web.Request) -> web.Response:
         path = request.match_info["gv"].strip("/")
