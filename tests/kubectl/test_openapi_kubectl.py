@@ -83,3 +83,13 @@ def test_explain_validation_and_unknown_kinds(
         '"v1" cannot be handled as a Deployment: strict decoding error: unknown field '
         '"spec.replica"\n',
     )
+    r = k("apply", "--validate=warn", "-f", str(typo))
+    assert (r.returncode, r.stdout, r.stderr) == (
+        0,
+        "deployment.apps/typo created\n",
+        'Warning: unknown field "spec.replica"\n',
+    )
+    k.ok("delete", "deploy", "typo", "--wait=false")
+    r = k("apply", "--validate=false", "-f", str(typo))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "deployment.apps/typo created\n", "")
+    k.ok("delete", "deploy", "typo", "--wait=false")
