@@ -60,6 +60,7 @@ from svcnet.k8s.wellknown import (
 from svcnet.kernel import bpf, sockhooks
 from svcnet.kernel.sockhooks import SocketHooks
 from svcnet.manifest import Manifest, ManifestError, load_paths
+from svcnet.netpol import NetworkPolicyController
 from svcnet.registry import ApiError, Registry
 from svcnet.store import Event, Store, StoreError
 from svcnet.store.store import key_of
@@ -261,6 +262,13 @@ class Daemon:
         maps = self.hooks if s.proxy.socket_lb != "off" else None
         self.proxy = Proxier(s, self.registry.store, maps, self._record("kube-proxy"))
         self.ingress = IngressController(s, self.registry, self._record("nginx-ingress-controller"))
+        # Policies are judged by the same hooks; network_problem's first clause is why not.
+        self.netpol = NetworkPolicyController(
+            self.registry.store,
+            self.hooks,
+            self.network_problem.partition(", so ")[0],
+            self._record("svcnet-network-policy"),
+        )
         self.api = ApiServer(
             s,
             self.registry.store,
@@ -307,7 +315,7 @@ class Daemon:
             if mount is not None:
                 # Host processes too: only this instance's Service addresses are touched.
                 self.hooks.attach(str(mount))
-        for comp in (self.agent, self.dns, self.proxy, self.ingress, self.api):
+        for comp in (self.netpol, self.agent, self.dns, self.proxy, self.ingress, self.api):
             await comp.start()
             self.components.append(comp)
         return apply_all(self.registry, manifests)
@@ -519,7 +527,12 @@ async def _run(
             credentials.KUBECONFIG,
             credentials.dump(credentials.kubeconfig(server, creds.ca_pem, creds.token)).encode(),
         )
-        for note in [*daemon.agent.notes, daemon.network_problem, *daemon.ingress.notes]:
+        for note in [
+            *daemon.agent.notes,
+            daemon.network_problem,
+            *daemon.ingress.notes,
+            *daemon.netpol.notes,
+        ]:
             if note:
                 print(f"svcnet: {note}", file=sys.stderr, flush=True)
         waiter = tasks.spawn(daemon.wait_ready(), name="wait-ready")

@@ -36,6 +36,29 @@ from svcnet.k8s.wellknown import SERVICE_NAME
 from svcnet.manifest import ManifestError, load_paths, load_text
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below pid (children, theirs, ...), from /proc: what a test or
+    a benchmark checks is gone after `svcnet up` stops."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both TCP and UDP on host: svcnet's DNS binds both on one number."""
     for _ in range(100):

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.churn.run import client_of  # noqa: E402
 from svcnet.cli.client import Client  # noqa: E402
 from svcnet.k8s import kinds  # noqa: E402
-from svcnet.testing import free_port, isolated_up_args  # noqa: E402
+from svcnet.testing import descendants, free_port, isolated_up_args  # noqa: E402
 
 PREFIX = 150  # 127.150-153.x: clear of svcnet's defaults and of the test suites' blocks
 NS = "scale"
@@ -69,6 +69,8 @@ class Result:
     watch_event_ms: float = 0.0
     dns_ms_median: float = 0.0
     dns_ms_p99: float = 0.0
+    dns_unanswered: int = 0
+    """Queries during the ramp with no answer within 2 s (or no record)."""
     dns_new_service_ms: float = 0.0
     clusterip_ms_median: float = 0.0
     probe_failures: int = 0
@@ -118,23 +120,6 @@ def objects(i: int, replicas: int) -> list[dict[str, Any]]:
 # --- the daemon and its processes ------------------------------------------------
 
 
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -147,7 +132,7 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def pss_mib(pids: list[int]) -> float:
+def pss_mib(pids: set[int]) -> float:
     total = 0
     for p in pids:
         try:
@@ -300,9 +285,13 @@ def run(services: int, replicas: int, prefix: int, timeout: float) -> Result:
         rss_peak = 0.0
         want = services * replicas
         deadline = t0 + timeout
+        asked = 0
         while time.monotonic() < deadline:
-            ms = dns_ms(d.dns_port, f"svc{len(dns) % services:04d}.{NS}.svc.cluster.local.")
-            if ms is not None:
+            asked += 1
+            ms = dns_ms(d.dns_port, f"svc{asked % services:04d}.{NS}.svc.cluster.local.")
+            if ms is None:
+                r.dns_unanswered += 1
+            else:
                 dns.append(ms)
             hm = http_ms(cluster_ip)
             if hm is not None:

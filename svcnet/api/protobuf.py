@@ -2,33 +2,39 @@
 objects the rest of the API server handles.
 
 Why: kubectl's typed generators (`kubectl create deployment|service|configmap|
-secret|namespace`) send `application/vnd.kubernetes.protobuf` and nothing
-else; the first command of most Kubernetes tutorials is one of them. The body
+secret|namespace|job|cronjob|ingress`, `create job --from=cronjob/x`) send
+`application/vnd.kubernetes.protobuf` and nothing else; the first command of
+most Kubernetes tutorials is one of them. The body
 is the `k8s\\x00` magic, then a `runtime.Unknown` envelope (typeMeta, raw
 object bytes, content type); the raw object is the kind's message from
 k8s.io/api's generated.proto.
 
-Only the messages those generators produce are described here (``MESSAGES``:
-field number -> JSON name and type), with their field numbers from the
-`protobuf:"..."` tags of k8s.io/api and apimachinery. A field outside the
-table is refused by number and message, never dropped: better "use kubectl
-apply -f" than an object that silently lost a field. Answers stay JSON, which
-kubectl also accepts.
+Every kind svcnet serves from k8s.io/api is described (``messages()``: field
+number -> JSON name, type, flags), generated from the Go types of k8s.io/api
+and apimachinery 1.32 (their `protobuf:"..."` tags) into protobuf_fields.json
+by scripts/gen_protobuf_fields.py. A field outside the tables (a newer
+kubectl's) is refused by number and message, never dropped: better "use
+kubectl apply -f" than an object that silently lost a field. Answers stay
+JSON, which kubectl also accepts (it asks for protobuf or JSON).
 
 The generated Go marshallers write every non-pointer field, zero or not;
 JSON's `omitempty` leaves zeros out, so zeros are dropped here too (an unknown
 field that is zero or empty included) except for fields that are pointers in
-Go (``KEEP_ZERO``), where 0 means something
-(`replicas: 0`).
+Go, where 0 means something (`replicas: 0`).
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
+import json
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from svcnet.k8s import media
+from svcnet.k8s.durations import go_duration
 from svcnet.k8s.objects import Obj
 
 MAGIC = b"k8s\x00"
@@ -45,151 +51,40 @@ class F:
     type: str
     """string, bytes, int, bool, a message name, or map:<value type>."""
     repeated: bool = False
+    pointer: bool = False
+    """A pointer in Go: written only when set, so a zero there was set on purpose."""
+    inline: bool = False
+    """Embedded with an empty JSON name (Volume.VolumeSource): in JSON, its fields
+    are the parent's."""
 
 
-# Field numbers: k8s.io/api {core,apps}/v1 and apimachinery meta/v1, runtime, intstr.
-MESSAGES: dict[str, dict[int, F]] = {
-    "Unknown": {
-        1: F("typeMeta", "TypeMeta"),
-        2: F("raw", "bytes"),
-        3: F("contentEncoding", "string"),
-        4: F("contentType", "string"),
-    },
-    "TypeMeta": {1: F("apiVersion", "string"), 2: F("kind", "string")},
-    "ObjectMeta": {
-        1: F("name", "string"),
-        2: F("generateName", "string"),
-        3: F("namespace", "string"),
-        5: F("uid", "string"),
-        6: F("resourceVersion", "string"),
-        7: F("generation", "int"),
-        8: F("creationTimestamp", "Time"),
-        11: F("labels", "map:string"),
-        12: F("annotations", "map:string"),
-        14: F("finalizers", "string", repeated=True),
-    },
-    "Time": {1: F("seconds", "int"), 2: F("nanos", "int")},
-    "LabelSelector": {
-        1: F("matchLabels", "map:string"),
-        2: F("matchExpressions", "LabelSelectorRequirement", repeated=True),
-    },
-    "LabelSelectorRequirement": {
-        1: F("key", "string"),
-        2: F("operator", "string"),
-        3: F("values", "string", repeated=True),
-    },
-    "IntOrString": {1: F("type", "int"), 2: F("intVal", "int"), 3: F("strVal", "string")},
-    "Quantity": {1: F("string", "string")},
-    # apps/v1
-    "Deployment": {
-        1: F("metadata", "ObjectMeta"),
-        2: F("spec", "DeploymentSpec"),
-        3: F("status", "Ignored"),
-    },
-    "DeploymentSpec": {
-        1: F("replicas", "int"),
-        2: F("selector", "LabelSelector"),
-        3: F("template", "PodTemplateSpec"),
-        4: F("strategy", "DeploymentStrategy"),
-        5: F("minReadySeconds", "int"),
-        6: F("revisionHistoryLimit", "int"),
-        7: F("paused", "bool"),
-        9: F("progressDeadlineSeconds", "int"),
-    },
-    "DeploymentStrategy": {1: F("type", "string"), 2: F("rollingUpdate", "RollingUpdate")},
-    "RollingUpdate": {1: F("maxUnavailable", "IntOrString"), 2: F("maxSurge", "IntOrString")},
-    # core/v1
-    "PodTemplateSpec": {1: F("metadata", "ObjectMeta"), 2: F("spec", "PodSpec")},
-    "PodSpec": {
-        2: F("containers", "Container", repeated=True),
-        3: F("restartPolicy", "string"),
-        4: F("terminationGracePeriodSeconds", "int"),
-        6: F("dnsPolicy", "string"),
-        16: F("hostname", "string"),
-        20: F("initContainers", "Container", repeated=True),
-    },
-    "Container": {
-        1: F("name", "string"),
-        2: F("image", "string"),
-        3: F("command", "string", repeated=True),
-        4: F("args", "string", repeated=True),
-        5: F("workingDir", "string"),
-        6: F("ports", "ContainerPort", repeated=True),
-        7: F("env", "EnvVar", repeated=True),
-        8: F("resources", "ResourceRequirements"),
-        13: F("terminationMessagePath", "string"),
-        14: F("imagePullPolicy", "string"),
-        16: F("stdin", "bool"),
-        17: F("stdinOnce", "bool"),
-        18: F("tty", "bool"),
-        20: F("terminationMessagePolicy", "string"),
-    },
-    "ContainerPort": {
-        1: F("name", "string"),
-        2: F("hostPort", "int"),
-        3: F("containerPort", "int"),
-        4: F("protocol", "string"),
-        5: F("hostIP", "string"),
-    },
-    "EnvVar": {1: F("name", "string"), 2: F("value", "string")},
-    "ResourceRequirements": {1: F("limits", "map:Quantity"), 2: F("requests", "map:Quantity")},
-    "Service": {
-        1: F("metadata", "ObjectMeta"),
-        2: F("spec", "ServiceSpec"),
-        3: F("status", "Ignored"),
-    },
-    "ServiceSpec": {
-        1: F("ports", "ServicePort", repeated=True),
-        2: F("selector", "map:string"),
-        3: F("clusterIP", "string"),
-        4: F("type", "string"),
-        5: F("externalIPs", "string", repeated=True),
-        7: F("sessionAffinity", "string"),
-        10: F("externalName", "string"),
-        18: F("clusterIPs", "string", repeated=True),
-    },
-    "ServicePort": {
-        1: F("name", "string"),
-        2: F("protocol", "string"),
-        3: F("port", "int"),
-        4: F("targetPort", "IntOrString"),
-        5: F("nodePort", "int"),
-        6: F("appProtocol", "string"),
-    },
-    "ConfigMap": {
-        1: F("metadata", "ObjectMeta"),
-        2: F("data", "map:string"),
-        3: F("binaryData", "map:bytes"),
-        4: F("immutable", "bool"),
-    },
-    "Secret": {
-        1: F("metadata", "ObjectMeta"),
-        2: F("data", "map:bytes"),
-        3: F("type", "string"),
-        4: F("stringData", "map:string"),
-        5: F("immutable", "bool"),
-    },
-    "Namespace": {
-        1: F("metadata", "ObjectMeta"),
-        2: F("spec", "NamespaceSpec"),
-        3: F("status", "Ignored"),
-    },
-    "NamespaceSpec": {1: F("finalizers", "string", repeated=True)},
-}
-
-KEEP_ZERO = frozenset(
-    {
-        ("DeploymentSpec", "replicas"),
-        ("DeploymentSpec", "revisionHistoryLimit"),
-        ("DeploymentSpec", "progressDeadlineSeconds"),
-        ("PodSpec", "terminationGracePeriodSeconds"),
-        ("ConfigMap", "immutable"),
-        ("Secret", "immutable"),
+@functools.cache
+def messages() -> dict[str, dict[int, F]]:
+    """The message tables, generated from k8s.io/api's and apimachinery's Go types
+    (scripts/gen_protobuf_fields.py): field number -> JSON name, type and flags."""
+    data = json.loads((resources.files("svcnet.api") / "protobuf_fields.json").read_text())
+    tables: dict[str, dict[int, F]] = {
+        "Unknown": {
+            1: F("typeMeta", "TypeMeta"),
+            2: F("raw", "bytes"),
+            3: F("contentEncoding", "string"),
+            4: F("contentType", "string"),
+        },
+        "TypeMeta": {1: F("apiVersion", "string"), 2: F("kind", "string")},
     }
-)
-"""Fields that are pointers in Go: a zero there was set on purpose."""
+    for message, fields in data["messages"].items():
+        tables[message] = {
+            int(number): F(name, type_, "r" in flags, "p" in flags, "i" in flags)
+            for number, (name, type_, flags) in fields.items()
+        }
+    return tables
 
-TOP_LEVEL = frozenset({"Deployment", "Service", "ConfigMap", "Secret", "Namespace"})
+
+@functools.cache
+def top_level() -> frozenset[str]:
+    """The kinds a body may hold: those svcnet serves from k8s.io/api."""
+    data = json.loads((resources.files("svcnet.api") / "protobuf_fields.json").read_text())
+    return frozenset(data["kinds"])
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -270,8 +165,10 @@ def _map_entry(value_type: str, raw: bytes, where: str) -> tuple[str, Any]:
 def decode_message(message: str, raw: bytes) -> Any:
     if message == "Ignored":
         return None
-    table = MESSAGES[message]
+    table = messages()[message]
     out: Obj = {}
+    inlined: list[Obj] = []
+    pointers: set[str] = set()
     for number, wire, value in _fields(raw):
         f = table.get(number)
         if f is None:
@@ -281,6 +178,8 @@ def decode_message(message: str, raw: bytes) -> Any:
                 continue
             raise ProtobufError(f"field {number} of {message} is not one svcnet decodes")
         where = f"{message}.{f.name}"
+        if f.pointer:
+            pointers.add(f.name)
         if f.type.startswith("map:"):
             if wire != 2:
                 raise ProtobufError(f"{where}: expected a map entry")
@@ -288,22 +187,41 @@ def decode_message(message: str, raw: bytes) -> Any:
             out.setdefault(f.name, {})[k] = v
         elif f.repeated:
             out.setdefault(f.name, []).append(_scalar(f.type, wire, value, where))
+        elif f.inline:
+            inlined.append(_scalar(f.type, wire, value, where) or {})
         else:
             out[f.name] = _scalar(f.type, wire, value, where)
-    return _to_json(message, out)
+    obj = _to_json(message, out, pointers)
+    for fields in inlined:
+        obj.update(fields)
+    return obj
 
 
-def _to_json(message: str, out: Obj) -> Any:
-    """The JSON form: intstr and Quantity flattened, zeros and server fields left out."""
+def _to_json(message: str, out: Obj, pointers: set[str]) -> Any:
+    """The JSON form: the special messages as JSON's scalars, zeros of non-pointer
+    fields left out."""
     if message == "IntOrString":
         return out.get("strVal", "") if out.get("type") == 1 else out.get("intVal", 0)
     if message == "Quantity":
         return out.get("string", "")
-    if message == "Time":
-        return None  # creationTimestamp and the like are the server's to set
+    if message in ("Time", "MicroTime"):
+        if not out.get("seconds"):
+            return None  # the zero time: JSON's null, as creationTimestamp is sent
+        t = dt.datetime.fromtimestamp(out["seconds"], dt.UTC)
+        if message == "Time":
+            return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(out.get('nanos') or 0) // 1000:06d}Z"
+    if message == "Duration":
+        return go_duration(int(out.get("duration") or 0) / 1e9)
+    if message in ("RawExtension", "FieldsV1"):
+        raw = base64.b64decode(out.get("raw") or out.get("Raw") or "")
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise ProtobufError(f"{message}: the embedded object is not JSON") from None
     for name in list(out):
         v = out[name]
-        if v is None or (v in ("", 0, False) and (message, name) not in KEEP_ZERO):
+        if v is None or (v in ("", 0, False) and name not in pointers):
             del out[name]
     return out
 
@@ -315,9 +233,12 @@ def decode(body: bytes) -> Obj:
     envelope = decode_message("Unknown", body[len(MAGIC) :])
     tm = envelope.get("typeMeta") or {}
     kind = str(tm.get("kind") or "")
-    if kind not in TOP_LEVEL:
+    if kind not in top_level():
         raise ProtobufError(f"kind {kind or '(none)'} is not one svcnet decodes from protobuf")
     raw = base64.b64decode(envelope.get("raw") or "")
     obj = decode_message(kind, raw)
     obj.pop("status", None)
+    # The server sets these; a zero creationTimestamp is JSON's null, which
+    # svcnet's registry takes as given.
+    (obj.get("metadata") or {}).pop("creationTimestamp", None)
     return {"apiVersion": tm.get("apiVersion", ""), "kind": kind, **obj}

@@ -798,6 +798,15 @@ def _ingressclass_cells(ic: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
     ]
 
 
+def _networkpolicy_cells(np: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = np.get("metadata") or {}
+    return [
+        str(md.get("name", "")),
+        labels.format_label_selector((np.get("spec") or {}).get("podSelector")),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
 # ---------------------------------------------------------------------------
 # The table per kind
 
@@ -812,6 +821,24 @@ class Printer:
 
 _CONTAINERS_DOC = "Names of each container in the template."
 _IMAGES_DOC = "Images referenced by each container in the template."
+
+
+def _controllerrevision_cells(cr: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    """printControllerRevision: the controller as `statefulset.apps/web`."""
+    md = cr.get("metadata") or {}
+    controller = "<none>"
+    for ref in md.get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "").lower() + (f".{group}" if group else "")
+            controller = f"{kind}/{ref.get('name', '')}"
+    return [
+        str(md.get("name", "")),
+        controller,
+        int(cr.get("revision") or 0),
+        since(md.get("creationTimestamp"), now),
+    ]
+
 
 PRINTERS: dict[str, Printer] = {
     "Pod": Printer(
@@ -1193,6 +1220,23 @@ PRINTERS: dict[str, Printer] = {
         ),
         _ingressclass_cells,
     ),
+    "NetworkPolicy": Printer(
+        (
+            _name(),
+            Column(
+                "Pod-Selector",
+                # printers.go describes the column with extensions/v1beta1's doc string.
+                description="Selects the pods to which this NetworkPolicy object applies. The "
+                "array of ingress rules is applied to any pods selected by this field. Multiple "
+                "network policies can select the same set of pods. In this case, the ingress "
+                "rules for each are combined additively. This field is NOT optional and follows "
+                "standard label selector semantics. An empty podSelector matches all pods in "
+                "this namespace.",
+            ),
+            _age(),
+        ),
+        _networkpolicy_cells,
+    ),
     "Event": Printer(
         (
             Column(
@@ -1224,6 +1268,18 @@ PRINTERS: dict[str, Printer] = {
             Column("Name", format="name", description=_NAME_DOC, priority=1),
         ),
         _event_cells,
+    ),
+    "ControllerRevision": Printer(
+        (
+            _name(),
+            Column("Controller", description="Controller of the object"),
+            Column(
+                "Revision",
+                description="Revision indicates the revision of the state represented by Data.",
+            ),
+            _age(),
+        ),
+        _controllerrevision_cells,
     ),
 }
 

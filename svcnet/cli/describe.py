@@ -1,4 +1,6 @@
-"""`describe`: kubectl's describe layouts for services, pods, replicasets and endpoints.
+"""`describe`: kubectl's describe layouts for services, pods, replicasets, endpoints,
+deployments, statefulsets, daemonsets, jobs, cronjobs, claims, volumes and
+storage classes.
 
 Unlike `get`, kubectl renders describe output on the client from the full
 object, so the layouts are transcribed here from kubectl's ``describe.go``
@@ -27,11 +29,13 @@ from svcnet.cli.printer import (
 )
 from svcnet.cli.rollout import owned_replicasets, strip_template_hash
 from svcnet.k8s import kinds
+from svcnet.k8s.durations import human_duration
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.labels import format_label_selector
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.owners import controller_of, is_owned_by
-from svcnet.k8s.wellknown import LAST_APPLIED
+from svcnet.k8s.timestamps import parse_time
+from svcnet.k8s.wellknown import DEFAULT_STORAGE_CLASS, LAST_APPLIED
 
 
 class Writer:
@@ -746,6 +750,436 @@ def _ingress_backend_fetcher(client: Client, ns: str) -> BackendText:
     return text
 
 
+# --- network policies ---------------------------------------------------------------
+
+
+def go_time(ts: str | None) -> str:
+    """metav1.Time's String(): Go's time.Time.String() in this machine's zone, as
+    kubectl decodes timestamps into local time."""
+    when = parse_time(ts) if ts else None
+    if when is None:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    local = when.astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S %z} {local.tzname()}"
+
+
+def _policy_ports(w: Writer, indent: str, ports: list[Obj]) -> None:
+    if not ports:
+        w.line(0, f"{indent}To Port: <any> (traffic allowed to all ports)")
+        return
+    for port in ports:
+        proto = port.get("protocol") or "TCP"
+        # %s of a nil *IntOrString.
+        number = "<nil>" if port.get("port") is None else str(port["port"])
+        if port.get("endPort") is None:
+            w.line(0, f"{indent}To Port: {number}/{proto}")
+        else:
+            w.line(0, f"{indent}To Port Range: {number}-{port['endPort']}/{proto}")
+
+
+def _policy_peers(w: Writer, indent: str, title: str, peers: list[Obj], anyone: str) -> None:
+    if not peers:
+        w.line(0, f"{indent}{title}: <any> ({anyone})")
+        return
+    for peer in peers:
+        w.line(0, f"{indent}{title}:")
+        pods, nss = peer.get("podSelector"), peer.get("namespaceSelector")
+        block = peer.get("ipBlock")
+        if pods is not None and nss is not None:
+            w.line(1, f"{indent}NamespaceSelector: {format_label_selector(nss)}")
+            w.line(1, f"{indent}PodSelector: {format_label_selector(pods)}")
+        elif pods is not None:
+            w.line(1, f"{indent}PodSelector: {format_label_selector(pods)}")
+        elif nss is not None:
+            w.line(1, f"{indent}NamespaceSelector: {format_label_selector(nss)}")
+        elif block is not None:
+            w.line(1, f"{indent}IPBlock:")
+            w.line(2, f"{indent}CIDR: {block.get('cidr', '')}")
+            w.line(2, f"{indent}Except: {', '.join(block.get('except') or [])}")
+
+
+def _policy_rules(w: Writer, rules: list[Obj], peers: str, direction: str) -> None:
+    """printNetworkPolicySpecIngressFrom / EgressTo."""
+    indent = "    "
+    if not rules:
+        w.line(0, f"{indent}<none> (Selected pods are isolated for {direction} connectivity)")
+        return
+    title = "From" if peers == "from" else "To"
+    anyone = "traffic not restricted by " + ("source" if peers == "from" else "destination")
+    for i, rule in enumerate(rules):
+        _policy_ports(w, indent, rule.get("ports") or [])
+        _policy_peers(w, indent, title, rule.get(peers) or [], anyone)
+        if i != len(rules) - 1:
+            w.line(0, f"{indent}----------")
+
+
+def describe_networkpolicy(np: Obj) -> str:
+    """describeNetworkPolicy (kubectl shows no events for NetworkPolicies)."""
+    md, spec = _md(np), np.get("spec") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"Created on:\t{go_time(md.get('creationTimestamp'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, "Spec:")
+    selector = spec.get("podSelector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        shown = "<none> (Allowing the specific traffic to all pods in this namespace)"
+    else:
+        shown = format_label_selector(selector)
+    # PodSelector at level 1, then its value at level 2: kubectl's own spacing.
+    w.line(1, "PodSelector: " + "    " + shown)
+    types = [str(t) for t in spec.get("policyTypes") or []]
+    if "Ingress" in types:
+        w.line(1, "Allowing ingress traffic:")
+        _policy_rules(w, spec.get("ingress") or [], "from", "ingress")
+    else:
+        w.line(1, "Not affecting ingress traffic")
+    if "Egress" in types:
+        w.line(1, "Allowing egress traffic:")
+        _policy_rules(w, spec.get("egress") or [], "to", "egress")
+    else:
+        w.line(1, "Not affecting egress traffic")
+    w.line(1, f"Policy Types: {', '.join(types)}")
+    return w.render()
+
+
+# --- workloads and storage -------------------------------------------------------------
+
+
+def _pods_status(w: Writer, pods: list[Obj], title: str = "Pods Status") -> None:
+    phases = [str((p.get("status") or {}).get("phase") or "") for p in pods]
+    w.line(
+        0,
+        f"{title}:\t{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
+        f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed",
+    )
+
+
+def _go_strings(values: list[str] | None) -> str:
+    """Go's %v of a []string: `[a b]`."""
+    return "[" + " ".join(str(v) for v in values or []) + "]"
+
+
+def _bool_ptr(value: object) -> str:
+    """printBoolPtr."""
+    return "<unset>" if value is None else ("True" if value else "False")
+
+
+def _access_modes(modes: list[str] | None) -> str:
+    """GetAccessModesAsString."""
+    short = {
+        "ReadWriteOnce": "RWO",
+        "ReadOnlyMany": "ROX",
+        "ReadWriteMany": "RWX",
+        "ReadWriteOncePod": "RWOP",
+    }
+    return ",".join(short[m] for m in short if m in (modes or []))
+
+
+def describe_statefulset(sts: Obj, pods: list[Obj], event_items: list[Obj]) -> str:
+    """describeStatefulSet."""
+    md, spec, status = _md(sts), sts.get("spec") or {}, sts.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"CreationTimestamp:\t{rfc1123z(md.get('creationTimestamp'))}")
+    w.line(0, f"Selector:\t{format_label_selector(spec.get('selector'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Replicas:\t{spec.get('replicas', 1)} desired | {status.get('replicas', 0)} total")
+    strategy = spec.get("updateStrategy") or {}
+    w.line(0, f"Update Strategy:\t{strategy.get('type', '')}")
+    ru = strategy.get("rollingUpdate")
+    if ru is not None and ru.get("partition") is not None:
+        w.line(1, f"Partition:\t{ru['partition']}")
+        if ru.get("maxUnavailable") is not None:
+            w.line(1, f"MaxUnavailable:\t{ru['maxUnavailable']}")
+    _pods_status(w, pods)
+    pod_template(w, spec.get("template") or {})
+    templates = spec.get("volumeClaimTemplates") or []
+    if not templates:
+        w.line(0, "Volume Claims:\t<none>")
+    else:
+        w.line(0, "Volume Claims:")
+        for pvc in templates:
+            pmd, pspec = pvc.get("metadata") or {}, pvc.get("spec") or {}
+            w.line(1, f"Name:\t{pmd.get('name', '')}")
+            w.line(1, f"StorageClass:\t{pspec.get('storageClassName') or ''}")
+            labels_multiline(w, "Labels", pmd.get("labels"), level=1)
+            labels_multiline(w, "Annotations", pmd.get("annotations"), level=1)
+            storage = ((pspec.get("resources") or {}).get("requests") or {}).get("storage")
+            w.line(1, f"Capacity:\t{storage if storage is not None else '<default>'}")
+            w.line(1, f"Access Modes:\t{_go_strings(pspec.get('accessModes'))}")
+    events(w, event_items)
+    return w.render()
+
+
+def describe_daemonset(ds: Obj, pods: list[Obj], event_items: list[Obj]) -> str:
+    """describeDaemonSet (no Namespace line, as kubectl's)."""
+    md, spec, status = _md(ds), ds.get("spec") or {}, ds.get("status") or {}
+    tspec = (spec.get("template") or {}).get("spec") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Selector:\t{format_label_selector(spec.get('selector'))}")
+    w.line(0, f"Node-Selector:\t{format_labels(tspec.get('nodeSelector'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    for title, field in (
+        ("Desired Number of Nodes Scheduled", "desiredNumberScheduled"),
+        ("Current Number of Nodes Scheduled", "currentNumberScheduled"),
+        ("Number of Nodes Scheduled with Up-to-date Pods", "updatedNumberScheduled"),
+        ("Number of Nodes Scheduled with Available Pods", "numberAvailable"),
+        ("Number of Nodes Misscheduled", "numberMisscheduled"),
+    ):
+        w.line(0, f"{title}: {int(status.get(field) or 0)}")
+    _pods_status(w, pods)
+    pod_template(w, spec.get("template") or {})
+    events(w, event_items)
+    return w.render()
+
+
+def describe_job(job: Obj, event_items: list[Obj]) -> str:
+    """describeJob."""
+    md, spec, status = _md(job), job.get("spec") or {}, job.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"Selector:\t{format_label_selector(spec.get('selector'))}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    controlled_by = controlled_by_text(md)
+    if controlled_by:
+        w.line(0, f"Controlled By:\t{controlled_by}")
+    if spec.get("parallelism") is not None:
+        w.line(0, f"Parallelism:\t{spec['parallelism']}")
+    completions = spec.get("completions")
+    w.line(0, f"Completions:\t{completions if completions is not None else '<unset>'}")
+    if spec.get("completionMode") is not None:
+        w.line(0, f"Completion Mode:\t{spec['completionMode']}")
+    if spec.get("suspend") is not None:
+        w.line(0, f"Suspend:\t{'true' if spec['suspend'] else 'false'}")
+    if spec.get("backoffLimit") is not None:
+        w.line(0, f"Backoff Limit:\t{spec['backoffLimit']}")
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        w.line(0, f"TTL Seconds After Finished:\t{spec['ttlSecondsAfterFinished']}")
+    start, done = status.get("startTime"), status.get("completionTime")
+    if start:
+        w.line(0, f"Start Time:\t{rfc1123z(start)}")
+    if done:
+        w.line(0, f"Completed At:\t{rfc1123z(done)}")
+    started, finished = parse_time(start), parse_time(done)
+    if started is not None and finished is not None:
+        w.line(0, f"Duration:\t{human_duration((finished - started).total_seconds())}")
+    if spec.get("activeDeadlineSeconds") is not None:
+        w.line(0, f"Active Deadline Seconds:\t{spec['activeDeadlineSeconds']}s")
+    counts = [int(status.get(f) or 0) for f in ("active", "succeeded", "failed")]
+    if status.get("ready") is None:
+        text = f"{counts[0]} Active / {counts[1]} Succeeded / {counts[2]} Failed"
+    else:
+        text = (
+            f"{counts[0]} Active ({int(status['ready'])} Ready) / {counts[1]} Succeeded / "
+            f"{counts[2]} Failed"
+        )
+    w.line(0, f"Pods Statuses:\t{text}")
+    if spec.get("completionMode") == "Indexed":
+        w.line(0, f"Completed Indexes:\t{status.get('completedIndexes') or '<none>'}")
+    pod_template(w, spec.get("template") or {})
+    events(w, event_items)
+    return w.render()
+
+
+def describe_cronjob(cj: Obj, event_items: list[Obj]) -> str:
+    """describeCronJob."""
+    md, spec, status = _md(cj), cj.get("spec") or {}, cj.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Schedule:\t{spec.get('schedule', '')}")
+    w.line(0, f"Concurrency Policy:\t{spec.get('concurrencyPolicy', '')}")
+    w.line(0, f"Suspend:\t{_bool_ptr(spec.get('suspend'))}")
+    for title, field in (
+        ("Successful Job History Limit", "successfulJobsHistoryLimit"),
+        ("Failed Job History Limit", "failedJobsHistoryLimit"),
+    ):
+        value = spec.get(field)
+        w.line(0, f"{title}:\t{value if value is not None else '<unset>'}")
+    deadline = spec.get("startingDeadlineSeconds")
+    w.line(
+        0, f"Starting Deadline Seconds:\t{f'{deadline}s' if deadline is not None else '<unset>'}"
+    )
+    jspec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    selector = jspec.get("selector")
+    w.line(0, f"Selector:\t{format_label_selector(selector) if selector else '<unset>'}")
+    for title, field in (("Parallelism", "parallelism"), ("Completions", "completions")):
+        value = jspec.get(field)
+        w.line(0, f"{title}:\t{value if value is not None else '<unset>'}")
+    if jspec.get("activeDeadlineSeconds") is not None:
+        w.line(0, f"Active Deadline Seconds:\t{jspec['activeDeadlineSeconds']}s")
+    pod_template(w, jspec.get("template") or {})
+    last = status.get("lastScheduleTime")
+    w.line(0, f"Last Schedule Time:\t{rfc1123z(last) if last else '<unset>'}")
+    active = ", ".join(str(j.get("name") or "") for j in status.get("active") or [])
+    w.line(0, f"Active Jobs:\t{active or '<none>'}")
+    events(w, event_items)
+    return w.render()
+
+
+def describe_persistentvolumeclaim(pvc: Obj, users: list[str], event_items: list[Obj]) -> str:
+    """describePersistentVolumeClaim; `users`: the pods that mount it."""
+    md, spec, status = _md(pvc), pvc.get("spec") or {}, pvc.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"Namespace:\t{md.get('namespace', '')}")
+    w.line(0, f"StorageClass:\t{spec.get('storageClassName') or ''}")
+    if md.get("deletionTimestamp"):
+        w.line(0, f"Status:\tTerminating (lasts {age(md['deletionTimestamp'])})")
+    else:
+        w.line(0, f"Status:\t{status.get('phase', '')}")
+    w.line(0, f"Volume:\t{spec.get('volumeName') or ''}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Finalizers:\t{_go_strings(md.get('finalizers'))}")
+    capacity = modes = ""
+    if spec.get("volumeName"):
+        modes = _access_modes(status.get("accessModes"))
+        capacity = str((status.get("capacity") or {}).get("storage") or "0")
+    w.line(0, f"Capacity:\t{capacity}")
+    w.line(0, f"Access Modes:\t{modes}")
+    if spec.get("volumeMode") is not None:
+        w.line(0, f"VolumeMode:\t{spec['volumeMode']}")
+    if not users:
+        w.line(0, "Used By:\t<none>")
+    for i, name in enumerate(sorted(users)):
+        w.line(0, f"Used By:\t{name}" if i == 0 else f"\t{name}")
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(1, "Type\tStatus\tLastProbeTime\tLastTransitionTime\tReason\tMessage")
+        w.line(1, "----\t------\t-----------------\t------------------\t------\t-------")
+        for c in conditions:
+            w.line(
+                1,
+                f"{c.get('type')} \t{c.get('status')} \t{rfc1123z(c.get('lastProbeTime'))} \t"
+                f"{rfc1123z(c.get('lastTransitionTime'))} \t{c.get('reason', '')} \t"
+                f"{c.get('message', '')} ",
+            )
+    events(w, event_items)
+    return w.render()
+
+
+def describe_persistentvolume(pv: Obj, event_items: list[Obj]) -> str:
+    """describePersistentVolume."""
+    md, spec, status = _md(pv), pv.get("spec") or {}, pv.get("status") or {}
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    labels_multiline(w, "Labels", md.get("labels"))
+    annotations_multiline(w, "Annotations", md.get("annotations"))
+    w.line(0, f"Finalizers:\t{_go_strings(md.get('finalizers'))}")
+    w.line(0, f"StorageClass:\t{spec.get('storageClassName') or ''}")
+    if md.get("deletionTimestamp"):
+        w.line(0, f"Status:\tTerminating (lasts {age(md['deletionTimestamp'])})")
+    else:
+        w.line(0, f"Status:\t{status.get('phase', '')}")
+    ref = spec.get("claimRef")
+    w.line(0, f"Claim:\t{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else "Claim:\t")
+    w.line(0, f"Reclaim Policy:\t{spec.get('persistentVolumeReclaimPolicy', '')}")
+    w.line(0, f"Access Modes:\t{_access_modes(spec.get('accessModes'))}")
+    if spec.get("volumeMode") is not None:
+        w.line(0, f"VolumeMode:\t{spec['volumeMode']}")
+    w.line(0, f"Capacity:\t{(spec.get('capacity') or {}).get('storage') or '0'}")
+    required = ((spec.get("nodeAffinity") or {}).get("required")) or None
+    if required is None:
+        w.line(0, "Node Affinity:\t<none>")
+    else:
+        w.line(0, "Node Affinity:\t")
+        terms = required.get("nodeSelectorTerms") or []
+        w.line(1, "Required Terms:\t" + ("" if terms else "<none>"))
+        for i, term in enumerate(terms):
+            reqs = term.get("matchExpressions") or []
+            if not reqs:
+                w.line(2, f"Term {i}:\t<none>")
+            for j, req in enumerate(reqs):
+                text = f"{req.get('key')} {str(req.get('operator', '')).lower()}"
+                if req.get("values"):
+                    text += f" [{', '.join(req['values'])}]"
+                w.line(2, f"Term {i}:\t{text}" if j == 0 else f"\t{text}")
+    w.line(0, f"Message:\t{status.get('message', '')}")
+    w.line(0, "Source:")
+    for text in volume_lines(spec):
+        w.line(2, text)
+    events(w, event_items)
+    return w.render()
+
+
+def describe_storageclass(sc: Obj, event_items: list[Obj]) -> str:
+    """describeStorageClass."""
+    md = _md(sc)
+    annotations = md.get("annotations") or {}
+    default = "Yes" if annotations.get(DEFAULT_STORAGE_CLASS) == "true" else "No"
+    w = Writer()
+    w.line(0, f"Name:\t{md.get('name', '')}")
+    w.line(0, f"IsDefaultClass:\t{default}")
+    w.line(0, f"Annotations:\t{format_labels(annotations)}")
+    w.line(0, f"Provisioner:\t{sc.get('provisioner', '')}")
+    w.line(0, f"Parameters:\t{format_labels(sc.get('parameters'))}")
+    w.line(0, f"AllowVolumeExpansion:\t{_bool_ptr(sc.get('allowVolumeExpansion'))}")
+    options = sc.get("mountOptions") or []
+    w.line(0, "MountOptions:" + ("" if options else "\t<none>"))
+    for option in options:
+        w.line(1, str(option))
+    if sc.get("reclaimPolicy") is not None:
+        w.line(0, f"ReclaimPolicy:\t{sc['reclaimPolicy']}")
+    if sc.get("volumeBindingMode") is not None:
+        w.line(0, f"VolumeBindingMode:\t{sc['volumeBindingMode']}")
+    events(w, event_items)
+    return w.render()
+
+
+def _describe_storage_or_workload(client: Client, kind: Kind, obj: Obj, items: list[Obj]) -> str:
+    """The StatefulSet, DaemonSet, Job, CronJob and storage describers, with what
+    they look up."""
+    ns = str(_md(obj).get("namespace") or "")
+    if kind.kind in ("StatefulSet", "DaemonSet", "PersistentVolumeClaim"):
+        pods = (client.get(kinds.BY_KIND["Pod"].collection_path(ns)) or {}).get("items") or []
+        if kind.kind == "PersistentVolumeClaim":
+            name = _md(obj).get("name")
+            users = [
+                str(_md(p).get("name"))
+                for p in pods
+                if any(
+                    (v.get("persistentVolumeClaim") or {}).get("claimName") == name
+                    for v in (p.get("spec") or {}).get("volumes") or []
+                )
+            ]
+            return describe_persistentvolumeclaim(obj, users, items)
+        owned = [p for p in pods if is_owned_by(p, obj)]
+        if kind.kind == "StatefulSet":
+            return describe_statefulset(obj, owned, items)
+        return describe_daemonset(obj, owned, items)
+    if kind.kind == "Job":
+        return describe_job(obj, items)
+    if kind.kind == "CronJob":
+        return describe_cronjob(obj, items)
+    if kind.kind == "PersistentVolume":
+        return describe_persistentvolume(obj, items)
+    return describe_storageclass(obj, items)
+
+
+WORKLOAD_AND_STORAGE = (
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "StorageClass",
+)
+
+
 # --- the verb ----------------------------------------------------------------------
 
 
@@ -780,6 +1214,10 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
         return describe_ingress(obj, _ingress_backend_fetcher(client, ns), event_items)
     if kind.kind == "IngressClass":
         return describe_ingressclass(obj, event_items)
+    if kind.kind == "NetworkPolicy":
+        return describe_networkpolicy(obj)
+    if kind.kind in WORKLOAD_AND_STORAGE:
+        return _describe_storage_or_workload(client, kind, obj, event_items)
     w = Writer()
     object_header(w, md)
     events(w, event_items)

@@ -1,6 +1,9 @@
-"""`rollout status|restart|undo|history` for Deployments, with kubectl's requests
-and lines (reference/kubectl-api.md section 3; the status rules are kubectl's
-DeploymentStatusViewer, the undo rules polymorphichelpers/rollback.go)."""
+"""`rollout status|restart|undo|history` for Deployments, StatefulSets and
+DaemonSets, with kubectl's requests and lines (reference/kubectl-api.md section
+3; the status rules are kubectl's DeploymentStatusViewer,
+StatefulSetStatusViewer and DaemonSetStatusViewer, the undo rules
+polymorphichelpers/rollback.go: a StatefulSet or DaemonSet goes back by sending
+its ControllerRevision's data as a strategic merge patch)."""
 
 from __future__ import annotations
 
@@ -56,6 +59,9 @@ class UsageError(Exception):
     pass
 
 
+ROLLABLE = ("Deployment", "StatefulSet", "DaemonSet")
+
+
 def targets(words: list[str]) -> list[tuple[Kind, str]]:
     if any("/" in w for w in words):
         pairs = [(w.partition("/")[0], w.partition("/")[2]) for w in words]
@@ -68,7 +74,7 @@ def targets(words: list[str]) -> list[tuple[Kind, str]]:
         kind = kinds.lookup(type_)
         if kind is None:
             raise UsageError(f'error: the server doesn\'t have a resource type "{type_}"')
-        if kind.kind != "Deployment":
+        if kind.kind not in ROLLABLE:
             raise UsageError(f"error: no status viewer has been implemented for {kind.kind}")
         out.append((kind, name))
     return out
@@ -120,6 +126,68 @@ def status_message(d: Obj) -> tuple[str, bool]:
     return f'deployment "{name}" successfully rolled out\n', True
 
 
+def statefulset_status_message(sts: Obj) -> tuple[str, bool]:
+    """kubectl's StatefulSetStatusViewer."""
+    spec, st = sts.get("spec") or {}, sts.get("status") or {}
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        raise RuntimeError("rollout status is only available for RollingUpdate strategy type")
+    observed = int(st.get("observedGeneration") or 0)
+    if observed == 0 or int(sts["metadata"].get("generation") or 0) > observed:
+        return "Waiting for statefulset spec update to be observed...\n", False
+    want = int(spec.get("replicas", 1))
+    ready = int(st.get("readyReplicas") or 0)
+    if ready < want:
+        return f"Waiting for {want - ready} pods to be ready...\n", False
+    updated = int(st.get("updatedReplicas") or 0)
+    ru = strategy.get("rollingUpdate")
+    if ru is not None:
+        if ru.get("partition") is not None and updated < want - int(ru["partition"]):
+            return (
+                "Waiting for partitioned roll out to finish: "
+                f"{updated} out of {want - int(ru['partition'])} new pods have been updated...\n",
+                False,
+            )
+        return f"partitioned roll out complete: {updated} new pods have been updated...\n", True
+    if st.get("updateRevision") != st.get("currentRevision"):
+        return (
+            f"waiting for statefulset rolling update to complete {updated} pods at revision "
+            f"{st.get('updateRevision')}...\n",
+            False,
+        )
+    return (
+        f"statefulset rolling update complete {int(st.get('currentReplicas') or 0)} pods at "
+        f"revision {st.get('currentRevision')}...\n",
+        True,
+    )
+
+
+def daemonset_status_message(ds: Obj) -> tuple[str, bool]:
+    """kubectl's DaemonSetStatusViewer."""
+    spec, st = ds.get("spec") or {}, ds.get("status") or {}
+    if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") != "RollingUpdate":
+        raise RuntimeError("rollout status is only available for RollingUpdate strategy type")
+    name = ds["metadata"]["name"]
+    if int(ds["metadata"].get("generation") or 0) > int(st.get("observedGeneration") or 0):
+        return "Waiting for daemon set spec update to be observed...\n", False
+    desired = int(st.get("desiredNumberScheduled") or 0)
+    updated = int(st.get("updatedNumberScheduled") or 0)
+    available = int(st.get("numberAvailable") or 0)
+    wait = f'Waiting for daemon set "{name}" rollout to finish: '
+    if updated < desired:
+        return f"{wait}{updated} out of {desired} new pods have been updated...\n", False
+    if available < desired:
+        return f"{wait}{available} of {desired} updated pods are available...\n", False
+    return f'daemon set "{name}" successfully rolled out\n', True
+
+
+VIEWERS = {
+    "Deployment": status_message,
+    "StatefulSet": statefulset_status_message,
+    "DaemonSet": daemonset_status_message,
+}
+
+
 def status(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
     last = ""
     failure = ""
@@ -127,10 +195,10 @@ def status(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> i
     def done(obj: Obj | None) -> bool:
         nonlocal last, failure
         if obj is None:
-            failure = f'Error from server (NotFound): deployments.apps "{name}" not found'
+            failure = f'Error from server (NotFound): {kind.qualified_plural} "{name}" not found'
             return True
         try:
-            msg, ok = status_message(obj)
+            msg, ok = VIEWERS[kind.kind](obj)
         except RuntimeError as e:
             failure = f"error: {e}"
             return True
@@ -209,10 +277,16 @@ def _set_paused(client: Client, kind: Kind, namespace: str, name: str, paused: b
 
 
 def pause(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    if kind.kind != "Deployment":
+        sys.stderr.write(f'error: {kind.qualified_plural} "{name}" pausing is not supported\n')
+        return 1
     return _set_paused(client, kind, args.namespace, name, True)
 
 
 def resume(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    if kind.kind != "Deployment":
+        sys.stderr.write(f'error: {kind.qualified_plural} "{name}" resuming is not supported\n')
+        return 1
     return _set_paused(client, kind, args.namespace, name, False)
 
 
@@ -237,15 +311,37 @@ def owned_replicasets(client: Client, d: Obj, namespace: str) -> list[Obj]:
     return [rs for rs in items if controller_uid(rs) == uid]
 
 
+def controlled_history(client: Client, owner: Obj, namespace: str) -> list[Obj]:
+    """kubectl's controlledHistory: the ControllerRevisions the selector finds that
+    the owner controls, by revision."""
+    sel = (owner["spec"].get("selector") or {}).get("matchLabels") or {}
+    q = urllib.parse.urlencode({"labelSelector": ",".join(f"{k}={v}" for k, v in sel.items())})
+    cr_kind = kinds.BY_KIND["ControllerRevision"]
+    items = client.get(f"{cr_kind.collection_path(namespace)}?{q}").get("items") or []
+    uid = owner["metadata"]["uid"]
+    owned = [cr for cr in items if controller_uid(cr) == uid]
+    return sorted(owned, key=lambda cr: int(cr.get("revision") or 0))
+
+
 def history(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
     d = client.get(kind.object_path(args.namespace, name))
-    rows = sorted(
-        (
-            _revision(rs),
-            (rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>"),
+    if kind.kind == "Deployment":
+        rows = sorted(
+            (
+                _revision(rs),
+                (rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>"),
+            )
+            for rs in owned_replicasets(client, d, args.namespace)
         )
-        for rs in owned_replicasets(client, d, args.namespace)
-    )
+    else:
+        by_number = {
+            int(cr.get("revision") or 0): (cr["metadata"].get("annotations") or {}).get(
+                CHANGE_CAUSE
+            )
+            or "<none>"
+            for cr in controlled_history(client, d, args.namespace)
+        }
+        rows = sorted(by_number.items())
     print(f"{kind_name(kind)}/{name} ")
     width = max(len("REVISION"), *(len(str(r)) for r, _ in rows)) if rows else len("REVISION")
     print(f"{'REVISION':<{width}}  CHANGE-CAUSE")
@@ -262,7 +358,47 @@ def strip_template_hash(template: Obj) -> Obj:
     return t
 
 
+def undo_revision(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    """StatefulSetRollbacker and DaemonSetRollbacker: the revision's data, which
+    is the patch that restores its template."""
+    path = kind.object_path(args.namespace, name)
+    owner = client.get(path)
+    history_ = controlled_history(client, owner, args.namespace)
+    target: Obj | None = None
+    if args.to_revision:
+        target = next((cr for cr in history_ if cr.get("revision") == args.to_revision), None)
+    elif len(history_) > 1:
+        target = history_[-2]
+    if target is None:
+        sys.stderr.write(
+            f"error: unable to find specified revision {args.to_revision} in history\n"
+        )
+        return 1
+    template = copy.deepcopy(((target.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    if as_go(template) == as_go(owner["spec"]["template"]):
+        print(
+            f"{kind_name(kind)}/{name} skipped rollback (current template already matches "
+            f"revision {target.get('revision')})"
+        )
+        return 0
+    client.call("PATCH", path, body=target.get("data"), content_type=STRATEGIC_MERGE_PATCH)
+    print(f"{kind_name(kind)}/{name} rolled back")
+    return 0
+
+
+def as_go(template: Obj) -> Obj:
+    """A template with `creationTimestamp: null` as Go compares it: the same as none."""
+    t = copy.deepcopy(template)
+    md = t.get("metadata")
+    if isinstance(md, dict) and "creationTimestamp" in md and md["creationTimestamp"] is None:
+        del md["creationTimestamp"]
+    return t
+
+
 def undo(args: argparse.Namespace, client: Client, kind: Kind, name: str) -> int:
+    if kind.kind != "Deployment":
+        return undo_revision(args, client, kind, name)
     path = kind.object_path(args.namespace, name)
     d = client.get(path)
     if (d.get("spec") or {}).get("paused"):

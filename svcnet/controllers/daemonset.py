@@ -4,8 +4,10 @@ tolerations for the node's NoSchedule/NoExecute taints), none otherwise.
 
 Pods are named `<ds>-<5 chars>`, carry `controller-revision-hash` and
 `pod-template-generation`, the node affinity and the tolerations the real
-controller adds. RollingUpdate (maxSurge 0) deletes a pod of an older revision
-and makes the new one once it is gone; OnDelete waits for the user to delete
+controller adds; the label is the hash of the template's revision
+(ControllerRevision `<ds>-<hash>`, controllers/history.py). RollingUpdate
+(maxSurge 0) deletes a pod of an older revision and makes the new one once it
+is gone; OnDelete waits for the user to delete
 it. Status follows the one node: desired, current, ready, updated, available,
 misscheduled.
 """
@@ -13,17 +15,17 @@ misscheduled.
 from __future__ import annotations
 
 from svcnet.controllers.base import Key
+from svcnet.controllers.history import History
 from svcnet.controllers.workload import (
     OwnerController,
     is_terminal,
     is_terminating,
     pod_from_template,
-    revision_hash,
 )
 from svcnet.events import record
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.wellknown import CONTROLLER_REVISION_HASH
-from svcnet.registry import ApiError
+from svcnet.registry import ApiError, Registry
 from svcnet.store import Event
 
 TEMPLATE_GENERATION = "pod-template-generation"
@@ -73,6 +75,10 @@ class DaemonSetController(OwnerController):
     name = "daemonset-controller"
     owns = "DaemonSet"
 
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self.history = History(registry, registry.store, daemonset=True)
+
     def keys_for(self, ev: Event) -> list[Key]:
         if ev.kind == "Node":
             return [
@@ -89,7 +95,9 @@ class DaemonSetController(OwnerController):
         nodes = self.store.list("Node")
         node = nodes[0] if nodes else None
         run = node is not None and should_run(ds, node)
-        rev = revision_hash(ds)
+        owner = ds
+        update, revisions = self.history.sync(ds, lambda n: self._set_collisions(owner, n))
+        rev = self.history.label_of(update)
         pods = self.pods_of(ds)
         live = [p for p in pods if not is_terminating(p)]
         if not run:
@@ -106,6 +114,25 @@ class DaemonSetController(OwnerController):
                 self._delete(ds, live[0])
         ds = self.store.get("DaemonSet", ns, name) or ds
         self._update_status(ds, run, rev)
+        # cleanupHistory: revisions that a pod still runs are kept.
+        used = {
+            str((p["metadata"].get("labels") or {}).get(CONTROLLER_REVISION_HASH)) for p in pods
+        }
+        in_use = {update["metadata"]["name"]} | {
+            cr["metadata"]["name"] for cr in revisions if self.history.label_of(cr) in used
+        }
+        self.history.truncate(ds, revisions, in_use)
+
+    def _set_collisions(self, ds: Obj, n: int) -> None:
+        md = ds["metadata"]
+
+        def put(o: Obj) -> None:
+            o.setdefault("status", {})["collisionCount"] = n
+
+        try:
+            self.registry.update_status("DaemonSet", md["namespace"], md["name"], put)
+        except ApiError:
+            pass
 
     def _stale(self, ds: Obj, pod: Obj, rev: str) -> bool:
         strategy = ds["spec"].get("updateStrategy") or {}

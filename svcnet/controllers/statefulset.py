@@ -17,9 +17,10 @@ names `<sts>-<ordinal>`, made and removed in order.
   highest ordinal down to `partition`, one at a time, each once the others are
   Running and Ready; OnDelete replaces a pod only when the user deletes it.
 
-Revisions are the template's hash (`<sts>-<hash>`); svcnet keeps no
-ControllerRevision objects, so a pod recreated below the partition gets the
-current template (a real cluster would restore the older revision).
+Revisions are ControllerRevisions (controllers/history.py) named
+`<sts>-<hash>`, the pods' controller-revision-hash label; status carries the
+current and update revisions' names. A pod recreated below the partition gets
+the current revision's template, as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ import copy
 import re
 
 from svcnet.controllers.base import Key
+from svcnet.controllers.history import History, template_of
 from svcnet.controllers.workload import (
     OwnerController,
     is_running,
     is_terminal,
     is_terminating,
     pod_from_template,
-    revision_hash,
 )
 from svcnet.events import record
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.owners import controller_ref
 from svcnet.k8s.wellknown import CONTROLLER_REVISION_HASH, POD_INDEX, STS_POD_NAME
-from svcnet.registry import ApiError
+from svcnet.registry import ApiError, Registry
 
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
 
@@ -64,24 +65,54 @@ class StatefulSetController(OwnerController):
     name = "statefulset-controller"
     owns = "StatefulSet"
 
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self.history = History(registry, registry.store, daemonset=False)
+
     def sync(self, key: Key) -> None:
         ns, name = key
         sts = self.store.get("StatefulSet", ns, name)
         if sts is None or sts["metadata"].get("deletionTimestamp"):
             return
-        self._reconcile(sts)
+        owner = sts
+        update, revisions = self.history.sync(sts, lambda n: self._set_collisions(owner, n))
+        wanted = str((sts.get("status") or {}).get("currentRevision") or "")
+        current = next((r for r in revisions if r["metadata"]["name"] == wanted), update)
+        self._reconcile(sts, current, update)
         sts = self.store.get("StatefulSet", ns, name) or sts
-        self._update_status(sts)
+        self._update_status(sts, current["metadata"]["name"], update["metadata"]["name"])
+        sts = self.store.get("StatefulSet", ns, name) or sts
+        st = sts.get("status") or {}
+        live = {str(st.get("currentRevision")), str(st.get("updateRevision"))}
+        live |= {
+            str((p["metadata"].get("labels") or {}).get(CONTROLLER_REVISION_HASH))
+            for p in self.pods_of(sts)
+        }
+        self.history.truncate(sts, revisions, live)
+
+    def _set_collisions(self, sts: Obj, n: int) -> None:
+        md = sts["metadata"]
+
+        def put(o: Obj) -> None:
+            o.setdefault("status", {})["collisionCount"] = n
+
+        try:
+            self.registry.update_status("StatefulSet", md["namespace"], md["name"], put)
+        except ApiError:
+            pass
 
     # --- pods --------------------------------------------------------------------
 
-    def _reconcile(self, sts: Obj) -> None:
+    def _reconcile(self, sts: Obj, current: Obj, update: Obj) -> None:
         spec = sts["spec"]
         name = sts["metadata"]["name"]
         replicas = int(spec.get("replicas", 1))
         start = int((spec.get("ordinals") or {}).get("start") or 0)
         monotonic = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
-        update_rev = revision_hash(sts)
+        update_rev = update["metadata"]["name"]
+        strategy = spec.get("updateStrategy") or {}
+        rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
+        partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
         pods: dict[int, Obj] = {}
         for p in self.pods_of(sts):
             i = ordinal_of(name, p)
@@ -91,7 +122,9 @@ class StatefulSetController(OwnerController):
         for i in wanted:
             pod = pods.get(i)
             if pod is None:
-                self._create(sts, i, update_rev)
+                # newVersionedStatefulSetPod: below the partition, the current revision.
+                rev = current if rolling and i - start < partition else update
+                self._create(sts, i, rev["metadata"]["name"], template_of(rev))
                 if monotonic:
                     return
                 continue
@@ -115,10 +148,8 @@ class StatefulSetController(OwnerController):
                 self._delete_claims(sts, i)
             if monotonic:
                 return
-        strategy = spec.get("updateStrategy") or {}
-        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        if not rolling:
             return
-        partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
         if any(not _healthy(pods[i]) for i in wanted if i in pods):
             return  # one pod at a time: wait until the last replaced one is ready
         for i in reversed(wanted):
@@ -131,14 +162,14 @@ class StatefulSetController(OwnerController):
                 self._delete(sts, pod)
                 return
 
-    def _create(self, sts: Obj, ordinal: int, revision: str) -> None:
+    def _create(self, sts: Obj, ordinal: int, revision: str, template: Obj) -> None:
         spec = sts["spec"]
         sts_name = sts["metadata"]["name"]
         pod_name = f"{sts_name}-{ordinal}"
         for vct in spec.get("volumeClaimTemplates") or []:
             if not self._ensure_claim(sts, vct, ordinal, pod_name):
                 return
-        pod = pod_from_template(sts, spec["template"])
+        pod = pod_from_template(sts, template)
         pod["metadata"]["name"] = pod_name
         pod["metadata"]["labels"].update(
             {
@@ -226,11 +257,9 @@ class StatefulSetController(OwnerController):
 
     # --- status ------------------------------------------------------------------
 
-    def _update_status(self, sts: Obj) -> None:
+    def _update_status(self, sts: Obj, current_rev: str, update_rev: str) -> None:
         md = sts["metadata"]
-        update_rev = revision_hash(sts)
         old = sts.get("status") or {}
-        current_rev = str(old.get("currentRevision") or update_rev)
         pods = [p for p in self.pods_of(sts) if not is_terminal(p)]
         replicas = int(sts["spec"].get("replicas", 1))
 

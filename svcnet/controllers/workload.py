@@ -1,7 +1,6 @@
 """What the StatefulSet, DaemonSet and Job controllers share: finding the pods
 an owner controls, building a pod from a template (k/k controller_utils'
-GetPodFromTemplate), the template's revision, and writing status only when
-it changed."""
+GetPodFromTemplate), and writing status only when it changed."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import copy
 from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
-from svcnet.controllers.rollout import compute_hash
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.owners import controller_of, controller_ref, controller_uid
 from svcnet.registry import ApiError
@@ -26,14 +24,6 @@ def is_terminating(pod: Obj) -> bool:
 
 def is_running(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running"
-
-
-def revision_hash(owner: Obj) -> str:
-    """The name of the template's revision (a ControllerRevision's name in Kubernetes):
-    `<owner>-<hash>`, the value of the controller-revision-hash label."""
-    tmpl = (owner.get("spec") or {}).get("template") or {}
-    collisions = int((owner.get("status") or {}).get("collisionCount") or 0)
-    return f"{owner['metadata']['name']}-{compute_hash(tmpl, collisions)}"
 
 
 def pod_from_template(owner: Obj, template: Obj) -> Obj:

@@ -117,6 +117,14 @@ def _script(file: str) -> tuple[str, ...]:
     return (sys.executable, "-I", "-S", str(_HERE / file))
 
 
+_REDIS_62 = (("REDIS_VERSION", "6.2.17"),)
+
+
+def _google_samples(image: str) -> tuple[str, ...]:
+    """The sample's names: Artifact Registry's (the tutorial's) and the older gcr.io one."""
+    return (f"google-samples/containers/gke/{image}", f"google-samples/{image}")
+
+
 def builtin_images() -> dict[str, Image]:
     return {
         "gihyodocker/echo": Image("gihyodocker/echo", _script("echo.py"), (), True),
@@ -125,6 +133,28 @@ def builtin_images() -> dict[str, Image]:
         "nginx": Image(
             "nginx", (*_script("nginx.py"), "--welcome"), ("nginx", "-g", "daemon off;"), True
         ),
+        # The StatefulSet tutorial's (web.yaml): nginx built small, the same welcome page.
+        "registry.k8s.io/nginx-slim": Image(
+            "registry.k8s.io/nginx-slim",
+            (*_script("nginx.py"), "--welcome"),
+            ("nginx", "-g", "daemon off;"),
+            True,
+        ),
+        # The Kubernetes website's guestbook tutorial: Redis (its leader runs the
+        # official image), the sample's follower (the official image plus a run.sh
+        # that replicates redis-leader) and its PHP frontend. REDIS_VERSION is the
+        # official image's ENV; the follower is built FROM redis:6.2.
+        "redis": Image(
+            "redis", _script("redis.py"), ("redis-server",), True, env=(("REDIS_VERSION", "6.0.5"),)
+        ),
+        **{
+            name: Image(name, _script("redis.py"), ("/run.sh",), True, env=_REDIS_62)
+            for name in _google_samples("gb-redis-follower")
+        },
+        **{
+            name: Image(name, _script("guestbook.py"), ("apache2-foreground",), True)
+            for name in _google_samples("gb-frontend")
+        },
         # A debug image: whatever the container asks for, on the host's tools.
         # Its WORKDIR is /, as the real image's: the seed's shell prompt shows it.
         "gihyodocker/fundamental": Image("gihyodocker/fundamental", (), ("sh",), False, "/"),

@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from svcnet._aio import TaskSet
+from svcnet._net import BACKLOG, listening_socket
 from svcnet.config import Settings
 from svcnet.ingress import certs, routes
 from svcnet.ingress.proxy import ClientConn, Endpoint, Stats, Target
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 Recorder = Callable[[Obj, str, str, str], None]
 """(object, type, reason, message): record an Event, as the controller's recorder does."""
 
-BACKLOG = 4096
 FALLBACK_OFFSET = 8000
 """Without the privilege for ports below 1024, 80 and 443 become 8080 and 8443."""
 
@@ -56,20 +56,7 @@ _ENDPOINT_KINDS = frozenset({"Service", "EndpointSlice"})
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listening_socket(host, port)
 
 
 class IngressController:

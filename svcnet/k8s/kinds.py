@@ -95,6 +95,15 @@ KINDS: tuple[Kind, ...] = (
         has_status=True,
     ),
     Kind("IngressClass", "ingressclasses", "ingressclass", "networking.k8s.io", "v1", False),
+    Kind(
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        "networking.k8s.io",
+        "v1",
+        True,
+        ("netpol",),
+    ),
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True),
     Kind(
         "StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",), ("all",), True
@@ -103,6 +112,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Job", "jobs", "job", "batch", "v1", True, (), ("all",), True),
     Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",), ("all",), True),
     Kind("StorageClass", "storageclasses", "storageclass", "storage.k8s.io", "v1", False, ("sc",)),
+    # The StatefulSet and DaemonSet controllers' history (rollout history|undo).
+    Kind("ControllerRevision", "controllerrevisions", "controllerrevision", "apps", "v1", True),
     # metrics-server's API: usage read from the pods' cgroups when asked (kubectl top).
     Kind("NodeMetrics", "nodes", "", "metrics.k8s.io", "v1beta1", False, stored=False),
     Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),

@@ -90,6 +90,7 @@ class Helper(enum.IntEnum):
     map_update_elem = 2
     map_delete_elem = 3
     ktime_get_ns = 5
+    get_current_pid_tgid = 14
     trace_printk = 6
     get_socket_cookie = 46
     setsockopt = 49

@@ -70,6 +70,7 @@ class MapType(enum.IntEnum):
     HASH = 1
     ARRAY = 2
     LRU_HASH = 9
+    LPM_TRIE = 11
 
 
 class ProgType(enum.IntEnum):

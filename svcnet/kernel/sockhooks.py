@@ -54,6 +54,17 @@ byte order, as the hook context holds them, so programs compare raw words):
     {be32 ip, be16 port, u8 flags, u8 pad}: for a socket and the address it
     was sent to, the address its user named (flag ``RN_V6_LOOPBACK``: that
     was ``::1``).
+``isolated`` (hash) be32 pod_ip -> u32 flags: flag ``ISOLATED_INGRESS``: the pod
+    is selected by an ingress NetworkPolicy and admits only what ``allow`` holds.
+``allow`` (LPM trie) {u32 prefixlen, be32 dst pod_ip, u8 protocol, u8 port
+    bits, be16 port, be32 src} -> u32 (1), prefixlen = 64 + the source CIDR's
+    length: the sources an isolated pod admits on a port block (the first
+    ``port bits`` bits of ``port``: 16 for one port, 0 for all), so a CIDR
+    (ipBlock) or a pod's /32 is one entry, and an endPort range a handful.
+``exempt`` (hash) u32 tgid -> u32 (1): processes no policy holds back (the
+    daemon, whose probes play the kubelet's).
+``flows`` (LRU) {be32 sender, be32 receiver} -> u32 (1): an isolated pod sent
+    UDP to ``sender``, which may therefore answer it.
 
 A backend set is replaced without a torn state: the new set is written under
 a new ``rev``, then the service entry is replaced by one map update (a hash
@@ -113,6 +124,22 @@ Decisions:
   ``getpeername`` on one shows the backend, the cookie being the subflow's.
 - The programs are idempotent: attached both at a pods' cgroup and at the
   root, the second run finds nothing left to rewrite.
+- Ingress NetworkPolicy is judged at the client, once the destination is
+  final (a pod IP named directly, or the backend a Service frontend was
+  translated to): an isolated destination admits a connection (TCP) or
+  datagram (UDP) only if ``allow`` holds its source for that protocol and
+  port, and the hook otherwise returns 0, so connect()/sendto() fail at once
+  with EPERM. Calico and Cilium drop the packets instead (the client times
+  out); refusing shows a developer the denial when it happens. The backend a
+  Service chose is judged as chosen: a denied one is refused, never swapped
+  for another, as kube-proxy would send it there and the CNI drop it. The
+  source is the pod IP for a pod; for a host process its socket's bound
+  address, else 127.0.0.1, which the kernel picks for loopback destinations
+  (only seen where the hooks are attached at the root). A pod reaches itself
+  whatever its policies say; localhost in a pod never leaves it. UDP replies
+  to an isolated pod pass when it sent to the replier first (``flows``),
+  as conntrack passes them on a cluster; TCP needs nothing, since accepting
+  a connection runs no hook.
 """
 
 from __future__ import annotations
@@ -126,15 +153,37 @@ from dataclasses import dataclass
 from typing import Literal
 
 from svcnet.kernel import bpf
-from svcnet.kernel.asm import DW, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm, B, H, Helper, W
+from svcnet.kernel.asm import (
+    DW,
+    R0,
+    R1,
+    R2,
+    R3,
+    R4,
+    R5,
+    R6,
+    R7,
+    R8,
+    R9,
+    R10,
+    Asm,
+    B,
+    H,
+    Helper,
+    Reg,
+    W,
+)
 from svcnet.kernel.bpf import AttachType, MapType
 
-__all__ = ["Protocol", "SocketHooks", "cgroup_id", "probe"]
+__all__ = ["PolicyAllow", "Protocol", "SocketHooks", "cgroup_id", "probe"]
 
 Protocol = Literal["TCP", "UDP"]
+PolicyAllow = tuple[str, Protocol, int, int]
+"""What an isolated pod lets in: (source CIDR, protocol, first port, last port)."""
 _PROTO_NUMBERS: dict[str, int] = {"TCP": 6, "UDP": 17}
 
 POD_PRIVILEGED_PORTS = 1
+ISOLATED_INGRESS = 1
 LIVE_TRIES = 4
 """Backends a TCP connect() looks at, from the round-robin's choice on, for one
 with a socket to take it; the last one looked at is used if none has."""
@@ -186,6 +235,9 @@ _SCRATCH = -176  # 8 bytes
 _V6LO_FLAG = -184  # u64: 1 when the destination was spelt ::1
 _SESS_KEY = -200  # 16 bytes
 _TRY = -208  # u64: the backend index being tried
+_POL_KEY = -232  # 16 bytes: an ``allow`` key
+_POL_SRC = -240  # u64: the source address the policy check goes by
+_FLOW_KEY = -248  # 8 bytes: a ``flows`` key
 
 # Registers kept across helper calls (R6-R9 survive them).
 _CTX, _DST_IP, _DST_PORT, _POD = R6, R7, R8, R9
@@ -597,6 +649,127 @@ def _service(a: Asm, p: str, *, v6: bool, sessions: bool, translated: str, untou
     a.ja(translated)
 
 
+# -- NetworkPolicy ------------------------------------------------------------
+
+
+def _port_mask(bits: int) -> int:
+    """The first ``bits`` bits of a port, as a mask of the port register
+    (network byte order read little-endian)."""
+    host = ((1 << bits) - 1) << (16 - bits)
+    return ((host & 0xFF) << 8) | (host >> 8)
+
+
+def _lookup_word(a: Asm, map_name: str, reg: Reg) -> None:
+    """R0 = map_name[the u32 in ``reg``] (a pointer, or NULL)."""
+    a.stx(W, R10, _SCRATCH, reg)
+    a.ld_map(R1, map_name)
+    a.mov(R2, R10)
+    a.add(R2, _SCRATCH)
+    a.call(Helper.map_lookup_elem)
+
+
+def _flow(a: Asm, sender: Reg, receiver: Reg) -> None:
+    """The ``flows`` key {sender, receiver} at _FLOW_KEY: "sender may send UDP to receiver"."""
+    a.stx(W, R10, _FLOW_KEY, sender)
+    a.stx(W, R10, _FLOW_KEY + 4, receiver)
+
+
+def _policy(a: Asm, p: str, *, allowed: str) -> None:
+    """Ingress NetworkPolicy at the client: refuse (return 0, EPERM) a connection or
+    datagram to (_DST_IP, _DST_PORT) that the destination pod's policies do not allow.
+
+    The source is the pod IP for a pod, else the host socket's bound address, or
+    127.0.0.1, the address the kernel gives a loopback connection. svcnet's own
+    process (``exempt``: the kubelet's probes) is let through, as Cilium lets the
+    node's identity reach its pods.
+    """
+    a.jeq(_POD, 0, p + "host")
+    a.ldx(W, R1, _POD, _POD_IP)
+    a.stx(DW, R10, _POL_SRC, R1)
+    # UDP has no connection for a reply to belong to: an isolated pod that sends
+    # a datagram lets the receiver answer (a DNS server, the far end of a UDP
+    # exchange), as conntrack lets a reply through on a cluster.
+    a.ldx(W, R1, _CTX, _CTX_PROTOCOL)
+    a.jne(R1, _IPPROTO_UDP, p + "check")
+    a.ldx(DW, R1, R10, _POL_SRC)
+    _lookup_word(a, "isolated", R1)
+    a.jeq(R0, 0, p + "check")
+    a.ldx(DW, R1, R10, _POL_SRC)
+    _flow(a, _DST_IP, R1)
+    a.ld_map(R1, "flows")
+    a.mov(R2, R10)
+    a.add(R2, _FLOW_KEY)
+    a.call(Helper.map_lookup_elem)
+    a.jne(R0, 0, p + "check")
+    a.st(W, R10, _SCRATCH, 1)
+    a.ld_map(R1, "flows")
+    a.mov(R2, R10)
+    a.add(R2, _FLOW_KEY)
+    a.mov(R3, R10)
+    a.add(R3, _SCRATCH)
+    a.mov(R4, bpf.BPF_ANY)
+    a.call(Helper.map_update_elem)
+    a.ja(p + "check")
+
+    a.label(p + "host")
+    # Most host connections go to no isolated pod: one lookup and out.
+    _lookup_word(a, "isolated", _DST_IP)
+    a.jeq(R0, 0, allowed)
+    a.call(Helper.get_current_pid_tgid)
+    a.rsh(R0, 32)
+    _lookup_word(a, "exempt", R0)
+    a.jne(R0, 0, allowed)
+    a.ldx(DW, R1, _CTX, _CTX_SK)
+    a.ldx(W, R1, R1, _SK_SRC_IP4)
+    a.jne(R1, 0, p + "host_src")
+    a.mov(R1, _LOCALHOST)
+    a.label(p + "host_src")
+    a.stx(DW, R10, _POL_SRC, R1)
+
+    a.label(p + "check")
+    _lookup_word(a, "isolated", _DST_IP)
+    a.jeq(R0, 0, allowed)
+    a.ldx(W, R1, R0, 0)
+    a.jset(R1, ISOLATED_INGRESS, p + "isolated")
+    a.ja(allowed)
+    a.label(p + "isolated")
+    # A pod may always reach itself, by its own IP too.
+    a.ldx(DW, R1, R10, _POL_SRC)
+    a.jeq(R1, _DST_IP, allowed)
+    a.ldx(W, R2, _CTX, _CTX_PROTOCOL)
+    a.jne(R2, _IPPROTO_UDP, p + "rules")
+    _flow(a, R1, _DST_IP)
+    a.ld_map(R1, "flows")
+    a.mov(R2, R10)
+    a.add(R2, _FLOW_KEY)
+    a.call(Helper.map_lookup_elem)
+    a.jne(R0, 0, allowed)
+
+    # allow: an LPM trie over {dst, protocol, port prefix length, port, src}; the
+    # port is tried at every prefix length, longest first (16: the exact port,
+    # 0: any port), and the source matches the longest CIDR written for it.
+    a.label(p + "rules")
+    a.st(W, R10, _POL_KEY, 96)
+    a.stx(W, R10, _POL_KEY + 4, _DST_IP)
+    a.ldx(W, R1, _CTX, _CTX_PROTOCOL)
+    a.stx(B, R10, _POL_KEY + 8, R1)
+    a.ldx(DW, R1, R10, _POL_SRC)
+    a.stx(W, R10, _POL_KEY + 12, R1)
+    for bits in range(16, -1, -1):
+        a.st(B, R10, _POL_KEY + 9, bits)
+        a.mov(R1, _DST_PORT)
+        a.and_(R1, _port_mask(bits))
+        a.stx(H, R10, _POL_KEY + 10, R1)
+        a.ld_map(R1, "allow")
+        a.mov(R2, R10)
+        a.add(R2, _POL_KEY)
+        a.call(Helper.map_lookup_elem)
+        a.jne(R0, 0, allowed)
+    # Refused at once (EPERM), where Calico and Cilium drop the packets and the
+    # client times out: a developer sees the denial when it happens.
+    a.ret(0)
+
+
 # -- the programs -----------------------------------------------------------
 
 
@@ -715,6 +888,8 @@ def _forward_program(kind: Literal["connect", "sendmsg"], v6: bool, v6only: _V6O
     # A pod's traffic to loopback addresses leaves from its pod IP, so the
     # far end (a backend, another pod, the userspace proxy) sees the pod.
     a.label("source")
+    _policy(a, "pol_", allowed="allowed")
+    a.label("allowed")
     a.jeq(_POD, 0, "done")
     a.mov(R1, _DST_IP)
     a.and_(R1, 0xFF)
@@ -898,6 +1073,8 @@ class SocketHooks:
         affinity_entries: int = 8192,
         revnat_entries: int = 16384,
         session_entries: int = 8192,
+        policy_entries: int = 65536,
+        flow_entries: int = 8192,
     ) -> None:
         # Hash maps are allocated as they fill (no prealloc), so their sizes
         # are limits, not memory. The LRU maps are preallocated (about 90
@@ -913,6 +1090,10 @@ class SocketHooks:
             (_MapSpec("affinity", MapType.LRU_HASH, 8, 24), affinity_entries),
             (_MapSpec("revnat", MapType.LRU_HASH, 16, 8), revnat_entries),
             (_MapSpec("sessions", MapType.LRU_HASH, 16, 24), session_entries),
+            (_MapSpec("isolated", MapType.HASH, 4, 4), max_pods),
+            (_MapSpec("allow", MapType.LPM_TRIE, 16, 4), policy_entries),
+            (_MapSpec("exempt", MapType.HASH, 4, 4), 16),
+            (_MapSpec("flows", MapType.LRU_HASH, 8, 4), flow_entries),
         ]
         self._maps: dict[str, int] = {}
         self._progs: list[tuple[AttachType, int]] = []
@@ -921,6 +1102,8 @@ class SocketHooks:
         self._loopback_users: dict[bytes, set[int]] = {}
         self._services: dict[bytes, _ServiceState] = {}
         self._next_id = 1
+        self._policies: dict[bytes, set[bytes]] = {}
+        """Isolated pod IP -> the ``allow`` keys written for it."""
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -934,7 +1117,10 @@ class SocketHooks:
             return
         try:
             for spec, entries in self._specs:
-                flags = bpf.BPF_F_NO_PREALLOC if spec.type == MapType.HASH else 0
+                # An LPM trie must not be preallocated (the kernel refuses it).
+                flags = (
+                    bpf.BPF_F_NO_PREALLOC if spec.type in (MapType.HASH, MapType.LPM_TRIE) else 0
+                )
                 self._maps[spec.name] = bpf.map_create(
                     spec.type,
                     spec.key_size,
@@ -996,6 +1182,7 @@ class SocketHooks:
         self._pods.clear()
         self._loopback_users.clear()
         self._services.clear()
+        self._policies.clear()
 
     def __enter__(self) -> SocketHooks:
         self.load()
@@ -1134,6 +1321,79 @@ class SocketHooks:
         for index, addr in enumerate(state.backends):
             bpf.map_delete(backends_map, struct.pack("<II", state.rev, index))
             bpf.map_delete(members_map, struct.pack("<I", state.rev) + addr + b"\0\0")
+
+    # -- NetworkPolicy ----------------------------------------------------------
+
+    def exempt_process(self, pid: int) -> None:
+        """Let process ``pid``'s connections through every policy (svcnet's own: the
+        kubelet's probes come from the node, which policies do not hold back)."""
+        bpf.map_update(self._map("exempt"), struct.pack("<I", pid), struct.pack("<I", 1))
+
+    def set_ingress_policy(self, pod_ip: str, allows: Iterable[PolicyAllow] | None) -> None:
+        """Isolate ``pod_ip`` for ingress, letting in only ``allows``; None: not isolated.
+
+        Each allow is a source CIDR (IPv4; a pod is its /32), a protocol and a
+        port range (0-65535 for every port). The new entries are written before
+        the pod is isolated and the stale ones deleted after, so a connection
+        never meets a half-written set that refuses what both sets allow.
+        """
+        dst = _ip4(pod_ip)
+        isolated, allow = self._map("isolated"), self._map("allow")
+        old = self._policies.get(dst, set())
+        if allows is None:
+            bpf.map_delete(isolated, dst)
+            self._policies.pop(dst, None)
+            for key in old:
+                bpf.map_delete(allow, key)
+            return
+        keys = {key for a in allows for key in _allow_keys(dst, *a)}
+        written: set[bytes] = set()
+        try:
+            for key in keys - old:
+                bpf.map_update(allow, key, struct.pack("<I", 1))
+                written.add(key)
+        except BaseException:
+            for key in written:
+                bpf.map_delete(allow, key)
+            raise
+        bpf.map_update(isolated, dst, struct.pack("<I", ISOLATED_INGRESS))
+        self._policies[dst] = keys
+        for key in old - keys:
+            bpf.map_delete(allow, key)
+
+    @property
+    def isolated_pods(self) -> set[str]:
+        """The pod IPs isolated for ingress now."""
+        return {str(ipaddress.IPv4Address(dst)) for dst in self._policies}
+
+
+def _port_blocks(first: int, last: int) -> list[tuple[int, int]]:
+    """[first, last] as aligned blocks (start, prefix length), as a CIDR list covers
+    an address range: 1-65535 is sixteen blocks, 80-80 one of length 16."""
+    out = []
+    port = first
+    while port <= last:
+        size = port & -port if port else 1 << 16
+        while size > last - port + 1:
+            size //= 2
+        out.append((port, 17 - size.bit_length()))
+        port += size
+    return out
+
+
+def _allow_keys(dst: bytes, source: str, protocol: str, first: int, last: int) -> list[bytes]:
+    net = ipaddress.IPv4Network(source, strict=False)
+    if not 0 <= first <= last <= 65535:
+        raise ValueError(f"port range out of range: {first}-{last}")
+    proto = _proto(protocol)
+    return [
+        struct.pack("<I", 64 + net.prefixlen)
+        + dst
+        + bytes([proto, bits])
+        + struct.pack(">H", start)
+        + net.network_address.packed
+        for start, bits in _port_blocks(first, last)
+    ]
 
 
 def _close_all(fds: Iterable[int]) -> None:

@@ -62,6 +62,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from svcnet._net import listening_socket
 from svcnet.config import Settings
 from svcnet.k8s.endpointslices import SliceIndex
 from svcnet.k8s.objects import Obj, ServiceView
@@ -84,9 +85,6 @@ _Desired = dict[ServicePortName, tuple[str, set[Addr], list[Endpoint]]]
 
 Recorder = Callable[[Obj, str, str, str], None]
 """(object, type, reason, message): record an Event, as kube-proxy's recorder does."""
-
-BACKLOG = 4096
-"""listen(2) backlog; the kernel caps it at net.core.somaxconn."""
 
 _PROXIED_TYPES = frozenset({"ClusterIP", "NodePort", "LoadBalancer"})
 _NODE_PORT_TYPES = frozenset({"NodePort", "LoadBalancer"})
@@ -142,26 +140,7 @@ def _bind_advice(e: OSError, addr: Addr, protocol: str) -> str:
 
 
 def _listen_socket(addr: Addr, protocol: str) -> socket.socket:
-    host, port = addr
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    udp = protocol == "UDP"
-    sock = socket.socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-    try:
-        if not udp:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            # Accepted sockets inherit TCP_NODELAY from the listener on Linux,
-            # which saves a setsockopt per connection.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        if not udp:
-            sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listening_socket(addr[0], addr[1], udp=protocol == "UDP")
 
 
 class _Listener:

@@ -300,6 +300,23 @@ def ingressclass(obj: Obj) -> None:
         params.setdefault("scope", "Cluster")
 
 
+def networkpolicy(obj: Obj) -> None:
+    """SetDefaults_NetworkPolicy and _NetworkPolicyPort: Ingress always, Egress too when
+    egress rules are given, unless policyTypes says; a port's protocol is TCP. An
+    absent podSelector decodes as the empty one (every pod of the namespace)."""
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("podSelector", {})
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or ():
+            for port in (rule.get("ports") if isinstance(rule, dict) else None) or ():
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
 BY_KIND = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
@@ -318,6 +335,7 @@ BY_KIND = {
     "Namespace": namespace,
     "Ingress": ingress,
     "IngressClass": ingressclass,
+    "NetworkPolicy": networkpolicy,
 }
 
 

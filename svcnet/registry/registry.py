@@ -349,6 +349,9 @@ class Registry:
         errs = lifecycle.finalizer_errors(new, old)
         if errs:
             raise invalid(kind, md["name"], errs)
+        errs = validation.validate_update(new, old)
+        if errs:
+            raise invalid(kind, md["name"], errs)
         new = self._finish(kind, new, old)
         if managed_fields is not None:
             md["managedFields"] = managed_fields

@@ -132,9 +132,11 @@ def _is_byte(value: object) -> bool:
     return not isinstance(value, str) or base64_error_at(value) is None
 
 
-_REQUIRED_BY_VALIDATION = frozenset({("Ingress", "pathType")})
+_REQUIRED_BY_VALIDATION = frozenset({("Ingress", "pathType"), ("NetworkPolicy", "podSelector")})
 """Fields the OpenAPI schema marks required whose absence the API server's validation
-reports in words of its own ("pathType must be specified"): left to validation.py."""
+reports in words of its own ("pathType must be specified"), or, being a Go struct
+and no pointer, decodes as its zero value (a NetworkPolicy's podSelector: every
+pod): left to validation.py and defaults.py."""
 
 
 def unknown_fields(obj: dict[str, Any], kind: Kind) -> list[list[Any]]:

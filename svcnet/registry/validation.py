@@ -1337,6 +1337,171 @@ def _domain_prefixed_path(path: str, value: str) -> list[Cause]:
     return errs
 
 
+# --- NetworkPolicies --------------------------------------------------------------
+
+POLICY_TYPES = ("Ingress", "Egress")
+MSG_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+
+
+def label_selector(sel: Any, path: str) -> list[Cause]:
+    """apimachinery's ValidateLabelSelector: matchLabels as labels; each expression's
+    operator, values and key."""
+    if not isinstance(sel, dict):
+        return []
+    errs = labels_errors(sel.get("matchLabels"), f"{path}.matchLabels")
+    for i, expr in enumerate(sel.get("matchExpressions") or ()):
+        ep = f"{path}.matchExpressions[{i}]"
+        if not isinstance(expr, dict):
+            continue
+        op, values = expr.get("operator"), expr.get("values") or []
+        if op in ("In", "NotIn"):
+            if not values:
+                errs.append(
+                    required(f"{ep}.values", "must be specified when `operator` is 'In' or 'NotIn'")
+                )
+        elif op in ("Exists", "DoesNotExist"):
+            if values:
+                errs.append(
+                    forbidden(
+                        f"{ep}.values",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
+        else:
+            errs.append(invalid(f"{ep}.operator", op or "", "not a valid selector operator"))
+        key = str(expr.get("key") or "")
+        errs += [invalid(f"{ep}.key", key, m) for m in qualified_name_errors(key)]
+        for j, v in enumerate(values):
+            value = str(v)
+            if len(value) > 63:
+                errs.append(
+                    invalid(f"{ep}.values[{j}]", value, "must be no more than 63 characters")
+                )
+            elif not LABEL_VALUE.match(value):
+                errs.append(invalid(f"{ep}.values[{j}]", value, MSG_LABEL_VALUE))
+    return errs
+
+
+def _networkpolicy_port(port: Obj, path: str) -> list[Cause]:
+    """ValidateNetworkPolicyPort."""
+    errs = []
+    proto = port.get("protocol")
+    if proto is not None and proto not in PROTOCOLS:
+        errs.append(unsupported(f"{path}.protocol", proto, ("TCP", "UDP", "SCTP")))
+    number, end = port.get("port"), port.get("endPort")
+    if number is not None:
+        if isinstance(number, int):
+            errs += port_number(f"{path}.port", number)
+            if end is not None:
+                if end < number:
+                    errs.append(
+                        invalid(f"{path}.endPort", end, "must be greater than or equal to `port`")
+                    )
+                errs += port_number(f"{path}.endPort", end)
+        else:
+            if end is not None:
+                errs.append(
+                    invalid(
+                        f"{path}.endPort", end, "may not be specified when `port` is non-numeric"
+                    )
+                )
+            errs += port_name(f"{path}.port", str(number))
+    elif end is not None:
+        errs.append(
+            invalid(f"{path}.endPort", end, "may not be specified when `port` is not specified")
+        )
+    return errs
+
+
+def _cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """ParseCIDRSloppy: an address with a prefix length, host bits allowed."""
+    if "/" not in value:
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _ip_block(block: Obj, path: str) -> list[Cause]:
+    """ValidateIPBlock: a CIDR, and excepts strictly inside it."""
+    cidr = str(block.get("cidr") or "")
+    if not cidr:
+        return [required(f"{path}.cidr")]
+    net = _cidr(cidr)
+    if net is None:
+        return [invalid(f"{path}.cidr", cidr, MSG_CIDR)]
+    errs = []
+    for i, ex in enumerate(block.get("except") or ()):
+        ep = f"{path}.except[{i}]"
+        inner = _cidr(str(ex))
+        if inner is None:
+            errs.append(invalid(ep, str(ex), MSG_CIDR))
+            continue
+        if (
+            inner.version != net.version
+            or inner.network_address not in net
+            or net.prefixlen >= inner.prefixlen
+        ):
+            errs.append(invalid(ep, str(ex), "must be a strict subset of `cidr`"))
+    return errs
+
+
+def _networkpolicy_peer(peer: Obj, path: str) -> list[Cause]:
+    """ValidateNetworkPolicyPeer: one of the three, or a pod and a namespace selector."""
+    errs: list[Cause] = []
+    given = 0
+    for name in ("podSelector", "namespaceSelector"):
+        if peer.get(name) is not None:
+            given += 1
+            errs += label_selector(peer[name], f"{path}.{name}")
+    if peer.get("ipBlock") is not None:
+        given += 1
+        errs += _ip_block(peer["ipBlock"], f"{path}.ipBlock")
+    if given == 0:
+        errs.append(required(path, "must specify a peer"))
+    elif given > 1 and peer.get("ipBlock") is not None:
+        errs.append(forbidden(path, "may not specify both ipBlock and another peer"))
+    return errs
+
+
+def networkpolicy(obj: Obj) -> list[Cause]:
+    """ValidateNetworkPolicySpec."""
+    spec = obj.get("spec") or {}
+    errs = label_selector(spec.get("podSelector"), "spec.podSelector")
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        for i, rule in enumerate(spec.get(direction) or ()):
+            rp = f"spec.{direction}[{i}]"
+            for j, port in enumerate(rule.get("ports") or ()):
+                errs += _networkpolicy_port(port, f"{rp}.ports[{j}]")
+            for j, peer in enumerate(rule.get(peers) or ()):
+                errs += _networkpolicy_peer(peer, f"{rp}.{peers}[{j}]")
+    types = spec.get("policyTypes") or []
+    if len(types) > len(POLICY_TYPES):
+        shown = ", ".join(q(str(t)) for t in types)
+        errs.append(
+            Cause(
+                "spec.policyTypes",
+                "FieldValueInvalid",
+                f"Invalid value: []networking.PolicyType{{{shown}}}: "
+                "may not specify more than two policyTypes",
+            )
+        )
+        return errs
+    for i, t in enumerate(types):
+        if t not in POLICY_TYPES:
+            errs.append(unsupported(f"spec.policyTypes[{i}]", t, POLICY_TYPES))
+    return errs
+
+
+def controllerrevision(obj: Obj) -> list[Cause]:
+    """ValidateControllerRevision: a revision number that is not negative."""
+    rev = obj.get("revision")
+    if isinstance(rev, int) and rev < 0:
+        return [invalid("revision", rev, "must be greater than or equal to 0")]
+    return []
+
+
 BY_KIND = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
@@ -1353,6 +1518,8 @@ BY_KIND = {
     "Secret": secret,
     "Ingress": ingress,
     "IngressClass": ingressclass,
+    "NetworkPolicy": networkpolicy,
+    "ControllerRevision": controllerrevision,
 }
 
 
@@ -1362,3 +1529,175 @@ def validate(obj: Obj, *, creating: bool) -> list[Cause]:
     if fn is not None:
         errs += fn(obj)
     return errs
+
+
+# --- updates: what may not change (ValidateXUpdate) ------------------------------------
+
+FIELD_IMMUTABLE = "field is immutable"
+
+STS_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+
+
+def go_value(v: Any) -> str:
+    """Go's %#v of a LabelSelector-shaped value, as field.Invalid prints a struct."""
+    if isinstance(v, dict) and ("matchLabels" in v or "matchExpressions" in v or not v):
+        ml = v.get("matchLabels")
+        labels = "map[string]string(nil)" if ml is None else _go_map(ml)
+        exprs = v.get("matchExpressions")
+        if exprs is None:
+            rendered = "[]v1.LabelSelectorRequirement(nil)"
+        else:
+            items = ", ".join(
+                f"v1.LabelSelectorRequirement{{Key:{q(e.get('key', ''))}, "
+                f"Operator:{q(e.get('operator', ''))}, Values:"
+                + (
+                    "[]string{" + ", ".join(q(x) for x in e["values"]) + "}"
+                    if e.get("values") is not None
+                    else "[]string(nil)"
+                )
+                + "}"
+                for e in exprs
+            )
+            rendered = "[]v1.LabelSelectorRequirement{" + items + "}"
+        return f"v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{rendered}}}"
+    if v is None:
+        return "null"
+    return q(v)
+
+
+def immutable(path: str, new: Any, old: Any, type_name: str = "") -> list[Cause]:
+    """ValidateImmutableField. A struct is printed by Go with %#v, pointers as
+    addresses; svcnet names the type (`core.PodTemplateSpec{...}`) instead."""
+    if new == old:
+        return []
+    shown = f"{type_name}{{...}}" if type_name else go_value(new)
+    return [Cause(path, "FieldValueInvalid", f"Invalid value: {shown}: {FIELD_IMMUTABLE}")]
+
+
+def statefulset_update(new: Obj, old: Obj) -> list[Cause]:
+    """ValidateStatefulSetUpdate: only some spec fields may change."""
+    a = {k: v for k, v in (new.get("spec") or {}).items() if k not in STS_MUTABLE}
+    b = {k: v for k, v in (old.get("spec") or {}).items() if k not in STS_MUTABLE}
+    if a == b:
+        return []
+    fields = ", ".join(f"'{f}'" for f in STS_MUTABLE[:-1]) + f" and '{STS_MUTABLE[-1]}'"
+    return [
+        forbidden(
+            "spec", f"updates to statefulset spec for fields other than {fields} are forbidden"
+        )
+    ]
+
+
+def job_update(new: Obj, old: Obj) -> list[Cause]:
+    """ValidateJobSpecUpdate: the selector, the template (while the Job is not a
+    suspended one that never started) and the modes are fixed at creation."""
+    spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    errs = immutable("spec.selector", spec.get("selector"), old_spec.get("selector"))
+    template, old_template = spec.get("template") or {}, old_spec.get("template") or {}
+    never_started = spec.get("suspend") and not (old.get("status") or {}).get("startTime")
+    if never_started:
+        # Mutable scheduling directives: a suspended Job's pods may yet be placed elsewhere.
+        def fixed(t: Obj) -> Obj:
+            t = {
+                **t,
+                "metadata": {
+                    k: v
+                    for k, v in (t.get("metadata") or {}).items()
+                    if k not in ("labels", "annotations")
+                },
+            }
+            t["spec"] = {
+                k: v
+                for k, v in (t.get("spec") or {}).items()
+                if k not in ("nodeSelector", "tolerations", "affinity", "schedulingGates")
+            }
+            return t
+
+        template, old_template = fixed(template), fixed(old_template)
+    errs += immutable("spec.template", template, old_template, "core.PodTemplateSpec")
+    for f in ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "managedBy"):
+        errs += immutable(f"spec.{f}", spec.get(f), old_spec.get(f))
+    return errs
+
+
+def persistentvolumeclaim_update(new: Obj, old: Obj) -> list[Cause]:
+    """ValidatePersistentVolumeClaimUpdate: a claim's spec is fixed at creation but
+    for volumeName (set once, by the binder) and a bound claim's storage request,
+    which may only grow."""
+    from svcnet.k8s.quantity import QuantityError
+    from svcnet.k8s.quantity import parse as parse_quantity
+
+    spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    a, b = dict(spec), dict(old_spec)
+    if not old_spec.get("volumeName"):
+        b["volumeName"] = a.get("volumeName")
+        if b["volumeName"] is None:
+            b.pop("volumeName")
+    new_req = (a.get("resources") or {}).get("requests") or {}
+    old_req = (b.get("resources") or {}).get("requests") or {}
+    if (old.get("status") or {}).get("phase") == "Bound" and new_req:
+        requests = dict(new_req)
+        if "storage" in old_req:
+            requests["storage"] = old_req["storage"]
+        else:
+            requests.pop("storage", None)
+        a["resources"] = {**(a.get("resources") or {}), "requests": requests}
+    errs: list[Cause] = []
+    if a != b:
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        diff = "".join(
+            f"\n-\t{k}: {_json_short(b.get(k))},\n+\t{k}: {_json_short(a.get(k))}," for k in changed
+        )
+        errs.append(
+            forbidden(
+                "spec",
+                "spec is immutable after creation except resources.requests and "
+                "volumeAttributesClassName for bound claims\n  core.PersistentVolumeClaimSpec{"
+                + diff
+                + "\n  }",
+            )
+        )
+    try:
+        new_size = parse_quantity(str(new_req.get("storage", "0")))
+        old_size = parse_quantity(str(old_req.get("storage", "0")))
+    except QuantityError:
+        return errs  # the spec's own validation names the bad quantity
+    if new_size < old_size:
+        errs.append(
+            forbidden(
+                "spec.resources.requests.storage", "field can not be less than previous value"
+            )
+        )
+    return errs
+
+
+def _json_short(v: Any) -> str:
+    import json
+
+    return "nil" if v is None else json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def controllerrevision_update(new: Obj, old: Obj) -> list[Cause]:
+    """ValidateControllerRevisionUpdate: data is written once."""
+    return immutable("data", new.get("data"), old.get("data"), "runtime.RawExtension")
+
+
+UPDATE_BY_KIND = {
+    "ControllerRevision": controllerrevision_update,
+    "StatefulSet": statefulset_update,
+    "Job": job_update,
+    "PersistentVolumeClaim": persistentvolumeclaim_update,
+}
+
+
+def validate_update(new: Obj, old: Obj) -> list[Cause]:
+    """What an update may not change, beyond what validate() checks of any object."""
+    fn = UPDATE_BY_KIND.get(str(new.get("kind")))
+    return fn(new, old) if fn is not None else []

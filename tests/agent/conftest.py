@@ -4,6 +4,7 @@ helpers that wait on store changes (never on the clock)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -162,3 +163,23 @@ async def follow_until(
         raise AssertionError(f"log ended without {needle!r}: {seen!r}")
 
     return await asyncio.wait_for(run(), within)
+
+
+def configmap(name: str, data: dict[str, str]) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": data,
+    }
+
+
+def secret(name: str, data: dict[str, str]) -> Obj:
+    enc = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default"},
+        "type": "Opaque",
+        "data": enc,
+    }

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from svcnet.agent import Agent
 from svcnet.k8s.objects import Obj
 from svcnet.store import Store
-from tests.agent.conftest import container_status, follow_until, pod_obj, running_ready, wait_pod
-
-
-def configmap(name: str, data: dict[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "default"},
-        "data": data,
-    }
-
-
-def secret(name: str, data: dict[str, str]) -> Obj:
-    enc = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "type": "Opaque",
-        "data": enc,
-    }
+from tests.agent.conftest import (
+    configmap,
+    container_status,
+    follow_until,
+    pod_obj,
+    running_ready,
+    secret,
+    wait_pod,
+)
 
 
 def printer(script: str, **extra: Any) -> Obj:

@@ -78,9 +78,35 @@ def test_unknown_field_with_a_value_is_refused_by_number() -> None:
     [
         (b"{}", "magic"),
         (MAGIC + b"\x0a\x05ab", "truncated"),
-        (body("v1", "Pod", b""), "kind Pod is not one svcnet decodes"),
+        (body("rbac.authorization.k8s.io/v1", "Role", b""), "kind Role is not one svcnet decodes"),
     ],
 )
 def test_bad_bodies(raw: bytes, message: str) -> None:
     with pytest.raises(ProtobufError, match=message):
         decode(raw)
+
+
+def test_generated_tables_inline_embedded_structs_and_keep_pointer_zeros() -> None:
+    """Job (from the generated tables): `parallelism: 0` is a pointer set on purpose,
+    `Volume.VolumeSource` is inlined into the volume as JSON has it, and the
+    non-pointer zeros Go writes (`medium: ""`) are left out."""
+    empty_dir = ld(2, ld(1, "") + ld(2, ld(1, "64Mi")))
+    volume = ld(1, "scratch") + ld(2, empty_dir)
+    pod_spec = ld(1, volume) + ld(3, "Never")
+    spec = vint(1, 0) + ld(6, ld(1, b"") + ld(2, pod_spec))
+    job = decode(body("batch/v1", "Job", ld(1, ld(1, "j")) + ld(2, spec) + ld(3, b"")))
+    assert job == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {
+            "parallelism": 0,
+            "template": {
+                "metadata": {},
+                "spec": {
+                    "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    "restartPolicy": "Never",
+                },
+            },
+        },
+    }

@@ -105,7 +105,13 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
     # kube-apiserver lists a group's resources by name; kubectl expands `get all`
     # in that order (daemonsets, deployments, replicasets, statefulsets).
     apps_order = [x["resource"] for x in by_name["apps"]["versions"][0]["resources"]]
-    assert apps_order == ["daemonsets", "deployments", "replicasets", "statefulsets"]
+    assert apps_order == [
+        "controllerrevisions",
+        "daemonsets",
+        "deployments",
+        "replicasets",
+        "statefulsets",
+    ]
     batch = [x["resource"] for x in by_name["batch"]["versions"][0]["resources"]]
     assert batch == ["cronjobs", "jobs"]
     metrics = {x["resource"]: x for x in by_name["metrics.k8s.io"]["versions"][0]["resources"]}

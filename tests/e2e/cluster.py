@@ -20,30 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svcnet import credentials
-from svcnet.testing import free_port, isolated_up_args, node_ip
+from svcnet.testing import descendants, free_port, isolated_up_args, node_ip
+
+__all__ = ["descendants"]  # tests import it from here too
 
 ROOT = Path(__file__).resolve().parents[2]
 SVCNET = [sys.executable, "-m", "svcnet"]
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
 
 
 def alive(pid: int) -> bool:

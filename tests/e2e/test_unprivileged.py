@@ -68,6 +68,13 @@ spec:
   volumes:
   - {name: cfg, configMap: {name: settings}}
   - {name: mem, emptyDir: {medium: Memory}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-ingress}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
 """
 
 
@@ -193,6 +200,15 @@ def test_an_ordinary_user_gets_pods_and_plain_words(
         assert uids == {str(user.pw_uid)}
         events = get("get", "events", "-o", "json")
         assert '"reason":"NetworkIdentity"' in events.replace(" ", "")
+        # A NetworkPolicy is stored, and its Warning says it is not enforced, and why.
+        [warning] = [
+            e for e in json.loads(events)["items"] if e["involvedObject"]["kind"] == "NetworkPolicy"
+        ]
+        assert (warning["type"], warning["reason"]) == ("Warning", "NotEnforced")
+        assert warning["message"] == (
+            "svcnet stores this NetworkPolicy but does not enforce it: "
+            "svcnet is not running as root"
+        )
 
         # Volumes, through an unprivileged user namespace: the ConfigMap's file at its
         # mountPath, and medium Memory as a directory of /dev/shm (no tmpfs of its own).
@@ -234,3 +250,7 @@ def test_an_ordinary_user_gets_pods_and_plain_words(
     err = proc.stderr.read() if proc.stderr else ""
     said = [x for x in err.splitlines() if "not running as root" in x]
     assert len(said) >= 1 and "network identity" in " ".join(said), err[-2000:]
+    assert (
+        "svcnet: NetworkPolicies are stored but not enforced: svcnet is not running as root"
+        in err.splitlines()
+    ), err[-2000:]

@@ -1,6 +1,7 @@
-"""kubectl's typed generators (`kubectl create deployment|service|configmap|secret`,
-`expose`) send protobuf; the objects svcnet stores must hold every field that
-the same command's JSON (`--dry-run=client -o json`) carries."""
+"""kubectl's typed generators (`kubectl create deployment|service|configmap|secret|
+cronjob|job|ingress`, `create job --from=cronjob/x`, `expose`) send protobuf;
+the objects svcnet stores must hold every field that the same command's JSON
+(`--dry-run=client -o json`) carries."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ GENERATORS = [
     (["service", "externalname", "ext", "--external-name=example.com"], "service", "ext"),
     (["configmap", "c1", "--from-literal=a=b", "--from-literal=x=y"], "configmap", "c1"),
     (["secret", "generic", "s1", "--from-literal=p=q"], "secret", "s1"),
+    (
+        ["cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *", "--", "/bin/busybox"],
+        "cronjob",
+        "cj",
+    ),
+    # The job kubectl makes of the CronJob's template (owned by it, annotated).
+    (["job", "manual", "--from=cronjob/cj"], "job", "manual"),
+    (["job", "j1", "--image=busybox", "--", "/bin/busybox", "true"], "job", "j1"),
+    (["ingress", "ing", "--rule=foo.example/bar*=web3:80,tls=s1"], "ingress", "ing"),
 ]
 
 
