@@ -1,4 +1,4 @@
-"""Discovery and OpenAPI documents, generated from ``svcnet.k8s.kinds.KINDS``.
+"""Discovery documents, generated from ``svcnet.k8s.kinds.KINDS``.
 
 kubectl learns which resources exist (and their short names and categories,
 for ``get svc`` and ``get all``) from discovery, and caches it on disk; so the
@@ -8,11 +8,7 @@ Two discovery forms are served, as kube-apiserver does: aggregated discovery
 (``apidiscovery.k8s.io/v2``, two requests) when the Accept header asks for it,
 and the legacy APIVersions / APIGroupList / APIResourceList otherwise.
 
-OpenAPI v3 is minimal on purpose (kubectl-api.md section 2): one PATCH
-operation per kind that declares the ``fieldValidation`` parameter, which is
-what kubectl checks before it trusts the server to validate (and skips its
-own client-side schema validation). ``/openapi/v2`` stays 404 so kubectl
-computes strategic merge patches from its compiled-in types.
+The OpenAPI documents are api/openapi.py's.
 """
 
 from __future__ import annotations
@@ -21,9 +17,6 @@ from svcnet.k8s.kinds import KINDS, Kind
 from svcnet.k8s.objects import Obj
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-
-OPENAPI_HASH = "svcnet-0002"
-"""Bump when the documents change so kubectl's HTTP cache refetches them."""
 
 
 def group_versions() -> list[tuple[str, str]]:
@@ -212,63 +205,4 @@ def api_resource_list(group: str, version: str) -> Obj | None:
         "apiVersion": "v1",
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": resources,
-    }
-
-
-# ---------------------------------------------------------------------------
-# OpenAPI v3
-
-
-def gv_path(group: str, version: str) -> str:
-    """`api/v1`, `apis/apps/v1`: the key kubectl looks up in /openapi/v3."""
-    return f"apis/{group}/{version}" if group else f"api/{version}"
-
-
-def openapi_root() -> Obj:
-    return {
-        "paths": {
-            gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{gv_path(g, v)}?hash={OPENAPI_HASH}"}
-            for g, v in group_versions()
-        }
-    }
-
-
-def _param(name: str) -> Obj:
-    return {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-
-
-def openapi_group_version(group: str, version: str) -> Obj | None:
-    ks = kinds_of(group, version)
-    if not ks:
-        return None
-    paths: Obj = {}
-    for k in ks:
-        gvk = {"group": k.group, "version": k.version, "kind": k.kind}
-        write_params = [_param(p) for p in ("dryRun", "fieldManager", "fieldValidation")]
-        collection = k.collection_path("{namespace}" if k.namespaced else None)
-        obj_path = f"{collection}/{{name}}"
-        action = {"x-kubernetes-group-version-kind": gvk, "responses": {}}
-        paths[collection] = {
-            "post": {**action, "x-kubernetes-action": "post", "parameters": write_params},
-            "get": {**action, "x-kubernetes-action": "list", "parameters": []},
-        }
-        paths[obj_path] = {
-            "get": {**action, "x-kubernetes-action": "get", "parameters": []},
-            "put": {**action, "x-kubernetes-action": "put", "parameters": write_params},
-            "patch": {
-                **action,
-                "x-kubernetes-action": "patch",
-                "parameters": [*write_params, _param("force")],
-            },
-            "delete": {
-                **action,
-                "x-kubernetes-action": "delete",
-                "parameters": [_param("dryRun"), _param("gracePeriodSeconds")],
-            },
-        }
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.32.0"},
-        "paths": paths,
-        "components": {"schemas": {}},
     }

@@ -11,6 +11,7 @@ what clients send has one place.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from svcnet.k8s.kinds import Kind
 from svcnet.k8s.media import APPLY_PATCH, JSON, JSON_PATCH, MERGE_PATCH, PATCH_TYPES, YAML
 from svcnet.k8s.objects import Obj
 from svcnet.manifest import decode
-from svcnet.registry import ApiError
+from svcnet.registry import ApiError, schema
 from svcnet.registry.errors import bad_request
 
 YAML_TYPES = (APPLY_PATCH, YAML, "application/x-yaml", "text/yaml")
@@ -135,6 +136,44 @@ def dry_run(request: web.Request) -> bool:
         if v != "All":
             raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
     return bool(values)
+
+
+FIELD_VALIDATION = ("", "Ignore", "Strict", "Warn")
+
+
+def field_validation(request: web.Request, options: str) -> str:
+    """The fieldValidation directive: Warn when absent, as the API server's default
+    since 1.25 (kubectl sends Strict unless told --validate=warn or false)."""
+    value = request.query.get("fieldValidation", "")
+    if value not in FIELD_VALIDATION:
+        allowed = ", ".join(f'"{v}"' for v in FIELD_VALIDATION)
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{options}.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: '
+            f'"{value}": supported values: {allowed}',
+        )
+    return value or "Warn"
+
+
+def drop_unknown_fields(body: Obj, kind: Kind, directive: str) -> tuple[Obj, list[str]]:
+    """Under Warn and Ignore the decoder drops fields the schema does not know (and
+    Warn says which, as `Warning` headers); Strict leaves them for the registry's
+    schema check to refuse."""
+    if directive == "Strict":
+        return body, []
+    paths = schema.unknown_fields(body, kind)
+    if not paths:
+        return body, []
+    body = copy.deepcopy(body)
+    for path in reversed(paths):
+        parent: Any = body
+        for part in path[:-1]:
+            parent = parent[part]
+        parent.pop(path[-1], None)
+    if directive == "Ignore":
+        return body, []
+    return body, [f'unknown field "{schema.field_path(p)}"' for p in paths]
 
 
 def include_object(request: web.Request) -> str:

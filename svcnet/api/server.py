@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
-from svcnet.api import discovery, metrics, portforward, streams, tables, usage, watch
+from svcnet.api import discovery, metrics, openapi, portforward, streams, tables, usage, watch
 from svcnet.api.request import (
     MAX_BODY,
     Target,
@@ -36,9 +36,11 @@ from svcnet.api.request import (
     check_caller,
     check_object,
     delete_options,
+    drop_unknown_fields,
     dry_run,
     field_manager,
     field_selector,
+    field_validation,
     include_object,
     query_bool,
     query_int,
@@ -88,6 +90,31 @@ def json_response(data: Any, status: int = 200, content_type: str = JSON) -> web
         status=status,
         headers={"Content-Type": content_type},
     )
+
+
+def _openapi_response(
+    request: web.Request,
+    body: bytes,
+    etag: str,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """An OpenAPI document as kube-openapi serves it (Go's http.ServeContent): a
+    quoted ETag, 304 to a client that already holds it, Vary: Accept."""
+    quoted = f'"{etag}"'
+    out = {"Etag": quoted, "Vary": "Accept", **(headers or {})}
+    match = request.headers.get("If-None-Match", "")
+    if quoted in (t.strip() for t in match.split(",")) or match.strip() == "*":
+        return web.Response(status=304, headers=out)
+    return web.Response(body=body, headers={**out, "Content-Type": content_type})
+
+
+def _warn(resp: web.Response, warnings: list[str]) -> web.Response:
+    """Warnings as the API server sends them (RFC 7234 code 299); kubectl prints
+    each as `Warning: <text>`."""
+    for text in warnings:
+        resp.headers.add("Warning", "299 - " + json.dumps(text))
+    return resp
 
 
 def status_response(err: ApiError) -> web.Response:
@@ -142,6 +169,7 @@ class ApiServer:
             app.router.add_get(probe, self._ok)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/debug/svcnet/stats", self._stats)
+        app.router.add_get("/openapi/v2", self._openapi_v2)
         app.router.add_get("/openapi/v3", self._openapi_root)
         app.router.add_get("/openapi/v3/{gv:.*}", self._openapi_gv)
         app.router.add_get("/api/v1/nodes/{name}/proxy/configz", self._configz)
@@ -273,19 +301,43 @@ class ApiServer:
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok", content_type="text/plain")
 
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        media = openapi.negotiate(request.headers.get("Accept", ""), openapi.V2_OFFERED)
+        if media is None:
+            return web.Response(status=406, headers={"Vary": "Accept"})
+        doc = await asyncio.to_thread(openapi.v2)
+        if media == JSON:
+            body = doc.json
+        else:
+            body = await asyncio.to_thread(openapi.v2_protobuf)
+            media = openapi.V2_PROTOBUF  # kube-openapi answers the deprecated name so too
+        resp = _openapi_response(request, body, doc.etag, media)
+        # kube-openapi gzips v2 (half a megabyte as JSON) for clients that take it.
+        resp.enable_compression()
+        return resp
+
     async def _openapi_root(self, request: web.Request) -> web.Response:
-        return json_response(discovery.openapi_root())
+        doc = await asyncio.to_thread(openapi.v3_root)
+        return _openapi_response(request, doc.json, doc.etag, JSON)
 
     async def _openapi_gv(self, request: web.Request) -> web.Response:
-        parts = request.match_info["gv"].strip("/").split("/")
-        doc = None
-        if len(parts) == 2 and parts[0] == "api":
-            doc = discovery.openapi_group_version("", parts[1])
-        elif len(parts) == 3 and parts[0] == "apis":
-            doc = discovery.openapi_group_version(parts[1], parts[2])
+        path = request.match_info["gv"].strip("/")
+        media = openapi.negotiate(request.headers.get("Accept", ""), openapi.V3_OFFERED)
+        doc = await asyncio.to_thread(openapi.v3_group_version, path)
         if doc is None:
             raise NOT_FOUND_PATH
-        return json_response(doc)
+        if media is None:
+            return web.Response(status=406, headers={"Vary": "Accept"})
+        headers: dict[str, str] = {}
+        wanted = request.query.get("hash")
+        if wanted:
+            if wanted != doc.etag:
+                # An old link from a client's cache: to the current document.
+                raise web.HTTPMovedPermanently(f"/openapi/v3/{path}?hash={doc.etag}")
+            expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+            headers["Cache-Control"] = "public, immutable"
+            headers["Expires"] = expires.strftime("%a, %d %b %Y %H:%M:%S UTC")
+        return _openapi_response(request, doc.json, doc.etag, media, headers)
 
     def _discovery(self, request: web.Request) -> web.Response | None:
         segs = [s for s in request.path.split("/") if s]
@@ -464,24 +516,28 @@ class ApiServer:
         return self._render(request, target, obj)
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
+        directive = field_validation(request, "CreateOptions")
         body = check_object(await read_object(request, target.kind), target)
+        body, warnings = drop_unknown_fields(body, target.kind, directive)
         obj = self.registry.create(
             body,
             namespace=target.namespace if target.kind.namespaced else None,
             dry_run=dry_run(request),
             field_manager=field_manager(request),
         )
-        return self._render(request, target, obj, 201)
+        return _warn(self._render(request, target, obj, 201), warnings)
 
     async def _update(self, request: web.Request, target: Target) -> web.Response:
+        directive = field_validation(request, "UpdateOptions")
         body = check_object(await read_object(request, target.kind), target)
+        body, warnings = drop_unknown_fields(body, target.kind, directive)
         obj = self.registry.update(
             body,
             namespace=target.namespace if target.kind.namespaced else None,
             dry_run=dry_run(request),
             field_manager=field_manager(request),
         )
-        return self._render(request, target, obj)
+        return _warn(self._render(request, target, obj), warnings)
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -495,6 +551,7 @@ class ApiServer:
             )
         ns = target.namespace if target.kind.namespaced else None
         is_dry_run = dry_run(request)
+        directive = field_validation(request, "PatchOptions")
         if ctype == APPLY_PATCH:
             if not request.query.get("fieldManager"):
                 raise ApiError(
@@ -504,6 +561,7 @@ class ApiServer:
                     "is required for apply patch",
                 )
             body = check_object(await read_object(request, target.kind), target)
+            body, warnings = drop_unknown_fields(body, target.kind, directive)
             obj, created = self.registry.apply(
                 body,
                 namespace=ns,
@@ -511,14 +569,15 @@ class ApiServer:
                 field_manager=request.query["fieldManager"],
                 force=query_bool(request.query, "force"),
             )
-            return self._render(request, target, obj, 201 if created else 200)
+            return _warn(self._render(request, target, obj, 201 if created else 200), warnings)
         body = await read_body(request)
         live = self.registry.get(target.kind, self._ns(target), target.name)
         patched = check_object(apply_patch(live, body, ctype, target.kind.kind), target)
+        patched, warnings = drop_unknown_fields(patched, target.kind, directive)
         obj = self.registry.update(
             patched, namespace=ns, dry_run=is_dry_run, field_manager=field_manager(request)
         )
-        return self._render(request, target, obj)
+        return _warn(self._render(request, target, obj), warnings)
 
     def _check_preconditions(self, target: Target, obj: Obj, opts: Obj) -> None:
         pre = opts.get("preconditions") or {}

@@ -18,3 +18,8 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, STRATEGIC_MERGE_PATCH)
 """What PATCH accepts, in the order the API server lists them in a 415."""
+
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+OPENAPI_V2_PROTOBUF_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+"""/openapi/v2 as gnostic's protobuf: client-go asks for the deprecated name and
+kube-openapi answers with the other."""

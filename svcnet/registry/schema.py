@@ -88,6 +88,21 @@ def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | 
     return jsonschema.Draft202012Validator(schema, registry=reg, format_checker=_FORMATS)
 
 
+@functools.cache
+def openapi_definitions() -> dict[str, Any]:
+    """Every definition of the official OpenAPI document for SCHEMA_VERSION, by its
+    name (`io.k8s.api.apps.v1.Deployment`), as kubernetes-validate converted it: the
+    non-strict variant, whose objects keep the upstream descriptions, `required`
+    and the x-kubernetes-* extensions (group-version-kind, patch strategy and merge
+    key, list type) unchanged. The API server's /openapi documents are built from
+    these (api/openapi.py), so the schemas kubectl reads are the ones svcnet checks.
+    """
+    base = SCHEMA_VERSION.removesuffix("-strict")
+    path = resources.files("kubernetes_validate") / "kubernetes-json-schema" / base
+    defs: dict[str, Any] = json.loads((path / "_definitions.json").read_text())["$defs"]
+    return defs
+
+
 _B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
@@ -122,6 +137,22 @@ _REQUIRED_BY_VALIDATION = frozenset({("Ingress", "pathType"), ("NetworkPolicy", 
 reports in words of its own ("pathType must be specified"), or, being a Go struct
 and no pointer, decodes as its zero value (a NetworkPolicy's podSelector: every
 pod): left to validation.py and defaults.py."""
+
+
+def unknown_fields(obj: dict[str, Any], kind: Kind) -> list[list[Any]]:
+    """The paths of the fields the kind's schema does not know, in the order the
+    API server's decoder reports them (what fieldValidation=Warn warns about and
+    Ignore drops)."""
+    v = _validator(kind.api_version, kind.kind)
+    if v is None:
+        return []
+    out: list[list[Any]] = []
+    for e in sorted(v.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+            sch: dict[str, Any] = e.schema if isinstance(e.schema, dict) else {}
+            known = set(sch.get("properties") or {})
+            out.extend([*e.absolute_path, x] for x in sorted(set(e.instance) - known))
+    return out
 
 
 def check(obj: dict[str, Any], kind: Kind, *, strict: bool = True) -> None:

@@ -162,3 +162,79 @@ async def test_kubectl_get_watch(server: ApiServer, store: Store, tmp_path: Path
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_kubectl_explain(server: ApiServer, tmp_path: Path) -> None:
+    rc, out, err = await kubectl(server, tmp_path, "explain", "pod.spec.containers")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[:4] == ["KIND:       Pod", "VERSION:    v1", "", "FIELD: containers <[]Container>"]
+    assert "  name\t<string> -required-" in lines
+    assert "  ports\t<[]ContainerPort>" in lines
+    assert "    List of containers belonging to the pod. Containers cannot currently be" in lines
+
+    rc, out, err = await kubectl(server, tmp_path, "explain", "deploy", "--recursive")
+    assert rc == 0, err
+    assert out.startswith("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n")
+    assert "        maxSurge\t<IntOrString>" in out.splitlines()
+    assert "  status\t<DeploymentStatus>" in out.splitlines()
+
+    rc, out, err = await kubectl(server, tmp_path, "explain", "svc")
+    assert rc == 0, err
+    assert out.startswith("KIND:       Service\nVERSION:    v1\n\nDESCRIPTION:\n")
+    assert "  spec\t<ServiceSpec>" in out.splitlines()
+
+    rc, out, err = await kubectl(server, tmp_path, "explain", "svc.spec.nope")
+    assert (rc, err.strip()) == (1, 'error: field "nope" does not exist')
+
+
+async def test_kubectl_validation_and_unknown_kinds(server: ApiServer, tmp_path: Path) -> None:
+    foo = tmp_path / "f.yaml"
+    foo.write_text("apiVersion: example.com/v1\nkind: Foo\nmetadata:\n  name: x\n")
+    rc, _, err = await kubectl(server, tmp_path, "apply", "-f", str(foo))
+    assert rc == 1
+    assert err == (
+        f'error: resource mapping not found for name: "x" namespace: "" from "{foo}": '
+        'no matches for kind "Foo" in version "example.com/v1"\n'
+        "ensure CRDs are installed first\n"
+    )
+
+    deploy = tmp_path / "x.yaml"
+    deploy.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replica: 2\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+        "      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n"
+        "        image: nginx\n"
+    )
+    rc, _, err = await kubectl(server, tmp_path, "apply", "--validate=strict", "-f", str(deploy))
+    assert rc == 1
+    assert err == (
+        f'Error from server (BadRequest): error when creating "{deploy}": Deployment in '
+        'version "v1" cannot be handled as a Deployment: strict decoding error: unknown '
+        'field "spec.replica"\n'
+    )
+
+    rc, out, err = await kubectl(server, tmp_path, "apply", "--validate=warn", "-f", str(deploy))
+    assert (rc, out, err) == (
+        0,
+        "deployment.apps/web created\n",
+        'Warning: unknown field "spec.replica"\n',
+    )
+    rc, out, err = await kubectl(server, tmp_path, "delete", "deploy", "web", "--wait=false")
+    assert rc == 0, err
+    rc, out, err = await kubectl(server, tmp_path, "apply", "--validate=false", "-f", str(deploy))
+    assert (rc, out, err) == (0, "deployment.apps/web created\n", "")
+
+    # A List is validated by kubectl itself, against /openapi/v2 (protobuf).
+    items = tmp_path / "list.yaml"
+    items.write_text(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n"
+        "  metadata: {name: c1}\n  bogus: 1\n"
+    )
+    rc, _, err = await kubectl(server, tmp_path, "apply", "-f", str(items))
+    assert rc == 1
+    assert err == (
+        f'error: error validating "{items}": error validating data: ValidationError(ConfigMap): '
+        'unknown field "bogus" in io.k8s.api.core.v1.ConfigMap; if you choose to ignore these '
+        "errors, turn validation off with --validate=false\n"
+    )

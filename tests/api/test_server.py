@@ -166,7 +166,8 @@ async def test_openapi(client: aiohttp.ClientSession) -> None:
     assert "fieldValidation" in [p["name"] for p in op["parameters"]]
     core = await get_json(client, root["paths"]["api/v1"]["serverRelativeURL"])
     assert "/api/v1/namespaces/{name}" in core["paths"]
-    await get_json(client, "/openapi/v2", 404)
+    v2 = await get_json(client, "/openapi/v2", Accept="application/json")
+    assert v2["swagger"] == "2.0"
 
 
 async def test_create_get_list_delete(client: aiohttp.ClientSession, store: Store) -> None:
@@ -490,3 +491,39 @@ def test_kinds_all_routable() -> None:
     for kind in BY_KIND.values():
         t = resolve(kind.collection_path("default" if kind.namespaced else None))
         assert t is not None and t.kind == kind
+
+
+async def test_field_validation_directives(client: aiohttp.ClientSession, store: Store) -> None:
+    svc = make_service("fv")
+    svc["spec"]["ports"][0]["targetPrt"] = 8080
+    svc["spec"]["bogus"] = True
+    url = "/api/v1/namespaces/default/services"
+    async with client.post(url + "?fieldValidation=Strict", json=svc) as r:
+        assert r.status == 400
+        assert (await r.json())["message"] == (
+            'Service in version "v1" cannot be handled as a Service: strict decoding error: '
+            'unknown field "spec.bogus", unknown field "spec.ports[0].targetPrt"'
+        )
+    # Warn (also what no directive means): the fields are dropped and named.
+    async with client.post(url, json=svc) as r:
+        assert r.status == 201, await r.text()
+        assert r.headers.getall("Warning") == [
+            '299 - "unknown field \\"spec.bogus\\""',
+            '299 - "unknown field \\"spec.ports[0].targetPrt\\""',
+        ]
+    live = store.get("Service", "default", "fv")
+    assert live is not None and "bogus" not in live["spec"]
+    assert "targetPrt" not in live["spec"]["ports"][0]
+    patch = {"spec": {"bogus": 1}}
+    async with client.patch(
+        url + "/fv?fieldValidation=Ignore",
+        json=patch,
+        headers={"Content-Type": "application/merge-patch+json"},
+    ) as r:
+        assert r.status == 200 and "Warning" not in r.headers, await r.text()
+    async with client.post(url + "?fieldValidation=Loose", json=make_service("x")) as r:
+        assert r.status == 422
+        assert (await r.json())["message"] == (
+            'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: '
+            '"Loose": supported values: "", "Ignore", "Strict", "Warn"'
+        )
