@@ -55,6 +55,7 @@ from svcnet.k8s.objects import Obj, pod_ready, with_last_applied
 from svcnet.k8s.wellknown import (
     DEFAULT_INGRESS_CLASS,
     INGRESS_NGINX_CONTROLLER,
+    SERVICE_NAME,
     SKIP_MIRROR,
 )
 from svcnet.kernel import bpf, sockhooks
@@ -128,6 +129,24 @@ def bootstrap(settings: Settings, registry: Registry) -> None:
                     "ports": [{"name": "https", "port": settings.api.port, "protocol": "TCP"}],
                 }
             ],
+        }
+    )
+    # And its slice, as kube-apiserver's endpoint reconciler writes it (named after
+    # the Service, no managed-by label): DNS and the proxy read slices, so without
+    # it in-cluster clients could not reach the API through kubernetes.default.
+    api_ip = reachable(settings.api.host)
+    ensure(
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {SERVICE_NAME: "kubernetes"},
+            },
+            "addressType": "IPv6" if ":" in api_ip else "IPv4",
+            "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": settings.api.port, "protocol": "TCP"}],
         }
     )
     ensure(

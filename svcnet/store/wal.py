@@ -60,7 +60,8 @@ def kept_form(obj: Obj) -> Obj | None:
         value = (md.get("labels") or {}).get(label)
         if value == owners or (isinstance(owners, tuple) and value in owners):
             return None
-        if kind == "Endpoints" and md.get("name") == "kubernetes":
+    if kind in ("Endpoints", "EndpointSlice") and md.get("name") == "kubernetes":
+        if md.get("namespace") == "default":
             return None  # the API server's own, written at every start
     out = {k: v for k, v in obj.items() if k != "status" or kind in _KEEP_STATUS}
     out["metadata"] = {k: v for k, v in md.items() if k != "resourceVersion"}

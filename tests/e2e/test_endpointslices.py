@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import http.server
 import shutil
+import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
 
 import pytest
 
+from svcnet.k8s.wellknown import SLICE_MANAGED_BY
 from svcnet.testing import Namespace
 
 pytestmark = pytest.mark.slow
@@ -186,3 +189,30 @@ subsets:
     ns.kubectl("wait", "--for=delete", "endpoints/manual", *mirrors, "--timeout=10s")
     gone = ns.kubectl("get", "endpoints", "manual", check=False)
     assert 'endpoints "manual" not found' in gone.stderr
+
+
+def test_the_api_server_is_reachable_through_the_kubernetes_service(
+    svcnet_namespace: Namespace,
+) -> None:
+    """In-cluster clients (KUBERNETES_SERVICE_HOST) reach the API server through the
+    `kubernetes` Service, whose EndpointSlice the API server writes itself."""
+    ns = svcnet_namespace
+    svc = ns.get("service/kubernetes", "default")
+    ip = svc["spec"]["clusterIP"]
+    assert ns.resolve("kubernetes.default") == [ip]
+    [slice_] = ns.client.get(
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        query={"labelSelector": "kubernetes.io/service-name=kubernetes"},
+    )["items"]
+    assert slice_["metadata"]["name"] == "kubernetes"
+    assert SLICE_MANAGED_BY not in slice_["metadata"]["labels"]
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((ip, 443), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        tls.sendall(
+            b"GET /version HTTP/1.1\r\nHost: kubernetes.default\r\nConnection: close\r\n\r\n"
+        )
+        status = tls.recv(64)
+    # The API server answers (/version needs no credential, as kube-apiserver's).
+    assert status.startswith(b"HTTP/1.1 200 OK"), status
