@@ -133,9 +133,10 @@ def builtin_images() -> dict[str, Image]:
         "nginx": Image(
             "nginx", (*_script("nginx.py"), "--welcome"), ("nginx", "-g", "daemon off;"), True
         ),
-        # The StatefulSet tutorial's (web.yaml): nginx built small, the same welcome page.
-        "registry.k8s.io/nginx-slim": Image(
-            "registry.k8s.io/nginx-slim",
+        # registry.k8s.io/nginx-slim, the StatefulSet tutorial's (web.yaml): nginx built
+        # small, the same welcome page. Registry hosts are not part of the key (normalize).
+        "nginx-slim": Image(
+            "nginx-slim",
             (*_script("nginx.py"), "--welcome"),
             ("nginx", "-g", "daemon off;"),
             True,

@@ -169,3 +169,16 @@ async def test_log_buffer_bounds_tails_and_follows() -> None:
     log.close()
     batches = [b async for b in log.follow(-1)]
     assert batches and batches[-1][-1].data.endswith(b"x\n")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "registry.k8s.io/nginx-slim:0.7",  # the StatefulSet tutorial's web.yaml
+        "docker.io/redis:6.0.5",  # the guestbook tutorial's
+        "us-docker.pkg.dev/google-samples/containers/gke/gb-frontend:v5",
+        "us-docker.pkg.dev/google-samples/containers/gke/gb-redis-follower:v2",
+    ],
+)
+def test_the_tutorials_images_are_built_in(image: str) -> None:
+    assert ImageRegistry().resolve(image) is not None
