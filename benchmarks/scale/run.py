@@ -70,6 +70,7 @@ class Result:
     dns_ms_median: float = 0.0
     dns_ms_p99: float = 0.0
     dns_unanswered: int = 0
+    dns_samples: int = 0
     """Queries during the ramp with no answer within 2 s (or no record)."""
     dns_new_service_ms: float = 0.0
     clusterip_ms_median: float = 0.0
@@ -282,33 +283,46 @@ def run(services: int, replicas: int, prefix: int, timeout: float) -> Result:
         cluster_ip = first["spec"]["clusterIP"]
         dns: list[float] = []
         http: list[float] = []
-        rss_peak = 0.0
+        rss_peak = [0.0]
+        ramping = threading.Event()
+        ramping.set()
+
+        def sample() -> None:
+            # Apart from the API polling below, which slows down as the daemon does.
+            asked = 0
+            while ramping.is_set():
+                asked += 1
+                ms = dns_ms(d.dns_port, f"svc{asked % services:04d}.{NS}.svc.cluster.local.")
+                if ms is None:
+                    r.dns_unanswered += 1
+                else:
+                    dns.append(ms)
+                hm = http_ms(cluster_ip)
+                if hm is not None:
+                    http.append(hm)
+                rss_peak[0] = max(rss_peak[0], rss_mib(d.proc.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         want = services * replicas
         deadline = t0 + timeout
-        asked = 0
         while time.monotonic() < deadline:
-            asked += 1
-            ms = dns_ms(d.dns_port, f"svc{asked % services:04d}.{NS}.svc.cluster.local.")
-            if ms is None:
-                r.dns_unanswered += 1
-            else:
-                dns.append(ms)
-            hm = http_ms(cluster_ip)
-            if hm is not None:
-                http.append(hm)
-            rss_peak = max(rss_peak, rss_mib(d.proc.pid))
             if count_ready(c) >= want:
                 r.ready_s = time.monotonic() - t0
                 break
             time.sleep(0.2)
+        ramping.clear()
+        sampler.join(10)
         ramp = time.monotonic() - t0
         r.ramp_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu0) / ramp
-        r.ramp_rss_mib = rss_peak
+        r.ramp_rss_mib = rss_peak[0]
         if r.ready_s is None:
             r.notes.append(f"not all ready after {timeout:g}s: {count_ready(c)}/{want}")
         if dns:
             r.dns_ms_median = statistics.median(dns)
             r.dns_ms_p99 = sorted(dns)[int(0.99 * (len(dns) - 1))]
+            r.dns_samples = len(dns)
         if http:
             r.clusterip_ms_median = statistics.median(http)
         # Idle: nothing changes; the probes keep running.
