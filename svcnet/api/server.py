@@ -28,7 +28,17 @@ from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
-from svcnet.api import discovery, metrics, openapi, portforward, streams, tables, usage, watch
+from svcnet.api import (
+    discovery,
+    metrics,
+    openapi,
+    portforward,
+    reviews,
+    streams,
+    tables,
+    usage,
+    watch,
+)
 from svcnet.api.request import (
     MAX_BODY,
     Target,
@@ -51,7 +61,7 @@ from svcnet.api.request import (
 )
 from svcnet.config import Settings, reachable
 from svcnet.credentials import Credentials
-from svcnet.k8s import kinds, labels
+from svcnet.k8s import kinds, labels, version
 from svcnet.k8s.media import (
     APPLY_PATCH,
     JSON,
@@ -68,18 +78,6 @@ from svcnet.store import ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 
-
-VERSION: Obj = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0",
-    "gitCommit": "70d3cc986aa8221cd1dfb1121852688902d3bf53",
-    "gitTreeState": "clean",
-    "buildDate": "2024-12-11T00:00:00Z",
-    "goVersion": "go1.23.4",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 
 NOT_FOUND_PATH = ApiError(404, "NotFound", "the server could not find the requested resource")
 
@@ -267,7 +265,7 @@ class ApiServer:
         return resp
 
     async def _version(self, request: web.Request) -> web.Response:
-        return json_response(VERSION)
+        return json_response(version.version_info())
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(metrics.snapshot(self.stats))
@@ -376,6 +374,8 @@ class ApiServer:
         if target is None:
             raise NOT_FOUND_PATH
         method = request.method
+        if target.kind.review:
+            return await self._review(request, target)
         if not target.kind.stored:
             return self._computed(request, target)
         if target.subresource is not None:
@@ -387,7 +387,7 @@ class ApiServer:
                 return self._list(request, target)
             if method == "POST":
                 return await self._create(request, target)
-            if method == "DELETE":
+            if method == "DELETE" and "deletecollection" in target.kind.verbs:
                 return await self._delete_collection(request, target)
         else:
             if method == "GET":
@@ -403,6 +403,17 @@ class ApiServer:
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
+
+    async def _review(self, request: web.Request, target: Target) -> web.Response:
+        """SelfSubject*Review: create-only, answered and forgotten (reviews.py)."""
+        if request.method != "POST" or target.name is not None or target.subresource:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        body = check_object(await read_object(request, target.kind), target)
+        return json_response(reviews.answer(target.kind, body, target.namespace, time.time()), 201)
 
     def _computed(self, request: web.Request, target: Target) -> web.Response:
         """metrics.k8s.io: figures the node measures when asked (usage.py)."""
