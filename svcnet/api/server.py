@@ -32,6 +32,7 @@ from svcnet.api import (
     discovery,
     metrics,
     openapi,
+    paging,
     portforward,
     reviews,
     streams,
@@ -475,29 +476,42 @@ class ApiServer:
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
         kind = target.kind
-        items = self.registry.list(
+        q = request.query
+        labels_text, fields_text = q.get("labelSelector"), field_selector(request, kind)
+        # A bad selector is refused before anything else, as the apiserver parses it first.
+        self.registry.select([], labels_text, fields_text)
+        got = paging.page(
+            self.store,
             kind,
-            target.namespace if kind.namespaced else None,
-            request.query.get("labelSelector"),
-            field_selector(request, kind),
+            (target.namespace or None) if kind.namespaced else None,
+            query_int(q, "limit"),
+            q.get("continue") or None,
+            q.get("resourceVersion"),
+            lambda items: self.registry.select(items, labels_text, fields_text),
+            bool(labels_text or fields_text),
         )
-        rv = str(self.store.resource_version)
+        rv = str(got.resource_version)
+        listmeta: Obj = {"resourceVersion": rv}
+        if got.continue_token:
+            listmeta["continue"] = got.continue_token
+        if got.remaining is not None:
+            listmeta["remainingItemCount"] = got.remaining
         if wants_table(request):
-            return json_response(
-                tables.table(
-                    kind.kind,
-                    items,
-                    dt.datetime.now(dt.UTC),
-                    resource_version=rv,
-                    include_object=include_object(request),
-                )
+            table = tables.table(
+                kind.kind,
+                got.items,
+                dt.datetime.now(dt.UTC),
+                resource_version=rv,
+                include_object=include_object(request),
             )
+            table["metadata"] = {**table.get("metadata", {}), **listmeta}
+            return json_response(table)
         return json_response(
             {
                 "kind": f"{kind.kind}List",
                 "apiVersion": kind.api_version,
-                "metadata": {"resourceVersion": rv},
-                "items": items,
+                "metadata": listmeta,
+                "items": got.items,
             }
         )
 
