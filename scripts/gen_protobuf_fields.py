@@ -36,6 +36,8 @@ API_PACKAGES = (
     "storage/v1",
     "networking/v1",
     "discovery/v1",
+    "authentication/v1",
+    "authorization/v1",
 )
 MACHINERY_FILES = ("pkg/apis/meta/v1/types.go",)
 
@@ -223,7 +225,10 @@ def main() -> None:
     groups = {"": "core/v1"} | {p.split("/")[0]: p for p in API_PACKAGES}
     groups |= {"networking.k8s.io": "networking/v1", "discovery.k8s.io": "discovery/v1"}
     groups |= {"storage.k8s.io": "storage/v1"}
-    roots = [k.kind for k in kinds.KINDS if k.stored and k.group in groups]
+    groups |= {"authentication.k8s.io": "authentication/v1"}
+    groups |= {"authorization.k8s.io": "authorization/v1"}
+    # The reviews kubectl auth sends (typed clients send protobuf) are decoded too.
+    roots = [k.kind for k in kinds.KINDS if (k.stored or k.review) and k.group in groups]
     out = generate(Path(sys.argv[1]), Path(sys.argv[2]), roots)
     json.dump(out, sys.stdout, separators=(",", ":"), sort_keys=False)
     sys.stdout.write("\n")

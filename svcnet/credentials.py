@@ -10,6 +10,10 @@ and is made once and reused, so a kubeconfig written by `svcnet kubeconfig`
 keeps working across restarts; a certificate that lacks a needed name or is
 about to expire is made again.
 
+Whoever holds the token is the cluster's admin, named as a kind cluster names
+its kubeconfig's user (k8s/rbac.py: kubernetes-admin, in kubeadm:cluster-admins):
+that is what `kubectl auth whoami` reports for a kubeconfig written here.
+
 The svcnet CLI finds these files from the server address alone (the state
 directory is named after it); kubectl and client libraries get them in the
 kubeconfig the daemon writes beside them.

@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 from svcnet import __version__
+from svcnet.k8s import version
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.nodeapi import NODE_NAME
 
-KUBELET_VERSION = "v1.32.0"
+KUBELET_VERSION = version.GIT_VERSION
 """The Kubernetes version svcnet answers as (the API server's /version says the same)."""
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}

@@ -33,12 +33,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.k8s import version
 from svcnet.k8s.objects import Obj
 
 KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 LABEL = {"startupProbe": "Startup", "livenessProbe": "Liveness", "readinessProbe": "Readiness"}
 HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
-USER_AGENT = "kube-probe/1.32"
+USER_AGENT = f"kube-probe/{version.MAJOR}.{version.MINOR}"
 
 DEFAULTS: dict[str, int] = {
     "timeoutSeconds": 1,

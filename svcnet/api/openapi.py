@@ -231,6 +231,10 @@ def _operations(k: Kind, v3: bool) -> dict[str, Obj]:
         return o
 
     path_params = [_param("namespace", v3, "path")] if k.namespaced else []
+    if k.review:
+        # Create-only: kube-apiserver serves nothing but POST on the collection.
+        base = k.collection_path("{namespace}" if k.namespaced else None)
+        return {base: {"parameters": path_params, "post": op("post", _WRITE_PARAMS, one)}}
     collection: Obj = {"parameters": path_params, "get": op("list", ("watch",), many)}
     item: Obj = {
         "parameters": [_param("name", v3, "path"), *path_params],
@@ -238,7 +242,8 @@ def _operations(k: Kind, v3: bool) -> dict[str, Obj]:
     }
     if k.stored:
         collection["post"] = op("post", _WRITE_PARAMS, one)
-        collection["delete"] = op("deletecollection", ("dryRun",), status)
+        if "deletecollection" in k.verbs:
+            collection["delete"] = op("deletecollection", ("dryRun",), status)
         item["put"] = op("put", _WRITE_PARAMS, one)
         item["patch"] = op("patch", (*_WRITE_PARAMS, "force"), one)
         item["delete"] = op("delete", ("dryRun", "gracePeriodSeconds"), status)

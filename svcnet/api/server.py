@@ -28,7 +28,18 @@ from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
-from svcnet.api import discovery, metrics, openapi, portforward, streams, tables, usage, watch
+from svcnet.api import (
+    discovery,
+    metrics,
+    openapi,
+    paging,
+    portforward,
+    reviews,
+    streams,
+    tables,
+    usage,
+    watch,
+)
 from svcnet.api.request import (
     MAX_BODY,
     Target,
@@ -51,7 +62,7 @@ from svcnet.api.request import (
 )
 from svcnet.config import Settings, reachable
 from svcnet.credentials import Credentials
-from svcnet.k8s import kinds, labels
+from svcnet.k8s import kinds, labels, version
 from svcnet.k8s.media import (
     APPLY_PATCH,
     JSON,
@@ -68,18 +79,6 @@ from svcnet.store import ReadOnlyStore
 
 logger = logging.getLogger(__name__)
 
-
-VERSION: Obj = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0",
-    "gitCommit": "70d3cc986aa8221cd1dfb1121852688902d3bf53",
-    "gitTreeState": "clean",
-    "buildDate": "2024-12-11T00:00:00Z",
-    "goVersion": "go1.23.4",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 
 NOT_FOUND_PATH = ApiError(404, "NotFound", "the server could not find the requested resource")
 
@@ -267,7 +266,7 @@ class ApiServer:
         return resp
 
     async def _version(self, request: web.Request) -> web.Response:
-        return json_response(VERSION)
+        return json_response(version.version_info())
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(metrics.snapshot(self.stats))
@@ -376,6 +375,8 @@ class ApiServer:
         if target is None:
             raise NOT_FOUND_PATH
         method = request.method
+        if target.kind.review:
+            return await self._review(request, target)
         if not target.kind.stored:
             return self._computed(request, target)
         if target.subresource is not None:
@@ -387,7 +388,7 @@ class ApiServer:
                 return self._list(request, target)
             if method == "POST":
                 return await self._create(request, target)
-            if method == "DELETE":
+            if method == "DELETE" and "deletecollection" in target.kind.verbs:
                 return await self._delete_collection(request, target)
         else:
             if method == "GET":
@@ -403,6 +404,17 @@ class ApiServer:
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
+
+    async def _review(self, request: web.Request, target: Target) -> web.Response:
+        """SelfSubject*Review: create-only, answered and forgotten (reviews.py)."""
+        if request.method != "POST" or target.name is not None or target.subresource:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        body = check_object(await read_object(request, target.kind), target)
+        return json_response(reviews.answer(target.kind, body, target.namespace, time.time()), 201)
 
     def _computed(self, request: web.Request, target: Target) -> web.Response:
         """metrics.k8s.io: figures the node measures when asked (usage.py)."""
@@ -464,29 +476,42 @@ class ApiServer:
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
         kind = target.kind
-        items = self.registry.list(
+        q = request.query
+        labels_text, fields_text = q.get("labelSelector"), field_selector(request, kind)
+        # A bad selector is refused before anything else, as the apiserver parses it first.
+        self.registry.select([], labels_text, fields_text)
+        got = paging.page(
+            self.store,
             kind,
-            target.namespace if kind.namespaced else None,
-            request.query.get("labelSelector"),
-            field_selector(request, kind),
+            (target.namespace or None) if kind.namespaced else None,
+            query_int(q, "limit"),
+            q.get("continue") or None,
+            q.get("resourceVersion"),
+            lambda items: self.registry.select(items, labels_text, fields_text),
+            bool(labels_text or fields_text),
         )
-        rv = str(self.store.resource_version)
+        rv = str(got.resource_version)
+        listmeta: Obj = {"resourceVersion": rv}
+        if got.continue_token:
+            listmeta["continue"] = got.continue_token
+        if got.remaining is not None:
+            listmeta["remainingItemCount"] = got.remaining
         if wants_table(request):
-            return json_response(
-                tables.table(
-                    kind.kind,
-                    items,
-                    dt.datetime.now(dt.UTC),
-                    resource_version=rv,
-                    include_object=include_object(request),
-                )
+            table = tables.table(
+                kind.kind,
+                got.items,
+                dt.datetime.now(dt.UTC),
+                resource_version=rv,
+                include_object=include_object(request),
             )
+            table["metadata"] = {**table.get("metadata", {}), **listmeta}
+            return json_response(table)
         return json_response(
             {
                 "kind": f"{kind.kind}List",
                 "apiVersion": kind.api_version,
-                "metadata": {"resourceVersion": rv},
-                "items": items,
+                "metadata": listmeta,
+                "items": got.items,
             }
         )
 

@@ -26,10 +26,19 @@ class Kind:
     apart from what clients PUT."""
     stored: bool = True
     """Objects kept in the store; False: computed when asked (metrics.k8s.io)."""
+    review: bool = False
+    """A create-only virtual kind (SelfSubjectAccessReview...): a POST is answered with
+    the object and its computed status, and nothing is kept (stored is False too)."""
+    no_delete_collection: bool = False
+    """kube-apiserver does not serve deletecollection for it (namespaces)."""
 
     @property
     def verbs(self) -> list[str]:
-        return list(STORED_VERBS) if self.stored else ["get", "list"]
+        if self.review:
+            return ["create"]
+        if not self.stored:
+            return ["get", "list"]
+        return [v for v in STORED_VERBS if v != "deletecollection" or not self.no_delete_collection]
 
     @property
     def api_version(self) -> str:
@@ -51,7 +60,17 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("Namespace", "namespaces", "namespace", "", "v1", False, ("ns",), has_status=True),
+    Kind(
+        "Namespace",
+        "namespaces",
+        "namespace",
+        "",
+        "v1",
+        False,
+        ("ns",),
+        has_status=True,
+        no_delete_collection=True,
+    ),
     Kind("Node", "nodes", "node", "", "v1", False, ("no",), has_status=True),
     Kind("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",), has_status=True),
     Kind("Service", "services", "service", "", "v1", True, ("svc",), ("all",), has_status=True),
@@ -82,6 +101,38 @@ KINDS: tuple[Kind, ...] = (
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",), ("all",), True),
     Kind(
         "Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",), ("all",), True
+    ),
+    # What the API server says of the caller (kubectl auth whoami|can-i): answered
+    # from api/reviews.py, never stored.
+    Kind(
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "authentication.k8s.io",
+        "v1",
+        False,
+        stored=False,
+        review=True,
+    ),
+    Kind(
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "authorization.k8s.io",
+        "v1",
+        False,
+        stored=False,
+        review=True,
+    ),
+    Kind(
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "authorization.k8s.io",
+        "v1",
+        False,
+        stored=False,
+        review=True,
     ),
     # Groups in kube-apiserver's discovery order: apps, networking.k8s.io, discovery.k8s.io.
     Kind(

@@ -84,6 +84,14 @@ class Registry:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[Obj]:
+        ns = namespace if kind.namespaced else None
+        return self.select(self._store.list(kind.kind, ns or None), label_selector, field_selector)
+
+    @staticmethod
+    def select(
+        items: builtins.list[Obj], label_selector: str | None, field_selector: str | None
+    ) -> builtins.list[Obj]:
+        """The items both selectors match (a bad selector is a 400 naming it)."""
         try:
             sel = labels.parse(label_selector)
         except labels.SelectorError as e:
@@ -92,12 +100,7 @@ class Registry:
             fsel = fields.parse(field_selector)
         except fields.FieldSelectorError as e:
             raise bad_request(str(e)) from None
-        ns = namespace if kind.namespaced else None
-        return [
-            o
-            for o in self._store.list(kind.kind, ns or None)
-            if sel.matches(o["metadata"].get("labels")) and fsel.matches(o)
-        ]
+        return [o for o in items if sel.matches(o["metadata"].get("labels")) and fsel.matches(o)]
 
     # --- writes ------------------------------------------------------------
 

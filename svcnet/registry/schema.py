@@ -21,10 +21,11 @@ import jsonschema
 from referencing import Registry as RefRegistry
 from referencing import Resource
 
+from svcnet.k8s import version
 from svcnet.k8s.kinds import Kind
 from svcnet.registry.errors import ApiError, Cause
 
-SCHEMA_VERSION = "v1.32.0-local-strict"
+SCHEMA_VERSION = f"{version.GIT_VERSION}-local-strict"
 
 _JSON_TYPES = {
     dict: "object",

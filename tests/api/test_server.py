@@ -96,6 +96,8 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
     by_name = {g["metadata"]["name"]: g for g in groups["items"]}
     assert set(by_name) == {
         "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
         "batch",
         "discovery.k8s.io",
         "networking.k8s.io",
@@ -134,6 +136,8 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
     groups = await get_json(client, "/apis")
     assert [g["name"] for g in groups["groups"]] == [
         "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
         "networking.k8s.io",
         "discovery.k8s.io",
         "batch",
