@@ -733,7 +733,13 @@ class ApiServer:
             )
         updated = copy.deepcopy(live)
         updated.setdefault("spec", {})["replicas"] = replicas
-        obj = self.registry.update(updated, namespace=ns, dry_run=dry_run(request))
+        obj = self.registry.update(
+            updated,
+            namespace=ns,
+            dry_run=dry_run(request),
+            field_manager=field_manager(request),
+            subresource="scale",
+        )
         return json_response(scale_of(obj))
 
 

@@ -208,3 +208,10 @@ ALL_CATEGORY: tuple[Kind, ...] = tuple(
         "Job",
     )
 )
+
+# Kinds with a spec whose API server strategy keeps no metadata.generation (a
+# Service, a Namespace...; pods only gained one in 1.33): the store sets and
+# bumps it for every other kind with a spec.
+WITHOUT_GENERATION = frozenset(
+    {"Namespace", "Node", "Pod", "Service", "PersistentVolume", "PersistentVolumeClaim"}
+)

@@ -50,6 +50,17 @@ _SERVER_METADATA = (
 _PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
+def _sent_managed_fields(obj: Any) -> list[ssa.Manager] | None:
+    """The managedFields a create or update request carries, as the API server's
+    decodeLiveOrNew reads them: [] (or [{}]) resets them, a readable non-empty
+    list replaces the live ones, anything else (absent, unreadable) keeps them."""
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    sent = md.get("managedFields") if isinstance(md, dict) else None
+    if ssa.is_reset(sent):
+        return []
+    return ssa.parse_entries(sent) or None
+
+
 class Registry:
     """Admission + storage: the one writer of the store (docs/architecture.md,
     "One writer"). API requests, controllers, the agent and the event recorder
@@ -178,7 +189,10 @@ class Registry:
             try:
                 self._allocate_service(obj, old)
             except AllocationError as e:
-                raise invalid(kind, obj["metadata"]["name"], e.causes) from None
+                md = obj["metadata"]
+                raise invalid(
+                    kind, md.get("name") or md.get("generateName", ""), e.causes
+                ) from None
         return obj
 
     def _default_storage_class(self, pvc: Obj) -> None:
@@ -223,7 +237,8 @@ class Registry:
     def _allocate_service(self, obj: Obj, old: Obj | None) -> None:
         spec = obj["spec"]
         typ = spec["type"]
-        me = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        # A generateName'd Service has no name yet: nothing else is it.
+        me = (obj["metadata"]["namespace"], obj["metadata"].get("name"))
         others = [
             s
             for s in self._store.list("Service")
@@ -299,6 +314,7 @@ class Registry:
         managed_fields: ManagedFields | None = None,
     ) -> Obj:
         request = obj
+        sent = _sent_managed_fields(obj)
         kind, obj = self._prepare(obj, namespace, creating=True)
         md = obj["metadata"]
         if md.get("name") and self._store.get(kind.kind, md.get("namespace", ""), md["name"]):
@@ -308,9 +324,11 @@ class Registry:
             md["managedFields"] = managed_fields
         elif field_manager:
             # The creator owns what it sent, not what the server defaulted.
-            md["managedFields"] = ssa.record_update(None, request, field_manager, kind.api_version)
+            md["managedFields"] = ssa.record_update(
+                None, request, field_manager, kind.api_version, base=sent
+            )
         if dry_run:
-            return obj
+            return self._store.preview(obj)
         try:
             return self._store.create(obj)
         except StoreError:
@@ -324,9 +342,14 @@ class Registry:
         dry_run: bool = False,
         field_manager: str | None = None,
         managed_fields: ManagedFields | None = None,
+        subresource: str = "",
     ) -> Obj:
         """PUT: replace spec/metadata, keeping server-owned fields and allocations.
-        With a field manager, it takes ownership of the fields it changed."""
+        With a field manager, it takes ownership of the fields it changed (recorded
+        against `subresource` when the write came through one, e.g. "scale").
+        managedFields the request carries replace the live ones first, as the API
+        server takes them (kubectl's --server-side migration writes them so)."""
+        sent = None if subresource else _sent_managed_fields(obj)
         expected_rv = (
             (obj.get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
         )
@@ -359,13 +382,15 @@ class Registry:
         if managed_fields is not None:
             md["managedFields"] = managed_fields
         elif field_manager:
-            md["managedFields"] = ssa.record_update(old, new, field_manager, kind.api_version)
+            md["managedFields"] = ssa.record_update(
+                old, new, field_manager, kind.api_version, subresource=subresource, base=sent
+            )
         elif old["metadata"].get("managedFields"):
             md["managedFields"] = old["metadata"]["managedFields"]
         if not md.get("managedFields"):
             md.pop("managedFields", None)
         if dry_run:
-            return new
+            return self._store.preview(new)
         stored = self._store.update(new)
         if lifecycle.done(stored["metadata"]):
             # The last finalizer went: the deletion that began completes now.

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.wellknown import LAST_APPLIED
 
 Elem = str  # "f:name" or 'k:{"name":"a"}'
 Path = tuple[Elem, ...]
@@ -51,6 +52,21 @@ _LIST_KEYS: dict[str, tuple[str, ...]] = {
     "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
 }
 _DEFAULTED_KEYS = {"protocol": "TCP"}
+
+# The manager `kubectl apply --server-side` uses; the API server treats it
+# specially when the object was client-side applied before (see apply()).
+KUBECTL = "kubectl"
+_MAX_LAST_APPLIED = 1 << 20
+_MAX_ENTRIES = 1000
+_MAX_DEPTH = 100
+# Go's json.Encoder escapes these inside strings (they appear nowhere else).
+_GO_HTML_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
 
 # Server-owned or identity fields never tracked.
 _SKIP_TOP = ("apiVersion", "kind", "status")
@@ -233,21 +249,38 @@ def _key_fields(item: Obj) -> set[str]:
 
 
 def encode(paths: Iterable[Path]) -> Obj:
+    paths = list(paths)
     root: Obj = {}
     for p in paths:
         cur = root
         for elem in p:
             cur = cur.setdefault(elem, {})
-            if elem.startswith("k:"):
-                cur.setdefault(".", {})
+    # "." marks a member that also has members below it (a list item owned whole);
+    # an item that only had a field changed is not itself in the set.
+    for p in paths:
+        node = root
+        for elem in p:
+            node = node[elem]
+        if node and "." not in node:
+            below = dict(node)
+            node.clear()
+            node["."] = {}
+            node.update(below)
     return root
 
 
 def decode(fields: Obj, path: Path = ()) -> set[Path]:
+    """The leaf paths of a FieldsV1 set; ValueError if it is not one."""
+    if not isinstance(fields, dict) or len(path) > _MAX_DEPTH:
+        raise ValueError("not a FieldsV1 set")
     out: set[Path] = set()
     for elem, sub in fields.items():
         if elem == ".":
             continue
+        if not isinstance(elem, str) or not elem.startswith(("f:", "k:", "v:", "i:")):
+            raise ValueError(f"bad FieldsV1 element {elem!r}")
+        if sub is not None and not isinstance(sub, dict):
+            raise ValueError("not a FieldsV1 set")
         p = (*path, elem)
         children = {k: v for k, v in (sub or {}).items() if k != "."}
         if children:
@@ -296,21 +329,38 @@ class Manager:
 
 
 def managers_of(obj: Obj | None) -> list[Manager]:
+    return parse_entries(((obj or {}).get("metadata") or {}).get("managedFields")) or []
+
+
+def parse_entries(entries: Any) -> list[Manager] | None:
+    """managedFields entries as Managers; None when they cannot be read, which the
+    API server treats as if the request had sent none (DecodeManagedFields)."""
+    if not isinstance(entries, list) or len(entries) > _MAX_ENTRIES:
+        return None
     out = []
-    for e in ((obj or {}).get("metadata") or {}).get("managedFields") or ():
-        if not isinstance(e, dict) or not e.get("manager"):
-            continue
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("manager") or "", str):
+            return None
+        try:
+            paths = decode(e.get("fieldsV1") or {})
+        except (ValueError, RecursionError):
+            return None
         out.append(
             Manager(
-                str(e["manager"]),
+                str(e.get("manager") or ""),
                 str(e.get("operation") or "Update"),
                 str(e.get("apiVersion") or ""),
                 str(e.get("time") or ""),
-                decode(e.get("fieldsV1") or {}),
+                paths,
                 str(e.get("subresource") or ""),
             )
         )
     return out
+
+
+def is_reset(entries: Any) -> bool:
+    """`managedFields: []` (or one empty entry) in a write clears them all."""
+    return bool(entries == [] or entries == [{}])
 
 
 def _now() -> str:
@@ -321,9 +371,18 @@ def _store(managers: list[Manager]) -> list[Obj]:
     return [m.entry() for m in managers if m.paths]
 
 
-def record_update(old: Obj | None, new: Obj, manager: str, api_version: str) -> list[Obj]:
-    """managedFields after an Update by `manager` (create when old is None)."""
-    managers = managers_of(old)
+def record_update(
+    old: Obj | None,
+    new: Obj,
+    manager: str,
+    api_version: str,
+    *,
+    subresource: str = "",
+    base: list[Manager] | None = None,
+) -> list[Obj]:
+    """managedFields after an Update by `manager` (create when old is None), on top
+    of `base` (the entries the request carried) or else the old object's."""
+    managers = managers_of(old) if base is None else base
     new_leaves = leaves(tracked(new))
     if old is None:
         changed = set(new_leaves)
@@ -334,48 +393,66 @@ def record_update(old: Obj | None, new: Obj, manager: str, api_version: str) -> 
     mine: Manager | None = None
     for m in managers:
         m.paths -= gone
-        if m.manager == manager and m.operation == "Update" and not m.subresource:
+        # An Update manager is known by its name, apiVersion and subresource.
+        if (m.manager, m.operation, m.api_version, m.subresource) == (
+            manager,
+            "Update",
+            api_version,
+            subresource,
+        ):
             mine = m
         else:
             m.paths -= changed
     if changed:
         if mine is None:
-            mine = Manager(manager, "Update", api_version, _now(), set())
+            mine = Manager(manager, "Update", api_version, _now(), set(), subresource)
             managers.append(mine)
         mine.paths |= changed
         mine.time = _now()
     return _store(managers)
 
 
+def _identity(m: Manager) -> str:
+    """How the API server names a manager in a conflict (managedfields' printManager):
+    an Update manager with its apiVersion, an Apply manager by name alone."""
+    out = json.dumps(m.manager)
+    if m.subresource:
+        out += f" with subresource {json.dumps(m.subresource)}"
+    if m.operation == "Update":
+        out += f" using {m.api_version}"
+    return out
+
+
+def _identity_key(m: Manager) -> tuple[str, str, str, str]:
+    # The API server sorts managers by their JSON identifier: name, operation,
+    # apiVersion (Update only), subresource.
+    return (m.manager, m.operation, m.api_version if m.operation == "Update" else "", m.subresource)
+
+
 class ApplyConflict(Exception):
-    def __init__(self, conflicts: list[tuple[str, str, Path]]) -> None:
+    def __init__(self, conflicts: list[tuple[Manager, Path]]) -> None:
         self.conflicts = conflicts
         super().__init__(self.message())
 
     def message(self) -> str:
         n = len(self.conflicts)
         if n == 1:
-            who, ver, p = self.conflicts[0]
-            return (
-                f'Apply failed with 1 conflict: conflict with "{who}" using {ver}: {format_path(p)}'
-            )
-        by: dict[tuple[str, str], list[Path]] = {}
-        for who, ver, p in self.conflicts:
-            by.setdefault((who, ver), []).append(p)
-        lines = [f"Apply failed with {n} conflicts: "]
-        parts = []
-        for (who, ver), paths in by.items():
-            word = "conflicts" if len(paths) > 1 else "conflict"
-            parts.append(
-                f'{word} with "{who}" using {ver}:\n'
-                + "\n".join(f"- {format_path(p)}" for p in paths)
-            )
-        return lines[0] + "\n".join(parts)
+            who, p = self.conflicts[0]
+            return f"Apply failed with 1 conflict: conflict with {_identity(who)}: {format_path(p)}"
+        by: dict[tuple[str, str, str, str], tuple[Manager, list[Path]]] = {}
+        for who, p in self.conflicts:
+            by.setdefault(_identity_key(who), (who, []))[1].append(p)
+        lines = []
+        for key in sorted(by):
+            who, paths = by[key]
+            lines.append(f"conflicts with {_identity(who)}:")
+            lines += [f"- {format_path(p)}" for p in paths]
+        return f"Apply failed with {n} conflicts: " + "\n".join(lines)
 
     def causes(self) -> list[tuple[str, str, str]]:
         return [
-            ("FieldManagerConflict", f'conflict with "{who}" using {ver}', format_path(p))
-            for who, ver, p in self.conflicts
+            ("FieldManagerConflict", f"conflict with {_identity(who)}", format_path(p))
+            for who, p in self.conflicts
         ]
 
 
@@ -387,7 +464,7 @@ def apply(
     managers = managers_of(live)
     applied = leaves(tracked(config))
     base: Obj = copy.deepcopy(live) if live is not None else {}
-    conflicts: list[tuple[str, str, Path]] = []
+    conflicts: list[tuple[Manager, Path]] = []
     for p, v in applied.items():
         if v is ITEM or (live is not None and get(live, p) == v):
             continue
@@ -395,15 +472,22 @@ def apply(
             if m.manager == manager and m.operation == "Apply":
                 continue
             if p in m.paths:
-                conflicts.append((m.manager, m.api_version or api_version, p))
+                conflicts.append((m, p))
     if conflicts and not force:
-        raise ApplyConflict(sorted(set(conflicts), key=lambda c: (c[0], c[2])))
+        allowed = _allowed_by_last_applied(live, manager)
+        left = [c for c in conflicts if c[1] not in allowed]
+        if left:
+            raise ApplyConflict(sorted(left, key=lambda c: (_identity_key(c[0]), c[1])))
+        # Every conflict is a field client-side apply set to what is live: kubectl
+        # moving to server-side apply takes them over (the API server's
+        # lastAppliedManager forces the apply).
+        force = True
     mine: Manager | None = None
     for m in managers:
         if m.manager == manager and m.operation == "Apply":
             mine = m
         elif force:
-            m.paths -= {p for _, _, p in conflicts if p in m.paths}
+            m.paths -= {p for _, p in conflicts if p in m.paths}
     previous = set() if mine is None else set(mine.paths)
     others = set().union(*(m.paths for m in managers if m is not mine))
     # Shortest first: a whole list item goes before its fields are looked for.
@@ -430,4 +514,50 @@ def apply(
     mine.paths = set(applied)
     mine.time = _now()
     mine.api_version = api_version
+    annotations = md.get("annotations")
+    if manager == KUBECTL and isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        # lastAppliedUpdater: kubectl's server-side applies keep the client-side
+        # annotation in step, so a later client-side apply merges from the right base.
+        annotations[LAST_APPLIED] = _last_applied_text(config)
     return base, _store(managers)
+
+
+def _last_applied(live: Obj | None) -> Obj | None:
+    annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(LAST_APPLIED) if isinstance(annotations, dict) else None
+    if not isinstance(text, str) or len(text) > _MAX_LAST_APPLIED:
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _allowed_by_last_applied(live: Obj | None, manager: str) -> set[Path]:
+    """lastAppliedManager's allowedConflictsFromLastApplied: for manager "kubectl",
+    the fields of the last-applied-configuration annotation whose live value is
+    still the annotated one; those were set by client-side apply and are not
+    conflicts when the same user switches to `kubectl apply --server-side`."""
+    last = _last_applied(live) if manager == KUBECTL else None
+    if last is None:
+        return set()
+    out = set()
+    for p, v in leaves(tracked(last)).items():
+        current = get(live, p)
+        if current is not _MISSING and (v is ITEM or current == v):
+            out.add(p)
+    return out
+
+
+def _last_applied_text(config: Obj) -> str:
+    """buildLastApplied: the applied object without the annotation itself, encoded
+    as Go's json.Encoder does (sorted keys, HTML-safe escapes, a newline)."""
+    obj = copy.deepcopy(config)
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for ch, esc in _GO_HTML_ESCAPES:
+        text = text.replace(ch, esc)
+    return text + "\n"

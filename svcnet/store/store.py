@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from svcnet.k8s import names
+from svcnet.k8s import kinds, names
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.store.wal import Wal
@@ -255,25 +255,61 @@ class Store:
 
     def create(self, obj: Obj) -> Obj:
         obj = copy.deepcopy(obj)
+        self._name(obj)
+        key = key_of(obj)
+        if key in self._objects:
+            raise StoreError("AlreadyExists", key)
+        self._rv += 1
+        self._fill_new(obj)
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._put(key, obj, None)
+        self._emit(Event("ADDED", key[0], obj, None, self._rv))
+        return obj
+
+    def _name(self, obj: Obj) -> None:
         md = obj.setdefault("metadata", {})
         if not md.get("name") and md.get("generateName"):
             for _ in range(10):
                 md["name"] = names.generate_name(md["generateName"])
                 if key_of(obj) not in self._objects:
                     break
-        key = key_of(obj)
-        if key in self._objects:
-            raise StoreError("AlreadyExists", key)
-        self._rv += 1
+
+    @staticmethod
+    def _fill_new(obj: Obj) -> None:
+        md = obj["metadata"]
         # The registry may have chosen the uid already (a Job's selector is made of it).
         md["uid"] = md.get("uid") or str(uuid.uuid4())
-        md["resourceVersion"] = str(self._rv)
         md.setdefault("creationTimestamp", now_rfc3339())
-        if "spec" in obj:
+        if "spec" in obj and obj.get("kind") not in kinds.WITHOUT_GENERATION:
             md["generation"] = 1
-        self._put(key, obj, None)
-        self._emit(Event("ADDED", key[0], obj, None, self._rv))
-        return obj
+
+    @staticmethod
+    def _carry(obj: Obj, old: Obj) -> None:
+        """What an update keeps of the live object, and the generation it bumps."""
+        md = obj["metadata"]
+        for f in ("uid", "creationTimestamp"):
+            md[f] = old["metadata"][f]
+        if "generation" in old["metadata"]:
+            md["generation"] = old["metadata"]["generation"]
+            if obj.get("spec") != old.get("spec"):
+                md["generation"] += 1
+        md["resourceVersion"] = old["metadata"]["resourceVersion"]
+
+    def preview(self, obj: Obj) -> Obj:
+        """What create (no live object by that name) or update would store, stored
+        nowhere: the answer to a dryRun=All write. As the API server's dry-run
+        storage does, a new object gets its name, uid, creationTimestamp and
+        generation but no resourceVersion; an update keeps the live one."""
+        obj = copy.deepcopy(obj)
+        self._name(obj)
+        key = key_of(obj)
+        old = self._objects.get(key)
+        if old is None:
+            self._fill_new(obj)
+            obj["metadata"].pop("resourceVersion", None)
+            return obj
+        self._carry(obj, old)
+        return copy.deepcopy(old) if _same(obj, old) else obj
 
     def restore(self, obj: Obj) -> Obj:
         """Put back an object this store held before a restart (read from its log):
@@ -301,13 +337,7 @@ class Store:
         md = obj["metadata"]
         if check_rv and md.get("resourceVersion") not in (None, old["metadata"]["resourceVersion"]):
             raise StoreError("Conflict", key)
-        for f in ("uid", "creationTimestamp"):
-            md[f] = old["metadata"][f]
-        if "generation" in old["metadata"]:
-            md["generation"] = old["metadata"]["generation"]
-            if obj.get("spec") != old.get("spec"):
-                md["generation"] += 1
-        md["resourceVersion"] = old["metadata"]["resourceVersion"]
+        self._carry(obj, old)
         if _same(obj, old):
             return old
         self._rv += 1

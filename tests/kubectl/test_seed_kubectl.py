@@ -230,17 +230,20 @@ def test_watch_and_server_side_apply(
         watcher.kill()
         watcher.wait()
 
-    # Client-side apply owns targetPort: a server-side apply changing it conflicts.
+    # Client-side apply owns targetPort: another manager's server-side apply changing
+    # it conflicts (kubectl's own manager would take it over: test_apply_diff_kubectl).
     changed = tmp_path / "svc2.yaml"
     changed.write_text(svc.read_text().replace("9090", "8080"))
-    r = k("apply", "--server-side", "-f", str(changed))
+    r = k("apply", "--server-side", "--field-manager=deployer", "-f", str(changed))
     assert r.returncode == 1
     assert r.stderr.startswith(
         'error: Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" '
         'using v1: .spec.ports[port=80,protocol="TCP"].targetPort'
     ), r.stderr
     assert "--force-conflicts" in r.stderr
-    out = k.ok("apply", "--server-side", "--force-conflicts", "-f", str(changed))
+    out = k.ok(
+        "apply", "--server-side", "--field-manager=deployer", "--force-conflicts", f"-f={changed}"
+    )
     assert out == "service/api serverside-applied\n"
     assert k.ok("get", "svc", "api", "-o", "jsonpath={.spec.ports[0].targetPort}") == "8080"
 

@@ -20,16 +20,30 @@ def _svc(name: str) -> dict[str, object]:
     }
 
 
+def test_generation_is_kept_for_kinds_whose_strategy_keeps_one() -> None:
+    s = Store()
+    svc = s.create(_svc("a"))
+    assert "generation" not in svc["metadata"]  # as the API server stores a Service
+    d = s.create(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}
+    )
+    assert d["metadata"]["generation"] == 1
+    d = s.mutate("Deployment", "", "d", lambda o: o["spec"].update(replicas=2))
+    assert d["metadata"]["generation"] == 2
+    d = s.mutate("Deployment", "", "d", lambda o: o["metadata"].update(labels={"a": "b"}))
+    assert d["metadata"]["generation"] == 2
+
+
 def test_store_rv_events_and_history() -> None:
     s = Store()
     seen: list[Event] = []
     s.subscribe(seen.append)
     a = s.create(_svc("a"))
-    assert a["metadata"]["resourceVersion"] == "1" and a["metadata"]["generation"] == 1
+    assert a["metadata"]["resourceVersion"] == "1"
     same = s.update(dict(a))
     assert same is a and len(seen) == 1  # an unchanged update is not an event
     b = s.mutate("Service", "default", "a", lambda o: o["spec"].update(type="NodePort"))
-    assert b["metadata"]["resourceVersion"] == "2" and b["metadata"]["generation"] == 2
+    assert b["metadata"]["resourceVersion"] == "2"
     assert b["metadata"]["uid"] == a["metadata"]["uid"]
     s.delete("Service", "default", "a")
     assert [e.type for e in seen] == ["ADDED", "MODIFIED", "DELETED"]
