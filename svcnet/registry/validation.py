@@ -1144,6 +1144,24 @@ def _path_segment_errors(value: str) -> list[str]:
     return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
 
 
+def _typed_local_object_ref(ref: Obj, path: str) -> list[Cause]:
+    """validateTypedLocalObjectReference: an optional apiGroup (a DNS subdomain), and a
+    kind and a name that are single path segments; an Ingress backend's resource and an
+    IngressClass's parameters are both such references."""
+    errs: list[Cause] = []
+    if ref.get("apiGroup") is not None:
+        errs += [
+            invalid(f"{path}.apiGroup", ref["apiGroup"], m)
+            for m in _subdomain_errors(str(ref["apiGroup"]))
+        ]
+    for f in ("kind", "name"):
+        if not ref.get(f):
+            errs.append(required(f"{path}.{f}"))
+        else:
+            errs += [invalid(f"{path}.{f}", ref[f], m) for m in _path_segment_errors(str(ref[f]))]
+    return errs
+
+
 def ingress_backend(backend: Any, path: str) -> list[Cause]:
     """validateIngressBackend: a service (name, and a port by name or number) or a resource."""
     if not isinstance(backend, dict):
@@ -1153,20 +1171,7 @@ def ingress_backend(backend: Any, path: str) -> list[Cause]:
         return [invalid(path, "", "cannot set both resource and service backends")]
     errs: list[Cause] = []
     if isinstance(res, dict):
-        if res.get("apiGroup") is not None:
-            errs += [
-                invalid(f"{path}.resource.apiGroup", res["apiGroup"], m)
-                for m in _subdomain_errors(str(res["apiGroup"]))
-            ]
-        for f in ("kind", "name"):
-            if not res.get(f):
-                errs.append(required(f"{path}.resource.{f}"))
-            else:
-                errs += [
-                    invalid(f"{path}.resource.{f}", res[f], m)
-                    for m in _path_segment_errors(str(res[f]))
-                ]
-        return errs
+        return _typed_local_object_ref(res, f"{path}.resource")
     if not isinstance(svc, dict):
         return [invalid(path, "", "resource or service backend is required")]
     name = str(svc.get("name") or "")
@@ -1296,18 +1301,7 @@ def ingressclass(obj: Obj) -> list[Cause]:
     params = spec.get("parameters")
     if isinstance(params, dict):
         pp = "spec.parameters"
-        if params.get("apiGroup") is not None:
-            errs += [
-                invalid(f"{pp}.apiGroup", params["apiGroup"], m)
-                for m in _subdomain_errors(str(params["apiGroup"]))
-            ]
-        for f in ("kind", "name"):
-            if not params.get(f):
-                errs.append(required(f"{pp}.{f}"))
-            else:
-                errs += [
-                    invalid(f"{pp}.{f}", params[f], m) for m in _path_segment_errors(str(params[f]))
-                ]
+        errs += _typed_local_object_ref(params, pp)
         scope = params.get("scope")
         if scope is None:
             errs.append(required(f"{pp}.scope"))
