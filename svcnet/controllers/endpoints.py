@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
-from svcnet.k8s import labels
+from svcnet.controllers.selection import pods_selected, services_selecting
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.wellknown import ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY, SKIP_MIRROR
 from svcnet.registry import ApiError
@@ -100,15 +100,10 @@ class EndpointsController(Controller):
         if ev.kind == "Service":
             return [(ev.namespace, ev.name)]
         if ev.kind == "Pod":
-            out = []
-            for svc in self.store.list("Service", ev.namespace):
-                sel = labels.from_map(svc["spec"].get("selector"))
-                if any(
-                    o is not None and sel.matches(o["metadata"].get("labels"))
-                    for o in (ev.obj, ev.old)
-                ):
-                    out.append((ev.namespace, svc["metadata"]["name"]))
-            return out
+            return [
+                (ev.namespace, svc["metadata"]["name"])
+                for svc in services_selecting(self.store, ev.namespace, (ev.obj, ev.old))
+            ]
         return ()
 
     def sync(self, key: Key) -> None:
@@ -123,9 +118,7 @@ class EndpointsController(Controller):
         spec = svc["spec"]
         if spec.get("type") == "ExternalName" or spec.get("selector") is None:
             return
-        sel = labels.from_map(spec["selector"])
-        pods = [p for p in self.store.list("Pod", ns) if sel.matches(p["metadata"].get("labels"))]
-        subsets = endpoints_for(svc, pods)
+        subsets = endpoints_for(svc, pods_selected(self.store, ns, spec["selector"]))
         lab = dict(svc["metadata"].get("labels") or {})
         lab[ENDPOINTS_MANAGED_BY] = ENDPOINTS_CONTROLLER
         lab[SKIP_MIRROR] = "true"

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 
 from svcnet.controllers.base import Controller, Key
 from svcnet.controllers.endpoints import find_port, should_include
+from svcnet.controllers.selection import pods_selected, services_selecting
 from svcnet.events import record
 from svcnet.k8s import labels
 from svcnet.k8s.objects import Obj, pod_ready
@@ -258,18 +259,10 @@ class EndpointSliceController(Controller):
         if ev.kind == "Service":
             return [(ev.namespace, ev.name)]
         if ev.kind == "Pod":
-            out = []
-            for svc in self.store.list("Service", ev.namespace):
-                selector = (svc.get("spec") or {}).get("selector")
-                if selector is None:
-                    continue
-                sel = labels.from_map(selector)
-                if any(
-                    o is not None and sel.matches(o["metadata"].get("labels"))
-                    for o in (ev.obj, ev.old)
-                ):
-                    out.append((ev.namespace, svc["metadata"]["name"]))
-            return out
+            return [
+                (ev.namespace, svc["metadata"]["name"])
+                for svc in services_selecting(self.store, ev.namespace, (ev.obj, ev.old))
+            ]
         if ev.kind == "EndpointSlice":
             # Someone else changed or deleted one of ours: put it back.
             lab = ev.obj["metadata"].get("labels") or {}
@@ -287,8 +280,7 @@ class EndpointSliceController(Controller):
             # that lost its selector keeps its uid) or not ours to manage.
             reconcile(self.registry, ns, have, [])
             return
-        sel = labels.from_map(spec["selector"])
-        pods = [p for p in self.store.list("Pod", ns) if sel.matches(p["metadata"].get("labels"))]
+        pods = pods_selected(self.store, ns, spec["selector"])
         reconcile(self.registry, ns, have, slices_for_service(svc, pods))
 
 
@@ -311,9 +303,11 @@ class ServiceEventRecorder(Controller):
         if ev.kind == "Service":
             return [(ev.namespace, ev.name)]
         if ev.kind == "Pod":
+            # Only the Services that select it (before or after the change) can
+            # change their verdict; a pod leaving one is in ev.old.
             return [
                 (ev.namespace, s["metadata"]["name"])
-                for s in self.store.list("Service", ev.namespace)
+                for s in services_selecting(self.store, ev.namespace, (ev.obj, ev.old))
             ]
         return ()
 
@@ -327,13 +321,11 @@ class ServiceEventRecorder(Controller):
         selector = spec.get("selector")
         if not selector or spec.get("type") == "ExternalName":
             return None
-        sel = labels.from_map(selector)
         text = labels.format_map(selector)
         pods = [
             p
-            for p in self.store.list("Pod", ns)
-            if sel.matches(p["metadata"].get("labels"))
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            for p in pods_selected(self.store, ns, selector)
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
         if not pods:
             return (

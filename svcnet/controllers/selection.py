@@ -1,0 +1,88 @@
+"""Which Services select a pod, and which pods a Service selects, through store
+indexes (an informer's Indexer), so that neither costs a scan of the namespace.
+
+A Service is filed under one of its selector's pairs (the smallest key) and a
+pod under every label it carries: a Service can only select a pod that carries
+that one pair, so those are the candidates, checked in full. A Service with an
+empty selector (`{}`, which selects every pod) is filed under a wildcard; one
+with no selector selects nothing and is not filed at all. With a thousand
+Services, a pod's status change used to match it against every selector of its
+namespace in each endpoint controller, and a Service's sync to look at every
+pod (benchmarks/README.md, "Scale").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from svcnet.k8s import labels
+from svcnet.k8s.objects import Obj
+from svcnet.store import ReadOnlyStore
+
+SERVICES_BY_PAIR = "selection.services"
+PODS_BY_LABEL = "selection.pods"
+_ANY = "\x00*"
+
+
+def _ns(obj: Obj) -> str:
+    return str(obj["metadata"].get("namespace") or "")
+
+
+def _pair(ns: str, key: str, value: object) -> str:
+    return f"{ns}\x00{key}={value}"
+
+
+def _service_keys(svc: Obj) -> list[str]:
+    selector = (svc.get("spec") or {}).get("selector")
+    if selector is None:
+        return []
+    if not selector:
+        return [_ns(svc) + _ANY]
+    key = min(selector)
+    return [_pair(_ns(svc), key, selector[key])]
+
+
+def _pod_keys(pod: Obj) -> list[str]:
+    ns = _ns(pod)
+    return [_pair(ns, k, v) for k, v in (pod["metadata"].get("labels") or {}).items()]
+
+
+def _indexed(store: ReadOnlyStore) -> ReadOnlyStore:
+    store.index(SERVICES_BY_PAIR, "Service", _service_keys)
+    store.index(PODS_BY_LABEL, "Pod", _pod_keys)
+    return store
+
+
+def services_selecting(store: ReadOnlyStore, ns: str, pods: Iterable[Obj | None]) -> list[Obj]:
+    """The Services of namespace ns whose selector matches any of pods (a pod's old
+    and new versions, say), in name order."""
+    _indexed(store)
+    found: dict[str, Obj] = {}
+    for pod in pods:
+        if pod is None:
+            continue
+        have = pod["metadata"].get("labels") or {}
+        candidates = store.by_index(SERVICES_BY_PAIR, ns + _ANY)
+        for k, v in have.items():
+            candidates += store.by_index(SERVICES_BY_PAIR, _pair(ns, k, v))
+        for svc in candidates:
+            name = str(svc["metadata"]["name"])
+            if name not in found and labels.from_map(svc["spec"].get("selector")).matches(have):
+                found[name] = svc
+    return [found[n] for n in sorted(found)]
+
+
+def pods_selected(store: ReadOnlyStore, ns: str, selector: dict[str, str] | None) -> list[Obj]:
+    """The pods of namespace ns a Service selector matches, in name order."""
+    if selector is None:
+        return []
+    if not selector:
+        return store.list("Pod", ns)
+    _indexed(store)
+    key = min(selector)
+    sel = labels.from_map(selector)
+    return [
+        p
+        for p in store.by_index(PODS_BY_LABEL, _pair(ns, key, selector[key]))
+        if sel.matches(p["metadata"].get("labels"))
+    ]
