@@ -267,9 +267,14 @@ async def _serve_session(
     pump_task = tasks.spawn(pump(), name=f"{what} output")
     try:
         async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            if msg.type == WSMsgType.TEXT and msg.data:
+                # The Python client sends str data as a text frame: the channel is its
+                # first character, the rest is the data as UTF-8.
+                channel, payload = ord(msg.data[0]), msg.data[1:].encode()
+            elif msg.type == WSMsgType.BINARY and msg.data:
+                channel, payload = msg.data[0], msg.data[1:]
+            else:
                 continue
-            channel, payload = msg.data[0], msg.data[1:]
             if channel == STDIN and stdin:
                 session.write_stdin(payload)
             elif channel == CLOSE and v5 and payload[:1] == bytes([STDIN]):

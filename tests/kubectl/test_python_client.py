@@ -112,6 +112,23 @@ def test_python_client(daemon: Daemon) -> None:
     )
     resp.run_forever(timeout=30)
     assert resp.returncode == 5
+    # stdin written as str goes in text frames (bytes go in binary ones): both arrive.
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        "py",
+        NS,
+        command=["sh", "-c", 'read a; read b; echo "$a|$b"'],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    resp.write_stdin("from text\n")
+    resp.write_stdin(b"from bytes\n")
+    resp.run_forever(timeout=30)
+    assert resp.read_stdout() == "from text|from bytes\n"
+    assert resp.returncode == 0
 
     # delete; the watcher sees it go
     core.delete_namespaced_pod("py", NS, grace_period_seconds=0)
