@@ -10,7 +10,7 @@ kubelet's: the pod's own binding, status, events and final delete.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -20,9 +20,13 @@ from svcnet.agent.ipam import IpPool
 from svcnet.agent.sandbox import Libc
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
+from svcnet.kernel import tcptable
 from svcnet.kernel.cgroups import CgroupTree
 from svcnet.registry import Registry
 from svcnet.store import ReadOnlyStore
+
+ACCEPT_POLL = 0.002
+"""How often a deleted pod's accept queues are looked at (pod.py _wait_accepted)."""
 
 
 class PodMaps(Protocol):
@@ -67,6 +71,10 @@ class NodeContext:
     mount_problem: str = ""
     """Why containers cannot have a mount namespace of their own, when they cannot
     (no volume can then be mounted: volumes.py)."""
+    accept_queues: tcptable.SharedTable = field(
+        default_factory=lambda: tcptable.SharedTable(ACCEPT_POLL)
+    )
+    """Listeners' accept queues, one read shared by every pod being deleted."""
 
     @property
     def store(self) -> ReadOnlyStore:

@@ -37,7 +37,7 @@ from svcnet import events
 from svcnet.agent import envvars, sandbox, volumes
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
-from svcnet.agent.context import NodeContext
+from svcnet.agent.context import ACCEPT_POLL, NodeContext
 from svcnet.agent.identity import Identity, IdentityError, for_container
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
@@ -46,7 +46,7 @@ from svcnet.k8s import podview
 from svcnet.k8s.endpointslices import ServiceSlices, SliceView
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
-from svcnet.kernel import namespaces, tcptable
+from svcnet.kernel import namespaces
 from svcnet.kernel.cgroups import PodCgroup
 from svcnet.nodeapi import NODE_NAME
 from svcnet.registry import ApiError
@@ -62,7 +62,6 @@ MIN_GRACE_AFTER_HOOK = 2.0
 used up the grace period."""
 """At most this long between a deletion and SIGTERM while Endpoints still list the pod
 (a Service whose endpoints nobody maintains must not hold deletions up)."""
-ACCEPT_POLL = 0.002
 """How often the accept queues are looked at while they drain (a few ms at most)."""
 KILL_WAIT = 2.0
 """After SIGKILL, how long to wait for the exit to be seen (it is immediate in practice)."""
@@ -413,7 +412,7 @@ class PodWorker:
             return
         # A kernel counter gives nothing to wait on, so it is looked at, boundedly.
         for _ in range(max(1, int(limit / ACCEPT_POLL))):
-            if not tcptable.waiting_to_be_accepted({self.ip}):
+            if not self._node.accept_queues.waiting({self.ip}):
                 return
             await asyncio.sleep(ACCEPT_POLL)
 

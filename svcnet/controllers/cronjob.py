@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable
 
 from svcnet.controllers.base import Controller, Key
 from svcnet.controllers.job import condition, finished
+from svcnet.controllers.selection import controlled_by
 from svcnet.events import record
 from svcnet.k8s import cron
 from svcnet.k8s.objects import Obj
-from svcnet.k8s.owners import controller_of, controller_ref, controller_uid
+from svcnet.k8s.owners import controller_of, controller_ref
 from svcnet.k8s.timestamps import parse_time, rfc3339
 from svcnet.k8s.wellknown import CRONJOB_SCHEDULED_TIMESTAMP
 from svcnet.registry import ApiError, Registry
@@ -107,7 +108,7 @@ class CronJobController(Controller):
         now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         md, spec = cj["metadata"], cj["spec"]
         status = copy.deepcopy(cj.get("status") or {})
-        jobs = [j for j in self.store.list("Job", ns) if controller_uid(j) == md["uid"]]
+        jobs = controlled_by(self.store, "Job", cj)
         self._track(cj, status, jobs)
         self._cleanup(cj, jobs)
         if spec.get("suspend"):

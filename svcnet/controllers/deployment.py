@@ -59,6 +59,7 @@ from svcnet.controllers.rollout import (
     status_count,
     view,
 )
+from svcnet.controllers.selection import controlled_by, orphans
 from svcnet.events import record
 from svcnet.k8s import labels
 from svcnet.k8s.kinds import BY_KIND
@@ -88,12 +89,12 @@ class DeploymentController(Controller):
             return self._owners(ev.namespace, (ev.obj, ev.old))
         if ev.kind == "Pod" and ev.type == "DELETED":
             # Recreate waits for the old pods to be gone.
-            uid = controller_uid(ev.obj)
-            if uid is None:
+            ref = controller_of(ev.obj)
+            if ref is None or ref.get("kind") != "ReplicaSet":
                 return ()
-            for rs in self.store.list("ReplicaSet", ev.namespace):
-                if rs["metadata"]["uid"] == uid:
-                    return self._owners(ev.namespace, (rs,))
+            rs = self.store.get("ReplicaSet", ev.namespace, str(ref.get("name")))
+            if rs is not None and rs["metadata"]["uid"] == ref.get("uid"):
+                return self._owners(ev.namespace, (rs,))
         return ()
 
     def _owners(self, ns: str, objs: Iterable[Obj | None]) -> list[Key]:
@@ -141,15 +142,10 @@ class DeploymentController(Controller):
     def _replicasets(self, d: Obj) -> list[Obj]:
         md = d["metadata"]
         sel = labels.from_label_selector(d["spec"].get("selector"))
-        out = []
-        for rs in self.store.list("ReplicaSet", md["namespace"]):
-            owner = controller_uid(rs)
-            if owner == md["uid"]:
-                out.append(rs)
-            elif (
-                owner is None
-                and not rs["metadata"].get("deletionTimestamp")
-                and sel.matches(rs["metadata"].get("labels"))
+        out = controlled_by(self.store, "ReplicaSet", d)
+        for rs in orphans(self.store, "ReplicaSet", md["namespace"]):
+            if not rs["metadata"].get("deletionTimestamp") and sel.matches(
+                rs["metadata"].get("labels")
             ):
 
                 def adopt(o: Obj) -> None:
@@ -201,12 +197,11 @@ class DeploymentController(Controller):
         for rs in old:
             if spec_replicas(rs) != 0:
                 self._scale_rs(d, rs, 0)
-        old_uids = {rs["metadata"]["uid"] for rs in old}
         running = [
             p
-            for p in self.store.list("Pod", d["metadata"]["namespace"])
-            if controller_uid(p) in old_uids
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            for rs in old
+            for p in controlled_by(self.store, "Pod", rs)
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
         if running:
             return  # Recreate: the new pods start only once every old one is gone

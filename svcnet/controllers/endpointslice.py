@@ -63,13 +63,22 @@ def _slice_key(s: Obj) -> tuple[str, str]:
     return str(s.get("addressType")), "|".join(ports)
 
 
+_SLICES_OF = "endpointslice.managed"
+
+
+def _managed_key(s: Obj) -> list[str]:
+    md = s["metadata"]
+    have = md.get("labels") or {}
+    if SERVICE_NAME not in have or SLICE_MANAGED_BY not in have:
+        return []
+    return [f"{md.get('namespace')}\x00{have[SERVICE_NAME]}\x00{have[SLICE_MANAGED_BY]}"]
+
+
 def managed_slices(store: ReadOnlyStore, ns: str, service: str, manager: str) -> list[Obj]:
-    return [
-        s
-        for s in store.list("EndpointSlice", ns)
-        if (s["metadata"].get("labels") or {}).get(SERVICE_NAME) == service
-        and (s["metadata"].get("labels") or {}).get(SLICE_MANAGED_BY) == manager
-    ]
+    """One manager's slices of one Service, through an index: a sync of one Service
+    does not look at the slices of the others."""
+    store.index(_SLICES_OF, "EndpointSlice", _managed_key)
+    return store.by_index(_SLICES_OF, f"{ns}\x00{service}\x00{manager}")
 
 
 def reconcile(registry: Registry, ns: str, have: Sequence[Obj], want: Sequence[Obj]) -> None:

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from svcnet.controllers.rollout import as_go, compute_hash
+from svcnet.controllers.selection import controlled_by
 from svcnet.k8s.names import safe_encode
 from svcnet.k8s.objects import Obj
-from svcnet.k8s.owners import controller_ref, controller_uid
+from svcnet.k8s.owners import controller_ref
 from svcnet.k8s.wellknown import CONTROLLER_REVISION_HASH
 from svcnet.registry import ApiError, Registry
 from svcnet.store import ReadOnlyStore
@@ -97,13 +98,7 @@ class History:
         """DaemonSet naming (template hash, label = hash) rather than StatefulSet's."""
 
     def revisions_of(self, owner: Obj) -> list[Obj]:
-        md = owner["metadata"]
-        owned = [
-            cr
-            for cr in self.store.list("ControllerRevision", md["namespace"])
-            if controller_uid(cr) == md["uid"]
-        ]
-        return sorted(owned, key=sort_key)
+        return sorted(controlled_by(self.store, "ControllerRevision", owner), key=sort_key)
 
     def label_of(self, revision: Obj) -> str:
         """The controller-revision-hash label value of this revision's pods."""

@@ -12,11 +12,12 @@ import copy
 from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
+from svcnet.controllers.selection import controlled_by, orphans
 from svcnet.events import record
 from svcnet.k8s import labels
 from svcnet.k8s.kinds import BY_KIND
 from svcnet.k8s.objects import Obj, pod_ready
-from svcnet.k8s.owners import controller_ref, controller_uid
+from svcnet.k8s.owners import controller_of, controller_ref
 from svcnet.store import Event
 
 
@@ -37,14 +38,15 @@ class ReplicaSetController(Controller):
             for o in (ev.obj, ev.old):
                 if o is None:
                     continue
-                uid = controller_uid(o)
+                ref = controller_of(o)
+                if ref is not None:
+                    # The reference names its controller: no need to look at the others.
+                    if ref.get("kind") == "ReplicaSet":
+                        out.append((ev.namespace, str(ref.get("name"))))
+                    continue
                 for rs in self.store.list("ReplicaSet", ev.namespace):
-                    if rs["metadata"]["uid"] == uid or (
-                        uid is None
-                        and labels.from_label_selector(rs["spec"].get("selector")).matches(
-                            o["metadata"].get("labels")
-                        )
-                    ):
+                    sel = labels.from_label_selector(rs["spec"].get("selector"))
+                    if sel.matches(o["metadata"].get("labels")):
                         out.append((ev.namespace, rs["metadata"]["name"]))
             return out
         return ()
@@ -54,14 +56,10 @@ class ReplicaSetController(Controller):
         rs = self.store.get("ReplicaSet", ns, name)
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
-        uid = rs["metadata"]["uid"]
         sel = labels.from_label_selector(rs["spec"].get("selector"))
-        owned: list[Obj] = []
-        for pod in self.store.list("Pod", ns):
-            owner = controller_uid(pod)
-            if owner == uid:
-                owned.append(pod)
-            elif owner is None and is_active(pod) and sel.matches(pod["metadata"].get("labels")):
+        owned = controlled_by(self.store, "Pod", rs)
+        for pod in orphans(self.store, "Pod", ns):
+            if is_active(pod) and sel.matches(pod["metadata"].get("labels")):
                 owned.append(self._adopt(pod, rs))
         active = [p for p in owned if is_active(p)]
         want = int(rs["spec"].get("replicas", 1))
@@ -102,11 +100,7 @@ class ReplicaSetController(Controller):
 
     def _update_status(self, rs: Obj) -> None:
         md = rs["metadata"]
-        pods = [
-            p
-            for p in self.store.list("Pod", md["namespace"])
-            if controller_uid(p) == md["uid"] and is_active(p)
-        ]
+        pods = [p for p in controlled_by(self.store, "Pod", rs) if is_active(p)]
         sel = labels.from_label_selector(rs["spec"].get("selector"))
         ready = sum(1 for p in pods if pod_ready(p))
         status: Obj = {

@@ -1,4 +1,5 @@
-"""Which Services select a pod, and which pods a Service selects, through store
+"""Which Services select a pod, which pods a Service selects, and what a
+controller controls, through store
 indexes (an informer's Indexer), so that neither costs a scan of the namespace.
 
 A Service is filed under one of its selector's pairs (the smallest key) and a
@@ -17,11 +18,14 @@ from collections.abc import Iterable
 
 from svcnet.k8s import labels
 from svcnet.k8s.objects import Obj
+from svcnet.k8s.owners import controller_uid
 from svcnet.store import ReadOnlyStore
 
 SERVICES_BY_PAIR = "selection.services"
 PODS_BY_LABEL = "selection.pods"
+CONTROLLED = "selection.controlled."
 _ANY = "\x00*"
+_ORPHAN = "\x00orphan"
 
 
 def _ns(obj: Obj) -> str:
@@ -86,3 +90,24 @@ def pods_selected(store: ReadOnlyStore, ns: str, selector: dict[str, str] | None
         for p in store.by_index(PODS_BY_LABEL, _pair(ns, key, selector[key]))
         if sel.matches(p["metadata"].get("labels"))
     ]
+
+
+def _controller_keys(obj: Obj) -> list[str]:
+    uid = controller_uid(obj)
+    return [uid] if uid is not None else [_ns(obj) + _ORPHAN]
+
+
+def _controlled(store: ReadOnlyStore, kind: str) -> str:
+    store.index(CONTROLLED + kind, kind, _controller_keys)
+    return CONTROLLED + kind
+
+
+def controlled_by(store: ReadOnlyStore, kind: str, owner: Obj) -> list[Obj]:
+    """The objects of `kind` whose controller reference names owner's uid, in name
+    order: what a controller's sync looks at, without a scan of its namespace."""
+    return store.by_index(_controlled(store, kind), str(owner["metadata"]["uid"]))
+
+
+def orphans(store: ReadOnlyStore, kind: str, ns: str) -> list[Obj]:
+    """The objects of `kind` in namespace ns with no controller: candidates for adoption."""
+    return store.by_index(_controlled(store, kind), ns + _ORPHAN)

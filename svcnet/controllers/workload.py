@@ -8,8 +8,9 @@ import copy
 from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
+from svcnet.controllers.selection import controlled_by
 from svcnet.k8s.objects import Obj
-from svcnet.k8s.owners import controller_of, controller_ref, controller_uid
+from svcnet.k8s.owners import controller_of, controller_ref
 from svcnet.registry import ApiError
 from svcnet.store import Event
 
@@ -59,10 +60,7 @@ class OwnerController(Controller):
         return ()
 
     def pods_of(self, owner: Obj) -> list[Obj]:
-        md = owner["metadata"]
-        return [
-            p for p in self.store.list("Pod", md["namespace"]) if controller_uid(p) == md["uid"]
-        ]
+        return controlled_by(self.store, "Pod", owner)
 
     def delete_pod(self, pod: Obj) -> bool:
         md = pod["metadata"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 
 _LISTEN = "0A"
 MAX_LINES = 200_000
@@ -35,7 +36,14 @@ def _ip6(field: str) -> str:
 def waiting_to_be_accepted(ips: Collection[str]) -> int:
     """Connections queued on the TCP listeners bound to any of `ips` (exact
     addresses; a wildcard listener belongs to no one pod)."""
-    total = 0
+    queued = accept_queues()
+    return sum(queued.get(ip, 0) for ip in ips)
+
+
+def accept_queues() -> dict[str, int]:
+    """Every listener address with connections queued, and how many: one read of
+    the table, whatever the number of pods asking."""
+    total: dict[str, int] = {}
     for path, decode in (("/proc/net/tcp", _ip4), ("/proc/net/tcp6", _ip6)):
         try:
             with open(path, encoding="ascii", errors="replace") as f:
@@ -46,9 +54,30 @@ def waiting_to_be_accepted(ips: Collection[str]) -> int:
                     cols = line.split()
                     if len(cols) < 5 or cols[3] != _LISTEN:
                         continue
-                    host = cols[1].partition(":")[0]
-                    if decode(host) in ips:
-                        total += int(cols[4].partition(":")[2], 16)
+                    queued = int(cols[4].partition(":")[2], 16)
+                    if queued:
+                        ip = decode(cols[1].partition(":")[0])
+                        total[ip] = total.get(ip, 0) + queued
         except (OSError, ValueError):
             continue
     return total
+
+
+class SharedTable:
+    """The table read at most once per `max_age` seconds, whoever asks: a thousand
+    pods deleted together each poll their queues, and reading the whole table for
+    each of them, every poll, cost the square of their number (benchmarks/README.md,
+    "Scale")."""
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._read_at = float("-inf")
+        self._queued: dict[str, int] = {}
+
+    def waiting(self, ips: Collection[str]) -> int:
+        now = self._clock()
+        if now - self._read_at >= self._max_age:
+            self._queued = accept_queues()
+            self._read_at = now
+        return sum(self._queued.get(ip, 0) for ip in ips)

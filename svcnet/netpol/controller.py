@@ -124,10 +124,13 @@ class NetworkPolicyController:
         """Recompute every pod's allows and write what changed."""
         if self._maps is None:
             return
+        policies = self._store.list("NetworkPolicy")
+        if not policies and not self._installed:
+            # No pod is isolated and none was: the common case costs nothing per
+            # pod event (with a thousand pods this scan was most of a ramp's work).
+            return
         pods = [p for p in map(pod_info, self._store.list("Pod")) if p is not None]
-        want = ingress_allows(
-            self._store.list("NetworkPolicy"), pods, self._store.list("Namespace")
-        )
+        want = ingress_allows(policies, pods, self._store.list("Namespace"))
         for ip in [ip for ip in self._installed if ip not in want]:
             self._set(ip, None)
         for ip, allows in want.items():

@@ -77,6 +77,16 @@ async def test_orphan_leaves_the_dependents_without_their_owner(env: Any) -> Non
     assert len(left) == 2
     assert all(not p["metadata"].get("ownerReferences") for p in left)
     assert all(not p["metadata"].get("deletionTimestamp") for p in left)
+    # The ReplicaSet applied again adopts its orphans instead of starting new pods.
+    rs = reg.create(RS)
+    await settle()
+    adopted = pods(store)
+    assert sorted(p["metadata"]["name"] for p in adopted) == sorted(
+        p["metadata"]["name"] for p in left
+    )
+    assert all(
+        p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"] for p in adopted
+    )
 
 
 async def test_foreground_deletes_dependents_first(env: Any) -> None:

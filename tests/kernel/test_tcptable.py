@@ -41,3 +41,27 @@ def test_ipv6_listeners_are_read_too() -> None:
     finally:
         client.close()
         listener.close()
+
+
+def test_the_shared_table_is_read_once_per_max_age() -> None:
+    host = "127.9.0.9"
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    now = [100.0]
+    table = tcptable.SharedTable(0.5, clock=lambda: now[0])
+    clients = []
+    try:
+        assert table.waiting({host}) == 0
+        clients.append(socket.create_connection((host, port)))
+        # Within max_age every asker gets the same read: the new connection is not seen yet.
+        now[0] += 0.25
+        assert table.waiting({host}) == 0
+        now[0] += 0.25
+        assert table.waiting({host}) == 1
+        assert table.waiting({host, "127.9.0.10"}) == 1
+    finally:
+        for c in clients:
+            c.close()
+        listener.close()
