@@ -84,9 +84,7 @@ async def test_orphan_leaves_the_dependents_without_their_owner(env: Any) -> Non
     assert sorted(p["metadata"]["name"] for p in adopted) == sorted(
         p["metadata"]["name"] for p in left
     )
-    assert all(
-        p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"] for p in adopted
-    )
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"] for p in adopted)
 
 
 async def test_foreground_deletes_dependents_first(env: Any) -> None:

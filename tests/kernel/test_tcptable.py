@@ -65,3 +65,21 @@ def test_the_shared_table_is_read_once_per_max_age() -> None:
         for c in clients:
             c.close()
         listener.close()
+
+
+def test_sock_diag_and_proc_net_tcp_agree() -> None:
+    """The netlink dump (what is used) and /proc/net/tcp (the fallback where
+    sock_diag is refused) report the same queues."""
+    host = "127.9.0.11"
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen(16)
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(2)]
+    try:
+        diag = tcptable._diag_listeners()
+        assert diag[host] == 2
+        assert diag == tcptable._proc_listeners()
+    finally:
+        for c in clients:
+            c.close()
+        listener.close()
