@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
+from svcnet import _json
 from svcnet.api import (
     discovery,
     metrics,
@@ -85,7 +86,7 @@ NOT_FOUND_PATH = ApiError(404, "NotFound", "the server could not find the reques
 
 def json_response(data: Any, status: int = 200, content_type: str = JSON) -> web.Response:
     return web.Response(
-        body=json.dumps(data, separators=(",", ":")).encode(),
+        body=_json.dumps(data),
         status=status,
         headers={"Content-Type": content_type},
     )

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
 
+from svcnet import _json
 from svcnet.api import tables
 from svcnet.k8s import fields, labels
 from svcnet.k8s.kinds import Kind
@@ -200,21 +200,16 @@ async def serve(
                 )
                 first = False
                 obj = out
-            return (
-                json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
-            )
+            return _json.dumps({"type": etype, "object": obj}) + b"\n"
 
         if error is not None:
-            await resp.write(json.dumps({"type": "ERROR", "object": error}).encode() + b"\n")
+            await resp.write(_json.dumps({"type": "ERROR", "object": error}) + b"\n")
             await resp.write_eof()
             return resp
         for etype, obj in initial:
             await resp.write(encode(etype, obj))
         if bookmark is not None:
-            await resp.write(
-                json.dumps({"type": "BOOKMARK", "object": bookmark}, separators=(",", ":")).encode()
-                + b"\n"
-            )
+            await resp.write(_json.dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
         try:
             async with asyncio.timeout(wr.timeout):
                 while True:

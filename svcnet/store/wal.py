@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from svcnet import _json
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.wellknown import (
     ENDPOINTS_CONTROLLER,
@@ -127,7 +128,7 @@ class Wal:
         for obj in objects:
             kept = kept_form(obj)
             if kept is not None:
-                line = json.dumps({"put": kept}, separators=(",", ":"))
+                line = _json.dumps({"put": kept}).decode()
                 self._last[_key(obj)] = line
                 lines.append(line + "\n")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -152,12 +153,12 @@ class Wal:
         if deleted:
             if self._last.pop(key, None) is None:
                 return
-            line = json.dumps({"del": list(key)}, separators=(",", ":"))
+            line = _json.dumps({"del": list(key)}).decode()
         else:
             kept = kept_form(obj)
             if kept is None:
                 return
-            line = json.dumps({"put": kept}, separators=(",", ":"))
+            line = _json.dumps({"put": kept}).decode()
             if self._last.get(key) == line:
                 return
             self._last[key] = line
