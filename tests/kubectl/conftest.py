@@ -1,8 +1,11 @@
 """A whole `svcnet up` (on an empty manifest directory) that real kubectl and the
 Python client drive through `svcnet kubeconfig`.
 
-Addresses: services 127.190/16, pods 127.191/16, load balancers 127.192/16,
-NodePorts on 127.193.0.1, upstream DNS 127.193.0.2 (nothing listens there).
+Addresses: a block of the test sessions' (svcnet.testing.claim_block, held for
+the session, so two runs of this suite side by side do not collide): services
+127.<PREFIX>/16, pods 127.<PREFIX+1>/16, load balancers 127.<PREFIX+2>/16,
+NodePorts on 127.<PREFIX+3>.0.1, upstream DNS 127.<PREFIX+3>.0.2 (nothing listens
+there).
 Every kubectl run gets its own HOME and --cache-dir under the test's
 temporary directory, so no discovery cache leaks between runs.
 """
@@ -25,14 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from svcnet.testing import free_port, isolated_up_args, node_ip
+from svcnet.testing import claim_block, free_port, isolated_up_args, node_ip
 from tests.e2e.cluster import descendants
 from tests.kubectl.binaries import all_kubectls
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 SVCNET = [sys.executable, "-m", "svcnet"]
-PREFIX = 190  # 127.190-193.x: clear of the other suites
+PREFIX, _BLOCK_LOCK = claim_block()
 NODE_IP = node_ip(PREFIX)
 
 

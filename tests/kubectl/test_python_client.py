@@ -13,7 +13,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
-from tests.kubectl.conftest import Daemon
+from tests.kubectl.conftest import PREFIX, Daemon
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def test_python_client(daemon: Daemon) -> None:
     ):
         if ev["object"].status.phase == "Running":
             w.stop()
-    assert core.read_namespaced_pod("py", NS).status.pod_ip.startswith("127.191.")
+    assert core.read_namespaced_pod("py", NS).status.pod_ip.startswith(f"127.{PREFIX + 1}.")
 
     # patch (strategic merge for a dict body)
     patched = core.patch_namespaced_pod("py", NS, {"metadata": {"labels": {"tier": "x"}}})

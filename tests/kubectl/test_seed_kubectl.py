@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubectl.conftest import NODE_IP, Daemon, Terminal, make_kubectl
+from tests.kubectl.conftest import NODE_IP, PREFIX, Daemon, Terminal, make_kubectl
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_seed_walkthrough(daemon: Daemon, kubectl_bin: tuple[str, str], tmp_path
     got = rows(k.ok("get", "svc", "echo"))
     assert got[0] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
     assert got[1][:2] == ["echo", "ClusterIP"]
-    assert ipaddress.ip_address(got[1][2]) in ipaddress.ip_network("127.190.0.0/16")
+    assert ipaddress.ip_address(got[1][2]) in ipaddress.ip_network(f"127.{PREFIX}.0.0/16")
     assert got[1][3:5] == ["<none>", "80/TCP"]
 
     # 4. A debug pod with a shell: curl the Service by name.
@@ -135,9 +135,8 @@ def test_seed_walkthrough(daemon: Daemon, kubectl_bin: tuple[str, str], tmp_path
     yaml_out = k.ok("get", "svc", "echo", "-o", "yaml")
     assert "kind: Service" in yaml_out and f"nodePort: {node_port}" in yaml_out
     desc = k.ok("describe", "svc", "echo")
-    assert re.search(r"^Endpoints:\s+127\.191\.\d+\.\d+:80,127\.191\.\d+\.\d+:80$", desc, re.M), (
-        desc
-    )
+    pods = rf"127\.{PREFIX + 1}\.\d+\.\d+:80"
+    assert re.search(rf"^Endpoints:\s+{pods},{pods}$", desc, re.M), desc
     desc = k.ok("describe", "pod", spring)
     assert re.search(r"Normal\s+Scheduled\s+.*default-scheduler", desc), desc
     assert re.search(r"Normal\s+Started\s+.*kubelet\s+Started container echo", desc), desc
@@ -182,8 +181,8 @@ def test_exec_and_errors(daemon: Daemon, kubectl_bin: tuple[str, str], tmp_path:
     assert r.returncode == 3, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "out" and lines[1] == pod
-    assert lines[2] == "nameserver 127.190.0.10"
-    assert re.fullmatch(r"ip=127\.191\.\d+\.\d+", lines[3])
+    assert lines[2] == f"nameserver 127.{PREFIX}.0.10"
+    assert re.fullmatch(rf"ip=127\.{PREFIX + 1}\.\d+\.\d+", lines[3])
     assert "err\n" in r.stderr and "command terminated with exit code 3" in r.stderr
 
     # stdin and its half-close (v5 channel 255).
