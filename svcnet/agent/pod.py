@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 
 DEFAULT_GRACE = 30.0
+HOST_IP = "127.0.0.1"
+"""The node's address (status.hostIP), and a host-network pod's podIP."""
 ENDPOINTS_WAIT = 1.0
 MIN_GRACE_AFTER_HOOK = 2.0
 """kubelet's minimumGracePeriodInSeconds: what a container gets after its preStop hook
@@ -77,12 +79,18 @@ class PodWorker:
         self.pod = pod
         spec = pod.get("spec") or {}
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
+        self.host_network = bool(spec.get("hostNetwork"))
+        """spec.hostNetwork: the node's address and network identity, its hostname too."""
         grace = spec.get("terminationGracePeriodSeconds")
         self.termination_grace = DEFAULT_GRACE if grace is None else float(grace)
         self.log_limit = node.settings.agent.log_bytes
         self.ip = ""
         self.runners: list[ContainerRunner] = []
         self.init_runners: list[ContainerRunner] = []
+        self.ephemeral_runners: list[ContainerRunner] = []
+        """`kubectl debug`'s containers, added to the running pod, each run once."""
+        self._sandbox_ready = False
+        """The volumes are set up: containers, ephemeral ones included, may start."""
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._dir: Path | None = None
         self._resolv: Path | None = None
@@ -138,6 +146,7 @@ class PodWorker:
     def _handle(self, pod: Obj) -> None:
         md = pod["metadata"]
         if not md.get("deletionTimestamp"):
+            self._add_ephemeral(pod)
             return
         grace = md.get("deletionGracePeriodSeconds")
         if grace is None:
@@ -183,7 +192,8 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         preferred = str((self.pod.get("status") or {}).get("podIP") or "") or None
         try:
-            self.ip = self._node.ips.allocate(preferred)
+            # A host-network pod (`kubectl debug node/...`'s) has the node's address.
+            self.ip = HOST_IP if self.host_network else self._node.ips.allocate(preferred)
         except LookupError as e:
             message = str(e)
             self._write(lambda st: _unschedulable(st, message))
@@ -228,6 +238,10 @@ class PodWorker:
         """Once the volumes are set up: the init containers, or the containers."""
         if self._terminating:
             return
+        self._sandbox_ready = True
+        # Ephemeral containers do not wait for init containers (the kubelet starts
+        # them first, so a pod stuck in an init container can still be debugged).
+        self._add_ephemeral(self.pod)
         if self.init_runners:
             self._tasks.append(
                 self._node.tasks.spawn(
@@ -292,6 +306,37 @@ class PodWorker:
         if not self._terminating:
             self._start_containers(self.runners)
 
+    def _add_ephemeral(self, pod: Obj) -> None:
+        """Start the ephemeral containers the pod's spec gained (the ephemeralcontainers
+        subresource only adds them), in the pod's sandbox like any other container: its
+        IP and private localhost, cgroup, resolv.conf and hostname, its own volumeMounts.
+        They never restart."""
+        if not self._sandbox_ready or self._terminating:
+            return
+        known = {r.name for r in self.ephemeral_runners}
+        added = [
+            c
+            for c in (pod.get("spec") or {}).get("ephemeralContainers") or ()
+            if isinstance(c, dict) and c.get("name") and c["name"] not in known
+        ]
+        for c in added:
+            r = ContainerRunner(self, c, restart_policy="Never")
+            self.ephemeral_runners.append(r)
+            target = c.get("targetContainerName")
+            if target:
+                # Process namespace targeting cannot be honoured as asked: say how it differs.
+                self.event(
+                    "Warning",
+                    "TargetNamespaceNotShared",
+                    f'targetContainerName "{target}" of ephemeral container {r.name}: svcnet '
+                    "runs containers without PID namespaces, so it sees every process of "
+                    f"this machine, those of {target} included, with a filesystem view "
+                    f"of its own",
+                )
+            self._start_containers([r])
+        if added:
+            self.changed()
+
     def _make_cgroup(self) -> None:
         tree = self._node.cgroups
         if tree is not None:
@@ -300,6 +345,8 @@ class PodWorker:
                 self.cgroup.set_limits(*pod_limits(self.pod))
             except OSError as e:
                 self.event("Warning", "FailedCgroup", f"cannot make the pod's cgroup: {e}")
+        if self.host_network:
+            return  # its processes keep this machine's network identity, as host processes
         if self._node.pod_maps is not None and self.cgroup is not None:
             try:
                 self.loopback_ip = self._node.ips.allocate()
@@ -449,7 +496,7 @@ class PodWorker:
         first = not self._terminating
         self._terminating = True
         procs: list[Process] = []
-        for r in [*self.runners, *self.init_runners]:
+        for r in [*self.runners, *self.init_runners, *self.ephemeral_runners]:
             p = r.stop(signal.SIGTERM if grace > 0 else signal.SIGKILL)
             if p is not None:
                 procs.append(p)
@@ -471,7 +518,7 @@ class PodWorker:
             await asyncio.wait(runs, timeout=KILL_WAIT)
 
     async def _cleanup(self) -> None:
-        for r in [*self.runners, *self.init_runners]:
+        for r in [*self.runners, *self.init_runners, *self.ephemeral_runners]:
             r.stop(signal.SIGKILL)
         current = asyncio.current_task()
         pending = [t for t in self._tasks if not t.done() and t is not current]
@@ -491,7 +538,7 @@ class PodWorker:
         if self.loopback_ip:
             self._node.ips.release(self.loopback_ip)
             self.loopback_ip = ""
-        if self.ip:
+        if self.ip and not self.host_network:
             self._node.ips.release(self.ip)
             self.ip = ""
         if self.volumes is not None:
@@ -610,6 +657,8 @@ class PodWorker:
     def preexec(self, report_fd: int, spec: LaunchSpec) -> Callable[[], None]:
         pod_spec = self.pod.get("spec") or {}
         hostname = str(pod_spec.get("hostname") or self.name)[:63]
+        if self.host_network:
+            hostname = os.uname().nodename  # the node's UTS namespace, as hostNetwork shares it
         return sandbox.ChildSetup(
             libc=self._node.libc,
             parent_pid=os.getpid(),
@@ -661,6 +710,7 @@ class PodWorker:
         self._publish_pending = False
         statuses = [r.status() for r in self.runners]
         init_statuses = [r.status() for r in self.init_runners]
+        ephemeral_statuses = [_ephemeral_status(r.status()) for r in self.ephemeral_runners]
         sidecars = {r.name for r in self.init_runners if r.restart_policy == "Always"}
         pod_phase = phase(statuses, self.restart_policy, init_statuses, sidecars)
         now = rfc3339(time.time())
@@ -678,8 +728,8 @@ class PodWorker:
                     init_statuses,
                     sidecars,
                 ),
-                "hostIP": "127.0.0.1",
-                "hostIPs": [{"ip": "127.0.0.1"}],
+                "hostIP": HOST_IP,
+                "hostIPs": [{"ip": HOST_IP}],
                 "podIP": self.ip,
                 "podIPs": [{"ip": self.ip}],
                 "startTime": old.get("startTime") or rfc3339(self._start_time),
@@ -688,6 +738,8 @@ class PodWorker:
             }
             if init_statuses:
                 st["initContainerStatuses"] = init_statuses
+            if ephemeral_statuses:
+                st["ephemeralContainerStatuses"] = ephemeral_statuses
             obj["status"] = st
 
         self._write(fn)
@@ -701,10 +753,18 @@ class PodWorker:
     # --- lookups for logs/attach ------------------------------------------------
 
     def runner(self, container: str) -> ContainerRunner | None:
-        for r in [*self.runners, *self.init_runners]:
+        for r in [*self.runners, *self.init_runners, *self.ephemeral_runners]:
             if r.name == container:
                 return r
         return None
+
+
+def _ephemeral_status(st: Obj) -> Obj:
+    """An ephemeral container is never ready, and the kubelet's prober, which sets
+    `started`, does not look at it."""
+    st["ready"] = False
+    st.pop("started", None)
+    return st
 
 
 def _unschedulable(obj: Obj, message: str) -> None:

@@ -47,6 +47,7 @@ def _subresources(k: Kind) -> list[tuple[str, Obj, list[str]]]:
                 {"group": "", "version": "v1", "kind": "PodAttachOptions"},
                 ["create", "get"],
             ),
+            ("ephemeralcontainers", own, ["get", "patch", "update"]),
             ("exec", {"group": "", "version": "v1", "kind": "PodExecOptions"}, ["create", "get"]),
             ("log", own, ["get"]),
         ]

@@ -700,9 +700,52 @@ class ApiServer:
                 untrack()
         if kind.kind in ("Deployment", "ReplicaSet", "StatefulSet") and sub == "scale":
             return await self._scale(request, target)
+        if kind.kind == "Pod" and sub == "ephemeralcontainers":
+            return await self._ephemeral_containers(request, target)
         if sub == "status" and method == "GET" and kind.has_status:
             return self._get(request, target)
         raise NOT_FOUND_PATH
+
+    async def _ephemeral_containers(self, request: web.Request, target: Target) -> web.Response:
+        """pods/ephemeralcontainers: the whole Pod in and out (since 1.22 the
+        subresource's kind is Pod); `kubectl debug` PATCHes it with a strategic merge
+        patch that appends one container."""
+        assert target.name is not None
+        ns = self._ns(target)
+        if request.method == "GET":
+            return self._get(request, target)
+        if request.method == "PUT":
+            directive = field_validation(request, "UpdateOptions")
+            body = check_object(await read_object(request, target.kind), target)
+        elif request.method == "PATCH":
+            directive = field_validation(request, "PatchOptions")
+            ctype = request.content_type
+            if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH):
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types "
+                    f"include: {', '.join((JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH))}",
+                )
+            live = self.registry.get(target.kind, ns, target.name)
+            body = check_object(
+                apply_patch(live, await read_body(request), ctype, target.kind.kind), target
+            )
+        else:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        body, warnings = drop_unknown_fields(body, target.kind, directive)
+        obj = self.registry.update_ephemeral_containers(
+            body,
+            ns,
+            target.name,
+            dry_run=dry_run(request),
+            field_manager=field_manager(request),
+        )
+        return _warn(self._render(request, target, obj), warnings)
 
     async def _scale(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None

@@ -58,8 +58,9 @@ def pick_container(pod: Obj, requested: str | None) -> str:
     name = md.get("name", "")
     containers = [str(c.get("name")) for c in spec.get("containers") or ()]
     init = [str(c.get("name")) for c in spec.get("initContainers") or ()]
+    ephemeral = [str(c.get("name")) for c in spec.get("ephemeralContainers") or ()]
     if requested:
-        if requested not in containers and requested not in init:
+        if requested not in (*containers, *init, *ephemeral):
             raise bad_request(f"container {requested} is not valid for pod {name}")
         return requested
     if len(containers) == 1:
@@ -73,6 +74,8 @@ def pick_container(pod: Obj, requested: str | None) -> str:
     )
     if init:
         msg += f" or one of the init containers: [{' '.join(init)}]"
+    if ephemeral:
+        msg += f" or one of the ephemeral containers: [{' '.join(ephemeral)}]"
     raise bad_request(msg)
 
 

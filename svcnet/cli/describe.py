@@ -445,6 +445,14 @@ def describe_pod(pod: Obj, event_items: list[Obj]) -> str:
     _containers(
         w, "Containers", spec.get("containers") or [], status.get("containerStatuses") or [], 0
     )
+    if spec.get("ephemeralContainers"):
+        _containers(
+            w,
+            "Ephemeral Containers",
+            spec["ephemeralContainers"],
+            status.get("ephemeralContainerStatuses") or [],
+            0,
+        )
     conditions = status.get("conditions") or []
     if conditions:
         w.line(0, "Conditions:")

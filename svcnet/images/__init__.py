@@ -159,6 +159,9 @@ def builtin_images() -> dict[str, Image]:
         # A debug image: whatever the container asks for, on the host's tools.
         # Its WORKDIR is /, as the real image's: the seed's shell prompt shows it.
         "gihyodocker/fundamental": Image("gihyodocker/fundamental", (), ("sh",), False, "/"),
+        # busybox (kubectl debug's and the docs' usual image): no ENTRYPOINT, CMD sh, and
+        # its applets are this machine's commands of the same names.
+        "busybox": Image("busybox", (), ("sh",), False, "/"),
     }
 
 

@@ -52,6 +52,10 @@ def resolv_conf(pod: Obj, cluster_domain: str, dns_ip: str) -> str | None:
     spec = pod.get("spec") or {}
     ns = str(pod["metadata"].get("namespace") or "default")
     policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if policy == "ClusterFirst" and spec.get("hostNetwork"):
+        # The kubelet's getPodDNSType: a host-network pod asks for the cluster's DNS
+        # with ClusterFirstWithHostNet only.
+        policy = "Default"
     cfg = spec.get("dnsConfig") or {}
     if policy == "Default" and not cfg:
         return None

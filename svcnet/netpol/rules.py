@@ -59,6 +59,10 @@ def pod_info(pod: Obj) -> PodInfo | None:
     ip = str(status.get("podIP") or "")
     if not ip or status.get("phase") in ("Succeeded", "Failed"):
         return None
+    if (pod.get("spec") or {}).get("hostNetwork"):
+        # The node's own address: NetworkPolicies do not select host-network pods
+        # (Calico and Cilium police only pods on the pod network).
+        return None
     try:
         if ipaddress.ip_address(ip).version != 4:
             return None

@@ -22,7 +22,9 @@ def pod_spec(spec: Obj) -> None:
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("enableServiceLinks", True)
-    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+    # SetDefaults_EphemeralContainer applies SetDefaults_Container to them too.
+    ephemeral = spec.get("ephemeralContainers") or []
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or []), *ephemeral]:
         if not isinstance(c, dict):
             continue
         c.setdefault("imagePullPolicy", _image_pull_policy(str(c.get("image") or "")))

@@ -520,6 +520,60 @@ class Registry:
         except StoreError:
             raise not_found(k, name) from None
 
+    def update_ephemeral_containers(
+        self,
+        obj: Obj,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> Obj:
+        """pods/ephemeralcontainers (PUT, or a PATCH already applied to the live pod):
+        only spec.ephemeralContainers is taken from `obj`, as the API server's
+        podEphemeralContainersStrategy drops every other change, and existing ones
+        may not change or go (ValidatePodEphemeralContainersUpdate)."""
+        k = kinds.BY_KIND["Pod"]
+        old = self.get(k, namespace, name)
+        md = obj.get("metadata") if isinstance(obj, dict) else None
+        body_name = md.get("name") if isinstance(md, dict) else None
+        if body_name and body_name != name:
+            raise bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        expected_rv = md.get("resourceVersion") if isinstance(md, dict) else None
+        if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                {"name": name, "group": "", "kind": "pods"},
+            )
+        spec = obj.get("spec") if isinstance(obj, dict) else None
+        sent = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
+        new = copy.deepcopy(old)
+        if sent:
+            new["spec"]["ephemeralContainers"] = copy.deepcopy(sent)
+        else:
+            new["spec"].pop("ephemeralContainers", None)
+        schema.check(new, k)
+        defaults.pod_spec(new["spec"])
+        errs = validation.validate(new, creating=False)
+        errs += validation.ephemeral_containers_update(new, old)
+        if errs:
+            raise invalid(k, name, errs)
+        if field_manager:
+            new["metadata"]["managedFields"] = ssa.record_update(
+                old, new, field_manager, k.api_version, subresource="ephemeralcontainers"
+            )
+        if dry_run:
+            return self._store.preview(new)
+        try:
+            return self._store.update(new)
+        except StoreError:
+            raise not_found(k, name) from None
+
     def bind(self, namespace: str, name: str, node: str) -> Obj:
         """pods/binding, as the scheduler posts it: set spec.nodeName once."""
         k = kinds.BY_KIND["Pod"]

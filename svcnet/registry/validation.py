@@ -364,6 +364,108 @@ def pod_spec(spec: Obj, path: str) -> list[Cause]:
     if rp not in ("Always", "OnFailure", "Never"):
         errs.append(unsupported(f"{path}.restartPolicy", rp, ("Always", "OnFailure", "Never")))
     errs += pod_volumes(spec, path)
+    errs += ephemeral_containers(spec, path)
+    if path.endswith("template.spec") and spec.get("ephemeralContainers"):
+        # ValidatePodTemplateSpec: they are added to running pods only.
+        msg = "ephemeral containers not allowed in pod template"
+        errs.append(forbidden(f"{path}.ephemeralContainers", msg))
+    return errs
+
+
+EPHEMERAL_FORBIDDEN = (
+    "ports",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+)
+"""The Container fields outside allowedEphemeralContainerFields, in the Go struct's order
+(validateFieldAllowList reports them so)."""
+EPHEMERAL_FORBIDDEN_MSG = "cannot be set for an Ephemeral Container"
+
+
+def _is_set(field: str, value: Any) -> bool:
+    """Whether a decoded field differs from Go's zero value: `resources: {}` is the zero
+    struct, while an empty list or map (`ports: []`) is a non-nil slice, so set."""
+    if value is None:
+        return False
+    if field == "resources" and isinstance(value, dict):
+        return any(v is not None for v in value.values())
+    return True
+
+
+def ephemeral_containers(spec: Obj, path: str) -> list[Cause]:
+    """validateEphemeralContainers: the container checks, a name unique among all the
+    pod's containers, a targetContainerName that names a container or init container,
+    no field that would make the pod rely on it (ports, probes, resources, lifecycle)
+    and no subPath mounts."""
+    errs: list[Cause] = []
+    others = {
+        str(c.get("name") or "")
+        for f in ("containers", "initContainers")
+        for c in spec.get(f) or ()
+        if isinstance(c, dict)
+    }
+    names = set(others)
+    volumes = {str(v.get("name") or "") for v in spec.get("volumes") or () if isinstance(v, dict)}
+    for i, ec in enumerate(spec.get("ephemeralContainers") or ()):
+        if not isinstance(ec, dict):
+            continue
+        ip = f"{path}.ephemeralContainers[{i}]"
+        name = str(ec.get("name") or "")
+        if not name:
+            errs.append(required(f"{ip}.name"))
+        elif not DNS1123_LABEL.match(name) or len(name) > 63:
+            errs.append(invalid(f"{ip}.name", name, MSG_1123_LABEL))
+        if not ec.get("image"):
+            errs.append(required(f"{ip}.image"))
+        errs += _volume_mounts(ec, volumes, f"{ip}.volumeMounts")
+        if name in names:
+            errs.append(duplicate(f"{ip}.name", name))
+        names.add(name)
+        target = ec.get("targetContainerName")
+        if target and target not in others:
+            errs.append(Cause(f"{ip}.targetContainerName", "FieldValueNotFound",
+                              f"Not found: {q(target)}"))  # fmt: skip
+        errs += [
+            forbidden(f"{ip}.{f}", EPHEMERAL_FORBIDDEN_MSG)
+            for f in EPHEMERAL_FORBIDDEN
+            if _is_set(f, ec.get(f))
+        ]
+        for j, m in enumerate(ec.get("volumeMounts") or ()):
+            for f in ("subPath", "subPathExpr"):
+                if isinstance(m, dict) and m.get(f):
+                    errs.append(forbidden(f"{ip}.volumeMounts[{j}].{f}", EPHEMERAL_FORBIDDEN_MSG))
+    return errs
+
+
+def ephemeral_containers_update(new: Obj, old: Obj) -> list[Cause]:
+    """ValidatePodEphemeralContainersUpdate's part 2: the ephemeralcontainers
+    subresource only adds. The API server follows "may not be changed" with Go's
+    cmp.Diff of the two containers; svcnet names the fields that differ instead."""
+    errs: list[Cause] = []
+    path = "spec.ephemeralContainers"
+    by_name = {
+        str(c.get("name") or ""): c
+        for c in (new.get("spec") or {}).get("ephemeralContainers") or ()
+        if isinstance(c, dict)
+    }
+    for was in (old.get("spec") or {}).get("ephemeralContainers") or ():
+        name = str(was.get("name") or "")
+        now = by_name.get(name)
+        what = f"existing ephemeral containers {q(name)} may not be"
+        if now is None:
+            errs.append(forbidden(path, f"{what} removed\n"))
+        elif now != was:
+            changed = sorted(k for k in {*now, *was} if now.get(k) != was.get(k))
+            diff = "".join(
+                f"  {k}: - {_json_short(was.get(k))}\n  {k}: + {_json_short(now.get(k))}\n"
+                for k in changed
+            )
+            errs.append(forbidden(path, f"{what} changed\n{diff}"))
     return errs
 
 
