@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubectl.conftest import Daemon, Kubectl, Terminal, make_kubectl
+from tests.kubectl.conftest import PREFIX, Daemon, Kubectl, Terminal, make_kubectl
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def test_debug_ephemeral_container(
     term.send(b"echo H=$(hostname) S=$(stty size) IP=$POD_IP\r")
     term.expect(f"H=web S=24 80 IP={web['status']['podIP']}".encode())
     term.send(b"grep nameserver /etc/resolv.conf\r")
-    term.expect(b"nameserver 127.190.0.10")
+    term.expect(f"nameserver 127.{PREFIX}.0.10".encode())
     term.send(b"exit 0\r")
     assert term.finish() == 0, term.seen[-2000:]
     st = wait_ephemeral(k, "web", "dbg", "terminated")
