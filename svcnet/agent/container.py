@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from svcnet._aio import TaskSet
-from svcnet.agent import probes
+from svcnet.agent import envvars, probes
 from svcnet.agent.backoff import Backoff
 from svcnet.agent.identity import Identity
 from svcnet.agent.process import LaunchError, LaunchSpec, Process
@@ -134,7 +135,8 @@ class ContainerRunner:
         self._stopping = asyncio.Event()
         self._backoff = pod.new_backoff()
         self.probes = probes.container_probes(spec)
-        self._env: dict[str, str] = {}
+        self._env = b""
+        """The current instance's environment, envvars.pack'ed."""
         self.identity: Identity | None = None
         """Who the current instance runs as: exec sessions and exec probes run as it too."""
         self._cwd = "/"
@@ -243,8 +245,8 @@ class ContainerRunner:
         if self.proc is not None:
             self.previous = self.proc
         self.proc = proc
-        self._env, self._cwd = spec.env, spec.cwd
-        self._launch = spec
+        self._env, self._cwd = envvars.pack(spec.env), spec.cwd
+        self._launch = dataclasses.replace(spec, env={})  # kept packed, above
         self.identity = spec.identity
         self._image_ready = False
         self._startup_ok = "startupProbe" not in self.probes
@@ -366,7 +368,7 @@ class ContainerRunner:
         """An exec probe: the command in the container's environment and pod view."""
         spec = LaunchSpec(
             argv=argv,
-            env=self._env,
+            env=envvars.unpack(self._env),
             cwd=self._cwd,
             stdin=False,
             tty=False,

@@ -88,3 +88,25 @@ async def test_missing_configmap_waits_then_starts_when_it_appears(
     pod = await wait_pod(store, "early", running_ready)
     assert container_status(pod, "app")["restartCount"] == 0
     assert await follow_until(agent, "early", "app", "\n") == "level=debug\n"
+
+
+async def test_exec_probes_run_with_the_containers_environment(agent: Agent, store: Store) -> None:
+    """The environment is kept packed between probes (envvars.pack): what an exec probe
+    sees is still exactly what the container started with, '=' in values included."""
+    store.create(configmap("probe-config", {"WANT": "a=b c"}))
+    container = printer(
+        "exec sleep 60",
+        env=[
+            {
+                "name": "WANT",
+                "valueFrom": {"configMapKeyRef": {"name": "probe-config", "key": "WANT"}},
+            }
+        ],
+        readinessProbe={
+            "exec": {"command": ["sh", "-c", 'test "$WANT" = "a=b c" && test -n "$POD_IP"']},
+            "periodSeconds": 0.05,
+        },
+    )
+    store.create(pod_obj("probed-env", [container]))
+    pod = await wait_pod(store, "probed-env", running_ready)
+    assert container_status(pod, "app")["ready"] is True
