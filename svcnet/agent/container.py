@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import time
@@ -246,7 +245,10 @@ class ContainerRunner:
             self.previous = self.proc
         self.proc = proc
         self._env, self._cwd = envvars.pack(spec.env), spec.cwd
-        self._launch = dataclasses.replace(spec, env={})  # kept packed, above
+        # Kept packed: the unpacked dict goes now, though run()'s frame holds spec
+        # for as long as the container runs.
+        spec.env = {}
+        self._launch = spec
         self.identity = spec.identity
         self._image_ready = False
         self._startup_ok = "startupProbe" not in self.probes
