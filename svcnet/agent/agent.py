@@ -36,6 +36,7 @@ from svcnet.agent.identity import node_identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.pod import KILL_WAIT, PodWorker
+from svcnet.agent.probes import Prober
 from svcnet.agent.process import Process
 from svcnet.agent.sandbox import Libc
 from svcnet.agent.stdio import ProcessStdio
@@ -96,6 +97,8 @@ class Agent:
         self._state_root: Path | None = None
         self._own_state_root = False
         self._stopped = False
+        self.prober = Prober()
+        """Every pod's probes: slots, the loop-lag heartbeat, counters (probes.py)."""
         self._context = NodeContext(
             settings=settings,
             registry=registry,
@@ -113,6 +116,7 @@ class Agent:
             path=envvars.host_path(os.environ.get("PATH"), sys.prefix, sys.base_prefix),
             network_problem=network_problem,
             mount_problem=namespaces.probe(self.libc.ns),
+            prober=self.prober,
         )
         self.hooks = hooks
         """The socket hooks, attached to the pods' cgroups at start (kernel/sockhooks.py)."""

@@ -10,8 +10,9 @@ changed, and the pod writes one status for all containers.
 Readiness: with no probes Kubernetes treats a container as ready as soon as
 it is started, and so does ``_on_started`` (started = the image's ready line,
 or the spawn). Probes (svcnet.agent.probes) run from the spawn on, one task
-per container run: a startup probe gates ``started`` (and with it the other
-two probes), a readiness probe owns ``ready``, and a startup or liveness
+per container run: a startup probe gates ``started``, the other two probes
+wait for ``started`` (the startup probe's success, else the ready line), a
+readiness probe owns ``ready``, and a startup or liveness
 probe reaching its failure threshold stops the process (SIGTERM, SIGKILL
 after the grace period) like any other exit, so restartPolicy and the
 back-off apply as usual.
@@ -63,6 +64,8 @@ class PodHost(Protocol):
     log_limit: int
     ip: str
     termination_grace: float
+    prober: probes.Prober
+    """The node's prober: probe slots, loop-lag allowance, counters."""
 
     def launch_spec(self, container: Obj) -> tuple[LaunchSpec, str]:
         """The process to run and the imageID; raises ContainerConfigError."""
@@ -317,6 +320,15 @@ class ContainerRunner:
         startup = self.probes.get("startupProbe")
         if startup is not None and not await self._probe_loop(proc, startup, t0):
             return
+        if startup is None:
+            # The kubelet runs no readiness or liveness probe before the container has
+            # started (worker.go), and without a startup probe a built-in image has
+            # started at its ready line: a probe sent before it bound its port would
+            # be refused by a container that is not yet said to be running its server.
+            either: list[asyncio.Future[Any]] = [proc.ready, proc.done]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not proc.running:
+                return
         rest = [p for k, p in self.probes.items() if k != "startupProbe"]
         if rest:
             await asyncio.gather(*(self._probe_loop(proc, p, t0) for p in rest))
@@ -325,18 +337,31 @@ class ContainerRunner:
         """Run one probe until the process ends; for the startup probe, until it passes.
         Returns False when the probe killed the container."""
         loop = asyncio.get_running_loop()
+        prober = self._pod.prober
         tracker = probes.ProbeTracker(probe)
-        for at in probes.schedule(probe):
-            delay = t0 + at - loop.time()
+        due = t0 + max(probe.initial_delay, prober.first_delay(probe.period))
+        while True:
+            delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             if not proc.running:
                 return True
-            ok, message = await probes.run_probe(
-                probe, self._pod.ip, self.spec, self._exec_for_probe
-            )
+            ok, message = await prober.run(probe, self._pod.ip, self.spec, self._exec_for_probe)
+            due = probes.next_tick(due, probe.period, loop.time())
             if proc.exit_code is not None:  # it ended while being probed
                 return True
+            if ok is None:
+                # Unknown: the loop, not the container, kept it from an answer. The
+                # kubelet throws such a result away (no Event, no threshold counted).
+                logger.debug(
+                    "pod %s/%s container %s: %s probe thrown away: %s",
+                    self._pod.namespace,
+                    self._pod.name,
+                    self.name,
+                    probe.label,
+                    message,
+                )
+                continue
             if not ok:
                 self._pod.event("Warning", "Unhealthy", f"{probe.label} probe failed: {message}")
             if not tracker.observe(ok):
@@ -351,7 +376,6 @@ class ContainerRunner:
             elif tracker.result is False:
                 await self._kill_for(proc, probe)
                 return False
-        return True  # not reached: schedule() never ends
 
     async def _kill_for(self, proc: Process, probe: probes.Probe) -> None:
         verb = "liveness" if probe.kind == "livenessProbe" else "startup"

@@ -17,6 +17,7 @@ from typing import Protocol
 from svcnet._aio import TaskSet
 from svcnet.agent.identity import Identity
 from svcnet.agent.ipam import IpPool
+from svcnet.agent.probes import Prober
 from svcnet.agent.sandbox import Libc
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
@@ -75,6 +76,8 @@ class NodeContext:
         default_factory=lambda: tcptable.SharedTable(ACCEPT_POLL)
     )
     """Listeners' accept queues, one read shared by every pod being deleted."""
+    prober: Prober = field(default_factory=Prober)
+    """The node's probe slots, loop-lag heartbeat and probe counters (probes.py)."""
 
     @property
     def store(self) -> ReadOnlyStore:

@@ -84,6 +84,7 @@ class PodWorker:
         grace = spec.get("terminationGracePeriodSeconds")
         self.termination_grace = DEFAULT_GRACE if grace is None else float(grace)
         self.log_limit = node.settings.agent.log_bytes
+        self.prober = node.prober
         self.ip = ""
         self.runners: list[ContainerRunner] = []
         self.init_runners: list[ContainerRunner] = []

@@ -15,23 +15,53 @@ The rules, as the kubelet's probe workers apply them (``worker.go``):
 - initial results: readiness Failure (not ready until a probe passes),
   liveness Success, startup Unknown;
 - a probe runs every ``periodSeconds`` from the container's start, the first
-  one ``initialDelaySeconds`` after the start (``schedule``);
+  one ``initialDelaySeconds`` after the start (``next_tick``);
 - startup or liveness reaching the failure threshold kills the container
   (SIGTERM, SIGKILL after the grace period); restartPolicy decides the rest.
 
 This module is sans-process: ``run_probe`` does one check over sockets, and an
 exec probe's process is started by the caller's ``exec_fn``. The container
 runner owns the loop that ties results to `ready`, `started` and kills.
+
+A daemon under pressure answers probes later, it does not declare healthy pods
+unready (issue 16). The kubelet's probes run on goroutines a busy node still
+schedules; svcnet's run on one event loop, which 1000 pods can keep busy for
+longer than a timeoutSeconds. So the agent-wide ``Prober``:
+
+- bounds the probes in flight (``MAX_IN_FLIGHT``); a probe waiting for a slot
+  has not started, and its timeout has not either;
+- times each probe from its own start (the connect, not the timer that woke
+  the probe loop) and counts only the time the loop could have run: what the
+  ``LoopLag`` heartbeat saw the loop stalled for inside the probe's window is
+  not held against timeoutSeconds (``Budget``);
+- asks the kernel before it calls a tcpSocket probe a timeout: a connect the
+  kernel completed but the busy loop had not yet seen is a success;
+- throws a probe away (Unknown, as the kubelet throws away a prober error:
+  no Event, no threshold counted) when, after ``UNDECIDED_AFTER`` times its
+  timeout of wall time, the loop's stalls still left it less than its timeout.
+
+A pod that refuses the connect still fails at once with the kubelet's message,
+and one that accepts nothing still times out after timeoutSeconds of a
+responsive loop. Periods are spread as the kubelet spreads them
+(``first_delay``), and ticks a slow probe missed are dropped as a Go ticker
+drops them (``next_tick``), so a late loop does not catch up in a burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
+import math
+import os
+import random
+import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from svcnet.k8s import version
 from svcnet.k8s.objects import Obj
@@ -40,6 +70,21 @@ KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 LABEL = {"startupProbe": "Startup", "livenessProbe": "Liveness", "readinessProbe": "Readiness"}
 HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
 USER_AGENT = f"kube-probe/{version.MAJOR}.{version.MINOR}"
+
+MAX_IN_FLIGHT = 64
+"""Probes running at once across the agent; the rest wait for a slot, untimed."""
+LAG_TICK = 0.02
+"""How often the loop-lag heartbeat asks to run while probes are in flight."""
+LAG_SLACK = 0.002
+"""A heartbeat later than this counts as a stall (below it: timer granularity)."""
+UNDECIDED_AFTER = 3.0
+"""A probe the loop's stalls kept from having its timeout by this many timeouts of
+wall time is thrown away as Unknown rather than failed."""
+FINAL_LOOK = 0.05
+"""Before a probe is called Unknown, the loop gets this long to deliver what
+arrived while it was stalled."""
+
+T = TypeVar("T")
 
 DEFAULTS: dict[str, int] = {
     "timeoutSeconds": 1,
@@ -117,12 +162,21 @@ class ProbeTracker:
         return True
 
 
-def schedule(probe: Probe) -> Iterator[float]:
-    """Seconds after the container started at which the probe runs."""
-    t = probe.initial_delay
-    while True:
-        yield t
-        t += probe.period
+def first_delay(period: float, agent_age: float, rng: random.Random) -> float:
+    """The kubelet's spread (prober/worker.go, run): a worker started within one
+    period of the kubelet's own start waits a random part of the period before its
+    first probe, so the probes of pods started together do not run in lockstep."""
+    return rng.random() * period if period > agent_age else 0.0
+
+
+def next_tick(prev: float, period: float, now: float) -> float:
+    """When the probe that was due at `prev` runs next. A Go ticker keeps its grid and
+    drops the ticks a slow receiver missed, holding one: when the probe overran whole
+    periods, the next run is the last missed tick (at once), not one per missed tick."""
+    nxt = prev + period
+    if nxt >= now or period <= 0:
+        return nxt
+    return prev + period * math.floor((now - prev) / period)
 
 
 def resolve_port(port: Any, container: Obj) -> int:
@@ -138,21 +192,144 @@ def resolve_port(port: Any, container: Obj) -> int:
     raise ProbeError(f"unable to find port {text!r} in container {container.get('name')}")
 
 
-ExecFn = Callable[[list[str], float], Awaitable[tuple[int | None, str]]]
+ExecFn = Callable[[list[str], float], Coroutine[Any, Any, tuple[int | None, str]]]
 """(argv, timeout) -> (exit code, or None on timeout; output)."""
 
 
-async def run_probe(probe: Probe, pod_ip: str, container: Obj, exec_fn: ExecFn) -> tuple[bool, str]:
-    """One probe attempt: (success, message for a failure)."""
+class LoopLag:
+    """How long the event loop could not run callbacks, summed since its creation.
+
+    A heartbeat asks to run every ``tick`` seconds while someone holds it (``hold``);
+    however late it runs beyond ``slack`` is time in which no timer, no socket and no
+    probe of this loop could have been served. Idle, it does not wake the loop."""
+
+    def __init__(self, tick: float = LAG_TICK, slack: float = LAG_SLACK) -> None:
+        self.tick = tick
+        self.slack = slack
+        self.stalls = 0.0
+        """Seconds of stall seen so far."""
+        self.worst = 0.0
+        """The longest single stall seen, in seconds."""
+        self._holders = 0
+        self._due = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def hold(self) -> None:
+        self._holders += 1
+        if self._holders == 1:
+            loop = asyncio.get_running_loop()
+            self._due = loop.time() + self.tick
+            self._handle = loop.call_at(self._due, self._beat)
+
+    def release(self) -> None:
+        self._holders -= 1
+        if self._holders == 0 and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = now - self._due
+        if late > self.slack:
+            self.stalls += late
+            self.worst = max(self.worst, late)
+        self._due = now + self.tick
+        self._handle = loop.call_at(self._due, self._beat)
+
+    def stalled(self, now: float) -> float:
+        """Stalls so far, with the one under way: a heartbeat overdue at `now`."""
+        overdue = now - self._due
+        if self._handle is None or overdue <= self.slack:
+            return self.stalls
+        return self.stalls + overdue
+
+
+class Budget:
+    """The time one probe has had: wall time since its start less the loop's stalls.
+
+    Without a LoopLag (a lifecycle hook's request) it is plain wall time."""
+
+    def __init__(self, timeout: float, lag: LoopLag | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeout = timeout
+        self.lag = lag
+        self.start = self.loop.time()
+        self._stall0 = lag.stalled(self.start) if lag is not None else 0.0
+
+    def restart(self) -> None:
+        """The probe's own start: now (its connect is issued)."""
+        self.start = self.loop.time()
+        self._stall0 = self.lag.stalled(self.start) if self.lag is not None else 0.0
+
+    def had(self) -> float:
+        now = self.loop.time()
+        stalled = self.lag.stalled(now) - self._stall0 if self.lag is not None else 0.0
+        return now - self.start - stalled
+
+    def wall(self) -> float:
+        return self.loop.time() - self.start
+
+    @property
+    def give_up(self) -> float:
+        """Wall time after which a probe the loop kept from its timeout is Unknown."""
+        return self.timeout * UNDECIDED_AFTER if self.lag is not None else math.inf
+
+
+class Undecided(Exception):
+    """The loop's stalls left the probe less than its timeout: neither pass nor fail."""
+
+
+async def _within(aw: Coroutine[Any, Any, T] | asyncio.Future[T], budget: Budget) -> T:
+    """`aw`'s result, or TimeoutError once the probe has had its timeout (loop time
+    it could run in), or Undecided when the wall clock ran out first."""
+    # Referenced here until it is done: the finally below sees to that.
+    task = aw if isinstance(aw, asyncio.Future) else budget.loop.create_task(aw, name="probe")
+    looked = False
+    try:
+        while True:
+            left = budget.timeout - budget.had()
+            if left <= 0:
+                raise TimeoutError
+            wall_left = budget.give_up - budget.wall()
+            if wall_left <= 0:
+                if looked:
+                    raise Undecided
+                # Out of wall time, maybe just after a stall: what arrived meanwhile
+                # needs a few loop iterations to reach the probe. Let it have them.
+                looked, wall_left = True, FINAL_LOOK
+            done, _ = await asyncio.wait({task}, timeout=min(left, wall_left))
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            # wait() neither raises the task's exception nor swallows our own cancel.
+            await asyncio.wait({task})
+
+
+async def run_probe(
+    probe: Probe, pod_ip: str, container: Obj, exec_fn: ExecFn, lag: LoopLag | None = None
+) -> tuple[bool | None, str]:
+    """One probe attempt: (success, message for a failure). With `lag`, a probe the
+    loop's stalls kept from its timeout is (None, why): Unknown, to be thrown away."""
+    budget = Budget(probe.timeout, lag)
     try:
         if probe.handler == "httpGet":
-            return await _http_get(probe, pod_ip, container)
+            return await _http_get(probe, pod_ip, container, budget)
         if probe.handler == "tcpSocket":
-            return await _tcp(probe, pod_ip, container)
+            return await _tcp(probe, pod_ip, container, budget)
         if probe.handler == "exec":
             argv = [str(a) for a in probe.action.get("command") or ()]
-            code, output = await exec_fn(argv, probe.timeout)
+            # exec_fn's own limit is the wall-clock bound; the budget decides the timeout.
+            limit = budget.give_up if lag is not None else probe.timeout
+            try:
+                code, output = await _within(exec_fn(argv, limit), budget)
+            except TimeoutError:
+                code, output = None, ""
             if code is None:
+                if budget.had() < probe.timeout:
+                    raise Undecided
                 return False, f"command {_go_quote(' '.join(argv))} timed out"
             if code != 0:
                 return False, output.rstrip("\n") or f"command exited with code {code}"
@@ -160,6 +337,76 @@ async def run_probe(probe: Probe, pod_ip: str, container: Obj, exec_fn: ExecFn) 
         return False, f"svcnet does not run {probe.handler or 'empty'} probes"
     except ProbeError as e:
         return False, str(e)
+    except Undecided:
+        return None, (
+            f"had {max(budget.had(), 0.0):.3f}s of its {probe.timeout:g}s timeout in"
+            f" {budget.wall():.3f}s: the loop was stalled"
+        )
+
+
+class Prober:
+    """The agent's prober: probe slots, the loop-lag heartbeat, the kubelet's spread,
+    and counters (the kubelet's prober_probe_total, summed over pods)."""
+
+    def __init__(
+        self,
+        in_flight: int = MAX_IN_FLIGHT,
+        *,
+        lag: LoopLag | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.limit = in_flight
+        self._slots = asyncio.Semaphore(in_flight)
+        self.lag = lag or LoopLag()
+        self._rng = rng or random.Random()
+        self.started = time.monotonic()
+        """When the agent started (the spread applies within one period of it)."""
+        self.results: dict[str, dict[str, int]] = {}
+        """probe type (Readiness...) -> result (successful, failed, unknown) -> count."""
+        self.running = 0
+        self.waiting = 0
+        self.most_running = 0
+
+    def first_delay(self, period: float) -> float:
+        return first_delay(period, time.monotonic() - self.started, self._rng)
+
+    async def run(
+        self, probe: Probe, pod_ip: str, container: Obj, exec_fn: ExecFn
+    ) -> tuple[bool | None, str]:
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        self.lag.hold()
+        try:
+            ok, message = await run_probe(probe, pod_ip, container, exec_fn, self.lag)
+        finally:
+            self.lag.release()
+            self.running -= 1
+            self._slots.release()
+        result = "unknown" if ok is None else "successful" if ok else "failed"
+        counts = self.results.setdefault(probe.label, {})
+        counts[result] = counts.get(result, 0) + 1
+        return ok, message
+
+    def failures(self) -> int:
+        return sum(c.get("failed", 0) for c in self.results.values())
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "results": {k: dict(v) for k, v in self.results.items()},
+            "failed": self.failures(),
+            "unknown": sum(c.get("unknown", 0) for c in self.results.values()),
+            "running": self.running,
+            "waiting": self.waiting,
+            "mostRunning": self.most_running,
+            "limit": self.limit,
+            "loopStallSeconds": round(self.lag.stalls, 3),
+            "loopWorstStallSeconds": round(self.lag.worst, 3),
+        }
 
 
 def _go_quote(s: str) -> str:
@@ -175,20 +422,97 @@ def _dial_error(host: str, port: int, e: BaseException) -> str:
     return f"dial tcp {host}:{port}: connect: {reason.lower()}"
 
 
-async def _tcp(probe: Probe, pod_ip: str, container: Obj) -> tuple[bool, str]:
+def _sockaddr(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]] | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return socket.AF_INET6, (host, port, 0, 0)
+    return socket.AF_INET, (host, port)
+
+
+def _os_error(code: int) -> OSError:
+    if code == errno.ECONNREFUSED:
+        return ConnectionRefusedError(code, os.strerror(code))
+    return OSError(code, os.strerror(code))
+
+
+def _connect_state(sock: socket.socket) -> OSError | bool:
+    """The kernel's word on a non-blocking connect: True (established), False (still
+    under way) or the error it ended with."""
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        return _os_error(err)
+    try:
+        sock.getpeername()
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            return False
+        return e
+    return True
+
+
+async def _dial(host: str, port: int, budget: Budget) -> socket.socket:
+    """A connected non-blocking socket, timed from the connect; raises the dial's
+    OSError, TimeoutError or Undecided."""
+    loop = budget.loop
+    addr = _sockaddr(host, port)
+    if addr is None:  # a name: resolve it (Go's dial timeout covers the lookup too)
+        infos = await _within(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), budget)
+        if not infos:
+            raise OSError(errno.EHOSTUNREACH, f"lookup {host}: no such host")
+        family, _, _, _, sa = infos[0]
+        addr = family, sa
+    sock = socket.socket(addr[0], socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        budget.restart()
+        code = sock.connect_ex(addr[1])
+        if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            raise _os_error(code)
+        # On loopback the handshake is usually over already: no loop iteration needed.
+        state = _connect_state(sock)
+        if state is False:
+            writable: asyncio.Future[None] = loop.create_future()
+            fd = sock.fileno()
+
+            def on_writable() -> None:
+                if not writable.done():
+                    writable.set_result(None)
+
+            loop.add_writer(fd, on_writable)
+            try:
+                await _within(writable, budget)
+            except (TimeoutError, Undecided):
+                # The kernel may have completed it while the loop was too busy to look.
+                if _connect_state(sock) is not True:
+                    raise
+            finally:
+                loop.remove_writer(fd)
+            state = _connect_state(sock)
+        if isinstance(state, OSError):
+            raise state
+        if state is False:  # writable yet not connected: not seen on Linux
+            raise TimeoutError
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _tcp(probe: Probe, pod_ip: str, container: Obj, budget: Budget) -> tuple[bool, str]:
     port = resolve_port(probe.action.get("port"), container)
     host = str(probe.action.get("host") or pod_ip)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), probe.timeout)
+        sock = await _dial(host, port, budget)
     except (OSError, TimeoutError) as e:
         return False, _dial_error(host, port, e)
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    sock.close()
     return True, ""
 
 
-async def _http_get(probe: Probe, pod_ip: str, container: Obj) -> tuple[bool, str]:
+async def _http_get(probe: Probe, pod_ip: str, container: Obj, budget: Budget) -> tuple[bool, str]:
     a = probe.action
     port = resolve_port(a.get("port"), container)
     host = str(a.get("host") or pod_ip)
@@ -211,9 +535,16 @@ async def _http_get(probe: Probe, pod_ip: str, container: Obj) -> tuple[bool, st
 
     async def exchange() -> int:
         try:
-            reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+            sock = await _dial(host, port, budget)
         except OSError as e:
             raise _Dial(e) from None
+        try:
+            reader, writer = await asyncio.open_connection(
+                sock=sock, ssl=ctx, server_hostname=host if ctx is not None else None
+            )
+        except BaseException:
+            sock.close()
+            raise
         try:
             writer.write((request + "\r\n").encode("latin-1"))
             line = await reader.readline()
@@ -227,7 +558,7 @@ async def _http_get(probe: Probe, pod_ip: str, container: Obj) -> tuple[bool, st
         return int(parts[1])
 
     try:
-        code = await asyncio.wait_for(exchange(), probe.timeout)
+        code = await _within(exchange(), budget)
     except _Dial as e:
         return False, f'Get "{url}": {_dial_error(host, port, e.error)}'
     except TimeoutError:

@@ -1,17 +1,34 @@
-"""Probes: the threshold and schedule rules as pure code, then startup,
+"""Probes: the threshold and schedule rules as pure code; the prober under a
+busy loop (timeouts from the probe's own start, less the loop's stalls; slots;
+real refusals and timeouts still failing) against real sockets; then startup,
 liveness and readiness probes against real processes (probe periods are
 shortened below Kubernetes' 1 s minimum; the agent takes the pod as given)."""
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import random
+import socket
+import statistics
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from svcnet.agent import Agent
-from svcnet.agent.probes import Probe, ProbeTracker, container_probes, schedule
+from svcnet.agent.probes import (
+    UNDECIDED_AFTER,
+    Probe,
+    Prober,
+    ProbeTracker,
+    container_probes,
+    first_delay,
+    next_tick,
+)
+from svcnet.api import metrics
 from svcnet.config import Settings
 from svcnet.k8s.objects import Obj
 from svcnet.store import Store
@@ -39,9 +56,26 @@ def test_probe_defaults_are_kubernetes_defaults() -> None:
     }
 
 
-def test_probe_schedule_starts_after_the_initial_delay_every_period() -> None:
-    p = Probe.from_spec("readinessProbe", {"tcpSocket": {"port": 1}, "initialDelaySeconds": 5})
-    assert list(itertools.islice(schedule(p), 4)) == [5.0, 15.0, 25.0, 35.0]
+def test_ticks_keep_their_grid_and_drop_what_a_slow_probe_missed() -> None:
+    assert next_tick(5.0, 10.0, 6.0) == 15.0  # on time: one period on
+    assert next_tick(5.0, 10.0, 15.0) == 15.0
+    # The probe due at 5 ended at 40: 15 and 25 are dropped, 35 runs at once (the
+    # tick a Go ticker holds for a slow receiver), then the grid goes on.
+    assert next_tick(5.0, 10.0, 40.0) == 35.0
+    assert next_tick(35.0, 10.0, 40.1) == 45.0
+
+
+def test_first_probe_is_spread_over_one_period_only_while_the_agent_is_young() -> None:
+    rng = random.Random(16)
+    spread = [first_delay(2.0, 0.5, rng) for _ in range(2000)]
+    assert all(0.0 <= d < 2.0 for d in spread)
+    # Uniform over the period: no lockstep, nothing bunched at either end.
+    assert min(spread) < 0.01 and max(spread) > 1.99
+    assert abs(statistics.mean(spread) - 1.0) < 0.05
+    assert sum(d < 0.5 for d in spread) / len(spread) == pytest.approx(0.25, abs=0.04)
+    # The kubelet's rule: only workers started within one period of the kubelet.
+    assert first_delay(2.0, 2.5, rng) == 0.0
+    assert first_delay(10.0, 9.99, random.Random(1)) > 0.0
 
 
 @pytest.mark.parametrize(
@@ -70,6 +104,201 @@ def test_thresholds_need_consecutive_results() -> None:
     for _ in range(2):
         assert not t.observe(False)
     assert t.observe(False) and result(t) is False
+
+
+# --- the prober under a busy loop, against real sockets ----------------------------
+
+
+def tcp_probe(port: int, timeout: float) -> Probe:
+    return Probe.from_spec(
+        "readinessProbe", {"tcpSocket": {"port": port}, "timeoutSeconds": timeout}
+    )
+
+
+def http_probe(port: int, timeout: float) -> Probe:
+    return Probe.from_spec(
+        "readinessProbe", {"httpGet": {"port": port, "path": "/"}, "timeoutSeconds": timeout}
+    )
+
+
+async def no_exec(argv: list[str], limit: float) -> tuple[int | None, str]:
+    raise AssertionError("no exec probe here")
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A listening socket nobody accepts on: the kernel completes handshakes for it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def full_listener() -> Iterator[socket.socket]:
+    """A listener whose accept queue is full: the kernel drops further SYNs, so a
+    connect neither completes nor fails (a pod that accepts nothing)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    held = socket.create_connection(s.getsockname())
+    yield s
+    held.close()
+    s.close()
+
+
+def stick_the_loop(seconds: float) -> None:
+    """Block the event loop (called from a coroutine), as a busy daemon does."""
+    time.sleep(seconds)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_connect_the_busy_loop_did_not_see_is_a_success(
+    listener: socket.socket,
+) -> None:
+    prober = Prober()
+    port = listener.getsockname()[1]
+    task = asyncio.get_running_loop().create_task(
+        prober.run(tcp_probe(port, 0.2), "127.0.0.1", {}, no_exec)
+    )
+    await asyncio.sleep(0)  # the probe issues its connect
+    stick_the_loop(0.6)  # then the loop is stuck for three timeouts
+    assert await task == (True, "")
+    assert prober.results == {"Readiness": {"successful": 1}}
+
+
+async def test_an_answer_that_came_while_the_loop_was_stuck_is_a_success() -> None:
+    asked, answer = threading.Event(), threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            asked.set()
+            answer.wait(10)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            conn.recv(4096)  # until the prober closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    prober = Prober()
+    try:
+        task = asyncio.get_running_loop().create_task(
+            prober.run(http_probe(server.getsockname()[1], 0.2), "127.0.0.1", {}, no_exec)
+        )
+        assert await asyncio.to_thread(asked.wait, 10)
+        answer.set()
+        # The answer arrives in the kernel now; the loop only sees it after 3 timeouts.
+        stick_the_loop(0.6)
+        assert await task == (True, "")
+    finally:
+        answer.set()
+        thread.join(10)
+        server.close()
+    assert prober.lag.worst >= 0.5
+
+
+async def test_waiting_for_a_slot_is_not_part_of_the_timeout(listener: socket.socket) -> None:
+    prober = Prober(in_flight=2)
+    running = 0
+    seen: list[int] = []
+
+    async def slow_exec(argv: list[str], limit: float) -> tuple[int | None, str]:
+        nonlocal running
+        running += 1
+        seen.append(running)
+        await asyncio.sleep(0.1)
+        running -= 1
+        return 0, ""
+
+    slow = Probe.from_spec("livenessProbe", {"exec": {"command": ["x"]}, "timeoutSeconds": 0.15})
+    port = listener.getsockname()[1]
+    t0 = time.monotonic()
+    results = await asyncio.gather(
+        *(prober.run(slow, "127.0.0.1", {}, slow_exec) for _ in range(8)),
+        prober.run(tcp_probe(port, 0.15), "127.0.0.1", {}, no_exec),
+    )
+    # Two at a time: the last ones waited 0.3 s and more for a slot, twice their
+    # timeout, and none of them timed out.
+    assert time.monotonic() - t0 >= 0.4
+    assert results == [(True, "")] * 9
+    assert max(seen) == 2 and prober.most_running == 2
+    assert prober.running == prober.waiting == 0
+    assert prober.results == {"Liveness": {"successful": 8}, "Readiness": {"successful": 1}}
+
+
+async def test_a_refused_connect_fails_at_once_with_the_kubelets_message() -> None:
+    prober = Prober()
+    port = closed_port()
+    ok, message = await prober.run(tcp_probe(port, 1), "127.0.0.1", {}, no_exec)
+    assert (ok, message) == (False, f"dial tcp 127.0.0.1:{port}: connect: connection refused")
+    ok, message = await prober.run(http_probe(port, 1), "127.0.0.1", {}, no_exec)
+    assert ok is False
+    assert message == (
+        f'Get "http://127.0.0.1:{port}/": dial tcp 127.0.0.1:{port}: connect: connection refused'
+    )
+    assert prober.failures() == 2
+    text = metrics.prometheus({"probes": prober.stats()})
+    assert 'prober_probe_total{probe_type="Readiness",result="failed"} 2' in text
+
+
+async def test_a_pod_that_accepts_nothing_still_times_out(full_listener: socket.socket) -> None:
+    prober = Prober()
+    port = full_listener.getsockname()[1]
+    t0 = time.monotonic()
+    ok, message = await prober.run(tcp_probe(port, 0.3), "127.0.0.1", {}, no_exec)
+    took = time.monotonic() - t0
+    assert (ok, message) == (False, f"dial tcp 127.0.0.1:{port}: i/o timeout")
+    assert 0.3 <= took < 0.3 * UNDECIDED_AFTER
+
+
+async def test_a_server_that_never_answers_still_times_out(listener: socket.socket) -> None:
+    prober = Prober()
+    port = listener.getsockname()[1]
+    ok, message = await prober.run(http_probe(port, 0.3), "127.0.0.1", {}, no_exec)
+    assert ok is False
+    assert message == (
+        f'Get "http://127.0.0.1:{port}/": context deadline exceeded'
+        " (Client.Timeout exceeded while awaiting headers)"
+    )
+    assert prober.results == {"Readiness": {"failed": 1}}
+
+
+async def test_a_probe_the_stalled_loop_kept_from_its_timeout_is_thrown_away(
+    full_listener: socket.socket,
+) -> None:
+    loop = asyncio.get_running_loop()
+    hogging = True
+
+    def hog() -> None:
+        # The loop is stuck for longer than the probe's whole timeout at a time, with
+        # a breath in between: slowed down, not stopped.
+        if hogging:
+            stick_the_loop(0.25)
+            loop.call_later(0.002, hog)
+
+    prober = Prober()
+    port = full_listener.getsockname()[1]
+    loop.call_soon(hog)
+    try:
+        ok, message = await prober.run(tcp_probe(port, 0.2), "127.0.0.1", {}, no_exec)
+    finally:
+        hogging = False
+    # Nothing answered, but the probe could not have told a dead pod from a slow
+    # loop: Unknown, neither a failure nor a success.
+    assert ok is None, message
+    assert "the loop was stalled" in message
+    assert prober.results == {"Readiness": {"unknown": 1}}
+    assert prober.failures() == 0 and prober.stats()["unknown"] == 1
 
 
 # --- real processes ------------------------------------------------------------------
