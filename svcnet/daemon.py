@@ -294,7 +294,11 @@ class Daemon:
             self.registry,
             self.agent,
             creds,
-            stats={"dns": self.dns.stats, "proxy": self.proxy.stats},
+            stats={
+                "dns": self.dns.stats,
+                "proxy": self.proxy.stats,
+                "probes": self.agent.prober.stats,
+            },
         )
         self.components: list[Any] = []  # started, in order; stopped in reverse
         self.stopping = asyncio.Event()

@@ -3,7 +3,8 @@ Prometheus text format at /metrics (`kubectl get --raw /metrics` works too).
 
 Metric names follow CoreDNS' (`coredns_dns_requests_total{type}`,
 `coredns_dns_responses_total{rcode}`) so dashboards written for a cluster's
-DNS read svcnet's the same way.
+DNS read svcnet's the same way; probes are counted as the kubelet counts them
+(`prober_probe_total{probe_type,result}`).
 """
 
 from __future__ import annotations
@@ -63,5 +64,19 @@ def prometheus(snap: Mapping[str, Any]) -> str:
                 lines.append(
                     f'svcnet_proxy_connections_total{{service_port="{_label(port)}"}} '
                     f"{st.get('connections', 0)}"
+                )
+    probes = snap.get("probes")
+    if isinstance(probes, Mapping):
+        # The kubelet's metric, summed over pods and containers (svcnet has one node).
+        lines += [
+            "# HELP prober_probe_total Cumulative number of a liveness, readiness or startup"
+            " probe for a container by result.",
+            "# TYPE prober_probe_total counter",
+        ]
+        for ptype, counts in sorted((probes.get("results") or {}).items()):
+            for result, n in sorted(counts.items()):
+                lines.append(
+                    f'prober_probe_total{{probe_type="{_label(ptype)}",result="{_label(result)}"}}'
+                    f" {n}"
                 )
     return "\n".join(lines) + "\n"
