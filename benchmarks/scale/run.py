@@ -11,7 +11,8 @@ where nothing listens). Reported (issue 16):
 - DNS: answer latency of a Service name during the ramp (median and p99), and
   how long a new Service takes to be answered (create -> first answer);
 - ClusterIP: a request through one Service's ClusterIP during the ramp;
-- probe failures: Events with reason Unhealthy;
+- probe failures: Events with reason Unhealthy, and the agent's own probe counters
+  (failed; unknown: thrown away because the loop's stalls kept them from an answer);
 - delete s: deleting the namespace until no pod process is left.
 
     python benchmarks/scale/run.py -n 100 -r 3          # one size
@@ -75,6 +76,13 @@ class Result:
     dns_new_service_ms: float = 0.0
     clusterip_ms_median: float = 0.0
     probe_failures: int = 0
+    """Events with reason Unhealthy, counted with their repeats."""
+    probes_failed: int = 0
+    """The agent's count of failed probes (prober_probe_total{result="failed"})."""
+    probes_unknown: int = 0
+    """Probes the agent threw away: the loop's stalls kept them from an answer."""
+    probes_run: int = 0
+    loop_worst_stall_ms: float = 0.0
     delete_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -264,7 +272,9 @@ def watch_delay_ms(client: Client) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def run(services: int, replicas: int, prefix: int, timeout: float) -> Result:
+def run(services: int, replicas: int, prefix: int, timeout: float, idle: float = IDLE) -> Result:
+    """One size from start to deletion. `idle`: seconds measured once all is Ready
+    (the CI's bounded run takes fewer)."""
     r = Result(services, replicas)
     d = Daemon(prefix, 60)
     try:
@@ -327,8 +337,8 @@ def run(services: int, replicas: int, prefix: int, timeout: float) -> Result:
             r.clusterip_ms_median = statistics.median(http)
         # Idle: nothing changes; the probes keep running.
         cpu1 = cpu_seconds(d.proc.pid)
-        time.sleep(IDLE)
-        r.idle_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu1) / IDLE
+        time.sleep(idle)
+        r.idle_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu1) / idle
         r.idle_rss_mib = rss_mib(d.proc.pid)
         pods = descendants(d.proc.pid)
         r.pods = len(pods)
@@ -352,9 +362,15 @@ def run(services: int, replicas: int, prefix: int, timeout: float) -> Result:
             pass
         r.dns_new_service_ms = (time.perf_counter() - t) * 1000
         events = c.get(kinds.BY_KIND["Event"].collection_path(NS))["items"]
-        r.probe_failures = sum(
-            int(e.get("count") or 1) for e in events if e.get("reason") == "Unhealthy"
-        )
+        unhealthy = [e for e in events if e.get("reason") == "Unhealthy"]
+        r.probe_failures = sum(int(e.get("count") or 1) for e in unhealthy)
+        for e in unhealthy[:5]:
+            r.notes.append(f"{e['involvedObject'].get('name')}: {e.get('message')}")
+        probes = c.get("/debug/svcnet/stats")["probes"]
+        r.probes_failed = int(probes["failed"])
+        r.probes_unknown = int(probes["unknown"])
+        r.probes_run = sum(sum(v.values()) for v in probes["results"].values())
+        r.loop_worst_stall_ms = 1000 * float(probes["loopWorstStallSeconds"])
         t = time.monotonic()
         c.call("DELETE", kinds.BY_KIND["Namespace"].object_path(None, NS))
         while time.monotonic() - t < timeout:
@@ -374,6 +390,7 @@ def main() -> None:
     ap.add_argument("--sizes", help="several runs, e.g. 100x3,200x5,1000x1")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--prefix", type=int, default=PREFIX)
+    ap.add_argument("--idle", type=float, default=IDLE, help="seconds measured once Ready")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     sizes = (
@@ -383,7 +400,7 @@ def main() -> None:
     )
     results = []
     for n, rep in sizes:
-        res = run(n, rep, args.prefix, args.timeout)
+        res = run(n, rep, args.prefix, args.timeout, args.idle)
         results.append(asdict(res))
         print(json.dumps(asdict(res)), flush=True)
     if args.json:
