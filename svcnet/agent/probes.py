@@ -458,7 +458,7 @@ async def _dial(host: str, port: int, budget: Budget) -> socket.socket:
     OSError, TimeoutError or Undecided."""
     loop = budget.loop
     addr = _sockaddr(host, port)
-    if addr is None:  # a name: resolve it (Go's dial timeout covers the lookup too)
+    if addr is None:  # a name: the lookup is bounded by the probe's time too, as in Go
         infos = await _within(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), budget)
         if not infos:
             raise OSError(errno.EHOSTUNREACH, f"lookup {host}: no such host")
@@ -467,6 +467,7 @@ async def _dial(host: str, port: int, budget: Budget) -> socket.socket:
     sock = socket.socket(addr[0], socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
+        # The probe's own start: whatever kept the loop from getting here is not its time.
         budget.restart()
         code = sock.connect_ex(addr[1])
         if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
