@@ -34,7 +34,6 @@ from svcnet._aio import TaskSet
 from svcnet.api import spdy
 from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi, NodeApiError, PortForwardError
-from svcnet.registry import ApiError
 from svcnet.registry.errors import bad_request
 
 logger = logging.getLogger(__name__)
@@ -64,9 +63,7 @@ async def serve(request: web.Request, pod: Obj, node: NodeApi | None) -> web.Str
         if TUNNEL_PROTOCOL in offered:
             return await _serve_tunnel(request, target)
         return await _serve_channels(request, target)
-    if "upgrade" not in request.headers.get("Connection", "").lower() or (
-        request.headers.get("Upgrade", "").lower() != "spdy/3.1"
-    ):
+    if not spdy.is_upgrade(request):
         raise bad_request("Upgrade request required")
     return await _serve_spdy(request, target)
 
@@ -111,67 +108,11 @@ class _DialError(Exception):
 
 
 async def _serve_spdy(request: web.Request, target: _Target) -> web.StreamResponse:
-    offered = [
-        p.strip()
-        for h in request.headers.getall("X-Stream-Protocol-Version", [])
-        for p in h.split(",")
-        if p.strip()
-    ]
-    if offered and PORT_FORWARD_V1 not in offered:
-        raise ApiError(
-            403,
-            "Forbidden",
-            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
-            f"server supports [{PORT_FORWARD_V1}]",
-        )
-    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1"}
-    if offered:
-        headers["X-Stream-Protocol-Version"] = PORT_FORWARD_V1
-    resp = web.StreamResponse(status=101, headers=headers)
-    resp.force_close()
-    inbox = _Inbox(request)
-    # Installed before the 101 goes out: whatever the client sends after it is
-    # SPDY, never an HTTP request for aiohttp's parser.
-    request.protocol.set_parser(inbox)  # type: ignore[arg-type]
-    await resp.prepare(request)
+    protocol = spdy.negotiate(request, (PORT_FORWARD_V1,), required=False)
+    resp, inbox = await spdy.upgrade(request, protocol)
     session = _Forwarder(target, resp.write)
     await session.run(inbox.read)
     return resp
-
-
-class _Inbox:
-    """aiohttp's payload-parser hook for an upgraded connection: bytes in, read out,
-    with the transport paused while INBOX_LIMIT bytes wait."""
-
-    LIMIT = 256 << 10
-
-    def __init__(self, request: web.Request) -> None:
-        self._transport = request.transport
-        self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
-        self._size = 0
-        self._paused = False
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self._chunks.put_nowait(bytes(data))
-        self._size += len(data)
-        if self._size > self.LIMIT and not self._paused and self._transport is not None:
-            self._paused = True
-            self._transport.pause_reading()
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self._chunks.put_nowait(b"")
-
-    async def read(self) -> bytes:
-        data = await self._chunks.get()
-        self._size -= len(data)
-        if self._paused and self._size <= self.LIMIT // 2 and self._transport is not None:
-            self._paused = False
-            with contextlib.suppress(RuntimeError):
-                self._transport.resume_reading()
-        if not data:
-            self._chunks.put_nowait(b"")
-        return data
 
 
 async def _serve_tunnel(request: web.Request, target: _Target) -> web.StreamResponse:

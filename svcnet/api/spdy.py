@@ -1,11 +1,12 @@
-"""SPDY/3.1, the server half, as kubectl's port-forward speaks it.
+"""SPDY/3.1, the server half, as kubectl's port-forward, exec and attach speak it.
 
 kubectl (client-go's httpstream/spdy over moby/spdystream) upgrades an HTTP
-request to `SPDY/3.1` (or tunnels the same bytes in binary WebSocket messages,
-subprotocol `SPDY/3.1+portforward.k8s.io`) and then opens streams with
-SYN_STREAM frames whose headers say what each stream is for. This module is
-the framing and the stream bookkeeping; what the streams mean is
-api/portforward.py's.
+request to `SPDY/3.1` (or, for port-forward, tunnels the same bytes in binary
+WebSocket messages, subprotocol `SPDY/3.1+portforward.k8s.io`) and then opens
+streams with SYN_STREAM frames whose headers say what each stream is for. This
+module is the upgrade (`upgrade`, with apimachinery's `Handshake` as
+`negotiate`), the framing and the stream bookkeeping; what the streams mean is
+api/portforward.py's and api/remotecommand.py's.
 
 What spdystream does, and so what this does:
 - header blocks are zlib streams with the SPDY/3 dictionary, one compression
@@ -26,11 +27,14 @@ open streams end the connection (GOAWAY PROTOCOL_ERROR).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
+
+from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
@@ -318,3 +322,107 @@ class SpdySession:
 
     async def goaway(self, status: int = GOAWAY_OK) -> None:
         await self.send(control_frame(GOAWAY, 0, struct.pack(">II", self._last_id, status)))
+
+
+# --- the HTTP upgrade ---------------------------------------------------------------
+
+PROTOCOL_HEADER: Final = "X-Stream-Protocol-Version"
+ACCEPTED_HEADER: Final = "X-Accepted-Stream-Protocol-Versions"
+
+
+def is_upgrade(request: web.Request) -> bool:
+    """An upgrade to SPDY/3.1, as spdy.ResponseUpgrader accepts it."""
+    return "upgrade" in request.headers.get("Connection", "").lower() and (
+        request.headers.get("Upgrade", "").lower() == "spdy/3.1"
+    )
+
+
+def offered(request: web.Request) -> list[str]:
+    """The client's X-Stream-Protocol-Version values, in its order of preference."""
+    return [
+        p.strip()
+        for h in request.headers.getall(PROTOCOL_HEADER, [])
+        for p in h.split(",")
+        if p.strip()
+    ]
+
+
+def _go_list(items: Sequence[str]) -> str:
+    return "[" + " ".join(items) + "]"
+
+
+def negotiate(request: web.Request, supported: Sequence[str], *, required: bool = True) -> str:
+    """apimachinery's httpstream.Handshake: the first protocol the client offers that
+    the server supports. Refused as the kubelet refuses (plain text, which kube-apiserver
+    passes on and kubectl prints after "unable to upgrade connection: "). Without
+    `required`, a client that offers nothing gets "" (port-forward's old clients)."""
+    client = offered(request)
+    if not client:
+        if not required:
+            return ""
+        raise web.HTTPBadRequest(
+            text=f"unable to upgrade: {PROTOCOL_HEADER} is required",
+        )
+    for p in client:
+        if p in supported:
+            return p
+    raise web.HTTPForbidden(
+        text=(
+            f"unable to upgrade: unable to negotiate protocol: client supports "
+            f"{_go_list(client)}, server accepts {_go_list(supported)}\n"
+        ),
+        headers=[(ACCEPTED_HEADER, p) for p in supported],
+    )
+
+
+class Inbox:
+    """aiohttp's payload-parser hook for an upgraded connection: bytes in, read out,
+    with the transport paused while LIMIT bytes wait."""
+
+    LIMIT = 256 << 10
+
+    def __init__(self, request: web.Request) -> None:
+        self._transport = request.transport
+        self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._size = 0
+        self._paused = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self._chunks.put_nowait(bytes(data))
+        self._size += len(data)
+        if self._size > self.LIMIT and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._chunks.put_nowait(b"")
+
+    async def read(self) -> bytes:
+        """The next bytes the client sent; b"" (again and again) once it closed."""
+        data = await self._chunks.get()
+        self._size -= len(data)
+        if self._paused and self._size <= self.LIMIT // 2 and self._transport is not None:
+            self._paused = False
+            with contextlib.suppress(RuntimeError):
+                self._transport.resume_reading()
+        if not data:
+            self._chunks.put_nowait(b"")
+        return data
+
+
+async def upgrade(request: web.Request, protocol: str) -> tuple[web.StreamResponse, Inbox]:
+    """Answer 101 Switching Protocols to SPDY/3.1 (naming `protocol` when there is
+    one); then the response's write() sends frames and the Inbox reads them. The
+    connection closes when the handler returns the response."""
+    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1"}
+    if protocol:
+        headers[PROTOCOL_HEADER] = protocol
+    resp = web.StreamResponse(status=101, headers=headers)
+    resp.force_close()
+    inbox = Inbox(request)
+    # Installed before the 101 goes out: whatever the client sends after it is
+    # SPDY, never an HTTP request for aiohttp's parser.
+    request.protocol.set_parser(inbox)  # type: ignore[arg-type]
+    await resp.prepare(request)
+    return resp, inbox

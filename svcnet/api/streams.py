@@ -1,14 +1,20 @@
 """Pod subresources that stream: ``log``, ``attach`` and ``exec``.
 
-Both go through the ``NodeApi`` (the agent, svcnet's kubelet), as kube-apiserver
+All go through the ``NodeApi`` (the agent, svcnet's kubelet), as kube-apiserver
 proxies them to the kubelet. The pod is read through the registry first so a
 missing pod is the usual 404 Status, and the container is chosen the way
 kubelet and kubectl choose it.
 
-attach and exec speak the Kubernetes WebSocket remotecommand protocol
-(``v5.channel.k8s.io``, and ``v4`` for the Python client): every message is
-binary, its first byte the channel. 0 stdin, 1 stdout, 2 stderr, 3 the final
-Status, 4 terminal resize, 255 (v5 only) "stdin closed".
+attach and exec are checked here whatever the transport (errors before the
+upgrade, as kube-apiserver gives them), then served over one of two:
+
+- the Kubernetes WebSocket remotecommand protocol (``v5.channel.k8s.io``, and
+  ``v4`` for the Python client), here: every message is binary, its first byte
+  the channel. 0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4 terminal
+  resize, 255 (v5 only) "stdin closed";
+- SPDY/3.1 (``Upgrade: SPDY/3.1``), a stream per channel: api/remotecommand.py.
+
+Anything else gets kube-apiserver's "Upgrade request required".
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from svcnet._aio import TaskSet
+from svcnet.api import remotecommand, spdy
+from svcnet.api.remotecommand import SUCCESS, Stdio, exit_status, failure_status
 from svcnet.api.request import query_bool, query_int
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.wellknown import DEFAULT_CONTAINER
@@ -34,21 +42,6 @@ logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
-
-SUCCESS: Obj = {"metadata": {}, "status": "Success"}
-
-
-def exit_status(code: int) -> Obj:
-    """The channel-3 Status for a command's exit code (what kubectl exec reads)."""
-    if code == 0:
-        return SUCCESS
-    return {
-        "metadata": {},
-        "status": "Failure",
-        "message": f"command terminated with non-zero exit code: exit status {code}",
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
-    }
 
 
 def pick_container(pod: Obj, requested: str | None) -> str:
@@ -155,11 +148,19 @@ async def serve_logs(request: web.Request, pod: Obj, node: NodeApi | None) -> we
                 await aclose()
 
 
-def _is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
+WEBSOCKET, SPDY = "websocket", "spdy"
 
 
-def _stdio(q: Any) -> tuple[bool, bool, bool, bool]:
+def _transport(request: web.Request) -> str:
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return WEBSOCKET
+    if spdy.is_upgrade(request):
+        return SPDY
+    # kube-apiserver's answer to a request that asks for no upgrade it can proxy.
+    raise bad_request("Upgrade request required")
+
+
+def _stdio(q: Any) -> Stdio:
     stdin = query_bool(q, "stdin")
     stdout = query_bool(q, "stdout")
     stderr = query_bool(q, "stderr")
@@ -169,41 +170,50 @@ def _stdio(q: Any) -> tuple[bool, bool, bool, bool]:
     if tty and stderr:
         # kubelet's rule (remotecommand): a terminal has no separate stderr.
         stderr = False
-    return stdin, stdout, stderr, tty
+    return Stdio(stdin, stdout, stderr, tty)
 
 
 async def serve_attach(request: web.Request, pod: Obj, node: NodeApi | None) -> web.StreamResponse:
     q = request.query
-    if not _is_websocket(request):
-        # kubectl falls back to SPDY after a failed WebSocket upgrade; svcnet
-        # speaks only WebSocket, and this is the apiserver's words for it.
-        raise bad_request("Upgrade request required")
+    transport = _transport(request)
     container = pick_container(pod, q.get("container"))
-    stdin, stdout, stderr, tty = _stdio(q)
+    stdio = _stdio(q)
     if node is None:
         raise bad_request("no node agent is running, so containers cannot be attached")
+    protocol = remotecommand.negotiate(request) if transport == SPDY else ""
     md = pod["metadata"]
+    what = f"attach {md['name']}/{container}"
     try:
-        attachment = await node.attach(md.get("namespace", ""), md["name"], container, tty=tty)
+        attachment = await node.attach(
+            md.get("namespace", ""), md["name"], container, tty=stdio.tty
+        )
     except NodeApiError as e:
         raise _node_error(e) from None
     # For attach kubectl expects Success whatever the exit code: it learns the
     # exit code from the pod's status (kubectl-api.md section 9), and a
     # NonZeroExitCode here makes it fall back to printing the logs again.
-    return await _serve_session(
-        request, attachment, stdin, stdout, stderr, None, f"attach {md['name']}/{container}"
-    )
+    if transport == WEBSOCKET:
+        return await _serve_session(request, attachment, stdio, None, what)
+
+    async def attached() -> Attachment:
+        return attachment
+
+    try:
+        return await remotecommand.serve_spdy(
+            request, protocol, stdio, attached, exits=False, what=what
+        )
+    finally:
+        attachment.detach()
 
 
 async def serve_exec(request: web.Request, pod: Obj, node: NodeApi | None) -> web.StreamResponse:
     q = request.query
-    if not _is_websocket(request):
-        raise bad_request("Upgrade request required")
+    transport = _transport(request)
     container = pick_container(pod, q.get("container"))
     command = [str(c) for c in q.getall("command", [])]
     if not command:
         raise bad_request("you must specify at least one command for the container")
-    stdin, stdout, stderr, tty = _stdio(q)
+    stdio = _stdio(q)
     if node is None:
         raise bad_request("no node agent is running, so commands cannot be run in containers")
     md = pod["metadata"]
@@ -213,37 +223,36 @@ async def serve_exec(request: web.Request, pod: Obj, node: NodeApi | None) -> we
         raise bad_request(
             f"cannot exec into a container in a completed pod; current phase is {phase}"
         )
+    what = f"exec {name}/{container}"
+
+    # Like the kubelet, the command starts after the upgrade (over SPDY, once the
+    # client's streams are there), so errors starting it are the final Status.
+    async def start() -> Attachment:
+        try:
+            return await node.exec(ns, name, container, command, stdin=stdio.stdin, tty=stdio.tty)
+        except NodeApiError as e:
+            raise _node_error(e) from None
+
+    if transport == SPDY:
+        protocol = remotecommand.negotiate(request)
+        return await remotecommand.serve_spdy(
+            request, protocol, stdio, start, exits=True, what=what
+        )
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
     await ws.prepare(request)
-    # Like the kubelet, errors starting the command come after the upgrade, as
-    # the channel-3 Status (kubectl prints its message).
     try:
-        session = await node.exec(ns, name, container, command, stdin=stdin, tty=tty)
-    except NodeApiError as e:
-        err = _node_error(e)
-        status = {
-            "metadata": {},
-            "status": "Failure",
-            "message": err.message
-            if err.code != 500
-            else f"Internal error occurred: {err.message}",
-            "reason": err.reason,
-            "code": err.code,
-        }
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+        session = await start()
+    except ApiError as e:
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(failure_status(e)).encode())
         await ws.close(code=1000)
         return ws
-    return await _serve_session(
-        request, session, stdin, stdout, stderr, session.wait, f"exec {name}/{container}", ws
-    )
+    return await _serve_session(request, session, stdio, session.wait, what, ws)
 
 
 async def _serve_session(
     request: web.Request,
     session: Attachment,
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
+    stdio: Stdio,
     exit_code: Callable[[], Awaitable[int]] | None,
     what: str,
     ws: web.WebSocketResponse | None = None,
@@ -257,6 +266,7 @@ async def _serve_session(
             session.detach()
             raise
     v5 = ws.ws_protocol == "v5.channel.k8s.io"
+    stdin, stdout, stderr = stdio.stdin, stdio.stdout, stdio.stderr
     tasks = TaskSet()
 
     async def pump() -> None:
@@ -296,8 +306,8 @@ async def _serve_session(
 
 
 def _resize(attachment: Attachment, payload: bytes) -> None:
-    try:
-        size = json.loads(payload)
-        attachment.resize(int(size["Width"]), int(size["Height"]))
-    except (ValueError, KeyError, TypeError):
-        logger.debug("ignoring malformed resize message %r", payload)
+    size = remotecommand.terminal_size(payload)
+    if size is None:
+        logger.debug("ignoring malformed resize message %r", payload[:100])
+    else:
+        attachment.resize(*size)

@@ -33,6 +33,8 @@ class FakeAttachment:
         self.out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         self.exit_code = exit_code
         self.got_stdin = asyncio.Event()
+        self.resized: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        """Each resize, as it comes."""
 
     def write_stdin(self, data: bytes) -> None:
         self.stdin.append(data)
@@ -43,6 +45,7 @@ class FakeAttachment:
 
     def resize(self, width: int, height: int) -> None:
         self.sizes.append((width, height))
+        self.resized.put_nowait((width, height))
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
         while True:
@@ -66,6 +69,8 @@ class FakeNode:
         self.follow_queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.calls: list[Obj] = []
         self.attachments: list[FakeAttachment] = []
+        self.started: asyncio.Queue[FakeAttachment] = asyncio.Queue()
+        """Each attachment attach and exec hand out, as they do."""
         self.follow_closed = asyncio.Event()
         self.pod_usage: list[PodUsage] = []
         self.machine = ContainerUsage("svcnet", 250_000_000, 1 << 30)
@@ -126,6 +131,7 @@ class FakeNode:
             raise NodeApiError(f'container "{container}" in pod "{pod}" is not running')
         a = FakeAttachment()
         self.attachments.append(a)
+        self.started.put_nowait(a)
         return a
 
     async def exec(
@@ -145,6 +151,7 @@ class FakeNode:
         code = int(command[1]) if command[0] == "exit" else 0
         a = FakeAttachment(exit_code=code)
         self.attachments.append(a)
+        self.started.put_nowait(a)
         return a
 
     async def port_forward(

@@ -252,8 +252,13 @@ async def test_refusals(server: ApiServer, pod_port: int, client: aiohttp.Client
             "X-Stream-Protocol-Version": "v4.channel.k8s.io",
         },
     ) as r:
+        # The kubelet's refusal (apimachinery's Handshake), passed on as plain text.
         assert r.status == 403
-        assert "unable to negotiate protocol" in (await r.json())["message"]
+        assert await r.text() == (
+            "unable to upgrade: unable to negotiate protocol: client supports "
+            "[v4.channel.k8s.io], server accepts [portforward.k8s.io]\n"
+        )
+        assert r.headers.getall("X-Accepted-Stream-Protocol-Versions") == ["portforward.k8s.io"]
     async with client.post(f"{POD}/nope/portforward") as r:
         assert r.status == 404
     for query, message in [

@@ -8,7 +8,7 @@ import json
 import aiohttp
 import pytest
 
-from svcnet.api import streams
+from svcnet.api import remotecommand, streams
 from svcnet.store import Store
 from tests.api.conftest import FakeNode, make_pod
 
@@ -91,8 +91,8 @@ def test_pick_container_default_annotation() -> None:
 
 
 def test_exit_status_shape() -> None:
-    assert streams.exit_status(0) == {"metadata": {}, "status": "Success"}
-    failure = streams.exit_status(3)
+    assert remotecommand.exit_status(0) == {"metadata": {}, "status": "Success"}
+    failure = remotecommand.exit_status(3)
     assert failure["reason"] == "NonZeroExitCode"
     assert failure["details"] == {"causes": [{"reason": "ExitCode", "message": "3"}]}
 
@@ -183,7 +183,7 @@ async def test_exec_websocket_exit_code(
         assert await ws.receive_bytes(timeout=5) == b"\x02oops"
         status = await ws.receive_bytes(timeout=5)
         assert status[0] == 3
-        assert json.loads(status[1:]) == streams.exit_status(3)
+        assert json.loads(status[1:]) == remotecommand.exit_status(3)
         closing = await ws.receive(timeout=5)
         assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1000
 
@@ -214,7 +214,7 @@ async def test_exec_errors_and_tty(
         await att.out.put((1, b"$ "))
         await att.out.put(None)
         assert await ws.receive_bytes(timeout=5) == b"\x01$ "
-        assert json.loads((await ws.receive_bytes(timeout=5))[1:]) == streams.SUCCESS
+        assert json.loads((await ws.receive_bytes(timeout=5))[1:]) == remotecommand.SUCCESS
     async with client.get(f"{POD}/p/exec?command=ls&stdout=true") as r:
         assert r.status == 400
     with pytest.raises(aiohttp.WSServerHandshakeError) as e:

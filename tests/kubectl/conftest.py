@@ -150,6 +150,13 @@ class Terminal:
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
+    def resize(self, rows: int, cols: int) -> None:
+        """What a terminal emulator does when its window changes: the new size on the
+        pty, then SIGWINCH (kubectl has no controlling terminal here, so it is sent by
+        hand)."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc.send_signal(signal.SIGWINCH)
+
     def finish(self, timeout: float = 30) -> int:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
