@@ -364,6 +364,11 @@ def horizontalpodautoscaler(obj: Obj) -> None:
                 },
             }
         ]
+    # Go's int32 fields of the status are always written: a new HPA shows 0 and 0.
+    status = obj.setdefault("status", {})
+    if isinstance(status, dict):
+        status.setdefault("currentReplicas", 0)
+        status.setdefault("desiredReplicas", 0)
     behavior = spec.get("behavior")
     if isinstance(behavior, dict):
         behavior["scaleUp"] = _scaling_rules(behavior.get("scaleUp"), HPA_SCALE_UP_RULES)
