@@ -38,6 +38,8 @@ API_PACKAGES = (
     "discovery/v1",
     "authentication/v1",
     "authorization/v1",
+    "autoscaling/v1",
+    "autoscaling/v2",
 )
 MACHINERY_FILES = ("pkg/apis/meta/v1/types.go",)
 
@@ -177,7 +179,8 @@ def generate(api: Path, machinery: Path, roots: list[str]) -> dict[str, object]:
     by_base: dict[str, list[str]] = {}
     for key in structs:
         by_base.setdefault(key.split(":")[1], []).append(key)
-    root_keys = {by_base[r][0] for r in roots}
+    # A kind served in two versions is named "pkg:Kind" (autoscaling/v2:HorizontalPodAutoscaler).
+    root_keys = {r if ":" in r else by_base[r][0] for r in roots}
     tables: dict[str, dict[str, list[str]]] = {}
     todo = sorted(root_keys)
     while todo:
@@ -215,7 +218,8 @@ def generate(api: Path, machinery: Path, roots: list[str]) -> dict[str, object]:
             name = short(json_name) if "i" in flags else json_name
             out[number] = [name, t, flags]
         messages[short(key)] = out
-    return {"messages": dict(sorted(messages.items())), "kinds": sorted(roots)}
+    kinds = sorted({r.rpartition(":")[2] for r in roots})
+    return {"messages": dict(sorted(messages.items())), "kinds": kinds}
 
 
 def main() -> None:
@@ -227,8 +231,14 @@ def main() -> None:
     groups |= {"storage.k8s.io": "storage/v1"}
     groups |= {"authentication.k8s.io": "authentication/v1"}
     groups |= {"authorization.k8s.io": "authorization/v1"}
+    groups |= {"autoscaling": "autoscaling/v2"}
     # The reviews kubectl auth sends (typed clients send protobuf) are decoded too.
-    roots = [k.kind for k in kinds.KINDS if (k.stored or k.review) and k.group in groups]
+    served = [k for k in kinds.KINDS if (k.stored or k.review) and k.group in groups]
+    names = [k.kind for k in served]
+    # A kind served in several versions has a message per version (HPA v1 and v2).
+    roots = [
+        f"{k.group}/{k.version}:{k.kind}" if names.count(k.kind) > 1 else k.kind for k in served
+    ]
     out = generate(Path(sys.argv[1]), Path(sys.argv[2]), roots)
     json.dump(out, sys.stdout, separators=(",", ":"), sort_keys=False)
     sys.stdout.write("\n")

@@ -110,6 +110,13 @@ class AgentSettings:
 
 
 @dataclass
+class ControllerSettings:
+    hpa_sync_period: float = 15.0
+    """Seconds between HorizontalPodAutoscaler syncs (kube-controller-manager's
+    --horizontal-pod-autoscaler-sync-period)."""
+
+
+@dataclass
 class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
@@ -117,6 +124,7 @@ class Settings:
     proxy: ProxySettings = field(default_factory=ProxySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     ingress: IngressSettings = field(default_factory=IngressSettings)
+    controllers: ControllerSettings = field(default_factory=ControllerSettings)
     manifests: list[str] = field(default_factory=list)
     """Files or directories applied at start-up (svcnet.yaml itself is skipped)."""
     state_dir: str = ""
@@ -171,6 +179,15 @@ class Settings:
             port = getattr(self.ingress, name)
             if not isinstance(port, int) or not 0 < port < 65536:
                 raise ConfigError(f"ingress.{name}: {port!r} is not a port number")
+        period = self.controllers.hpa_sync_period
+        if (
+            isinstance(period, bool)
+            or not isinstance(period, int | float)
+            or not 0 < period <= 3600
+        ):
+            raise ConfigError(
+                f"controllers.hpa_sync_period: {period!r} is not a number of seconds in (0, 3600]"
+            )
         lo, hi = n.node_ports
         if not (0 < lo <= hi < 65536):
             raise ConfigError(f"network.node_port_range: invalid range {n.node_port_range!r}")

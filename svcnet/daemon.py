@@ -39,6 +39,7 @@ from svcnet.controllers import (
     DeploymentController,
     EndpointsController,
     GarbageCollector,
+    HorizontalPodAutoscalerController,
     JobController,
     LoadBalancerController,
     NamespaceController,
@@ -276,6 +277,12 @@ class Daemon:
             subreaper=True,
             hooks=self.hooks,
             network_problem=self.network_problem,
+        )
+        # The node's usage figures, as metrics-server would serve them to the HPAs.
+        self.controllers.append(
+            HorizontalPodAutoscalerController(
+                self.registry, self.agent.usage, sync_period=s.controllers.hpa_sync_period
+            )
         )
         self.dns = DnsServer(s, self.registry.store)
         maps = self.hooks if s.proxy.socket_lb != "off" else None

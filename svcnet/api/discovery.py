@@ -60,7 +60,7 @@ def _subresources(k: Kind) -> list[tuple[str, Obj, list[str]]]:
             )
         )
     if k.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Namespace") or (
-        k.has_status and k.group in ("apps", "batch", "")
+        k.has_status and k.group in ("apps", "autoscaling", "batch", "")
     ):
         subs.append(("status", own, ["get"]))
     return sorted(subs)

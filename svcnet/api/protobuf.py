@@ -236,7 +236,9 @@ def decode(body: bytes) -> Obj:
     if kind not in top_level():
         raise ProtobufError(f"kind {kind or '(none)'} is not one svcnet decodes from protobuf")
     raw = base64.b64decode(envelope.get("raw") or "")
-    obj = decode_message(kind, raw)
+    # A kind served in two versions has a message per version, named by both.
+    versioned = f"{tm.get('apiVersion', '')}:{kind}"
+    obj = decode_message(versioned if versioned in messages() else kind, raw)
     obj.pop("status", None)
     # The server sets these; a zero creationTimestamp is JSON's null, which
     # svcnet's registry takes as given.

@@ -18,7 +18,6 @@ which is how a watch learns that its reader has disconnected.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
 import json
 import logging
@@ -63,7 +62,7 @@ from svcnet.api.request import (
 )
 from svcnet.config import Settings, reachable
 from svcnet.credentials import Credentials
-from svcnet.k8s import kinds, labels, version
+from svcnet.k8s import conversion, kinds, labels, version
 from svcnet.k8s.media import (
     APPLY_PATCH,
     JSON,
@@ -76,6 +75,7 @@ from svcnet.k8s.objects import Obj
 from svcnet.nodeapi import NodeApi
 from svcnet.registry import ApiError, Registry, lifecycle
 from svcnet.registry.errors import bad_request, internal, not_found
+from svcnet.registry.scale import SCALABLE, scale_of
 from svcnet.store import ReadOnlyStore
 
 logger = logging.getLogger(__name__)
@@ -473,7 +473,7 @@ class ApiServer:
                 ),
                 status,
             )
-        return json_response(obj, status)
+        return json_response(conversion.to_version(obj, target.kind), status)
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
         kind = target.kind
@@ -512,7 +512,7 @@ class ApiServer:
                 "kind": f"{kind.kind}List",
                 "apiVersion": kind.api_version,
                 "metadata": listmeta,
-                "items": got.items,
+                "items": [conversion.to_version(o, kind) for o in got.items],
             }
         )
 
@@ -597,7 +597,10 @@ class ApiServer:
             )
             return _warn(self._render(request, target, obj, 201 if created else 200), warnings)
         body = await read_body(request)
-        live = self.registry.get(target.kind, self._ns(target), target.name)
+        # Patched in the version the client named, as the API server converts first.
+        live = conversion.to_version(
+            self.registry.get(target.kind, self._ns(target), target.name), target.kind
+        )
         patched = check_object(apply_patch(live, body, ctype, target.kind.kind), target)
         patched, warnings = drop_unknown_fields(patched, target.kind, directive)
         obj = self.registry.update(
@@ -660,7 +663,7 @@ class ApiServer:
                 "kind": f"{kind.kind}List",
                 "apiVersion": kind.api_version,
                 "metadata": {"resourceVersion": str(self.store.resource_version)},
-                "items": deleted,
+                "items": [conversion.to_version(o, kind) for o in deleted],
             }
         )
 
@@ -698,7 +701,7 @@ class ApiServer:
                 return await portforward.serve(request, pod, self.node)
             finally:
                 untrack()
-        if kind.kind in ("Deployment", "ReplicaSet", "StatefulSet") and sub == "scale":
+        if kind.kind in SCALABLE and sub == "scale":
             return await self._scale(request, target)
         if kind.kind == "Pod" and sub == "ephemeralcontainers":
             return await self._ephemeral_containers(request, target)
@@ -767,24 +770,16 @@ class ApiServer:
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
-        replicas = (new_scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise ApiError(
-                422,
-                "Invalid",
-                f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: Invalid value: '
-                f"{json.dumps(replicas)}: must be greater than or equal to 0",
+        return json_response(
+            self.registry.update_scale(
+                target.kind,
+                ns,
+                target.name,
+                (new_scale.get("spec") or {}).get("replicas"),
+                dry_run=dry_run(request),
+                field_manager=field_manager(request),
             )
-        updated = copy.deepcopy(live)
-        updated.setdefault("spec", {})["replicas"] = replicas
-        obj = self.registry.update(
-            updated,
-            namespace=ns,
-            dry_run=dry_run(request),
-            field_manager=field_manager(request),
-            subresource="scale",
         )
-        return json_response(scale_of(obj))
 
 
 HEADER_TIMEOUT = 32.0
@@ -847,24 +842,3 @@ class _Runner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = _Server
         return server
-
-
-def scale_of(obj: Obj) -> Obj:
-    """The autoscaling/v1 Scale view of a Deployment, ReplicaSet or StatefulSet."""
-    md = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    selector = spec.get("selector")
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            k: md[k]
-            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            if k in md
-        },
-        "spec": {"replicas": int(spec.get("replicas", 1))},
-        "status": {
-            "replicas": int((obj.get("status") or {}).get("replicas") or 0),
-            "selector": str(labels.from_label_selector(selector)) if selector else "",
-        },
-    }

@@ -819,6 +819,83 @@ class Printer:
     cells: RowFn
 
 
+# ---------------------------------------------------------------------------
+# HorizontalPodAutoscalers
+
+
+def _hpa_current(statuses: list[Any], i: int, field: str) -> Obj | None:
+    """The status of metric i, when the controller could compute it."""
+    if i < len(statuses) and isinstance(statuses[i], dict):
+        got = statuses[i].get(field)
+        return got if isinstance(got, dict) else None
+    return None
+
+
+def format_hpa_metrics(specs: list[Any], statuses: list[Any]) -> str:
+    """formatHPAMetrics (printers.go): `cpu: 12%/50%` per metric, the first two, then
+    `+ N more...`; `<unknown>` until the controller has a figure."""
+    if not specs:
+        return "<none>"
+    out: list[str] = []
+    for i, spec in enumerate(specs):
+        spec = spec if isinstance(spec, dict) else {}
+        typ = spec.get("type")
+        field = {
+            "External": "external",
+            "Pods": "pods",
+            "Object": "object",
+            "Resource": "resource",
+            "ContainerResource": "containerResource",
+        }.get(str(typ))
+        src = spec.get(field) if field else None
+        if field is None or not isinstance(src, dict):
+            out.append("<unknown type>")
+            continue
+        target = src.get("target") or {}
+        cur = (_hpa_current(statuses, i, field) or {}).get("current") or {}
+        has_status = _hpa_current(statuses, i, field) is not None
+        name = str(src.get("name") or (src.get("metric") or {}).get("name") or "")
+        if field in ("resource", "containerResource"):
+            if target.get("averageValue") is not None:
+                current = str(cur.get("averageValue") or "0") if has_status else "<unknown>"
+                out.append(f"{name}: {current}/{target['averageValue']}")
+            else:
+                util = cur.get("averageUtilization")
+                current = f"{util}%" if has_status and util is not None else "<unknown>"
+                want = target.get("averageUtilization")
+                out.append(f"{name}: {current}/{f'{want}%' if want is not None else '<auto>'}")
+        elif field == "pods":
+            current = str(cur.get("averageValue") or "0") if has_status else "<unknown>"
+            out.append(f"{name}: {current}/{target.get('averageValue')}")
+        else:
+            if target.get("averageValue") is not None:
+                current = str(cur.get("averageValue") or "0") if has_status else "<unknown>"
+                out.append(f"{name}: {current}/{target['averageValue']} (avg)")
+            else:
+                current = str(cur.get("value") or "0") if has_status else "<unknown>"
+                out.append(f"{name}: {current}/{target.get('value')}")
+    if len(out) > 2:
+        return f"{', '.join(out[:2])} + {len(out) - 2} more..."
+    return ", ".join(out)
+
+
+def _hpa_cells(hpa: Obj, now: dt.datetime, wide: bool) -> list[Cell]:
+    md = hpa.get("metadata") or {}
+    spec = hpa.get("spec") or {}
+    st = hpa.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    min_pods = spec.get("minReplicas")
+    return [
+        str(md.get("name", "")),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        format_hpa_metrics(spec.get("metrics") or [], st.get("currentMetrics") or []),
+        "<unset>" if min_pods is None else str(min_pods),
+        int(spec.get("maxReplicas") or 0),
+        int(st.get("currentReplicas") or 0),
+        since(md.get("creationTimestamp"), now),
+    ]
+
+
 _CONTAINERS_DOC = "Names of each container in the template."
 _IMAGES_DOC = "Images referenced by each container in the template."
 
@@ -1268,6 +1345,47 @@ PRINTERS: dict[str, Printer] = {
             Column("Name", format="name", description=_NAME_DOC, priority=1),
         ),
         _event_cells,
+    ),
+    "HorizontalPodAutoscaler": Printer(
+        (
+            _name(),
+            Column(
+                "Reference",
+                description="scaleTargetRef points to the target resource to scale, and is "
+                "used to the pods for which metrics should be collected, as well as to "
+                "actually change the replica count.",
+            ),
+            Column(
+                "Targets",
+                description="metrics contains the specifications for which to use to calculate "
+                "the desired replica count (the maximum replica count across all metrics will "
+                "be used).  The desired replica count is calculated multiplying the ratio "
+                "between the target value and the current value by the current number of "
+                "pods.  Ergo, metrics used must decrease as the pod count is increased, and "
+                "vice-versa.  See the individual metric source types for more information "
+                "about how each type of metric must respond.",
+            ),
+            Column(
+                "MinPods",
+                description="minReplicas is the lower limit for the number of replicas to which "
+                "the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed "
+                "to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one "
+                "Object or External metric is configured.  Scaling is active as long as at "
+                "least one metric value is available.",
+            ),
+            Column(
+                "MaxPods",
+                description="maxReplicas is the upper limit for the number of replicas to "
+                "which the autoscaler can scale up. It cannot be less that minReplicas.",
+            ),
+            Column(
+                "Replicas",
+                description="currentReplicas is current number of replicas of pods managed by "
+                "this autoscaler, as last seen by the autoscaler.",
+            ),
+            _age(),
+        ),
+        _hpa_cells,
     ),
     "ControllerRevision": Printer(
         (

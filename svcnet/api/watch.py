@@ -27,7 +27,7 @@ from aiohttp import web
 
 from svcnet import _json
 from svcnet.api import tables
-from svcnet.k8s import fields, labels
+from svcnet.k8s import conversion, fields, labels
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.registry import ApiError, Registry
@@ -200,6 +200,8 @@ async def serve(
                 )
                 first = False
                 obj = out
+            else:
+                obj = conversion.to_version(obj, wr.kind)
             return _json.dumps({"type": etype, "object": obj}) + b"\n"
 
         if error is not None:

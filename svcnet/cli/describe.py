@@ -1147,6 +1147,128 @@ def describe_storageclass(sc: Obj, event_items: list[Obj]) -> str:
     return w.render()
 
 
+def _hpa_metric_lines(w: Writer, hpa: Obj) -> None:
+    """The Metrics block of describeHorizontalPodAutoscalerV2: `( current / target )`
+    per metric, `<unknown>` until the controller has measured it."""
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    current_metrics = status.get("currentMetrics") or []
+
+    def current(i: int, field: str) -> Obj | None:
+        if i < len(current_metrics) and isinstance(current_metrics[i], dict):
+            got = current_metrics[i].get(field)
+            if isinstance(got, dict):
+                return got.get("current") or {}
+        return None
+
+    for i, m in enumerate(spec.get("metrics") or []):
+        typ = m.get("type")
+        if typ in ("Resource", "ContainerResource"):
+            field = "resource" if typ == "Resource" else "containerResource"
+            src = m.get(field) or {}
+            target = src.get("target") or {}
+            head = f"resource {src.get('name', '')}"
+            if typ == "ContainerResource":
+                head += f' of container "{src.get("container", "")}"'
+            cur = current(i, field)
+            if target.get("averageValue") is not None:
+                now = str(cur.get("averageValue") or "0") if cur is not None else "<unknown>"
+                w.line(1, f"{head} on pods:\t{now} / {target['averageValue']}")
+            else:
+                util = (cur or {}).get("averageUtilization")
+                now = (
+                    f"{util}% ({(cur or {}).get('averageValue') or '0'})"
+                    if util is not None
+                    else "<unknown>"
+                )
+                want = target.get("averageUtilization")
+                want_text = f"{want}%" if want is not None else "<auto>"
+                w.line(1, f"{head} on pods  (as a percentage of request):\t{now} / {want_text}")
+        elif typ == "Pods":
+            src = m.get("pods") or {}
+            cur = current(i, "pods")
+            now = str(cur.get("averageValue") or "0") if cur is not None else "<unknown>"
+            name = (src.get("metric") or {}).get("name", "")
+            w.line(1, f'"{name}" on pods:\t{now} / {(src.get("target") or {}).get("averageValue")}')
+        elif typ in ("Object", "External"):
+            field = typ.lower()
+            src = m.get(field) or {}
+            target = src.get("target") or {}
+            cur = current(i, field) or {}
+            name = (src.get("metric") or {}).get("name", "")
+            if typ == "Object":
+                ref = src.get("describedObject") or {}
+                head = f'"{name}" on {ref.get("kind", "")}/{ref.get("name", "")} '
+            else:
+                head = f'"{name}" '
+            if target.get("type") == "AverageValue" or (
+                typ == "External" and target.get("averageValue") is not None
+            ):
+                now = str(cur.get("averageValue") or "<unknown>")
+                w.line(1, f"{head}(target average value):\t{now} / {target.get('averageValue')}")
+            else:
+                now = str(cur.get("value") or "<unknown>")
+                w.line(1, f"{head}(target value):\t{now} / {target.get('value')}")
+        else:
+            w.line(1, f'<unknown metric type "{typ}">')
+
+
+def _hpa_direction(w: Writer, title: str, rules: Obj | None) -> None:
+    """printDirectionBehavior."""
+    if not isinstance(rules, dict):
+        return
+    w.line(1, f"{title}:")
+    if rules.get("stabilizationWindowSeconds") is not None:
+        w.line(2, f"Stabilization Window: {rules['stabilizationWindowSeconds']} seconds")
+    policies = rules.get("policies") or []
+    if policies:
+        w.line(2, f"Select Policy: {rules.get('selectPolicy') or 'Max'}")
+        w.line(2, "Policies:")
+        for p in policies:
+            w.line(
+                3,
+                f"- Type={p.get('type', '')}  Value={p.get('value', 0)}  "
+                f"Period={p.get('periodSeconds', 0)} seconds",
+            )
+
+
+def describe_horizontalpodautoscaler(hpa: Obj, event_items: list[Obj]) -> str:
+    """describeHorizontalPodAutoscalerV2."""
+    md, spec, status = _md(hpa), hpa.get("spec") or {}, hpa.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    w = Writer()
+    object_header(w, md)
+    w.line(0, f"CreationTimestamp:\t{rfc1123z(md.get('creationTimestamp'))}")
+    w.line(0, f"Reference:\t{ref.get('kind', '')}/{ref.get('name', '')}")
+    w.line(0, "Metrics:\t( current / target )")
+    _hpa_metric_lines(w, hpa)
+    min_r = spec.get("minReplicas")
+    w.line(0, f"Min replicas:\t{min_r if min_r is not None else '<unset>'}")
+    w.line(0, f"Max replicas:\t{spec.get('maxReplicas', 0)}")
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        w.line(0, "Behavior:")
+        _hpa_direction(w, "Scale Up", behavior.get("scaleUp"))
+        _hpa_direction(w, "Scale Down", behavior.get("scaleDown"))
+    w.line(
+        0,
+        f"{ref.get('kind', '')} pods:\t{status.get('currentReplicas', 0)} current / "
+        f"{status.get('desiredReplicas', 0)} desired",
+    )
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(1, "Type\tStatus\tReason\tMessage")
+        w.line(1, "----\t------\t------\t-------")
+        for c in conditions:
+            w.line(
+                1,
+                f"{c.get('type', '')}\t{c.get('status', '')}\t{c.get('reason', '')}\t"
+                f"{c.get('message', '')}",
+            )
+    events(w, event_items)
+    return w.render()
+
+
 def _describe_storage_or_workload(client: Client, kind: Kind, obj: Obj, items: list[Obj]) -> str:
     """The StatefulSet, DaemonSet, Job, CronJob and storage describers, with what
     they look up."""
@@ -1224,6 +1346,8 @@ def _describe_one(client: Client, kind: Kind, obj: Obj) -> str:
         return describe_ingressclass(obj, event_items)
     if kind.kind == "NetworkPolicy":
         return describe_networkpolicy(obj)
+    if kind.kind == "HorizontalPodAutoscaler":
+        return describe_horizontalpodautoscaler(obj, event_items)
     if kind.kind in WORKLOAD_AND_STORAGE:
         return _describe_storage_or_workload(client, kind, obj, event_items)
     w = Writer()

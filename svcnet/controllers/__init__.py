@@ -15,6 +15,7 @@ from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.job import JobController
 from svcnet.controllers.loadbalancer import LoadBalancerController
 from svcnet.controllers.namespace import NamespaceController
+from svcnet.controllers.podautoscaler import HorizontalPodAutoscalerController
 from svcnet.controllers.replicaset import ReplicaSetController
 from svcnet.controllers.statefulset import StatefulSetController
 from svcnet.controllers.volumes import VolumeController
@@ -26,6 +27,7 @@ __all__ = [
     "DeploymentController",
     "EndpointsController",
     "GarbageCollector",
+    "HorizontalPodAutoscalerController",
     "JobController",
     "LoadBalancerController",
     "NamespaceController",

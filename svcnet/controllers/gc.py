@@ -51,7 +51,7 @@ class GarbageCollector(Controller):
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self._gone: set[str] = set()
         for k in kinds.KINDS:
-            if k.stored:
+            if k.stored and not k.storage_version:
                 # Dependents by their owners' uids: nothing scans the store.
                 self.store.index(_OWNER_INDEX + k.kind, k.kind, _owner_uids)
 
@@ -104,7 +104,7 @@ class GarbageCollector(Controller):
         return [
             o
             for k in kinds.KINDS
-            if k.stored
+            if k.stored and not k.storage_version
             for o in self.store.by_index(_OWNER_INDEX + k.kind, uid)
         ]
 

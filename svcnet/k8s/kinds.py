@@ -31,6 +31,10 @@ class Kind:
     the object and its computed status, and nothing is kept (stored is False too)."""
     no_delete_collection: bool = False
     """kube-apiserver does not serve deletecollection for it (namespaces)."""
+    storage_version: str = ""
+    """Set on another served version of a kind stored in this version (autoscaling/v1
+    HorizontalPodAutoscalers are autoscaling/v2 ones): objects are kept and defaulted in
+    the storage version and converted at the API's edge (k8s/conversion.py)."""
 
     @property
     def verbs(self) -> list[str]:
@@ -160,6 +164,30 @@ KINDS: tuple[Kind, ...] = (
         "StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",), ("all",), True
     ),
     Kind("DaemonSet", "daemonsets", "daemonset", "apps", "v1", True, ("ds",), ("all",), True),
+    # The storage version first: discovery's first version of a group is its preferred one.
+    Kind(
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "autoscaling",
+        "v2",
+        True,
+        ("hpa",),
+        ("all",),
+        True,
+    ),
+    Kind(
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "autoscaling",
+        "v1",
+        True,
+        ("hpa",),
+        ("all",),
+        True,
+        storage_version="v2",
+    ),
     Kind("Job", "jobs", "job", "batch", "v1", True, (), ("all",), True),
     Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",), ("all",), True),
     Kind("StorageClass", "storageclasses", "storageclass", "storage.k8s.io", "v1", False, ("sc",)),
@@ -170,7 +198,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("PodMetrics", "pods", "", "metrics.k8s.io", "v1beta1", True, stored=False),
 )
 
-BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
+BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS if not k.storage_version}
+"""Each kind by its storage version, the one the store and the controllers see."""
 
 
 def lookup(name: str) -> Kind | None:
@@ -180,21 +209,29 @@ def lookup(name: str) -> Kind | None:
     for k in KINDS:
         if (group and group != k.group) or (not k.stored and group != k.group):
             continue
+        if k.storage_version:
+            continue  # the storage version's entry answers for the kind
         if base in (k.plural, k.singular, k.kind.lower()) or base in k.short_names:
             return k
     return None
 
 
 def for_api_version(api_version: str, kind: str) -> Kind | None:
-    k = BY_KIND.get(kind)
-    if k is None or k.api_version != api_version:
-        return None
-    return k
+    for k in KINDS:
+        if k.kind == kind and k.api_version == api_version:
+            return k
+    return None
+
+
+def storage_of(kind: Kind) -> Kind:
+    """The entry objects of kind are stored as (itself unless it is another version)."""
+    return BY_KIND[kind.kind] if kind.storage_version else kind
 
 
 # `kubectl get all` order: kubectl expands the category in discovery order, which
 # kube-apiserver sorts by resource within each group (core, apps, ..., batch):
-# pods, services, daemonsets, deployments, replicasets, statefulsets, cronjobs, jobs.
+# pods, services, daemonsets, deployments, replicasets, statefulsets,
+# horizontalpodautoscalers, cronjobs, jobs.
 ALL_CATEGORY: tuple[Kind, ...] = tuple(
     BY_KIND[n]
     for n in (
@@ -204,6 +241,7 @@ ALL_CATEGORY: tuple[Kind, ...] = tuple(
         "Deployment",
         "ReplicaSet",
         "StatefulSet",
+        "HorizontalPodAutoscaler",
         "CronJob",
         "Job",
     )

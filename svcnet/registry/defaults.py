@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 
 from svcnet.k8s.objects import Obj
 
@@ -319,7 +320,65 @@ def networkpolicy(obj: Obj) -> None:
                     port.setdefault("protocol", "TCP")
 
 
+def _scaling_rules(given: object, default: Obj) -> Obj:
+    """copyHPAScalingRules: the default rules with what was given over them."""
+    out = copy.deepcopy(default)
+    if isinstance(given, dict):
+        for f in ("stabilizationWindowSeconds", "selectPolicy", "policies"):
+            if given.get(f) is not None:
+                out[f] = given[f]
+    return out
+
+
+HPA_SCALE_UP_RULES: Obj = {
+    "stabilizationWindowSeconds": 0,
+    "selectPolicy": "Max",
+    "policies": [
+        {"type": "Pods", "value": 4, "periodSeconds": 15},
+        {"type": "Percent", "value": 100, "periodSeconds": 15},
+    ],
+}
+"""The v2 defaults for spec.behavior.scaleUp: the controller's rate before behaviors."""
+HPA_SCALE_DOWN_RULES: Obj = {
+    "selectPolicy": "Max",
+    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+}
+"""The v2 defaults for scaleDown; the stabilization window stays unset so that the
+controller's --horizontal-pod-autoscaler-downscale-stabilization (5 min) applies."""
+
+
+def horizontalpodautoscaler(obj: Obj) -> None:
+    """SetDefaults_HorizontalPodAutoscaler (autoscaling/v2): minReplicas 1, a CPU
+    utilization target of 80% when no metric is given, and both directions' rules
+    filled in once a behavior is given at all."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if spec.get("minReplicas") is None:
+        spec["minReplicas"] = 1
+    if not spec.get("metrics"):
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+    # Go's int32 fields of the status are always written: a new HPA shows 0 and 0.
+    status = obj.setdefault("status", {})
+    if isinstance(status, dict):
+        status.setdefault("currentReplicas", 0)
+        status.setdefault("desiredReplicas", 0)
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        behavior["scaleUp"] = _scaling_rules(behavior.get("scaleUp"), HPA_SCALE_UP_RULES)
+        behavior["scaleDown"] = _scaling_rules(behavior.get("scaleDown"), HPA_SCALE_DOWN_RULES)
+
+
 BY_KIND = {
+    "HorizontalPodAutoscaler": horizontalpodautoscaler,
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
     "Job": job,

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from svcnet.config import Settings
-from svcnet.k8s import fields, kinds, labels
+from svcnet.k8s import conversion, fields, kinds, labels
 from svcnet.k8s.kinds import Kind
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.k8s.wellknown import DEFAULT_STORAGE_CLASS
-from svcnet.registry import admission, defaults, lifecycle, schema, ssa, validation
+from svcnet.registry import admission, defaults, lifecycle, scale, schema, ssa, validation
 from svcnet.registry.alloc import (
     AllocationError,
     ClusterIPAllocator,
@@ -138,6 +138,14 @@ class Registry:
         kind = self.kind_of(obj)
         schema.check(obj, kind)
         obj = copy.deepcopy(obj)
+        if kind.storage_version:
+            # Admitted (defaulted, validated, stored) in the storage version, as the
+            # API server decodes a body into its internal type first.
+            try:
+                obj = conversion.to_storage(obj, kind)
+            except conversion.ConversionError as e:
+                raise bad_request(str(e)) from None
+            kind = kinds.storage_of(kind)
         md = obj.setdefault("metadata", {})
         if kind.namespaced:
             body_ns = md.get("namespace")
@@ -471,6 +479,8 @@ class Registry:
         name = md.get("name") if isinstance(md, dict) else None
         ns = (md.get("namespace") if isinstance(md, dict) else None) or namespace or "default"
         live = self._store.get(kind.kind, ns if kind.namespaced else "", name) if name else None
+        if live is not None and kind.storage_version:
+            live = conversion.to_version(live, kind)  # merged in the applier's version
         try:
             merged, managed = ssa.apply(live, obj, field_manager, kind.api_version, force)
         except ssa.ApplyConflict as e:
@@ -574,6 +584,34 @@ class Registry:
         except StoreError:
             raise not_found(k, name) from None
 
+    def update_scale(
+        self,
+        kind: Kind | str,
+        namespace: str,
+        name: str,
+        replicas: Any,
+        *,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> Obj:
+        """The scale subresource's PUT (what `kubectl scale` and the HPA controller
+        send): set spec.replicas of a Deployment, ReplicaSet or StatefulSet, recorded
+        against the `scale` subresource. Returns the new Scale."""
+        k = self._kind(kind)
+        if k.kind not in scale.SCALABLE:
+            raise not_found(k, name)
+        scale.check_replicas(name, replicas)
+        updated = copy.deepcopy(self.get(k, namespace, name))
+        updated.setdefault("spec", {})["replicas"] = replicas
+        obj = self.update(
+            updated,
+            namespace=namespace,
+            dry_run=dry_run,
+            field_manager=field_manager,
+            subresource="scale",
+        )
+        return scale.scale_of(obj)
+
     def bind(self, namespace: str, name: str, node: str) -> Obj:
         """pods/binding, as the scheduler posts it: set spec.nodeName once."""
         k = kinds.BY_KIND["Pod"]
@@ -658,7 +696,7 @@ class Registry:
         this again as its contents disappear)."""
         name = nso["metadata"]["name"]
         for k in kinds.KINDS:
-            if k.namespaced:
+            if k.namespaced and not k.storage_version:
                 for o in self._store.list(k.kind, name):
                     if not o["metadata"].get("deletionTimestamp"):
                         with contextlib.suppress(ApiError):  # gone meanwhile

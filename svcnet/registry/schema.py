@@ -133,7 +133,23 @@ def _is_byte(value: object) -> bool:
     return not isinstance(value, str) or base64_error_at(value) is None
 
 
-_REQUIRED_BY_VALIDATION = frozenset({("Ingress", "pathType"), ("NetworkPolicy", "podSelector")})
+_REQUIRED_BY_VALIDATION = frozenset(
+    {("Ingress", "pathType"), ("NetworkPolicy", "podSelector")}
+    | {
+        # Go structs and ints that decode as zero: validation says what is wrong.
+        ("HorizontalPodAutoscaler", f)
+        for f in (
+            "scaleTargetRef",
+            "kind",
+            "name",
+            "maxReplicas",
+            "type",
+            "target",
+            "value",
+            "periodSeconds",
+        )
+    }
+)
 """Fields the OpenAPI schema marks required whose absence the API server's validation
 reports in words of its own ("pathType must be specified"), or, being a Go struct
 and no pointer, decodes as its zero value (a NetworkPolicy's podSelector: every

@@ -98,6 +98,7 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
         "apps",
         "authentication.k8s.io",
         "authorization.k8s.io",
+        "autoscaling",
         "batch",
         "discovery.k8s.io",
         "networking.k8s.io",
@@ -125,6 +126,14 @@ async def test_aggregated_discovery(client: aiohttp.ClientSession) -> None:
     assert apps["replicasets"]["categories"] == ["all"]
     scale = next(s for s in apps["deployments"]["subresources"] if s["subresource"] == "scale")
     assert scale["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    # Two versions of one resource, the storage (preferred) one first.
+    autoscaling = by_name["autoscaling"]["versions"]
+    assert [v["version"] for v in autoscaling] == ["v2", "v1"]
+    for v in autoscaling:
+        (hpa,) = v["resources"]
+        assert hpa["resource"] == "horizontalpodautoscalers"
+        assert hpa["shortNames"] == ["hpa"] and hpa["categories"] == ["all"]
+        assert hpa["responseKind"]["version"] == v["version"]
 
 
 async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer) -> None:
@@ -140,10 +149,14 @@ async def test_legacy_discovery(client: aiohttp.ClientSession, server: ApiServer
         "authorization.k8s.io",
         "networking.k8s.io",
         "discovery.k8s.io",
+        "autoscaling",
         "batch",
         "storage.k8s.io",
         "metrics.k8s.io",
     ]
+    autoscaling = await get_json(client, "/apis/autoscaling")
+    assert autoscaling["preferredVersion"]["groupVersion"] == "autoscaling/v2"
+    assert [v["version"] for v in autoscaling["versions"]] == ["v2", "v1"]
     v1 = await get_json(client, "/api/v1")
     names = {r["name"]: r for r in v1["resources"]}
     assert names["services"]["shortNames"] == ["svc"]

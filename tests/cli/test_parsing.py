@@ -28,6 +28,7 @@ def test_resource_arguments() -> None:
         "Deployment",
         "ReplicaSet",
         "StatefulSet",
+        "HorizontalPodAutoscaler",
         "CronJob",
         "Job",
     ]

@@ -172,9 +172,12 @@ class Terminal:
         return rc
 
 
-def start_daemon(home: Path) -> Daemon:
+def start_daemon(home: Path, settings: str = "") -> Daemon:
+    """`settings`: a svcnet.yaml for the daemon (e.g. a short HPA sync period)."""
     manifests = home / "manifests"
     manifests.mkdir()
+    if settings:
+        (manifests / "svcnet.yaml").write_text(settings)
     # `up -f` refuses an empty directory, as kubectl does; kubectl creates the rest.
     (manifests / "namespace.yaml").write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubectl-tests\n"
@@ -213,18 +216,23 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        kids = descendants(d.proc.pid)
-        d.proc.send_signal(signal.SIGINT)
+        stop_daemon(d)
+
+
+def stop_daemon(d: Daemon) -> None:
+    """SIGINT, as Ctrl-C stops it; whatever it left behind is killed."""
+    kids = descendants(d.proc.pid)
+    d.proc.send_signal(signal.SIGINT)
+    try:
+        d.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        d.proc.wait()
+    for pid in kids:
         try:
-            d.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            d.proc.wait()
-        for pid in kids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(params=[name for name, _ in all_kubectls()])

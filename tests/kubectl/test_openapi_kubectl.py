@@ -10,14 +10,13 @@ from pathlib import Path
 from tests.kubectl.conftest import ROOT, SVCNET, Daemon, make_kubectl
 
 FOO = "apiVersion: example.com/v1\nkind: Foo\nmetadata:\n  name: x\n"
-HPA = """\
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
+PDB = """\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
 metadata: {name: web}
 spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
-  minReplicas: 1
-  maxReplicas: 3
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
 """
 TYPO = """\
 apiVersion: apps/v1
@@ -52,7 +51,7 @@ def test_explain_validation_and_unknown_kinds(
 
     for name, text, kind, version in (
         ("f.yaml", FOO, "Foo", "example.com/v1"),
-        ("hpa.yaml", HPA, "HorizontalPodAutoscaler", "autoscaling/v2"),
+        ("pdb.yaml", PDB, "PodDisruptionBudget", "policy/v1"),
     ):
         path = tmp_path / name
         path.write_text(text)
