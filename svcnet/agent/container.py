@@ -341,9 +341,8 @@ class ContainerRunner:
         tracker = probes.ProbeTracker(probe)
         due = t0 + max(probe.initial_delay, prober.first_delay(probe.period))
         while True:
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if due > loop.time():
+                await prober.sleep_until(due, probe.period)
             if not proc.running:
                 return True
             ok, message = await prober.run(probe, self._pod.ip, self.spec, self._exec_for_probe)

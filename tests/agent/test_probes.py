@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from svcnet._aio import TaskSet
 from svcnet.agent import Agent
 from svcnet.agent.probes import (
     UNDECIDED_AFTER,
     Probe,
     Prober,
     ProbeTracker,
+    Ticker,
     container_probes,
     first_delay,
     next_tick,
@@ -451,3 +453,34 @@ async def test_startup_then_readiness_on_a_tcp_port(agent: Agent, store: Store) 
     )
     pod = await wait_pod(store, "echo", ready_cond)
     assert container_status(pod, "echo")["started"] is True
+
+
+async def test_the_ticker_wakes_a_slot_of_sleepers_on_one_timer() -> None:
+    loop = asyncio.get_running_loop()
+    ticker = Ticker(quantum=0.05)
+    base = (int(loop.time() / 0.05) + 2) * 0.05  # a slot boundary ahead
+    woke: dict[str, float] = {}
+
+    async def sleeper(name: str, when: float) -> None:
+        await ticker.sleep_until(when)
+        woke[name] = loop.time()
+
+    early, late = base + 0.001, base + 0.049  # both in the slot ending at base + 0.05
+    ts = TaskSet()
+    tasks = [
+        ts.spawn(sleeper("early", early), name="early"),
+        ts.spawn(sleeper("late", late), name="late"),
+        ts.spawn(sleeper("next", base + 0.051), name="next"),
+    ]
+    cancelled = ts.spawn(sleeper("cancelled", early), name="cancelled")
+    await asyncio.sleep(0)
+    assert len(ticker._slots) == 2  # two slots armed, whatever the number of sleepers
+    cancelled.cancel()
+    await asyncio.gather(*tasks)
+    assert "cancelled" not in woke
+    assert woke["early"] >= early and woke["late"] >= late
+    # Woken by the same timer: one after the other, in the same loop iteration.
+    assert abs(woke["early"] - woke["late"]) < 0.005
+    assert woke["late"] <= base + 0.05 + 0.02
+    assert woke["next"] >= base + 0.1 - 1e-9
+    assert ticker._slots == {}
