@@ -17,6 +17,7 @@ from typing import Protocol
 from svcnet._aio import TaskSet
 from svcnet.agent.identity import Identity
 from svcnet.agent.ipam import IpPool
+from svcnet.agent.process import Launcher
 from svcnet.agent.sandbox import Libc
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
@@ -67,6 +68,9 @@ class NodeContext:
     mount_problem: str = ""
     """Why containers cannot have a mount namespace of their own, when they cannot
     (no volume can then be mounted: volumes.py)."""
+    launcher: Launcher | None = None
+    """Starts containers off the loop (the fork server for built-in images); None:
+    Popen in the loop."""
 
     @property
     def store(self) -> ReadOnlyStore:
