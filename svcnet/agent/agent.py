@@ -32,16 +32,17 @@ from svcnet._aio import TaskSet
 from svcnet.agent import envvars, node, portforward, volumes
 from svcnet.agent.container import ContainerRunner
 from svcnet.agent.context import NodeContext
+from svcnet.agent.forkserver import ForkServer
 from svcnet.agent.identity import node_identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.pod import KILL_WAIT, PodWorker
 from svcnet.agent.probes import Prober
-from svcnet.agent.process import Process
+from svcnet.agent.process import Launcher, Process
 from svcnet.agent.sandbox import Libc
 from svcnet.agent.stdio import ProcessStdio
 from svcnet.config import Settings
-from svcnet.images import ImageRegistry, MappingError
+from svcnet.images import ImageRegistry, MappingError, builtin_scripts
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.wellknown import IMAGES_CONFIGMAP, IMAGES_NAMESPACE
 from svcnet.kernel import cgroups, namespaces
@@ -87,6 +88,9 @@ class Agent:
         self.images = ImageRegistry(settings.agent.images)
         self.ips = IpPool(settings.network.pod_cidr)
         self.libc = Libc()
+        self.forkserver = ForkServer(builtin_scripts(), self.libc.prctl)
+        """The zygote built-in images' containers are forked from (forkserver.py)."""
+        self.launcher = Launcher(self.forkserver)
         self.layout = cgroups.discover()
         """What cgroups this machine offers pods (kernel/cgroups.py)."""
         self._workers: dict[tuple[str, str], PodWorker] = {}
@@ -117,6 +121,7 @@ class Agent:
             network_problem=network_problem,
             mount_problem=namespaces.probe(self.libc.ns),
             prober=self.prober,
+            launcher=self.launcher,
         )
         self.hooks = hooks
         """The socket hooks, attached to the pods' cgroups at start (kernel/sockhooks.py)."""
@@ -147,6 +152,10 @@ class Agent:
             # there are no cgroups to do it.
             self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         self._register_node()
+        await self.forkserver.start()
+        if self.forkserver.problem:
+            why = self.forkserver.problem
+            self.notes.append(f"built-in images run as interpreters of their own: {why}")
         configured = self.settings.state_dir
         if configured:
             self._state_root = Path(configured) / "pods"
@@ -179,6 +188,8 @@ class Agent:
         if tasks:
             await asyncio.wait(tasks, timeout=self.stop_grace + KILL_WAIT)
         await self.tasks.stop(grace=1.0)
+        await self.forkserver.stop()
+        self.launcher.close()
         if self._context.cgroups is not None:
             self._context.cgroups.remove()
         if self.subreaper:
@@ -397,6 +408,7 @@ class Agent:
             libc=self.libc,
             identity=r.identity,
             cgroup_procs=cgroup.procs_paths if cgroup is not None else (),
+            env=r.environment() if proc.environ_hidden else None,
         )
 
     async def port_forward(

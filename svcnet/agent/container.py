@@ -73,6 +73,10 @@ class PodHost(Protocol):
 
     def preexec(self, report_fd: int, spec: LaunchSpec) -> Callable[[], None]: ...
 
+    async def start_process(self, spec: LaunchSpec) -> Process:
+        """Start the container's process without blocking the loop; raises LaunchError."""
+        ...
+
     def new_backoff(self) -> Backoff: ...
 
     def changed(self) -> None: ...
@@ -233,7 +237,7 @@ class ContainerRunner:
     async def _run_once(self, spec: LaunchSpec) -> Obj:
         now = time.time()
         try:
-            proc = Process.launch(spec, self._pod.preexec, self._pod.log_limit)
+            proc = await self._pod.start_process(spec)
         except LaunchError as e:
             msg = f"failed to create containerd task: failed to start: {e}"
             self._pod.event("Warning", "Failed", f"Error: {msg}")
@@ -244,6 +248,9 @@ class ContainerRunner:
                 "startedAt": rfc3339(now),
                 "finishedAt": rfc3339(now),
             }
+        if self._stopping.is_set():
+            # Stopped while it was being started: it never gets to run.
+            proc.kill_group(signal.SIGKILL)
         if self.proc is not None:
             self.previous = self.proc
         self.proc = proc
@@ -388,6 +395,10 @@ class ContainerRunner:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(proc.done), max(grace, 0.001))
         proc.kill_group(signal.SIGKILL)
+
+    def environment(self) -> dict[str, str]:
+        """The current instance's environment, as it was started with."""
+        return envvars.unpack(self._env)
 
     async def _exec_for_probe(self, argv: list[str], limit: float) -> tuple[int | None, str]:
         """An exec probe: the command in the container's environment and pod view."""

@@ -18,6 +18,7 @@ from svcnet._aio import TaskSet
 from svcnet.agent.identity import Identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.probes import Prober
+from svcnet.agent.process import Launcher
 from svcnet.agent.sandbox import Libc
 from svcnet.config import Settings
 from svcnet.images import ImageRegistry
@@ -78,6 +79,9 @@ class NodeContext:
     """Listeners' accept queues, one read shared by every pod being deleted."""
     prober: Prober = field(default_factory=Prober)
     """The node's probe slots, loop-lag heartbeat and probe counters (probes.py)."""
+    launcher: Launcher | None = None
+    """Starts containers off the loop (the fork server for built-in images); None:
+    Popen in the loop."""
 
     @property
     def store(self) -> ReadOnlyStore:

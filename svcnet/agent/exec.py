@@ -26,7 +26,7 @@ import fcntl
 import os
 import signal
 import termios
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from svcnet.agent.identity import Identity
@@ -168,11 +168,17 @@ def start(
     identity: Identity | None,
     cgroup_procs: tuple[bytes, ...] = (),
     preexec_hook: Callable[[], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ExecSession:
-    """Run `command` inside the container whose main process is `pid`."""
+    """Run `command` inside the container whose main process is `pid`. `env`: the
+    container's environment when /proc/PID/environ is not it (a forked container's
+    shows the fork server's)."""
     if not command:
         raise NodeApiError("you must specify at least one command for the container")
     target = inspect(pid)
+    if env is not None:
+        target.env.clear()
+        target.env.update((k, v) for k, v in env.items() if k not in _PRIVATE_ENV)
     if tty:
         target.env.setdefault("TERM", "xterm")
     parent = os.getpid()

@@ -625,6 +625,8 @@ class PodWorker:
             signals_ready=image is not None and image.signals_ready and not command,
             identity=identity,
             container=str(container.get("name") or ""),
+            # The image's own server, which the fork server can run (forkserver.py).
+            script=image.script if image is not None and not command else "",
         )
         return spec, image_id
 
@@ -674,6 +676,11 @@ class PodWorker:
             scratch=bytes(self._dir / "containers" / spec.container / "mnt") if self._dir else b"",
             cwd=(spec.view_cwd or spec.cwd).encode(),
         )
+
+    async def start_process(self, spec: LaunchSpec) -> Process:
+        if self._node.launcher is None:
+            return Process.launch(spec, self.preexec, self.log_limit)
+        return await self._node.launcher.start(spec, self.preexec, self.log_limit)
 
     def new_backoff(self) -> Backoff:
         initial, cap = self._node.backoff

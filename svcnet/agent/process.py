@@ -25,11 +25,14 @@ once the process has exited and its output is drained, so a status that says
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import logging
 import os
+import pickle
 import signal
 import struct
 import subprocess
@@ -37,10 +40,14 @@ import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
+from svcnet.agent import zygote
+from svcnet.agent.forkserver import ForkError, ForkServer
 from svcnet.agent.identity import Identity
 from svcnet.agent.logs import STDERR, STDOUT, LogBuffer
-from svcnet.images import READY_FD_ENV
+from svcnet.agent.sandbox import ChildSetup, Libc
+from svcnet.images import INTERPRETER, READY_FD_ENV
 from svcnet.kernel.namespaces import Bind
 
 logger = logging.getLogger(__name__)
@@ -67,6 +74,9 @@ class LaunchSpec:
     view_cwd: str = ""
     """The working directory to enter once the mounts are made, when it exists only
     there (a workingDir inside a volume); `cwd` is then a stand-in that exists."""
+    script: str = ""
+    """The built-in image script argv runs with INTERPRETER, when it does: the fork
+    server may then run it in-process (forkserver.py)."""
 
 
 PreexecFactory = Callable[[int, LaunchSpec], Callable[[], None]]
@@ -133,21 +143,136 @@ class _FdWriter:
             os.close(self._fd)
 
 
+@dataclass
+class _Ends:
+    """The agent's ends of a new process' streams (and its sandbox report)."""
+
+    stdout: int | None = None
+    stderr: int | None = None
+    stdin: int | None = None
+    pty: int | None = None
+    ready: int | None = None
+    report: bytes = b""
+
+    def close(self) -> None:
+        for fd in (self.stdout, self.stderr, self.stdin, self.pty, self.ready):
+            if fd is not None:
+                os.close(fd)
+
+
+def _streams(
+    spec: LaunchSpec, keep: list[int], to_close: list[int]
+) -> tuple[_Ends, list[int], int]:
+    """Pipes (or a pty) for the process: the agent's ends, the child's [stdin,
+    stdout, stderr, report, ready?] and the report's read end. Every fd made goes
+    to `keep` (the agent's) or `to_close` (the child's) as it is made."""
+    ends = _Ends()
+    report_r, report_w = os.pipe()
+    keep.append(report_r)
+    to_close.append(report_w)
+    ready_w = None
+    if spec.signals_ready:
+        ends.ready, ready_w = os.pipe()
+        keep.append(ends.ready)
+        to_close.append(ready_w)
+    if spec.tty:
+        ends.pty, slave = os.openpty()
+        keep.append(ends.pty)
+        to_close.append(slave)
+        stdin = stdout = stderr = slave
+    else:
+        ends.stdout, stdout = os.pipe()
+        ends.stderr, stderr = os.pipe()
+        keep += [ends.stdout, ends.stderr]
+        to_close += [stdout, stderr]
+        if spec.stdin:
+            stdin, ends.stdin = os.pipe()
+            keep.append(ends.stdin)
+            to_close.append(stdin)
+        else:
+            stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            to_close.append(stdin)
+    child = [stdin, stdout, stderr, report_w]
+    return ends, child + ([ready_w] if ready_w is not None else []), report_r
+
+
+def _popen(spec: LaunchSpec, preexec: PreexecFactory) -> tuple[subprocess.Popen[bytes], _Ends]:
+    """Start the process with Popen; returns once it has exec'd, with the sandbox
+    report read. Touches no event loop, so it may run on a thread."""
+    to_close: list[int] = []  # the child's ends, closed in the parent after the fork
+    keep: list[int] = []  # the parent's ends, closed if the launch fails
+    env = dict(spec.env)
+    try:
+        ends, child, report_r = _streams(spec, keep, to_close)
+        stdin, stdout, stderr, report_w = child[:4]
+        pass_fds: tuple[int, ...] = ()
+        if len(child) > 4:
+            env[READY_FD_ENV] = str(child[4])
+            pass_fds = (child[4],)
+        try:
+            popen = subprocess.Popen(
+                spec.argv,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                env=env,
+                cwd=spec.cwd,
+                start_new_session=True,
+                preexec_fn=preexec(report_w, spec),
+                pass_fds=pass_fds,
+            )
+        except FileNotFoundError as e:
+            target = e.filename if e.filename is not None else spec.argv[0]
+            if target == spec.cwd:
+                raise LaunchError(f'chdir to cwd ("{spec.cwd}") failed: {e.strerror}') from None
+            raise LaunchError(
+                f'exec: "{spec.argv[0]}": executable file not found in $PATH'
+            ) from None
+        except subprocess.SubprocessError as e:
+            # The preexec_fn refused (it never runs a program as the wrong user);
+            # it wrote why before raising.
+            to_close.remove(report_w)
+            os.close(report_w)
+            why = _read_all(report_r).decode(errors="replace")
+            raise LaunchError(f'exec: "{spec.argv[0]}": {why or e}') from None
+        except OSError as e:
+            raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
+    except BaseException:
+        for fd in keep:
+            os.close(fd)
+        raise
+    finally:
+        for fd in to_close:
+            os.close(fd)
+    # exec has happened (Popen waits for it), so the report is complete.
+    ends.report = _read_all(report_r)
+    os.close(report_r)
+    return popen, ends
+
+
 class Process:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        popen: subprocess.Popen[bytes],
+        popen: subprocess.Popen[bytes] | None,
         log: LogBuffer,
         tty: bool,
+        *,
+        pid: int = 0,
+        forkserver: ForkServer | None = None,
     ) -> None:
         self._loop = loop
         self._popen = popen
-        self.pid = popen.pid
+        """None for a process the fork server started (its parent is the zygote)."""
+        self._forkserver = forkserver
+        self.pid = popen.pid if popen is not None else pid
         self.log = log
         self.tty = tty
         self.started_at = time.time()
         self.sandbox_report = b""
+        self.environ_hidden = False
+        """/proc/PID/environ does not show the environment it was started with (a
+        forked process' shows the zygote's): exec takes it from the container."""
         self.ready: asyncio.Future[None] = loop.create_future()
         """Resolves when the image says it serves (at once for other commands)."""
         self.done: asyncio.Future[int] = loop.create_future()
@@ -161,101 +286,58 @@ class Process:
         self._drain_timer: asyncio.TimerHandle | None = None
         self._ready_fd: int | None = None
 
+    @property
+    def forked(self) -> bool:
+        return self._forkserver is not None
+
     # --- start ------------------------------------------------------------
 
     @classmethod
     def launch(cls, spec: LaunchSpec, preexec: PreexecFactory, log_limit: int) -> Process:
-        loop = asyncio.get_running_loop()
-        to_close: list[int] = []  # the child's ends, closed in the parent after the fork
-        keep: list[int] = []  # the parent's ends, closed if the launch fails
-        env = dict(spec.env)
-        pass_fds: tuple[int, ...] = ()
-        ready_r = None
-        try:
-            report_r, report_w = os.pipe()
-            to_close.append(report_w)
-            keep.append(report_r)
-            if spec.signals_ready:
-                ready_r, ready_w = os.pipe()
-                keep.append(ready_r)
-                to_close.append(ready_w)
-                env[READY_FD_ENV] = str(ready_w)
-                pass_fds = (ready_w,)
-            stdin: int
-            if spec.tty:
-                master, slave = os.openpty()
-                keep.append(master)
-                to_close.append(slave)
-                stdin = stdout = stderr = slave
-            else:
-                out_r, stdout = os.pipe()
-                err_r, stderr = os.pipe()
-                keep += [out_r, err_r]
-                to_close += [stdout, stderr]
-                if spec.stdin:
-                    stdin, in_w = os.pipe()
-                    keep.append(in_w)
-                    to_close.append(stdin)
-                else:
-                    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                    to_close.append(stdin)
-            try:
-                popen = subprocess.Popen(
-                    spec.argv,
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=stderr,
-                    env=env,
-                    cwd=spec.cwd,
-                    start_new_session=True,
-                    preexec_fn=preexec(report_w, spec),
-                    pass_fds=pass_fds,
-                )
-            except FileNotFoundError as e:
-                target = e.filename if e.filename is not None else spec.argv[0]
-                if target == spec.cwd:
-                    raise LaunchError(f'chdir to cwd ("{spec.cwd}") failed: {e.strerror}') from None
-                raise LaunchError(
-                    f'exec: "{spec.argv[0]}": executable file not found in $PATH'
-                ) from None
-            except subprocess.SubprocessError as e:
-                # The preexec_fn refused (it never runs a program as the wrong user);
-                # it wrote why before raising.
-                to_close.remove(report_w)
-                os.close(report_w)
-                why = _read_all(report_r).decode(errors="replace")
-                raise LaunchError(f'exec: "{spec.argv[0]}": {why or e}') from None
-            except OSError as e:
-                raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
-        except BaseException:
-            for fd in keep:
-                os.close(fd)
-            raise
-        finally:
-            for fd in to_close:
-                os.close(fd)
+        """Start it now, in the loop (exec sessions and probes; containers use
+        ``Launcher.start``, which does not block the loop)."""
+        popen, ends = _popen(spec, preexec)
+        return cls._attach(asyncio.get_running_loop(), popen, ends, spec, log_limit)
 
-        proc = cls(loop, popen, LogBuffer(log_limit), spec.tty)
-        # exec has happened (Popen waits for it), so the report is complete.
-        proc.sandbox_report = _read_all(report_r)
-        os.close(report_r)
-        if spec.tty:
+    @classmethod
+    def _attach(
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        popen: subprocess.Popen[bytes] | None,
+        ends: _Ends,
+        spec: LaunchSpec,
+        log_limit: int,
+        *,
+        pid: int = 0,
+        forkserver: ForkServer | None = None,
+        exited: asyncio.Future[int] | None = None,
+    ) -> Process:
+        proc = cls(loop, popen, LogBuffer(log_limit), spec.tty, pid=pid, forkserver=forkserver)
+        proc.sandbox_report = ends.report
+        if ends.pty is not None:
+            master = ends.pty
             proc._pty = master
             os.set_blocking(master, False)
             proc._watch(master, STDOUT)
             proc._stdin = _FdWriter(loop, master, owns_fd=False) if spec.stdin else None
         else:
-            proc._watch(out_r, STDOUT)
-            proc._watch(err_r, STDERR)
-            if spec.stdin:
-                os.set_blocking(in_w, False)
-                proc._stdin = _FdWriter(loop, in_w, owns_fd=True)
-        if ready_r is not None:
-            os.set_blocking(ready_r, False)
-            proc._ready_fd = ready_r
-            loop.add_reader(ready_r, proc._on_ready_pipe, ready_r)
+            assert ends.stdout is not None and ends.stderr is not None
+            proc._watch(ends.stdout, STDOUT)
+            proc._watch(ends.stderr, STDERR)
+            if ends.stdin is not None:
+                os.set_blocking(ends.stdin, False)
+                proc._stdin = _FdWriter(loop, ends.stdin, owns_fd=True)
+        if ends.ready is not None:
+            os.set_blocking(ends.ready, False)
+            proc._ready_fd = ends.ready
+            loop.add_reader(ends.ready, proc._on_ready_pipe, ends.ready)
         else:
             proc.ready.set_result(None)
+        if exited is not None:
+            # The zygote reaps it and says how it ended.
+            exited.add_done_callback(lambda f: proc._exited(f.result()))
+            return proc
+        assert popen is not None
         try:
             proc._pidfd = os.pidfd_open(proc.pid)
         except OSError:
@@ -324,6 +406,7 @@ class Process:
             self._ready_fd = None
 
     def _on_exit(self) -> None:
+        assert self._popen is not None
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
             # The leader is a zombie: its pid (= the group id) cannot be reused yet.
@@ -334,6 +417,10 @@ class Process:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        self._exited(rc)
+
+    def _exited(self, rc: int) -> None:
+        """rc as Popen has it: the exit status, or minus the signal that killed it."""
         self.finished_at = time.time()
         if rc < 0:
             self.signal = -rc
@@ -368,6 +455,10 @@ class Process:
     def kill_group(self, sig: int) -> None:
         if self.exit_code is not None:
             return
+        if self._forkserver is not None:
+            # Its parent is the zygote, the one that knows the pid is still its child's.
+            self._forkserver.kill(self.pid, sig)
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
@@ -393,6 +484,120 @@ class Process:
             width, height = 80, 24
         with contextlib.suppress(OSError):
             fcntl.ioctl(self._pty, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+async def _fork(
+    spec: LaunchSpec, setup: ChildSetup, forkserver: ForkServer, log_limit: int
+) -> Process:
+    """Have the zygote fork the container (forkserver.py); the set-up is `setup`'s,
+    run there, and the streams are the same pipes Popen would get."""
+    loop = asyncio.get_running_loop()
+    to_close: list[int] = []
+    keep: list[int] = []
+    try:
+        ends, child, report_r = _streams(spec, keep, to_close)
+        payload = os.memfd_create("svcnet-launch", os.MFD_CLOEXEC)
+        to_close.append(payload)
+        launch = {
+            # The zygote puts in its own libc handles and report fd.
+            "setup": dataclasses.replace(setup, libc=cast(Libc, None), report_fd=-1),
+            "script": spec.script,
+            # What `python -I -S script args` has as sys.argv.
+            "argv": spec.argv[len(INTERPRETER) :],
+            "env": spec.env,
+            "cwd": spec.cwd,
+            "ready_env": READY_FD_ENV,
+        }
+        data = pickle.dumps(launch, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(payload, view) :]
+        os.lseek(payload, 0, os.SEEK_SET)
+        try:
+            pid, exited = await forkserver.spawn([payload, *child])
+        except ForkError as e:
+            raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
+    except BaseException:
+        for fd in keep:
+            os.close(fd)
+        raise
+    finally:
+        for fd in to_close:
+            os.close(fd)
+    try:
+        report = await _read_to_eof(loop, report_r)
+    except BaseException:
+        ends.close()
+        forkserver.kill(pid, signal.SIGKILL)
+        raise
+    if report.endswith(zygote.FAILED):
+        ends.close()
+        if report.endswith(zygote.CHDIR_FAILED):
+            raise LaunchError(report[: -len(zygote.CHDIR_FAILED)].decode(errors="replace"))
+        why = report[: -len(zygote.FAILED)].decode(errors="replace")
+        raise LaunchError(f'exec: "{spec.argv[0]}": {why or "Exception occurred in preexec_fn."}')
+    ends.report = report
+    proc = Process._attach(
+        loop, None, ends, spec, log_limit, pid=pid, forkserver=forkserver, exited=exited
+    )
+    proc.environ_hidden = True
+    return proc
+
+
+async def _read_to_eof(loop: asyncio.AbstractEventLoop, fd: int) -> bytes:
+    """Read a pipe until every writer has closed it, without blocking the loop; closes it."""
+    chunks: list[bytes] = []
+    eof: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                if not eof.done():
+                    eof.set_result(None)
+                return
+            chunks.append(data)
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, on_readable)
+    try:
+        await eof
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return b"".join(chunks)
+
+
+class Launcher:
+    """Starts containers without blocking the event loop.
+
+    A built-in image's script is forked by the fork server (forkserver.py) when
+    it runs; anything else is Popen'd on a thread of the launcher's own, which
+    lives as long as the agent: the parent-death signal a container arms fires
+    when the *thread* that forked it ends, so a pool that retired idle threads
+    would kill containers."""
+
+    def __init__(self, forkserver: ForkServer | None) -> None:
+        self.forkserver = forkserver
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="svcnet-launch")
+
+    async def start(self, spec: LaunchSpec, preexec: PreexecFactory, log_limit: int) -> Process:
+        fs = self.forkserver
+        if spec.script and fs is not None and fs.available:
+            setup = preexec(-1, spec)
+            if isinstance(setup, ChildSetup):
+                return await _fork(spec, setup, fs, log_limit)
+        loop = asyncio.get_running_loop()
+        popen, ends = await loop.run_in_executor(self._thread, _popen, spec, preexec)
+        return Process._attach(loop, popen, ends, spec, log_limit)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
 
 
 def _read_all(fd: int) -> bytes:

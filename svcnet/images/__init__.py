@@ -49,6 +49,9 @@ class Image:
     """The image's WORKDIR; empty: the container's own directory (the agent's)."""
     env: tuple[tuple[str, str], ...] = ()
     """The image's ENV, under what the pod spec sets."""
+    script: str = ""
+    """For a built-in image: the script its entrypoint runs (``python -I -S script``),
+    which the agent's fork server may run in-process instead (agent/forkserver.py)."""
 
     @property
     def image_id(self) -> str:
@@ -114,7 +117,20 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
 
 
 def _script(file: str) -> tuple[str, ...]:
-    return (sys.executable, "-I", "-S", str(_HERE / file))
+    return (*INTERPRETER, str(_HERE / file))
+
+
+INTERPRETER = (sys.executable, "-I", "-S")
+"""How a built-in image's script is run: stdlib only, no site-packages, no svcnet."""
+
+
+def builtin_scripts() -> list[str]:
+    """Every built-in image's script, for the fork server to load once."""
+    return sorted({img.script for img in builtin_images().values() if img.script})
+
+
+def _path(file: str) -> str:
+    return str(_HERE / file)
 
 
 _REDIS_62 = (("REDIS_VERSION", "6.2.17"),)
@@ -127,11 +143,19 @@ def _google_samples(image: str) -> tuple[str, ...]:
 
 def builtin_images() -> dict[str, Image]:
     return {
-        "gihyodocker/echo": Image("gihyodocker/echo", _script("echo.py"), (), True),
-        "gihyodocker/nginx": Image("gihyodocker/nginx", _script("nginx.py"), (), True),
+        "gihyodocker/echo": Image(
+            "gihyodocker/echo", _script("echo.py"), (), True, script=_path("echo.py")
+        ),
+        "gihyodocker/nginx": Image(
+            "gihyodocker/nginx", _script("nginx.py"), (), True, script=_path("nginx.py")
+        ),
         # The official image as it starts unconfigured; its CMD is the real one's.
         "nginx": Image(
-            "nginx", (*_script("nginx.py"), "--welcome"), ("nginx", "-g", "daemon off;"), True
+            "nginx",
+            (*_script("nginx.py"), "--welcome"),
+            ("nginx", "-g", "daemon off;"),
+            True,
+            script=_path("nginx.py"),
         ),
         # registry.k8s.io/nginx-slim, the StatefulSet tutorial's (web.yaml): nginx built
         # small, the same welcome page. Registry hosts are not part of the key (normalize).
@@ -140,20 +164,39 @@ def builtin_images() -> dict[str, Image]:
             (*_script("nginx.py"), "--welcome"),
             ("nginx", "-g", "daemon off;"),
             True,
+            script=_path("nginx.py"),
         ),
         # The Kubernetes website's guestbook tutorial: Redis (its leader runs the
         # official image), the sample's follower (the official image plus a run.sh
         # that replicates redis-leader) and its PHP frontend. REDIS_VERSION is the
         # official image's ENV; the follower is built FROM redis:6.2.
         "redis": Image(
-            "redis", _script("redis.py"), ("redis-server",), True, env=(("REDIS_VERSION", "6.0.5"),)
+            "redis",
+            _script("redis.py"),
+            ("redis-server",),
+            True,
+            env=(("REDIS_VERSION", "6.0.5"),),
+            script=_path("redis.py"),
         ),
         **{
-            name: Image(name, _script("redis.py"), ("/run.sh",), True, env=_REDIS_62)
+            name: Image(
+                name,
+                _script("redis.py"),
+                ("/run.sh",),
+                True,
+                env=_REDIS_62,
+                script=_path("redis.py"),
+            )
             for name in _google_samples("gb-redis-follower")
         },
         **{
-            name: Image(name, _script("guestbook.py"), ("apache2-foreground",), True)
+            name: Image(
+                name,
+                _script("guestbook.py"),
+                ("apache2-foreground",),
+                True,
+                script=_path("guestbook.py"),
+            )
             for name in _google_samples("gb-frontend")
         },
         # A debug image: whatever the container asks for, on the host's tools.
@@ -186,4 +229,12 @@ class ImageRegistry:
         return sorted({*self._images, *self._runtime})
 
 
-__all__ = ["READY_FD_ENV", "Image", "ImageRegistry", "builtin_images", "normalize"]
+__all__ = [
+    "INTERPRETER",
+    "READY_FD_ENV",
+    "Image",
+    "ImageRegistry",
+    "builtin_images",
+    "builtin_scripts",
+    "normalize",
+]

@@ -1,0 +1,56 @@
+"""`svcnet up` with its built-in images forked by the fork server: however the
+daemon ends (SIGTERM, SIGINT, or kill -9), the zygote and every container go
+with it and no pod port stays bound."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from svcnet.testing import Svcnet, descendants
+from tests.e2e.cluster import ROOT, alive
+
+pytestmark = pytest.mark.slow
+
+
+def cmdlines(pids: set[int]) -> list[bytes]:
+    out = []
+    for pid in pids:
+        try:
+            out.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_nothing_outlives_the_daemon(tmp_path: Path, sig: signal.Signals) -> None:
+    sv = Svcnet.start(tmp_path / "state", manifests=[ROOT / "config"])
+    try:
+        kids = descendants(sv.proc.pid)
+        lines = cmdlines(kids)
+        # The zygote and the seed's six built-in containers forked from it (which
+        # run its program: fork, no exec).
+        forked = [c for c in lines if b"svcnet.agent import zygote" in c]
+        assert len(forked) == 7 and len(set(forked)) == 1, lines
+        pod_net = f"127.{sv.block + 1}."
+        listening = subprocess.run(
+            ["ss", "-H", "-ltn"], capture_output=True, text=True, check=True
+        ).stdout
+        assert pod_net in listening
+        sv.proc.send_signal(sig)
+        sv.proc.wait(timeout=20)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in kids):
+            time.sleep(0.05)
+        assert not [p for p in kids if alive(p)], "processes outlived svcnet"
+        listening = subprocess.run(
+            ["ss", "-H", "-ltn"], capture_output=True, text=True, check=True
+        ).stdout
+        assert pod_net not in listening, listening
+    finally:
+        sv.stop()
