@@ -206,9 +206,13 @@ def _pids(d: Path) -> list[int]:
 
 def _descendants_first(d: Path) -> Iterator[Path]:
     """Every cgroup under d, deepest first, then d itself (rmdir order)."""
-    with contextlib.suppress(OSError):
-        for child in sorted(p for p in d.iterdir() if p.is_dir()):
-            yield from _descendants_first(child)
+    # scandir's d_type, not a stat per entry: a v1 cgroup holds dozens of files,
+    # and this runs at every container start (oom_kills) and pod removal.
+    subdirs: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(d) as entries:
+        subdirs = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    for name in subdirs:
+        yield from _descendants_first(d / name)
     yield d
 
 
