@@ -93,6 +93,8 @@ class ReplicaSetController(Controller):
                 "namespace": rs["metadata"]["namespace"],
                 "labels": dict(md.get("labels") or {}),
                 **({"annotations": dict(md["annotations"])} if md.get("annotations") else {}),
+                # As controller.GetPodFromTemplate: the template's finalizers too.
+                **({"finalizers": list(md["finalizers"])} if md.get("finalizers") else {}),
                 "ownerReferences": [controller_ref(rs)],
             },
             "spec": tmpl.get("spec") or {},

@@ -56,7 +56,14 @@ def test_cascade_orphan_keeps_the_replicaset_and_pods(svcnet_namespace: Namespac
 
 def test_foreground_with_the_python_client(svcnet_namespace: Namespace) -> None:
     ns = svcnet_namespace
-    ns.apply(deployment("front"))
+    # The pods carry the template's finalizer (as the ReplicaSet controller copies
+    # it), so the Deployment is held for as long as the test wants to look.
+    ns.apply(
+        deployment("front").replace(
+            "      labels: {app: front}",
+            "      labels: {app: front}\n      finalizers: [example.com/hold]",
+        )
+    )
     ns.wait_ready("deploy/front")
     apps = client.AppsV1Api(config.new_client_from_config(config_file=str(ns.kubeconfig)))
     apps.delete_namespaced_deployment(
@@ -66,6 +73,10 @@ def test_foreground_with_the_python_client(svcnet_namespace: Namespace) -> None:
     held = apps.read_namespaced_deployment("front", ns.name)
     assert held.metadata.deletion_timestamp is not None
     assert held.metadata.finalizers == ["foregroundDeletion"]
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(ns.kubeconfig)))
+    for pod in core.list_namespaced_pod(ns.name, label_selector="app=front").items:
+        assert pod.metadata.finalizers == ["example.com/hold"]
+        core.patch_namespaced_pod(pod.metadata.name, ns.name, {"metadata": {"finalizers": None}})
     ns.kubectl("wait", "--for=delete", "deployment/front", "--timeout=30s")
     assert ns.pods("app=front") == []
     assert ns.client.get(f"/apis/apps/v1/namespaces/{ns.name}/replicasets")["items"] == []
