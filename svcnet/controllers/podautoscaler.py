@@ -865,31 +865,26 @@ class HorizontalPodAutoscalerController(Controller):
         self, current: int, events: dict[str, list[tuple[float, int]]], rules: Obj, now: float
     ) -> int:
         """calculateScaleUpLimitWithScalingRules."""
-        select = rules.get("selectPolicy") or "Max"
-        if select == "Disabled":
-            return current
-        proposals = []
-        for p in rules.get("policies") or []:
-            period = float(p.get("periodSeconds") or 0)
-            start = (
-                current
-                - self._changed_in(period, events.get("up", []), now)
-                + self._changed_in(period, events.get("down", []), now)
-            )
-            value = int(p.get("value") or 0)
-            if p.get("type") == "Pods":
-                proposals.append(start + value)
-            else:
-                proposals.append(math.ceil(start * (1 + value / 100)))
-        if not proposals:
-            return current
-        return min(proposals) if select == "Min" else max(proposals)
+        return self._limit(current, events, rules, now, up=True)
 
     def _down_limit(
         self, current: int, events: dict[str, list[tuple[float, int]]], rules: Obj, now: float
     ) -> int:
         """calculateScaleDownLimitWithBehaviors: Max picks the policy that allows the
         biggest change, the lowest count."""
+        return self._limit(current, events, rules, now, up=False)
+
+    def _limit(
+        self,
+        current: int,
+        events: dict[str, list[tuple[float, int]]],
+        rules: Obj,
+        now: float,
+        *,
+        up: bool,
+    ) -> int:
+        """Each policy's bound from the replica count its period started with (the
+        changes within it undone); selectPolicy Max allows the biggest change."""
         select = rules.get("selectPolicy") or "Max"
         if select == "Disabled":
             return current
@@ -903,12 +898,15 @@ class HorizontalPodAutoscalerController(Controller):
             )
             value = int(p.get("value") or 0)
             if p.get("type") == "Pods":
-                proposals.append(start - value)
+                proposals.append(start + value if up else start - value)
+            elif up:
+                proposals.append(math.ceil(start * (1 + value / 100)))
             else:
                 proposals.append(int(start * (1 - value / 100)))
         if not proposals:
             return current
-        return max(proposals) if select == "Min" else min(proposals)
+        biggest = max if up else min
+        return biggest(proposals) if select == "Max" else (min if up else max)(proposals)
 
     def _store_scale_event(self, hpa: Obj, key: Key, before: int, after: int, now: float) -> None:
         """storeScaleEvent: only behaviors' rate policies look back at changes; events
