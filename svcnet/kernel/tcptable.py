@@ -33,16 +33,9 @@ def _ip6(field: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
-def waiting_to_be_accepted(ips: Collection[str]) -> int:
-    """Connections queued on the TCP listeners bound to any of `ips` (exact
-    addresses; a wildcard listener belongs to no one pod)."""
-    queued = accept_queues()
-    return sum(queued.get(ip, 0) for ip in ips)
-
-
 def accept_queues() -> dict[str, int]:
-    """Every listener address with connections queued, and how many: one read of
-    the table, whatever the number of pods asking. The kernel is asked for its
+    """Every listener address with connections queued, and how many (exact
+    addresses; a wildcard listener belongs to no one pod). The kernel is asked for its
     listeners only (sock_diag, as `ss -l` does): /proc/net/tcp lists every socket,
     and a thousand pods probed every 2 s leave tens of thousands in TIME_WAIT."""
     try:
@@ -138,6 +131,7 @@ class SharedTable:
         self._queued: dict[str, int] = {}
 
     def waiting(self, ips: Collection[str]) -> int:
+        """Connections queued on the TCP listeners bound to any of `ips`."""
         now = self._clock()
         if now - self._read_at >= self._max_age:
             self._queued = accept_queues()

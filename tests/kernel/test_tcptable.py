@@ -15,16 +15,16 @@ def test_connections_waiting_on_a_listener_are_counted() -> None:
     port = listener.getsockname()[1]
     clients = []
     try:
-        assert tcptable.waiting_to_be_accepted({host}) == 0
+        assert tcptable.SharedTable(0).waiting({host}) == 0
         for _ in range(3):
             c = socket.create_connection((host, port))
             clients.append(c)
         # The handshake completes in the kernel: all three wait for accept().
-        assert tcptable.waiting_to_be_accepted({host}) == 3
-        assert tcptable.waiting_to_be_accepted({"127.9.0.8"}) == 0
+        assert tcptable.SharedTable(0).waiting({host}) == 3
+        assert tcptable.SharedTable(0).waiting({"127.9.0.8"}) == 0
         conn, _ = listener.accept()
         clients.append(conn)
-        assert tcptable.waiting_to_be_accepted({host}) == 2
+        assert tcptable.SharedTable(0).waiting({host}) == 2
     finally:
         for c in clients:
             c.close()
@@ -37,7 +37,7 @@ def test_ipv6_listeners_are_read_too() -> None:
     listener.listen(4)
     client = socket.create_connection(("::1", listener.getsockname()[1]))
     try:
-        assert tcptable.waiting_to_be_accepted({"::1"}) >= 1
+        assert tcptable.SharedTable(0).waiting({"::1"}) >= 1
     finally:
         client.close()
         listener.close()
