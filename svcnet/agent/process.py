@@ -38,7 +38,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -196,13 +196,28 @@ def _streams(
     return ends, child + ([ready_w] if ready_w is not None else []), report_r
 
 
+@contextlib.contextmanager
+def _launch_fds() -> Iterator[tuple[list[int], list[int]]]:
+    """(keep, to_close) for one launch: the parent's ends, closed if the launch
+    fails, and the child's ends, closed in the parent once the child has them."""
+    keep: list[int] = []
+    to_close: list[int] = []
+    try:
+        yield keep, to_close
+    except BaseException:
+        for fd in keep:
+            os.close(fd)
+        raise
+    finally:
+        for fd in to_close:
+            os.close(fd)
+
+
 def _popen(spec: LaunchSpec, preexec: PreexecFactory) -> tuple[subprocess.Popen[bytes], _Ends]:
     """Start the process with Popen; returns once it has exec'd, with the sandbox
     report read. Touches no event loop, so it may run on a thread."""
-    to_close: list[int] = []  # the child's ends, closed in the parent after the fork
-    keep: list[int] = []  # the parent's ends, closed if the launch fails
     env = dict(spec.env)
-    try:
+    with _launch_fds() as (keep, to_close):
         ends, child, report_r = _streams(spec, keep, to_close)
         stdin, stdout, stderr, report_w = child[:4]
         pass_fds: tuple[int, ...] = ()
@@ -237,13 +252,6 @@ def _popen(spec: LaunchSpec, preexec: PreexecFactory) -> tuple[subprocess.Popen[
             raise LaunchError(f'exec: "{spec.argv[0]}": {why or e}') from None
         except OSError as e:
             raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
-    except BaseException:
-        for fd in keep:
-            os.close(fd)
-        raise
-    finally:
-        for fd in to_close:
-            os.close(fd)
     # exec has happened (Popen waits for it), so the report is complete.
     ends.report = _read_all(report_r)
     os.close(report_r)
@@ -492,9 +500,7 @@ async def _fork(
     """Have the zygote fork the container (forkserver.py); the set-up is `setup`'s,
     run there, and the streams are the same pipes Popen would get."""
     loop = asyncio.get_running_loop()
-    to_close: list[int] = []
-    keep: list[int] = []
-    try:
+    with _launch_fds() as (keep, to_close):
         ends, child, report_r = _streams(spec, keep, to_close)
         payload = os.memfd_create("svcnet-launch", os.MFD_CLOEXEC)
         to_close.append(payload)
@@ -517,13 +523,6 @@ async def _fork(
             pid, exited = await forkserver.spawn([payload, *child])
         except ForkError as e:
             raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
-    except BaseException:
-        for fd in keep:
-            os.close(fd)
-        raise
-    finally:
-        for fd in to_close:
-            os.close(fd)
     try:
         report = await _read_to_eof(loop, report_r)
     except BaseException:
