@@ -404,7 +404,7 @@ class ContainerRunner:
         """An exec probe: the command in the container's environment and pod view."""
         spec = LaunchSpec(
             argv=argv,
-            env=envvars.unpack(self._env),
+            env=self.environment(),
             cwd=self._cwd,
             stdin=False,
             tty=False,

@@ -71,12 +71,20 @@ def _schema_dir() -> Any:
 
 
 @functools.cache
+def _definitions_json() -> dict[str, Any]:
+    # 1.3 MB shared by every kind and by both validators: parse it once per process.
+    defs: dict[str, Any] = json.loads((_schema_dir() / "_definitions.json").read_text())
+    return defs
+
+
+@functools.cache
 def _definitions() -> Resource[Any]:
-    # 1.3 MB shared by every kind: parse it once per process.
-    return Resource.from_contents(json.loads((_schema_dir() / "_definitions.json").read_text()))
+    return Resource.from_contents(_definitions_json())
 
 
+@functools.cache
 def _kind_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """One kind's schema, read once for both validators (neither changes it)."""
     group_version = api_version.split("/")
     group = group_version[0].split(".")[0] if len(group_version) == 2 else ""
     version = group_version[-1]
@@ -99,7 +107,7 @@ def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | 
 
 @functools.cache
 def _fast_registry() -> jsonschema_rs.Registry:
-    defs = json.loads((_schema_dir() / "_definitions.json").read_text())
+    defs = _definitions_json()
     return jsonschema_rs.Registry([(defs["$id"], defs)])
 
 
