@@ -103,6 +103,24 @@ def set_condition(hpa: Obj, ctype: str, status: str, reason: str, message: str, 
     c.update(reordered)
 
 
+_ABLE_TO_SCALE = {
+    "ScaleUpStabilized": "recent recommendations were lower than current one, applying the "
+    "lowest recent recommendation",
+    "ScaleDownStabilized": "recent recommendations were higher than current one, applying the "
+    "highest recent recommendation",
+    "ReadyForNewScale": "recommended size matches current size",
+}
+"""The AbleToScale condition's message for each reason the stabilization gives."""
+
+
+def _remember(recs: list[tuple[float, int]], old: int, now: float, desired: int) -> None:
+    """Keep this recommendation, in the slot of one that left every window if any."""
+    if old >= 0:
+        recs[old] = (now, desired)
+    else:
+        recs.append((now, desired))
+
+
 class HorizontalPodAutoscalerController(Controller):
     name = COMPONENT
     owns = "HorizontalPodAutoscaler"
@@ -715,29 +733,9 @@ class HorizontalPodAutoscalerController(Controller):
                 old = i
             elif rec > stabilized:
                 stabilized = rec
-        if old >= 0:
-            recs[old] = (now, desired)
-        else:
-            recs.append((now, desired))
-        if stabilized != desired:
-            set_condition(
-                hpa,
-                "AbleToScale",
-                "True",
-                "ScaleDownStabilized",
-                "recent recommendations were higher than current one, applying the highest "
-                "recent recommendation",
-                now,
-            )
-        else:
-            set_condition(
-                hpa,
-                "AbleToScale",
-                "True",
-                "ReadyForNewScale",
-                "recommended size matches current size",
-                now,
-            )
+        _remember(recs, old, now, desired)
+        stable = "ScaleDownStabilized" if stabilized != desired else "ReadyForNewScale"
+        set_condition(hpa, "AbleToScale", "True", stable, _ABLE_TO_SCALE[stable], now)
         max_replicas = int((hpa.get("spec") or {}).get("maxReplicas") or 0)
         scale_up_limit = max(2 * current, 4)
         if max_replicas > scale_up_limit:
@@ -784,40 +782,12 @@ class HorizontalPodAutoscalerController(Controller):
                 old = i
         stabilized = max(current, up_rec)
         stabilized = min(stabilized, down_rec)
-        if old >= 0:
-            recs[old] = (now, desired)
+        _remember(recs, old, now, desired)
+        if stabilized == desired:
+            stable = "ReadyForNewScale"
         else:
-            recs.append((now, desired))
-        if stabilized != desired:
-            if desired >= current:
-                set_condition(
-                    hpa,
-                    "AbleToScale",
-                    "True",
-                    "ScaleUpStabilized",
-                    "recent recommendations were lower than current one, applying the lowest "
-                    "recent recommendation",
-                    now,
-                )
-            else:
-                set_condition(
-                    hpa,
-                    "AbleToScale",
-                    "True",
-                    "ScaleDownStabilized",
-                    "recent recommendations were higher than current one, applying the "
-                    "highest recent recommendation",
-                    now,
-                )
-        else:
-            set_condition(
-                hpa,
-                "AbleToScale",
-                "True",
-                "ReadyForNewScale",
-                "recommended size matches current size",
-                now,
-            )
+            stable = "ScaleUpStabilized" if desired >= current else "ScaleDownStabilized"
+        set_condition(hpa, "AbleToScale", "True", stable, _ABLE_TO_SCALE[stable], now)
         max_replicas = int((hpa.get("spec") or {}).get("maxReplicas") or 0)
         events = self._scale_events.get(key) or {}
         result = stabilized
