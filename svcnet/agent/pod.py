@@ -30,6 +30,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from svcnet.k8s.endpointslices import ServiceSlices, SliceView
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.kernel import namespaces
-from svcnet.kernel.cgroups import PodCgroup
+from svcnet.kernel.cgroups import CgroupTree, PodCgroup
 from svcnet.nodeapi import NODE_NAME
 from svcnet.registry import ApiError
 from svcnet.store import Event
@@ -107,6 +108,12 @@ class PodWorker:
         """Resolved when the deadline moved, to wake a termination waiting on the old one."""
         self._publish_pending = False
         self._events: set[str] = set()
+        self._preparing: asyncio.Future[_Made] | None = None
+        """_prepare's thread, until the worker took what it made."""
+        self._prepared_cgroups: dict[str, PodCgroup] = {}
+        """Containers' cgroups made ahead, until container_cgroup takes them."""
+        self._dirs_made: set[tuple[str, int, int]] = set()
+        """(container, uid, gid) whose directories _prepare made."""
         self._tasks: list[asyncio.Task[None]] = []
         self.cgroup: PodCgroup | None = None
         """The pod's cgroup (as root): every process of the pod, exec sessions included."""
@@ -129,7 +136,7 @@ class PodWorker:
 
     async def run(self) -> None:
         try:
-            if self._start():
+            if await self._start():
                 self._handle(self.pod)
             while True:
                 ev = await self._queue.get()
@@ -189,7 +196,7 @@ class PodWorker:
         except ApiError:
             pass  # already gone: a forced delete got there first
 
-    def _start(self) -> bool:
+    async def _start(self) -> bool:
         spec = self.pod.get("spec") or {}
         preferred = str((self.pod.get("status") or {}).get("podIP") or "") or None
         try:
@@ -204,7 +211,7 @@ class PodWorker:
             self.pod = self._node.registry.bind(self.namespace, self.name, NODE_NAME)
         except ApiError:
             return False  # deleted meanwhile: the DELETED event follows
-        self._write_files()
+        await self._prepare()
         self._make_cgroup()
         inits = spec.get("initContainers") or ()
         # What a failed init container gets: the pod's policy, except that an
@@ -338,14 +345,53 @@ class PodWorker:
         if added:
             self.changed()
 
+    async def _prepare(self) -> None:
+        """The pod's files, its cgroup and those of the containers it starts with,
+        made on a thread: mkdir in cgroupfs and the directories cost a millisecond
+        or more each, which a thousand pods starting together would take from the
+        API, the probes and DNS (issue 16)."""
+        net = self._node.settings.network
+        self._dir = self._node.pod_dir(self.namespace, self.name, self.uid)
+        spec = self.pod.get("spec") or {}
+        containers: list[tuple[str, Identity]] = []
+        for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+            with contextlib.suppress(IdentityError):  # launch_spec reports it
+                who = for_container(self.pod, c, self._node.identity, root=self._node.root)
+                containers.append((str(c.get("name") or ""), who))
+        plan = _Plan(
+            dir=self._dir,
+            resolv=podview.resolv_conf(
+                self.pod, net.cluster_domain, self._node.settings.kube_dns[0]
+            ),
+            hosts=sandbox.hosts_file(self.pod, self.ip, net.cluster_domain),
+            owner=self._owner() if self._node.root else None,
+            cgroups=self._node.cgroups,
+            uid=self.uid,
+            limits=pod_limits(self.pod),
+            containers=containers,
+        )
+        self._preparing = asyncio.get_running_loop().run_in_executor(None, _prepare, plan)
+        # Not cancelled with this task: _cleanup waits for it and removes what it made.
+        await asyncio.wait([self._preparing])
+        self._take_prepared()
+
+    def _take_prepared(self) -> None:
+        fut, self._preparing = self._preparing, None
+        if fut is None:
+            return
+        made = fut.result()
+        self._resolv, self._hosts = made.resolv, made.hosts
+        self.cgroup = made.cgroup
+        self._prepared_cgroups = made.container_cgroups
+        self._dirs_made.update(made.dirs)
+        if made.cgroup_error is not None:
+            self.event(
+                "Warning", "FailedCgroup", f"cannot make the pod's cgroup: {made.cgroup_error}"
+            )
+        if made.files_error is not None:
+            raise made.files_error
+
     def _make_cgroup(self) -> None:
-        tree = self._node.cgroups
-        if tree is not None:
-            try:
-                self.cgroup = tree.pod(self.uid)
-                self.cgroup.set_limits(*pod_limits(self.pod))
-            except OSError as e:
-                self.event("Warning", "FailedCgroup", f"cannot make the pod's cgroup: {e}")
         if self.host_network:
             return  # its processes keep this machine's network identity, as host processes
         if self._node.pod_maps is not None and self.cgroup is not None:
@@ -363,11 +409,13 @@ class PodWorker:
         cg = self.container_cgroups.get(name)
         if cg is not None or self.cgroup is None:
             return cg
-        try:
-            cg = self.cgroup.child(f"c-{name}")
-        except OSError as e:
-            self.event("Warning", "FailedCgroup", f"cannot make container {name}'s cgroup: {e}")
-            return None
+        cg = self._prepared_cgroups.pop(name, None)
+        if cg is None:
+            try:
+                cg = self.cgroup.child(f"c-{name}")
+            except OSError as e:
+                self.event("Warning", "FailedCgroup", f"cannot make container {name}'s cgroup: {e}")
+                return None
         self.container_cgroups[name] = cg
         maps = self._node.pod_maps
         if maps is not None and self.loopback_ip:
@@ -391,30 +439,13 @@ class PodWorker:
     def oom_kills(self) -> int:
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
 
-    def _write_files(self) -> None:
-        net = self._node.settings.network
-        self._dir = self._node.pod_dir(self.namespace, self.name, self.uid)
-        self._dir.mkdir(parents=True, exist_ok=True)
-        conf = podview.resolv_conf(self.pod, net.cluster_domain, self._node.settings.kube_dns[0])
-        if conf is not None:
-            self._resolv = self._dir / "resolv.conf"
-            self._resolv.write_text(conf)
-        self._hosts = self._dir / "hosts"
-        self._hosts.write_text(sandbox.hosts_file(self.pod, self.ip, net.cluster_domain))
-        self._own_files()
-
-    def _own_files(self) -> None:
-        """The pod's files belong to the user its processes run as (the pod's
+    def _owner(self) -> Identity:
+        """Whom the pod's files belong to: the user its processes run as (the pod's
         runAsUser, else the node's user), as a runtime chowns a container's dirs."""
-        if not self._node.root or self._dir is None:
-            return
         try:
-            who = for_container(self.pod, {}, self._node.identity, root=True)
+            return for_container(self.pod, {}, self._node.identity, root=True)
         except IdentityError:
-            who = self._node.identity
-        for path in (self._dir, *self._dir.iterdir()):
-            with contextlib.suppress(OSError):
-                os.chown(path, who.uid, who.gid)
+            return self._node.identity
 
     # --- stopping --------------------------------------------------------------
 
@@ -519,6 +550,15 @@ class PodWorker:
             await asyncio.wait(runs, timeout=KILL_WAIT)
 
     async def _cleanup(self) -> None:
+        if self._preparing is not None:
+            # Cancelled while the thread made the pod's cgroups: take them, to remove them.
+            await asyncio.wait([self._preparing])
+            with contextlib.suppress(OSError):
+                self._take_prepared()
+        for cg in self._prepared_cgroups.values():
+            with contextlib.suppress(OSError):
+                cg.remove()
+        self._prepared_cgroups.clear()
         for r in [*self.runners, *self.init_runners, *self.ephemeral_runners]:
             r.stop(signal.SIGKILL)
         current = asyncio.current_task()
@@ -631,18 +671,10 @@ class PodWorker:
         return spec, image_id
 
     def _container_dirs(self, name: str, identity: Identity) -> tuple[Path, Path, Path]:
-        """(HOME, /tmp, working directory) of one container: its own, under the pod's
-        state directory and gone with the pod, like an emptyDir, so replicas and
-        their containers never share files they did not ask to share."""
         assert self._dir is not None
-        base = self._dir / "containers" / name
-        dirs = (base / "home", base / "tmp", base / "work")
-        for d in (base.parent, base, *dirs, base / "mnt"):
-            d.mkdir(exist_ok=True)
-            with contextlib.suppress(OSError):
-                os.chown(d, identity.uid, identity.gid)
-        dirs[1].chmod(0o1777)
-        return dirs
+        if (name, identity.uid, identity.gid) in self._dirs_made:
+            return _container_paths(self._dir, name)
+        return _make_container_dirs(self._dir, name, identity)
 
     def _lookup(self, kind: str, name: str) -> Obj | None:
         return self._node.store.get(kind, self.namespace, name)
@@ -765,6 +797,86 @@ class PodWorker:
             if r.name == container:
                 return r
         return None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What _prepare makes on its thread: plain values, nothing of the worker's."""
+
+    dir: Path
+    resolv: str | None
+    hosts: str
+    owner: Identity | None
+    """Whom the pod's files are chowned to (as root), else None."""
+    cgroups: CgroupTree | None
+    uid: str
+    limits: tuple[int | None, int | None]
+    containers: list[tuple[str, Identity]]
+
+
+@dataclass
+class _Made:
+    resolv: Path | None = None
+    hosts: Path | None = None
+    cgroup: PodCgroup | None = None
+    cgroup_error: OSError | None = None
+    container_cgroups: dict[str, PodCgroup] = field(default_factory=dict)
+    dirs: set[tuple[str, int, int]] = field(default_factory=set)
+    files_error: OSError | None = None
+
+
+def _prepare(plan: _Plan) -> _Made:
+    """On a thread: the pod's directory with its resolv.conf and hosts, its cgroup
+    with the limits, and each container's cgroup and directories. Failures come
+    back as values, for the worker to report on the loop."""
+    made = _Made()
+    try:
+        plan.dir.mkdir(parents=True, exist_ok=True)
+        if plan.resolv is not None:
+            made.resolv = plan.dir / "resolv.conf"
+            made.resolv.write_text(plan.resolv)
+        made.hosts = plan.dir / "hosts"
+        made.hosts.write_text(plan.hosts)
+    except OSError as e:
+        made.files_error = e
+        return made
+    if plan.owner is not None:
+        for path in (plan.dir, *plan.dir.iterdir()):
+            with contextlib.suppress(OSError):
+                os.chown(path, plan.owner.uid, plan.owner.gid)
+    if plan.cgroups is not None:
+        try:
+            made.cgroup = plan.cgroups.pod(plan.uid)
+            made.cgroup.set_limits(*plan.limits)
+        except OSError as e:
+            made.cgroup_error = e
+    for name, who in plan.containers:
+        if made.cgroup is not None:
+            with contextlib.suppress(OSError):  # container_cgroup tries again, and says why
+                made.container_cgroups[name] = made.cgroup.child(f"c-{name}")
+        with contextlib.suppress(OSError):  # as is _container_dirs
+            _make_container_dirs(plan.dir, name, who)
+            made.dirs.add((name, who.uid, who.gid))
+    return made
+
+
+def _container_paths(pod_dir: Path, name: str) -> tuple[Path, Path, Path]:
+    base = pod_dir / "containers" / name
+    return base / "home", base / "tmp", base / "work"
+
+
+def _make_container_dirs(pod_dir: Path, name: str, who: Identity) -> tuple[Path, Path, Path]:
+    """(HOME, /tmp, working directory) of one container: its own, under the pod's
+    state directory and gone with the pod, like an emptyDir, so replicas and
+    their containers never share files they did not ask to share."""
+    dirs = _container_paths(pod_dir, name)
+    base = dirs[0].parent
+    for d in (base.parent, base, *dirs, base / "mnt"):
+        d.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chown(d, who.uid, who.gid)
+    dirs[1].chmod(0o1777)
+    return dirs
 
 
 def _ephemeral_status(st: Obj) -> Obj:

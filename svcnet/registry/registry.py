@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from svcnet import _json
 from svcnet.config import Settings
 from svcnet.k8s import conversion, fields, kinds, labels
 from svcnet.k8s.kinds import Kind
@@ -137,7 +138,7 @@ class Registry:
     def _prepare(self, obj: Obj, namespace: str | None, *, creating: bool) -> tuple[Kind, Obj]:
         kind = self.kind_of(obj)
         schema.check(obj, kind)
-        obj = copy.deepcopy(obj)
+        obj = _json.copy(obj)
         if kind.storage_version:
             # Admitted (defaulted, validated, stored) in the storage version, as the
             # API server decodes a body into its internal type first.
@@ -420,7 +421,7 @@ class Registry:
         old_type = old_spec.get("type") or "ClusterIP"
         if new_type == old_type:
             return obj
-        obj = copy.deepcopy(obj)
+        obj = _json.copy(obj)
         spec = obj["spec"]
 
         def needs_node_port(t: str) -> bool:
@@ -509,7 +510,7 @@ class Registry:
         Get, change, Update): fn edits a copy of the live object, which is then
         admitted as a PUT with that resourceVersion. Status is kept as stored."""
         k = self._kind(kind)
-        new = copy.deepcopy(self.get(k, namespace, name))
+        new = _json.copy(self.get(k, namespace, name))
         fn(new)
         return self.update(new)
 
@@ -519,14 +520,14 @@ class Registry:
         as the API server's status strategy would discard it."""
         k = self._kind(kind)
         live = self.get(k, namespace, name)
-        new = copy.deepcopy(live)
+        new = _json.copy(live)
         fn(new)
         if any(new.get(f) != live.get(f) for f in {*new, *live} - {"status"}):
             raise internal(
                 f"{k.qualified_plural} {name!r}: a status update changed more than status"
             )
         try:
-            return self._store.update(new)
+            return self._store.update(new, owned=True)
         except StoreError:
             raise not_found(k, name) from None
 
@@ -562,7 +563,7 @@ class Registry:
             )
         spec = obj.get("spec") if isinstance(obj, dict) else None
         sent = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
-        new = copy.deepcopy(old)
+        new = _json.copy(old)
         if sent:
             new["spec"]["ephemeralContainers"] = copy.deepcopy(sent)
         else:
@@ -580,7 +581,7 @@ class Registry:
         if dry_run:
             return self._store.preview(new)
         try:
-            return self._store.update(new)
+            return self._store.update(new, owned=True)
         except StoreError:
             raise not_found(k, name) from None
 
@@ -601,7 +602,7 @@ class Registry:
         if k.kind not in scale.SCALABLE:
             raise not_found(k, name)
         scale.check_replicas(name, replicas)
-        updated = copy.deepcopy(self.get(k, namespace, name))
+        updated = _json.copy(self.get(k, namespace, name))
         updated.setdefault("spec", {})["replicas"] = replicas
         obj = self.update(
             updated,
@@ -626,9 +627,9 @@ class Registry:
                 f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is '
                 f'already assigned to node "{current}"',
             )
-        new = copy.deepcopy(pod)
+        new = _json.copy(pod)
         new["spec"]["nodeName"] = node
-        return self._store.update(new)
+        return self._store.update(new, owned=True)
 
     def _kind(self, kind: Kind | str) -> Kind:
         return kind if isinstance(kind, Kind) else kinds.BY_KIND[kind]

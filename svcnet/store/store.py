@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import builtins
-import copy
 import logging
 import time
 import uuid
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from svcnet import _json
 from svcnet.k8s import kinds, names
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
@@ -254,7 +254,7 @@ class Store:
     # --- writes ------------------------------------------------------------
 
     def create(self, obj: Obj) -> Obj:
-        obj = copy.deepcopy(obj)
+        obj = _json.copy(obj)
         self._name(obj)
         key = key_of(obj)
         if key in self._objects:
@@ -300,7 +300,7 @@ class Store:
         nowhere: the answer to a dryRun=All write. As the API server's dry-run
         storage does, a new object gets its name, uid, creationTimestamp and
         generation but no resourceVersion; an update keeps the live one."""
-        obj = copy.deepcopy(obj)
+        obj = _json.copy(obj)
         self._name(obj)
         key = key_of(obj)
         old = self._objects.get(key)
@@ -309,13 +309,13 @@ class Store:
             obj["metadata"].pop("resourceVersion", None)
             return obj
         self._carry(obj, old)
-        return copy.deepcopy(old) if _same(obj, old) else obj
+        return _json.copy(old) if _same(obj, old) else obj
 
     def restore(self, obj: Obj) -> Obj:
         """Put back an object this store held before a restart (read from its log):
         it keeps its uid, creationTimestamp and generation, so owner references and
         ages still hold; it gets a new resourceVersion like any change."""
-        obj = copy.deepcopy(obj)
+        obj = _json.copy(obj)
         md = obj["metadata"]
         key = key_of(obj)
         if key in self._objects or not md.get("uid"):
@@ -327,9 +327,11 @@ class Store:
         self._emit(Event("ADDED", key[0], obj, None, self._rv))
         return obj
 
-    def update(self, obj: Obj, *, check_rv: bool = False) -> Obj:
-        """Replace an object. Returns the stored object; unchanged input is a no-op."""
-        obj = copy.deepcopy(obj)
+    def update(self, obj: Obj, *, check_rv: bool = False, owned: bool = False) -> Obj:
+        """Replace an object. Returns the stored object; unchanged input is a no-op.
+        owned: obj is the caller's own fresh copy, which the store may keep as it is."""
+        if not owned:
+            obj = _json.copy(obj)
         key = key_of(obj)
         old = self._objects.get(key)
         if old is None:
@@ -351,7 +353,7 @@ class Store:
         cur = self._objects.get((kind, namespace, name))
         if cur is None:
             raise StoreError("NotFound", (kind, namespace, name))
-        new = copy.deepcopy(cur)
+        new = _json.copy(cur)
         fn(new)
         return self.update(new)
 
@@ -362,7 +364,7 @@ class Store:
             raise StoreError("NotFound", key)
         self._drop(key, old)
         self._rv += 1
-        last = copy.deepcopy(old)
+        last = _json.copy(old)
         last["metadata"]["resourceVersion"] = str(self._rv)
         self._emit(Event("DELETED", kind, last, old, self._rv))
         return last
