@@ -500,6 +500,10 @@ async def _fork(
     """Have the zygote fork the container (forkserver.py); the set-up is `setup`'s,
     run there, and the streams are the same pipes Popen would get."""
     loop = asyncio.get_running_loop()
+    try:
+        environ = zygote.environ_block(spec.env)
+    except ValueError as e:
+        raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
     with _launch_fds() as (keep, to_close):
         ends, child, report_r = _streams(spec, keep, to_close)
         payload = os.memfd_create("svcnet-launch", os.MFD_CLOEXEC)
@@ -510,7 +514,7 @@ async def _fork(
             "script": spec.script,
             # What `python -I -S script args` has as sys.argv.
             "argv": spec.argv[len(INTERPRETER) :],
-            "env": spec.env,
+            "environ": environ,
             "cwd": spec.cwd,
             "ready_env": READY_FD_ENV,
         }

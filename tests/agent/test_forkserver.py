@@ -208,3 +208,24 @@ async def test_many_pods_start_at_once(agent: Agent, store: Store) -> None:
     pods = [await wait_pod(store, n, running_ready, within=30) for n in names]
     assert len({p["status"]["podIP"] for p in pods}) == 20
     assert all(ppid(pid_of(p, "echo")) == agent.forkserver.pid for p in pods)
+
+
+async def test_a_forked_container_has_exactly_its_environment(agent: Agent, store: Store) -> None:
+    # Forked, then exec'd by the redis image's entrypoint: what `env` prints is
+    # the C library's environ that the zygote's child set (zygote._set_environ).
+    env = [
+        {"name": "GREETING", "value": "héllo = wörld"},
+        {"name": "EMPTY", "value": ""},
+    ]
+    c = {"name": "c", "image": "redis", "args": ["env"], "env": env}
+    store.create(pod_obj("environ", [c], restartPolicy="Never"))
+    pod = await wait_pod(store, "environ", phase_is("Failed", "Succeeded"))
+    assert pod["status"]["phase"] == "Succeeded"
+    lines = (await read_logs(agent, "environ", "c")).splitlines()
+    assert "GREETING=héllo = wörld" in lines and "EMPTY=" in lines
+    assert f"POD_IP={pod['status']['podIP']}" in lines
+    assert "HOSTNAME=environ" in lines
+    names = [line.partition("=")[0] for line in lines]
+    assert len(names) == len(set(names)), "a variable twice"
+    # Nothing of the zygote's own environment (the daemon's) leaks in.
+    assert not set(names) & (set(os.environ) - {"PATH", "HOME", "HOSTNAME", "TMPDIR"})
