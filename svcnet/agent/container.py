@@ -269,7 +269,8 @@ class ContainerRunner:
         self._pod.event("Normal", "Created", f"Created container {self.name}")
         self._pod.event("Normal", "Started", f"Started container {self.name}")
         self._pod.changed()
-        oom_before = self._pod.oom_kills()
+        # The count so far, read off the loop (a cgroup v1 walk); awaited at the exit.
+        oom_before = asyncio.get_running_loop().run_in_executor(None, self._pod.oom_kills)
         prober = TaskSet()
         try:
             if self.probes:
@@ -286,7 +287,7 @@ class ContainerRunner:
             await prober.stop(grace=1.0)
         # The kubelet's rule: killed by the signal the OOM killer sends while the
         # pod's memory cgroup counted an OOM kill.
-        oom = code == 128 + 9 and self._pod.oom_kills() > oom_before
+        oom = code == 128 + 9 and self._pod.oom_kills() > await oom_before
         term: Obj = {
             "exitCode": code,
             "reason": "OOMKilled" if oom else "Completed" if code == 0 else "Error",

@@ -254,13 +254,11 @@ def _fail(why: bytes, marker: bytes) -> None:
 def environ_block(env: dict[str, str]) -> bytes:
     """A container's environment as the C library keeps it, `KEY=value` each ended
     by a NUL, for _set_environ: in the agent, so the child never holds it as str."""
-    out = bytearray()
-    for k, v in env.items():
-        entry = os.fsencode(k) + b"=" + os.fsencode(v)
-        if b"\0" in entry:
-            raise ValueError(f"environment variable {k!r}: embedded null byte")
-        out += entry + b"\0"
-    return bytes(out)
+    text = "".join(f"{k}={v}\0" for k, v in env.items())
+    if text.count("\0") != len(env):
+        bad = next(k for k, v in env.items() if "\0" in k or "\0" in v)
+        raise ValueError(f"environment variable {bad!r}: embedded null byte")
+    return os.fsencode(text)
 
 
 def _set_environ(block: bytes, extra: dict[bytes, bytes]) -> tuple[bytes, object]:
