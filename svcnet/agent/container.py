@@ -283,12 +283,6 @@ class ContainerRunner:
             if not proc.done.done():
                 self._on_started()
             code = await proc.done
-            if self.ready:
-                # Out of the endpoints in this loop turn, not once the probes have
-                # stopped: until then the socket hooks send new connections to a
-                # dead endpoint, and they are refused.
-                self.ready = False
-                self._pod.changed()
         finally:
             await prober.stop(grace=1.0)
         # The kubelet's rule: killed by the signal the OOM killer sends while the
