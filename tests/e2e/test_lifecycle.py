@@ -179,11 +179,15 @@ spec:
 
 
 STUBBORN = r"""
-import signal, time
+import os, signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(os.path.join(os.environ["TMPDIR"], "armed"), "w").close()
 while True:
     time.sleep(60)
 """
+ARMED = ["sh", "-c", 'test -f "$TMPDIR/armed"']
+"""The readiness probe: Ready once SIGTERM is ignored (a SIGTERM before that,
+while the interpreter starts, would end the container at once)."""
 
 
 def test_grace_period_shortens_and_force_deletes_at_once(svcnet_namespace: Namespace) -> None:
@@ -201,6 +205,10 @@ spec:
   - name: main
     image: stubborn
     command: [{json.dumps(sys.executable)}, "-c", {json.dumps(STUBBORN)}]
+    readinessProbe:
+      exec:
+        command: {json.dumps(ARMED)}
+      periodSeconds: 1
 """
         )
         ns.wait_ready(f"pod/{name}")
