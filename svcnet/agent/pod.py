@@ -551,14 +551,11 @@ class PodWorker:
 
     async def _cleanup(self) -> None:
         if self._preparing is not None:
-            # Cancelled while the thread made the pod's cgroups: take them, to remove them.
+            # Cancelled while the thread made the pod's cgroups: take them, so that the
+            # pod cgroup's removal below (descendants first) removes them all.
             await asyncio.wait([self._preparing])
             with contextlib.suppress(OSError):
                 self._take_prepared()
-        for cg in self._prepared_cgroups.values():
-            with contextlib.suppress(OSError):
-                cg.remove()
-        self._prepared_cgroups.clear()
         for r in [*self.runners, *self.init_runners, *self.ephemeral_runners]:
             r.stop(signal.SIGKILL)
         current = asyncio.current_task()
