@@ -118,8 +118,18 @@ class TcpListener:
         accept = self.sock._accept  # type: ignore[attr-defined]  # (fd, addr): no socket.py wrapper
         family = self.sock.family
         hub = self.hub
+        spares = hub.spares
         target = self.target
         for _ in range(ACCEPT_BATCH):
+            # The endpoint's socket first: a client accepted without one could
+            # only be reset (see Hub.spares).
+            bs = spares.get(family)
+            if bs is None:
+                try:
+                    bs = spares[family] = RawSocket(family, _STREAM_NB)
+                except OSError as e:
+                    self._out_of_descriptors(e)
+                    return
             try:
                 fd, addr = accept()
             except BlockingIOError:
@@ -127,23 +137,27 @@ class TcpListener:
             except OSError as e:
                 if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                     continue
-                # EMFILE/ENFILE and the like: the connection stays queued. A
-                # level-triggered poll would report the listener again at once (a
-                # busy loop that once logged this 1.5 million times in 30 s), so
-                # stop watching it for a moment, as HAProxy does, and say so once
-                # per interval.
-                hub.throttle.log(
-                    logging.ERROR,
-                    f"accept {target.name}",
-                    "%s: accept failed: %s; new connections wait until descriptors free up",
-                    target.name,
-                    e.strerror,
-                )
-                self._pause()
+                self._out_of_descriptors(e)
                 return
+            del spares[family]
             # Left blocking: every call below passes MSG_DONTWAIT, which saves
             # the ioctl that setblocking(False) would cost per connection.
-            Conn(hub, target, RawSocket(family, socket.SOCK_STREAM, 0, fd), addr[0]).start()
+            Conn(hub, target, RawSocket(family, socket.SOCK_STREAM, 0, fd), addr[0]).start(bs)
+
+    def _out_of_descriptors(self, e: OSError) -> None:
+        # EMFILE/ENFILE and the like: the connection stays queued. A
+        # level-triggered poll would report the listener again at once (a busy
+        # loop that once logged this 1.5 million times in 30 s), so stop
+        # watching it for a moment, as HAProxy does, and say so once per interval.
+        name = self.target.name
+        self.hub.throttle.log(
+            logging.ERROR,
+            f"accept {name}",
+            "%s: accept failed: %s; new connections wait until descriptors free up",
+            name,
+            e.strerror,
+        )
+        self._pause()
 
     def _pause(self) -> None:
         self.hub.poller.unregister(self.fd)
@@ -238,27 +252,40 @@ class Conn:
 
     # --- set-up ----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, spare: RawSocket | None = None) -> None:
+        """Dial, with ``spare`` as the endpoint's socket if its family fits."""
         target = self.target
         target.connections += 1
         target.active += 1
         self.hub.conns.add(self)
-        self._dial(False)
+        self._dial(False, spare)
         if not self.closed:
             self.poller.register(self.cfd, STREAM, self._on_client)
             self.started = True
 
-    def _dial(self, reset: bool) -> None:
-        """Dial the next endpoint; refused dials move on synchronously."""
+    def _dial(self, reset: bool, spare: RawSocket | None = None) -> None:
+        """Dial the next endpoint; refused dials move on synchronously.
+
+        ``spare``, an unconnected socket, is used when its family fits.
+        """
         target = self.target
         while True:
             ep = target.balancer.pick(self.client_ip, reset)
             if ep is None:
+                if spare is not None:
+                    spare.close()
                 self._give_up("no ready endpoints")
                 return
             self.ep = ep
+            family = _family(ep[0])
             try:
-                bs = RawSocket(_family(ep[0]), _STREAM_NB)
+                if spare is not None and spare.family == family:
+                    bs = spare
+                else:
+                    if spare is not None:
+                        spare.close()  # frees the descriptor the right family takes
+                    bs = RawSocket(family, _STREAM_NB)
+                spare = None
             except OSError as e:  # out of descriptors: this client cannot be served now
                 self.hub.throttle.log(
                     logging.ERROR, "socket", "%s: cannot open a socket: %s", target.name, e

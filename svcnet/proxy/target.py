@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from _socket import socket as RawSocket
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
@@ -96,13 +97,20 @@ class Hub:
     The live sets let ``Proxier.stop`` close every relayed connection.
     """
 
-    __slots__ = ("conns", "debug", "loop", "poller", "sessions", "throttle", "warn")
+    __slots__ = ("conns", "debug", "loop", "poller", "sessions", "spares", "throttle", "warn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.poller = Poller(loop)
         self.conns: set[Relayed] = set()
         self.sessions: set[Closable] = set()
+        self.spares: dict[int, RawSocket] = {}
+        """Per address family, the endpoint socket the next accepted client will use.
+
+        A listener accepts only with one in hand: out of descriptors, a client
+        then waits in the kernel's queue instead of being accepted and reset
+        for want of a socket to its endpoint. One per family, not per
+        listener, so thousands of listeners do not hold thousands of them."""
         self.debug = logger.isEnabledFor(logging.DEBUG)
         self.throttle = Throttle(logger)
         """Errors that can repeat per connection are logged once per interval."""
@@ -115,6 +123,9 @@ class Hub:
             conn.close(reset=True)
         for s in list(self.sessions):
             s.close()
+        for spare in self.spares.values():
+            spare.close()
+        self.spares.clear()
         self.poller.close()
 
     def buffered(self) -> int:
