@@ -501,7 +501,9 @@ async def _fork(
     run there, and the streams are the same pipes Popen would get."""
     loop = asyncio.get_running_loop()
     try:
-        environ = zygote.environ_block(spec.env)
+        # The ready pipe's variable is in the block, as Popen's env has it.
+        env = {**spec.env, READY_FD_ENV: str(zygote.READY_FD)} if spec.signals_ready else spec.env
+        environ = zygote.environ_block(env)
     except ValueError as e:
         raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
     with _launch_fds() as (keep, to_close):
@@ -516,7 +518,6 @@ async def _fork(
             "argv": spec.argv[len(INTERPRETER) :],
             "environ": environ,
             "cwd": spec.cwd,
-            "ready_env": READY_FD_ENV,
         }
         data = pickle.dumps(launch, protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(data)

@@ -60,6 +60,8 @@ import signal
 import socket
 import sys
 import types
+from _collections_abc import dict_items, dict_keys, dict_values
+from collections.abc import Iterator
 from typing import Any
 
 from svcnet.agent.sandbox import ChildSetup, Libc
@@ -241,8 +243,7 @@ def _child(z: Zygote, fds: list[int]) -> int:
         _fail(b"", FAILED)
         return 127
     os.close(REPORT_FD)
-    extra = {os.fsencode(launch["ready_env"]): str(READY_FD).encode()} if ready is not None else {}
-    environ = _set_environ(launch.pop("environ"), extra)  # held for as long as the script runs
+    environ = _set_environ(launch.pop("environ"))  # held for as long as the script runs
     return _run_script(z.codes[launch["script"]], launch["argv"], z.path, environ)
 
 
@@ -261,44 +262,122 @@ def environ_block(env: dict[str, str]) -> bytes:
     return os.fsencode(text)
 
 
-def _set_environ(block: bytes, extra: dict[bytes, bytes]) -> tuple[bytes, object]:
-    """Make `block` (environ_block's) and `extra` the process's environment, the C
-    library's and os.environ alike, with one copy of the text.
+def _set_environ(block: bytes) -> object:
+    """Make `block` (environ_block's) the process's environment, the C library's
+    and os.environ alike, without another copy of its text.
 
     With Service links a container has about seven variables per Service of its
     namespace: at 200 Services, os.environ.update's setenv per variable scanned
-    the whole array each time (a million strcmp per container), and the pickled
-    dict, its copy, os.environ and the C strings held four copies (issue 16).
-    Here the C `environ` is one array pointing into one bytes object, as the
-    kernel hands a process its environment; glibc leaves an array it did not
-    allocate alone, copying it on the script's first setenv. The caller keeps the
-    returned pair alive for as long as the process runs."""
-    data: dict[bytes, bytes] = {}
-    for entry in block.split(b"\0"):
-        if entry:
-            k, _, v = entry.partition(b"=")
-            data[k] = v
-    data.update(extra)
-    text = b"".join(k + b"=" + v + b"\0" for k, v in data.items())
-    base = ctypes.cast(ctypes.c_char_p(text), ctypes.c_void_p).value or 0
-    pointers: list[int | None] = []
-    offset = 0
-    for k, v in data.items():
-        pointers.append(base + offset)
-        offset += len(k) + len(v) + 2
-    pointers.append(None)
-    array = (ctypes.c_void_p * len(pointers))(*pointers)
-    ctypes.c_void_p.in_dll(ctypes.CDLL(None), "environ").value = ctypes.addressof(array)
-    # os.environ keeps the encoded text and decodes on access (os._Environ).
-    encoded: dict[bytes, bytes] = vars(os.environ)["_data"]
-    encoded.clear()
-    encoded.update(data)
-    return text, array
+    the whole array each time (a million strcmp per container), and copies of
+    the text as a dict, as os.environ's bytes and as C strings cost a fork of
+    a built-in image a tenth of its memory (issue 16). Here the C `environ`
+    is an array of pointers into the block, as the kernel hands a process its
+    environment (glibc leaves an array it did not allocate alone, copying it on
+    the script's first setenv), and os.environ reads a variable out of the block
+    when it is first asked for (_EnvironData). The caller keeps the returned
+    array alive for as long as the process runs."""
+    count = block.count(b"\0")
+    base = ctypes.cast(ctypes.c_char_p(block), ctypes.c_void_p).value or 0
+    pointers = (ctypes.c_void_p * (count + 1))()
+    start = 0
+    for i in range(count):
+        pointers[i] = base + start
+        start = block.index(b"\0", start) + 1
+    ctypes.c_void_p.in_dll(ctypes.CDLL(None), "environ").value = ctypes.addressof(pointers)
+    data = _EnvironData(block)
+    # os.environ and os.environb share the mapping of encoded names to values.
+    for mapping in (os.environ, getattr(os, "environb", None)):
+        if mapping is not None:
+            vars(mapping)["_data"] = data
+    return pointers
 
 
-def _run_script(
-    code: types.CodeType, argv: list[str], path: list[str], environ: tuple[bytes, object]
-) -> int:
+class _EnvironData(dict[bytes, bytes]):
+    """os.environ's mapping of encoded names to values (os._Environ._data), read out
+    of the environment block a name at a time: a script that reads three of 1,400
+    variables holds three. Walking it, sizing it or deleting from it reads them all
+    first; a value set meanwhile stays."""
+
+    def __init__(self, block: bytes) -> None:
+        super().__init__()
+        self._block = block
+        self._whole = False
+
+    def __missing__(self, key: bytes) -> bytes:
+        if self._whole or b"=" in key or b"\0" in key:
+            raise KeyError(key)
+        # The first entry of that name, as getenv(3) finds it.
+        entry = key + b"="
+        block = self._block
+        if block.startswith(entry):
+            start = len(entry)
+        else:
+            at = block.find(b"\0" + entry)
+            if at < 0:
+                raise KeyError(key)
+            start = at + 1 + len(entry)
+        value = block[start : block.index(b"\0", start)]
+        dict.__setitem__(self, key, value)
+        return value
+
+    def _read_all(self) -> None:
+        if self._whole:
+            return
+        self._whole = True
+        for entry in self._block.split(b"\0"):
+            if entry:
+                key, _, value = entry.partition(b"=")
+                dict.setdefault(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, bytes):
+            return False
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._read_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._read_all()
+        return dict.__len__(self)
+
+    def __delitem__(self, key: bytes) -> None:
+        self._read_all()
+        dict.__delitem__(self, key)
+
+    def keys(self) -> dict_keys[bytes, bytes]:
+        self._read_all()
+        return dict.keys(self)
+
+    def values(self) -> dict_values[bytes, bytes]:
+        self._read_all()
+        return dict.values(self)
+
+    def items(self) -> dict_items[bytes, bytes]:
+        self._read_all()
+        return dict.items(self)
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def pop(self, key: bytes, *default: Any) -> Any:
+        self._read_all()
+        return dict.pop(self, key, *default)
+
+    def copy(self) -> dict[bytes, bytes]:
+        self._read_all()
+        return dict(dict.items(self))
+
+
+def _run_script(code: types.CodeType, argv: list[str], path: list[str], environ: object) -> int:
     """What `python -I -S script args...` does with a script, in this process
     (`environ`: _set_environ's, kept alive here)."""
     sys.argv = list(argv)

@@ -1,6 +1,7 @@
 """zygote._set_environ: the C environ and os.environ from one block, as a script
 and the programs it starts see them (in a process of its own: it replaces the
-environment of the process it runs in)."""
+environment of the process it runs in); os.environ reads the block lazily and
+must still behave as a dict of every variable."""
 
 from __future__ import annotations
 
@@ -17,10 +18,18 @@ CHILD = textwrap.dedent(
     import os, subprocess, sys
     from svcnet.agent import zygote
     block = sys.stdin.buffer.read()
-    keep = zygote._set_environ(block, {b"SVCNET_READY_FD": b"3", b"A": b"override"})
-    assert os.environ["A"] == "override" and os.getenv("B") == "x=y"
+    keep = zygote._set_environ(block)
+    assert os.environ["A"] == "1" and os.getenv("B") == "x=y"
     assert os.environ["U"] == "\\u00fcnic\\u00f6de" and os.environ["E"] == ""
-    assert "PYTHONPATH" not in os.environ
+    assert os.environb[b"PATH"] == b"/bin:/usr/bin" and os.getenv("AB") == "2"
+    assert "PYTHONPATH" not in os.environ and "ZYGOTE_OWN" not in os.environ
+    assert os.getenv("A=1") is None and os.getenv("") is None and "B" in os.environ
+    os.environ["A"] = "override"
+    assert len(os.environ) == 7 and os.environ["A"] == "override"
+    assert dict(os.environ) == {
+        "A": "override", "B": "x=y", "U": "\\u00fcnic\\u00f6de", "E": "",
+        "PATH": "/bin:/usr/bin", "AB": "2", "SVCNET_READY_FD": "3",
+    }
     print(subprocess.run(["env"], capture_output=True, check=True).stdout.decode(), end="")
     print("--")
     os.environ["NEW"] = "later"
@@ -32,7 +41,15 @@ CHILD = textwrap.dedent(
 
 def test_the_c_environ_and_os_environ_agree() -> None:
     block = zygote.environ_block(
-        {"A": "1", "B": "x=y", "U": "ünicöde", "E": "", "PATH": "/bin:/usr/bin"}
+        {
+            "A": "1",
+            "B": "x=y",
+            "U": "ünicöde",
+            "E": "",
+            "PATH": "/bin:/usr/bin",
+            "AB": "2",
+            "SVCNET_READY_FD": "3",
+        }
     )
     out = subprocess.run(
         [sys.executable, "-c", CHILD],
@@ -44,6 +61,7 @@ def test_the_c_environ_and_os_environ_agree() -> None:
     first, second = (sorted(part.strip().splitlines()) for part in out.split("--\n"))
     assert first == [
         "A=override",
+        "AB=2",
         "B=x=y",
         "E=",
         "PATH=/bin:/usr/bin",
@@ -52,6 +70,7 @@ def test_the_c_environ_and_os_environ_agree() -> None:
     ]
     assert second == [
         "A=override",
+        "AB=2",
         "E=",
         "NEW=later",
         "PATH=/bin:/usr/bin",
