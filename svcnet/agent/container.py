@@ -89,6 +89,10 @@ class PodHost(Protocol):
         """OOM kills counted in the pod's memory cgroup so far (0 without one)."""
         ...
 
+    def oom_baseline(self) -> asyncio.Future[int]:
+        """oom_kills() as a container starts, read off the loop."""
+        ...
+
     def port_collision(self) -> str:
         """Why a port this container binds was taken, for its status and events."""
         ...
@@ -141,7 +145,7 @@ class ContainerRunner:
         self._stopping = asyncio.Event()
         self._backoff = pod.new_backoff()
         self.probes = probes.container_probes(spec)
-        self._env = b""
+        self._env = envvars.EMPTY
         """The current instance's environment, envvars.pack'ed."""
         self.identity: Identity | None = None
         """Who the current instance runs as: exec sessions and exec probes run as it too."""
@@ -254,7 +258,7 @@ class ContainerRunner:
         if self.proc is not None:
             self.previous = self.proc
         self.proc = proc
-        self._env, self._cwd = envvars.pack(spec.env), spec.cwd
+        self._env, self._cwd = envvars.pack(spec.env, spec.links), spec.cwd
         # Kept packed: the unpacked dict goes now, though run()'s frame holds spec
         # for as long as the container runs.
         spec.env = {}
@@ -269,8 +273,8 @@ class ContainerRunner:
         self._pod.event("Normal", "Created", f"Created container {self.name}")
         self._pod.event("Normal", "Started", f"Started container {self.name}")
         self._pod.changed()
-        # The count so far, read off the loop (a cgroup v1 walk); awaited at the exit.
-        oom_before = asyncio.get_running_loop().run_in_executor(None, self._pod.oom_kills)
+        # The count so far; awaited at the exit.
+        oom_before = self._pod.oom_baseline()
         prober = TaskSet()
         try:
             if self.probes:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from svcnet._aio import TaskSet
+from svcnet.agent.envvars import ServiceLinks
 from svcnet.agent.identity import Identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.probes import Prober
@@ -77,6 +78,8 @@ class NodeContext:
         default_factory=lambda: tcptable.SharedTable(ACCEPT_POLL)
     )
     """Listeners' accept queues, one read shared by every pod being deleted."""
+    links: ServiceLinks = field(default_factory=ServiceLinks)
+    """Each namespace's Service link variables, shared by its containers (envvars.py)."""
     prober: Prober = field(default_factory=Prober)
     """The node's probe slots, loop-lag heartbeat and probe counters (probes.py)."""
     launcher: Launcher | None = None

@@ -19,8 +19,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-import zlib
 from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.podview import service_links
@@ -114,10 +114,57 @@ def _key_ref(lookup: Lookup, pod: Obj, kind: str, ref: Obj) -> str | None:
     return data[key]
 
 
+class ServiceLinks:
+    """Each namespace's Service link variables, one mapping its containers share.
+
+    Made again only when the namespace's Services change (their resourceVersions
+    say so), from each Service's own variables, kept by uid and resourceVersion
+    so that the strings are shared from one version of the mapping to the next.
+    A thousand containers starting beside 200 Services built 1,400 variables
+    each (issue 16).
+    """
+
+    def __init__(self) -> None:
+        self._namespaces: dict[tuple[str, bool], _Links] = {}
+
+    def of(self, namespace: str, enabled: bool, services: Iterable[Obj]) -> Mapping[str, str]:
+        """The variables of `services` (the namespace's, or what the pod gets when
+        its enableServiceLinks is false): the shared mapping, not to be changed."""
+        listed = list(services)
+        versions = tuple(str(s["metadata"].get("resourceVersion") or "") for s in listed)
+        cached = self._namespaces.get((namespace, enabled))
+        if cached is not None and cached.versions == versions:
+            return cached.env
+        old = cached.per_service if cached is not None else {}
+        per_service: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        env: dict[str, str] = {}
+        for svc, rv in zip(listed, versions, strict=True):
+            key = (str(svc["metadata"].get("uid") or ""), rv)
+            items = old.get(key)
+            if items is None:
+                items = list(service_links((svc,)).items())
+            per_service[key] = items
+            env.update(items)
+        if len(self._namespaces) >= MAX_LINK_NAMESPACES and cached is None:
+            self._namespaces.pop(next(iter(self._namespaces)))
+        self._namespaces[(namespace, enabled)] = _Links(versions, env, per_service)
+        return env
+
+
+MAX_LINK_NAMESPACES = 1024
+"""Namespaces whose links ServiceLinks keeps (the oldest kept goes first)."""
+
+
+class _Links(NamedTuple):
+    versions: tuple[str, ...]
+    env: dict[str, str]
+    per_service: dict[tuple[str, str], list[tuple[str, str]]]
+
+
 def container_env(
     pod: Obj,
     container: Obj,
-    services: Iterable[Obj],
+    links: Mapping[str, str],
     pod_ip: str,
     *,
     tty: bool = False,
@@ -131,7 +178,7 @@ def container_env(
     if tty:
         env["TERM"] = "xterm"  # what Docker and containerd set for a tty container
     env["POD_IP"] = pod_ip
-    env.update(service_links(services))
+    env.update(links)
     find: Lookup = lookup or (lambda _kind, _name: None)
     for src in container.get("envFrom") or ():
         prefix = str(src.get("prefix") or "")
@@ -165,19 +212,40 @@ def container_env(
     return env
 
 
-def pack(env: Mapping[str, str]) -> bytes:
-    """An environment kept for later (exec probes, preStop hooks), compressed: with
-    Service links every container holds about 300 bytes per Service of its
-    namespace, so a thousand pods beside a thousand Services held ~400 MB of
-    dictionaries (benchmarks/README.md, "Scale"); the text compresses ~10x."""
-    return zlib.compress("\0".join(f"{k}={v}" for k, v in env.items()).encode(), 1)
+class Packed(NamedTuple):
+    """An environment kept for later (exec probes, preStop hooks): with Service links
+    every container holds about 300 bytes per Service of its namespace, so a
+    thousand pods beside a thousand Services held ~400 MB of dictionaries
+    (benchmarks/README.md, "Scale"). What came from the namespace's shared links
+    stays there; the container keeps its own variables, before and after them."""
+
+    head: dict[str, str]
+    links: Mapping[str, str]
+    tail: dict[str, str]
 
 
-def unpack(packed: bytes) -> dict[str, str]:
-    if not packed:
-        return {}
-    env: dict[str, str] = {}
-    for item in zlib.decompress(packed).decode().split("\0"):
-        k, _, v = item.partition("=")
-        env[k] = v
+EMPTY = Packed({}, {}, {})
+
+
+def pack(env: Mapping[str, str], links: Mapping[str, str]) -> Packed:
+    """`env` as container_env made it with `links` (ServiceLinks.of's)."""
+    head: dict[str, str] = {}
+    tail: dict[str, str] = {}
+    own = head
+    for k, v in env.items():
+        if links.get(k) is v:  # the very string of the shared mapping
+            own = tail
+        else:
+            own[k] = v
+    return Packed(head, links, tail)
+
+
+def unpack(packed: Packed) -> dict[str, str]:
+    """The environment with container_env's values, and its order unless the image's
+    ENV named a link variable (the kubelet's order is a Go map's: values are the
+    contract); the container's own values win over the links', as they did."""
+    env = {**packed.head, **packed.links, **packed.tail}
+    for k, v in packed.head.items():
+        if k in packed.links:
+            env[k] = v
     return env

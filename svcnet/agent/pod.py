@@ -29,7 +29,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,7 @@ class PodWorker:
         self._preparing: asyncio.Future[_Made] | None = None
         """_prepare's thread, until the worker took what it made."""
         self._prepared_cgroups: dict[str, PodCgroup] = {}
+        self._oom_at_prepare: int | None = None
         """Containers' cgroups made ahead, until container_cgroup takes them."""
         self._dirs_made: set[tuple[str, int, int]] = set()
         """(container, uid, gid) whose directories _prepare made."""
@@ -382,6 +383,7 @@ class PodWorker:
         made = fut.result()
         self._resolv, self._hosts = made.resolv, made.hosts
         self.cgroup = made.cgroup
+        self._oom_at_prepare = made.oom_kills
         self._prepared_cgroups = made.container_cgroups
         self._dirs_made.update(made.dirs)
         if made.cgroup_error is not None:
@@ -438,6 +440,20 @@ class PodWorker:
 
     def oom_kills(self) -> int:
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
+
+    def oom_baseline(self) -> asyncio.Future[int]:
+        """The count as a container starts, read on the executor (a cgroup v1 walk)
+        but for the pod's first start, which takes the count _prepare read as it
+        made the cgroup: nothing has run in it since."""
+        loop = asyncio.get_running_loop()
+        first, self._oom_at_prepare = self._oom_at_prepare, None
+        if self.cgroup is None:
+            first = 0
+        if first is None:
+            return loop.run_in_executor(None, self.oom_kills)
+        done: asyncio.Future[int] = loop.create_future()
+        done.set_result(first)
+        return done
 
     def _owner(self) -> Identity:
         """Whom the pod's files belong to: the user its processes run as (the pod's
@@ -621,10 +637,11 @@ class PodWorker:
             **dict(image.env if image else ()),
         }
         try:
+            links = self._links()
             env = envvars.container_env(
                 self.pod,
                 container,
-                self._services(),
+                links,
                 self.ip,
                 tty=tty,
                 lookup=self._lookup,
@@ -664,6 +681,7 @@ class PodWorker:
             container=str(container.get("name") or ""),
             # The image's own server, which the fork server can run (forkserver.py).
             script=image.script if image is not None and not command else "",
+            links=links,
         )
         return spec, image_id
 
@@ -676,15 +694,18 @@ class PodWorker:
     def _lookup(self, kind: str, name: str) -> Obj | None:
         return self._node.store.get(kind, self.namespace, name)
 
-    def _services(self) -> list[Obj]:
+    def _links(self) -> Mapping[str, str]:
+        """The Service link variables the pod's containers get (the kubelet's
+        getServiceEnvVarMap): its namespace's Services unless enableServiceLinks
+        is false, and the API server's `kubernetes` Service always."""
         store = self._node.store
-        links = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
-        out = list(store.list("Service", self.namespace)) if links else []
-        if self.namespace != "default" or not links:
+        enabled = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+        out = list(store.list("Service", self.namespace)) if enabled else []
+        if self.namespace != "default" or not enabled:
             kube = store.get("Service", "default", "kubernetes")
             if kube is not None:
                 out.append(kube)
-        return out
+        return self._node.links.of(self.namespace, enabled, out)
 
     def preexec(self, report_fd: int, spec: LaunchSpec) -> Callable[[], None]:
         pod_spec = self.pod.get("spec") or {}
@@ -817,6 +838,7 @@ class _Made:
     hosts: Path | None = None
     cgroup: PodCgroup | None = None
     cgroup_error: OSError | None = None
+    oom_kills: int | None = None
     container_cgroups: dict[str, PodCgroup] = field(default_factory=dict)
     dirs: set[tuple[str, int, int]] = field(default_factory=set)
     files_error: OSError | None = None
@@ -845,6 +867,7 @@ def _prepare(plan: _Plan) -> _Made:
         try:
             made.cgroup = plan.cgroups.pod(plan.uid)
             made.cgroup.set_limits(*plan.limits)
+            made.oom_kills = made.cgroup.oom_kills()
         except OSError as e:
             made.cgroup_error = e
     for name, who in plan.containers:
