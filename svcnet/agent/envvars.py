@@ -17,6 +17,7 @@ ENV, which the agent gives it), under everything the pod spec sets.
 from __future__ import annotations
 
 import base64
+import operator
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -117,9 +118,10 @@ def _key_ref(lookup: Lookup, pod: Obj, kind: str, ref: Obj) -> str | None:
 class ServiceLinks:
     """Each namespace's Service link variables, one mapping its containers share.
 
-    Made again only when the namespace's Services change (their resourceVersions
-    say so), from each Service's own variables, kept by uid and resourceVersion
-    so that the strings are shared from one version of the mapping to the next.
+    Made again only when the namespace's Services change (the store replaces an
+    object it changes, so the very objects listed tell), from each Service's own
+    variables, kept by uid and resourceVersion so that the strings are shared from
+    one version of the mapping to the next.
     A thousand containers starting beside 200 Services built 1,400 variables
     each (issue 16).
     """
@@ -131,15 +133,21 @@ class ServiceLinks:
         """The variables of `services` (the namespace's, or what the pod gets when
         its enableServiceLinks is false): the shared mapping, not to be changed."""
         listed = list(services)
-        versions = tuple(str(s["metadata"].get("resourceVersion") or "") for s in listed)
         cached = self._namespaces.get((namespace, enabled))
-        if cached is not None and cached.versions == versions:
+        # The cache holds the objects it was made from, so none of them is freed
+        # and its id reused meanwhile: identity is a sound test here.
+        if (
+            cached is not None
+            and len(cached.services) == len(listed)
+            and all(map(operator.is_, cached.services, listed))
+        ):
             return cached.env
         old = cached.per_service if cached is not None else {}
         per_service: dict[tuple[str, str], list[tuple[str, str]]] = {}
         env: dict[str, str] = {}
-        for svc, rv in zip(listed, versions, strict=True):
-            key = (str(svc["metadata"].get("uid") or ""), rv)
+        for svc in listed:
+            md = svc["metadata"]
+            key = (str(md.get("uid") or ""), str(md.get("resourceVersion") or ""))
             items = old.get(key)
             if items is None:
                 items = list(service_links((svc,)).items())
@@ -147,7 +155,7 @@ class ServiceLinks:
             env.update(items)
         if len(self._namespaces) >= MAX_LINK_NAMESPACES and cached is None:
             self._namespaces.pop(next(iter(self._namespaces)))
-        self._namespaces[(namespace, enabled)] = _Links(versions, env, per_service)
+        self._namespaces[(namespace, enabled)] = _Links(listed, env, per_service)
         return env
 
 
@@ -156,7 +164,7 @@ MAX_LINK_NAMESPACES = 1024
 
 
 class _Links(NamedTuple):
-    versions: tuple[str, ...]
+    services: list[Obj]
     env: dict[str, str]
     per_service: dict[tuple[str, str], list[tuple[str, str]]]
 

@@ -35,7 +35,11 @@ def owner_refs(obj: Obj) -> Iterator[Obj]:
 
 def controller_of(obj: Obj) -> Obj | None:
     """metav1.GetControllerOf: the reference with controller true, if any."""
-    return next((r for r in owner_refs(obj) if r.get("controller")), None)
+    # Without owner_refs' generator: every controller asks this of every pod event.
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if isinstance(ref, dict) and ref.get("controller"):
+            return ref
+    return None
 
 
 def is_owned_by(obj: Obj, owner: Obj) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 
 def rfc3339(t: float) -> str:
     """`2026-11-25T12:53:17Z` for a Unix time (metav1.Time has whole seconds)."""
-    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
 
 
 def parse_time(value: Any) -> dt.datetime | None:

@@ -73,21 +73,30 @@ _VOLATILE = ("resourceVersion", "generation")
 
 
 def _same(a: Obj, b: Obj) -> bool:
-    def strip(o: Obj) -> Obj:
-        o = dict(o)
-        md = dict(o.get("metadata") or {})
-        for f in _VOLATILE:
-            md.pop(f, None)
-        # A re-apply that only refreshes managedFields' timestamps changes nothing,
-        # but a change of which manager owns a field is a real change (SSA).
-        if "managedFields" in md:
-            md["managedFields"] = [
-                {k: v for k, v in e.items() if k != "time"} for e in md["managedFields"]
-            ]
-        o["metadata"] = md
-        return o
-
-    return strip(a) == strip(b)
+    """Whether an update changes nothing but the server's bookkeeping. Field by
+    field, so that the usual write (a status change) stops at the first difference
+    without copying either object."""
+    if a.keys() - {"metadata"} != b.keys() - {"metadata"}:
+        return False
+    for k, v in a.items():
+        if k != "metadata" and v != b[k]:
+            return False
+    ma: Obj = a.get("metadata") or {}
+    mb: Obj = b.get("metadata") or {}
+    for k in ma.keys() | mb.keys():
+        if k not in _VOLATILE and k != "managedFields" and ma.get(k) != mb.get(k):
+            return False
+    fa, fb = ma.get("managedFields"), mb.get("managedFields")
+    if fa == fb:
+        return True
+    if not isinstance(fa, list) or not isinstance(fb, list) or len(fa) != len(fb):
+        return False
+    # A re-apply that only refreshes managedFields' timestamps changes nothing,
+    # but a change of which manager owns a field is a real change (SSA).
+    return all(
+        {k: v for k, v in x.items() if k != "time"} == {k: v for k, v in y.items() if k != "time"}
+        for x, y in zip(fa, fb, strict=True)
+    )
 
 
 class ReadOnlyStore(Protocol):

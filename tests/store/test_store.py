@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from svcnet.k8s.objects import Obj
 from svcnet.store import Event, Store, StoreError
+from svcnet.store.store import _VOLATILE, _same
 
 
 def _svc(name: str) -> dict[str, object]:
@@ -124,3 +126,49 @@ def test_lists_and_indexes_match_a_brute_force_model(seed: int) -> None:
                 if key[0] == "Pod" and model[key].get("owner") == owner
             ]
             assert s.by_index("by-owner", owner) == want
+
+
+def _same_by_copies(a: Obj, b: Obj) -> bool:
+    """The plain definition store._same must agree with: both objects without the
+    server's bookkeeping (resourceVersion, generation, managedFields' times)."""
+
+    def strip(o: Obj) -> Obj:
+        o = dict(o)
+        md = {k: v for k, v in (o.get("metadata") or {}).items() if k not in _VOLATILE}
+        if "managedFields" in md:
+            md["managedFields"] = [
+                {k: v for k, v in e.items() if k != "time"} for e in md["managedFields"]
+            ]
+        o["metadata"] = md
+        return o
+
+    return strip(a) == strip(b)
+
+
+def test_no_op_detection_agrees_with_comparing_stripped_copies() -> None:
+    rng = random.Random(5)
+
+    def variant() -> Obj:
+        md: Obj = {"name": "a", "resourceVersion": str(rng.randrange(3))}
+        if rng.random() < 0.5:
+            md["labels"] = {"x": rng.choice(["1", "2"])}
+        if rng.random() < 0.3:
+            md["generation"] = rng.randrange(3)
+        if rng.random() < 0.7:
+            md["managedFields"] = [
+                {"manager": rng.choice(["a", "b"]), "time": str(rng.randrange(3))}
+                for _ in range(rng.randrange(1, 3))
+            ]
+        o: Obj = {"kind": "Pod", "metadata": md}
+        if rng.random() < 0.8:
+            o["spec"] = {"n": rng.randrange(2)}
+        if rng.random() < 0.5:
+            o["status"] = {"phase": rng.choice(["Pending", "Running"])}
+        return o
+
+    outcomes = set()
+    for _ in range(3000):
+        a, b = variant(), variant()
+        assert _same(a, b) == _same_by_copies(a, b), (a, b)
+        outcomes.add(_same(a, b))
+    assert outcomes == {True, False}
