@@ -129,7 +129,7 @@ class ServiceLinks:
     def __init__(self) -> None:
         self._namespaces: dict[tuple[str, bool], _Links] = {}
 
-    def of(self, namespace: str, enabled: bool, services: Iterable[Obj]) -> Mapping[str, str]:
+    def of(self, namespace: str, enabled: bool, services: Iterable[Obj]) -> LinkVars:
         """The variables of `services` (the namespace's, or what the pod gets when
         its enableServiceLinks is false): the shared mapping, not to be changed."""
         listed = list(services)
@@ -143,16 +143,15 @@ class ServiceLinks:
         ):
             return cached.env
         old = cached.per_service if cached is not None else {}
-        per_service: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        env: dict[str, str] = {}
+        per_service: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         for svc in listed:
             md = svc["metadata"]
             key = (str(md.get("uid") or ""), str(md.get("resourceVersion") or ""))
             items = old.get(key)
             if items is None:
-                items = list(service_links((svc,)).items())
+                items = tuple(service_links((svc,)).items())
             per_service[key] = items
-            env.update(items)
+        env = LinkVars(tuple(per_service.values()))
         if len(self._namespaces) >= MAX_LINK_NAMESPACES and cached is None:
             self._namespaces.pop(next(iter(self._namespaces)))
         self._namespaces[(namespace, enabled)] = _Links(listed, env, per_service)
@@ -163,10 +162,24 @@ MAX_LINK_NAMESPACES = 1024
 """Namespaces whose links ServiceLinks keeps (the oldest kept goes first)."""
 
 
+class LinkVars(dict[str, str]):
+    """The link variables of a namespace's Services as one mapping, and as `parts`,
+    each Service's items, which the next version of the mapping shares: a
+    container keeps the parts (envvars.pack), so containers started beside
+    different versions (Services created during a ramp) do not each keep a
+    dictionary of every variable (1000 Services: 7,000 of them)."""
+
+    def __init__(self, parts: tuple[tuple[tuple[str, str], ...], ...] = ()) -> None:
+        super().__init__()
+        for items in parts:
+            self.update(items)
+        self.parts = parts
+
+
 class _Links(NamedTuple):
     services: list[Obj]
-    env: dict[str, str]
-    per_service: dict[tuple[str, str], list[tuple[str, str]]]
+    env: LinkVars
+    per_service: dict[tuple[str, str], tuple[tuple[str, str], ...]]
 
 
 def container_env(
@@ -228,15 +241,17 @@ class Packed(NamedTuple):
     stays there; the container keeps its own variables, before and after them."""
 
     head: dict[str, str]
-    links: Mapping[str, str]
+    links: tuple[tuple[tuple[str, str], ...], ...]
+    """LinkVars.parts: each Service's items, shared."""
     tail: dict[str, str]
 
 
-EMPTY = Packed({}, {}, {})
+EMPTY = Packed({}, (), {})
 
 
 def pack(env: Mapping[str, str], links: Mapping[str, str]) -> Packed:
-    """`env` as container_env made it with `links` (ServiceLinks.of's)."""
+    """`env` as container_env made it with `links` (ServiceLinks.of's LinkVars; a
+    plain mapping is kept as one part of its own)."""
     head: dict[str, str] = {}
     tail: dict[str, str] = {}
     own = head
@@ -245,15 +260,17 @@ def pack(env: Mapping[str, str], links: Mapping[str, str]) -> Packed:
             own = tail
         else:
             own[k] = v
-    return Packed(head, links, tail)
+    parts = links.parts if isinstance(links, LinkVars) else (tuple(links.items()),)
+    return Packed(head, parts, tail)
 
 
 def unpack(packed: Packed) -> dict[str, str]:
     """The environment with container_env's values, and its order unless the image's
     ENV named a link variable (the kubelet's order is a Go map's: values are the
     contract); the container's own values win over the links', as they did."""
-    env = {**packed.head, **packed.links, **packed.tail}
+    links = LinkVars(packed.links)
+    env = {**packed.head, **links, **packed.tail}
     for k, v in packed.head.items():
-        if k in packed.links:
+        if k in links:
             env[k] = v
     return env

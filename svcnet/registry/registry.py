@@ -339,7 +339,8 @@ class Registry:
         if dry_run:
             return self._store.preview(obj)
         try:
-            return self._store.create(obj)
+            # _prepare's copy is the registry's own; the caller's managed fields not.
+            return self._store.create(obj, owned=managed_fields is None)
         except StoreError:
             raise already_exists(kind, md.get("name", "")) from None
 
@@ -395,12 +396,13 @@ class Registry:
                 old, new, field_manager, kind.api_version, subresource=subresource, base=sent
             )
         elif old["metadata"].get("managedFields"):
-            md["managedFields"] = old["metadata"]["managedFields"]
+            md["managedFields"] = _json.copy(old["metadata"]["managedFields"])
         if not md.get("managedFields"):
             md.pop("managedFields", None)
         if dry_run:
             return self._store.preview(new)
-        stored = self._store.update(new)
+        # _prepare's copy is the registry's own; the caller's managed fields not.
+        stored = self._store.update(new, owned=managed_fields is None)
         if lifecycle.done(stored["metadata"]):
             # The last finalizer went: the deletion that began completes now.
             return self._store.delete(kind.kind, md.get("namespace", ""), md["name"])

@@ -262,8 +262,10 @@ class Store:
 
     # --- writes ------------------------------------------------------------
 
-    def create(self, obj: Obj) -> Obj:
-        obj = _json.copy(obj)
+    def create(self, obj: Obj, *, owned: bool = False) -> Obj:
+        """Store a new object; returns it as stored. owned: as for update."""
+        if not owned:
+            obj = _json.copy(obj)
         self._name(obj)
         key = key_of(obj)
         if key in self._objects:

@@ -71,3 +71,15 @@ def test_a_packed_environment_unpacks_to_what_container_env_made() -> None:
         # kubelet's own order is a Go map's, so only the values are the contract).
         if not set(base) & set(links):
             assert list(back) == list(env)
+
+
+def test_versions_of_the_links_share_each_services_items() -> None:
+    """Containers keep the parts: a new Service adds its own items and shares the rest."""
+    cache = ServiceLinks()
+    a = svc("a", 1, "10.96.0.1", [80])
+    first = cache.of("ns", True, [a])
+    second = cache.of("ns", True, [a, svc("b", 2, "10.96.0.2", [80])])
+    assert second is not first
+    assert second.parts[0] is first.parts[0]
+    kept = pack({"PATH": "/bin", **second}, second)
+    assert kept.links is second.parts and kept.head == {"PATH": "/bin"}
