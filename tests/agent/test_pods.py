@@ -287,6 +287,45 @@ async def test_pod_sees_cluster_dns_and_service_env(agent: Agent, store: Store) 
     assert socket.gethostname() != "dnscheck"
 
 
+async def test_service_links_follow_the_services_when_each_pod_starts(
+    agent: Agent, store: Store
+) -> None:
+    """The namespace's links are shared between pods (envvars.ServiceLinks) but each
+    container gets them as they were when it started: a Service made or changed
+    later shows in the next pod only, and enableServiceLinks: false gets none."""
+
+    def service(name: str, ip: str) -> Obj:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"clusterIP": ip, "ports": [{"port": 80, "protocol": "TCP"}]},
+        }
+
+    def printer(name: str, **spec: Any) -> Obj:
+        script = "echo a=$ALPHA_SERVICE_HOST b=$BETA_SERVICE_HOST"
+        c = {"name": "c", "image": "busybox", "command": ["sh", "-c", script]}
+        return pod_obj(name, [c], restartPolicy="Never", **spec)
+
+    async def printed(name: str) -> str:
+        await wait_pod(store, name, phase_is("Succeeded"))
+        return await read_logs(agent, name)
+
+    store.create(service("alpha", "127.13.128.31"))
+    store.create(printer("first"))
+    assert await printed("first") == "a=127.13.128.31 b=\n"
+    store.create(service("beta", "127.13.128.32"))
+    store.create(printer("second"))
+    store.create(printer("none", enableServiceLinks=False))
+    assert await printed("second") == "a=127.13.128.31 b=127.13.128.32\n"
+    assert await printed("none") == "a= b=\n"
+    store.mutate(
+        "Service", "default", "alpha", lambda s: s["spec"].update(clusterIP="127.13.128.33")
+    )
+    store.create(printer("third"))
+    assert await printed("third") == "a=127.13.128.33 b=127.13.128.32\n"
+
+
 async def test_unknown_image_waits_and_agent_keeps_serving(agent: Agent, store: Store) -> None:
     store.create(pod_obj("mystery", [{"name": "m", "image": "docker.io/foo/bar:1"}]))
 
