@@ -4,9 +4,10 @@ carry a tcpSocket readiness probe every 2 s, in one namespace of one
 where nothing listens). Reported (issue 16):
 
 - ready s: from the first create to every Deployment reporting R ready replicas;
-- daemon CPU % and RSS MiB during the ramp and over IDLE seconds once all is
-  Ready; pods' total PSS MiB (the pages they share counted once, the agent's
-  fork server included);
+- daemon CPU % and RSS MiB during the ramp, over IDLE seconds right after all
+  is Ready, and over IDLE seconds once idle (settled: no object written for
+  SETTLE_QUIET seconds; the probes keep running); pods' total PSS MiB (the
+  pages they share counted once, the agent's fork server included);
 - API: a GET of every pod as JSON (median of 5) and a watch event's delay
   (a label change on one pod until the watch delivers it);
 - DNS: answer latency of a Service name during the ramp (median and p99), and
@@ -54,6 +55,9 @@ from svcnet.testing import descendants, free_port, isolated_up_args  # noqa: E40
 PREFIX = 150  # 127.150-153.x: clear of svcnet's defaults and of the test suites' blocks
 NS = "scale"
 IDLE = 10.0
+SETTLE_QUIET = 3.0
+"""Seconds without a write to the store that count as settled (idle)."""
+SETTLE_MAX = 30.0
 
 
 @dataclass
@@ -64,7 +68,13 @@ class Result:
     ramp_cpu_pct: float = 0.0
     ramp_rss_mib: float = 0.0
     idle_cpu_pct: float = 0.0
+    """Over IDLE seconds once settled: no object written for SETTLE_QUIET seconds."""
     idle_rss_mib: float = 0.0
+    settle_s: float | None = None
+    """Ready until settled; None when writes went on for SETTLE_MAX seconds."""
+    after_ready_cpu_pct: float = 0.0
+    """Over the IDLE seconds right after ready, before settling (the writes that
+    follow the last readiness changes included)."""
     pods: int = 0
     pods_pss_mib: float = 0.0
     list_pods_ms: float = 0.0
@@ -246,6 +256,23 @@ def http_ms(ip: str) -> float | None:
     return (time.perf_counter() - t0) * 1000
 
 
+def settle(client: Client, ready_at: float) -> float | None:
+    """Wait until no object has been written for SETTLE_QUIET seconds (the list's
+    resourceVersion, the store's, stays put); seconds from ready_at, or None."""
+    path = kinds.BY_KIND["Namespace"].collection_path(None)
+    last = ""
+    quiet_since = time.monotonic()
+    while time.monotonic() - ready_at < SETTLE_MAX:
+        rv = str(client.get(path)["metadata"].get("resourceVersion") or "")
+        now = time.monotonic()
+        if rv != last:
+            last, quiet_since = rv, now
+        elif now - quiet_since >= SETTLE_QUIET:
+            return quiet_since - ready_at
+        time.sleep(0.25)
+    return None
+
+
 def count_ready(client: Client) -> int:
     items = client.get(kinds.BY_KIND["Deployment"].collection_path(NS))["items"]
     return sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in items)
@@ -351,6 +378,11 @@ def run(services: int, replicas: int, prefix: int, timeout: float, idle: float =
             r.dns_samples = len(dns)
         if http:
             r.clusterip_ms_median = statistics.median(http)
+        # Right after ready: the last readiness changes' writes still follow.
+        cpu1 = cpu_seconds(d.proc.pid)
+        time.sleep(idle)
+        r.after_ready_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu1) / idle
+        r.settle_s = settle(c, t0 + (r.ready_s or ramp))
         # Idle: nothing changes; the probes keep running.
         cpu1 = cpu_seconds(d.proc.pid)
         time.sleep(idle)

@@ -255,11 +255,15 @@ def _fail(why: bytes, marker: bytes) -> None:
 def environ_block(env: dict[str, str]) -> bytes:
     """A container's environment as the C library keeps it, `KEY=value` each ended
     by a NUL, for _set_environ: in the agent, so the child never holds it as str."""
-    text = "".join(f"{k}={v}\0" for k, v in env.items())
-    if text.count("\0") != len(env):
+    if not env:
+        return b""
+    # One join in C over "=".join of each item: a genexpr of f-strings was half
+    # again as slow with 1,400 link variables per container.
+    block = os.fsencode("\0".join(map("=".join, env.items())) + "\0")
+    if block.count(b"\0") != len(env):
         bad = next(k for k, v in env.items() if "\0" in k or "\0" in v)
         raise ValueError(f"environment variable {bad!r}: embedded null byte")
-    return os.fsencode(text)
+    return block
 
 
 def _set_environ(block: bytes) -> object:
