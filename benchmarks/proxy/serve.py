@@ -34,6 +34,7 @@ from typing import Any
 import uvloop  # as `svcnet up` runs the proxy (a dependency on Linux)
 
 from svcnet.config import Settings
+from svcnet.controllers.endpointslicemirroring import mirrored
 from svcnet.kernel import cgroups, sockhooks
 from svcnet.proxy import Proxier
 from svcnet.store import Store
@@ -59,20 +60,25 @@ def build_store(port: int, services: dict[str, tuple[str, list[tuple[str, int]]]
                 },
             }
         )
-        store.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Endpoints",
-                "metadata": {"name": name, "namespace": "default"},
-                "subsets": [
-                    {
-                        "addresses": [{"ip": ip}],
-                        "ports": [{"name": "http", "port": p, "protocol": "TCP"}],
-                    }
-                    for ip, p in endpoints
-                ],
-            }
-        )
+        eps = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": name, "namespace": "default"},
+            "subsets": [
+                {
+                    "addresses": [{"ip": ip}],
+                    "ports": [{"name": "http", "port": p, "protocol": "TCP"}],
+                }
+                for ip, p in endpoints
+            ],
+        }
+        store.create(eps)
+        # The proxy reads EndpointSlices: those the mirroring controller makes of
+        # these Endpoints (no controller runs here).
+        for i, s in enumerate(mirrored(eps)):
+            s["metadata"].pop("generateName", None)
+            s["metadata"]["name"] = f"{name}-m{i}"
+            store.create(s)
     return store
 
 
