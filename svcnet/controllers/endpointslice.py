@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 from collections.abc import Iterable, Sequence
 
+import orjson
+
+from svcnet import _json
 from svcnet.controllers.base import Controller, Key
 from svcnet.controllers.endpoints import find_port, should_include
 from svcnet.controllers.selection import pods_selected, services_selecting
 from svcnet.events import record
 from svcnet.k8s import labels
+from svcnet.k8s.endpointslices import ip_family
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.owners import controller_ref
 from svcnet.k8s.wellknown import (
@@ -59,8 +62,8 @@ _FAMILY_TYPE = {4: "IPv4", 6: "IPv6"}
 
 def _slice_key(s: Obj) -> tuple[str, str]:
     """What makes two slices interchangeable: address type and ports."""
-    ports = sorted(json.dumps(p, sort_keys=True) for p in s.get("ports") or ())
-    return str(s.get("addressType")), "|".join(ports)
+    ports = sorted(orjson.dumps(p, option=orjson.OPT_SORT_KEYS) for p in s.get("ports") or ())
+    return str(s.get("addressType")), b"|".join(ports).decode()
 
 
 _SLICES_OF = "endpointslice.managed"
@@ -141,11 +144,9 @@ def _pod_ip(pod: Obj, address_type: str) -> str | None:
     if not ips and st.get("podIP"):
         ips = [str(st["podIP"])]
     for ip in ips:
-        try:
-            if _FAMILY_TYPE[ipaddress.ip_address(ip).version] == address_type:
-                return ip
-        except ValueError:
-            continue
+        fam = ip_family(ip)
+        if fam is not None and _FAMILY_TYPE[fam] == address_type:
+            return ip
     return None
 
 
@@ -223,7 +224,7 @@ def new_slice(ns: str, prefix: str, lab: dict[str, str], owner: Obj, address_typ
 
 
 def chunked(base: Obj, ports: list[Obj] | None, endpoints: list[Obj], size: int) -> Iterable[Obj]:
-    endpoints = sorted(endpoints, key=lambda e: (str(e["addresses"][0]), json.dumps(e)))
+    endpoints = sorted(endpoints, key=lambda e: (str(e["addresses"][0]), _json.dumps(e)))
     for i in range(0, max(len(endpoints), 1), size):
         s = {**base, "metadata": dict(base["metadata"]), "endpoints": endpoints[i : i + size]}
         if ports is not None:
@@ -237,7 +238,7 @@ def slices_for_service(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
     ns, name = str(md.get("namespace") or "default"), str(md["name"])
     lab = slice_labels(svc, SLICE_CONTROLLER)
     types = address_types(svc)
-    groups: dict[tuple[str, str], tuple[str, list[Obj], list[Obj]]] = {}
+    groups: dict[tuple[str, bytes], tuple[str, list[Obj], list[Obj]]] = {}
     for pod in pods:
         if not should_include(pod, include_terminating=True):
             continue
@@ -248,7 +249,7 @@ def slices_for_service(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
             ip = _pod_ip(pod, at)
             if ip is None:
                 continue
-            key = (at, json.dumps(ports, sort_keys=True))
+            key = (at, orjson.dumps(ports, option=orjson.OPT_SORT_KEYS))
             groups.setdefault(key, (at, ports, []))[2].append(pod_endpoint(pod, svc, ip))
     out: list[Obj] = []
     for (at, _), (_, ports, eps) in sorted(groups.items()):

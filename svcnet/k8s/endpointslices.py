@@ -107,7 +107,8 @@ def service_of(obj: Obj | None) -> str | None:
     return str(value) if value else None
 
 
-def _family(ip: str) -> int | None:
+def ip_family(ip: str) -> int | None:
+    """4 or 6 for an IP address in text, None for anything else."""
     # inet_pton rather than ipaddress: kube-proxy's sync asks this of every
     # endpoint of a Service at each change, and it is ten times cheaper.
     for family, af in ((4, socket.AF_INET), (6, socket.AF_INET6)):
@@ -139,7 +140,7 @@ class ServiceSlices:
                 if p.name != port_name or p.protocol != protocol:
                     continue
                 for e in s.endpoints:
-                    if _family(e.address.ip) != ADDRESS_FAMILY[s.address_type]:
+                    if ip_family(e.address.ip) != ADDRESS_FAMILY[s.address_type]:
                         continue  # an address that contradicts its slice's type
                     key = (e.address.ip, p.port)
                     if e.ready:
@@ -158,7 +159,7 @@ class ServiceSlices:
             out.extend(
                 (e.address, s.ports)
                 for e in s.endpoints
-                if e.ready and _family(e.address.ip) == fam
+                if e.ready and ip_family(e.address.ip) == fam
             )
         return out
 
