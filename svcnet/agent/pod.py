@@ -111,8 +111,10 @@ class PodWorker:
         self._preparing: asyncio.Future[_Made] | None = None
         """_prepare's thread, until the worker took what it made."""
         self._prepared_cgroups: dict[str, PodCgroup] = {}
-        self._oom_at_prepare: int | None = None
         """Containers' cgroups made ahead, until container_cgroup takes them."""
+        self._oom_at_prepare: int | None = None
+        """The pod cgroup's OOM kill count read as _prepare made it, until the
+        first container start takes it (oom_baseline)."""
         self._dirs_made: set[tuple[str, int, int]] = set()
         """(container, uid, gid) whose directories _prepare made."""
         self._tasks: list[asyncio.Task[None]] = []
