@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from svcnet import _json
 from svcnet.controllers.base import Controller, Key
 from svcnet.controllers.rollout import (
     NO_DEADLINE,
@@ -78,9 +79,15 @@ from svcnet.registry import ApiError
 from svcnet.store import Event
 
 
+def _key_of(d: Obj) -> tuple[str, str]:
+    return str(d["metadata"].get("namespace") or ""), str(d["metadata"]["name"])
+
+
 class DeploymentController(Controller):
     name = "deployment-controller"
     owns = "Deployment"
+    _draft: Obj | None = None
+    """The Deployment whose status _sync_status is making (written once at its end)."""
 
     def keys_for(self, ev: Event) -> Iterable[Key]:
         if ev.kind == "Deployment":
@@ -420,12 +427,51 @@ class DeploymentController(Controller):
                 }
             )
 
+        self._status_put(ns, name, put)
+
+    def _status_put(self, ns: str, name: str, fn: Callable[[Obj], None]) -> None:
+        """Change the Deployment's status: in the draft while _sync_status makes one,
+        else at once."""
+        draft = self._draft
+        if draft is not None and (ns, name) == _key_of(draft):
+            fn(draft)
+            return
         try:
-            self.registry.update_status("Deployment", ns, name, put)
+            self.registry.update_status("Deployment", ns, name, fn)
         except ApiError:
             pass
 
+    def _current(self, ns: str, name: str) -> Obj | None:
+        """The Deployment as the status being made says it is."""
+        draft = self._draft
+        if draft is not None and (ns, name) == _key_of(draft):
+            return draft
+        return self.store.get("Deployment", ns, name)
+
     def _sync_status(self, d: Obj, new: Obj | None, rss: list[Obj]) -> None:
+        """calculateStatus and syncRolloutStatus: counts and conditions in one status
+        write, as the real controller's one UpdateStatus (a write per part had made
+        a Deployment's status change a dozen times while its pods started)."""
+        md = d["metadata"]
+        live = self.store.get("Deployment", md["namespace"], md["name"])
+        if live is None:
+            return
+        draft = {**live, "status": _json.copy(live.get("status") or {})}
+        self._draft = draft
+        try:
+            self._make_status(d, new, rss)
+        finally:
+            self._draft = None
+        status = draft["status"]
+        if status == (live.get("status") or {}):
+            return
+
+        def put(o: Obj) -> None:
+            o["status"] = status
+
+        self._status_put(md["namespace"], md["name"], put)
+
+    def _make_status(self, d: Obj, new: Obj | None, rss: list[Obj]) -> None:
         md = d["metadata"]
         s = Strategy.of(d)
         available = sum(status_count(rs, "availableReplicas") for rs in rss)
@@ -456,7 +502,7 @@ class DeploymentController(Controller):
             if ok
             else "Deployment does not have minimum availability.",
         )
-        live = self.store.get("Deployment", md["namespace"], md["name"])
+        live = self._current(md["namespace"], md["name"])
         if live is None:
             return
         if self._paused_condition(live):
@@ -505,9 +551,7 @@ class DeploymentController(Controller):
             self._progressing(
                 d, "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', touch=True
             )
-            cond = condition(
-                self.store.get("Deployment", md["namespace"], md["name"]) or d, "Progressing"
-            )
+            cond = condition(self._current(md["namespace"], md["name"]) or d, "Progressing")
         if cond is None or cond.get("reason") == "ProgressDeadlineExceeded":
             return
         since = parse_time(cond.get("lastUpdateTime"))
@@ -531,14 +575,11 @@ class DeploymentController(Controller):
             st = o.get("status") or {}
             st["conditions"] = [c for c in st.get("conditions") or () if c.get("type") != ctype]
 
-        try:
-            self.registry.update_status("Deployment", ns, name, drop)
-        except ApiError:
-            pass
+        self._status_put(ns, name, drop)
 
     def _put_status(self, d: Obj, status: Obj) -> None:
         md = d["metadata"]
-        live = self.store.get("Deployment", md["namespace"], md["name"])
+        live = self._current(md["namespace"], md["name"])
         if live is None:
             return
         cur = dict(live.get("status") or {})
@@ -551,7 +592,7 @@ class DeploymentController(Controller):
             if conds is not None:
                 o["status"]["conditions"] = conds
 
-        self.registry.update_status("Deployment", md["namespace"], md["name"], put)
+        self._status_put(md["namespace"], md["name"], put)
 
     def _cleanup(self, d: Obj, old: list[Obj]) -> None:
         limit = d["spec"].get("revisionHistoryLimit")

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterable
 
 from svcnet.controllers.base import Controller, Key
-from svcnet.controllers.selection import pods_selected, services_selecting
+from svcnet.controllers.selection import pods_selected, services_to_sync
 from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.wellknown import ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY, SKIP_MIRROR
 from svcnet.registry import ApiError
@@ -101,8 +101,7 @@ class EndpointsController(Controller):
             return [(ev.namespace, ev.name)]
         if ev.kind == "Pod":
             return [
-                (ev.namespace, svc["metadata"]["name"])
-                for svc in services_selecting(self.store, ev.namespace, (ev.obj, ev.old))
+                (ev.namespace, svc["metadata"]["name"]) for svc in services_to_sync(self.store, ev)
             ]
         return ()
 

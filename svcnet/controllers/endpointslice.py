@@ -37,7 +37,7 @@ import orjson
 from svcnet import _json
 from svcnet.controllers.base import Controller, Key
 from svcnet.controllers.endpoints import find_port, should_include
-from svcnet.controllers.selection import pods_selected, services_selecting
+from svcnet.controllers.selection import pods_selected, services_to_sync
 from svcnet.events import record
 from svcnet.k8s import labels
 from svcnet.k8s.endpointslices import ip_family
@@ -270,17 +270,28 @@ class EndpointSliceController(Controller):
             return [(ev.namespace, ev.name)]
         if ev.kind == "Pod":
             return [
-                (ev.namespace, svc["metadata"]["name"])
-                for svc in services_selecting(self.store, ev.namespace, (ev.obj, ev.old))
+                (ev.namespace, svc["metadata"]["name"]) for svc in services_to_sync(self.store, ev)
             ]
-        if ev.kind == "EndpointSlice":
-            # Someone else changed or deleted one of ours: put it back.
+        if ev.kind == "EndpointSlice" and not self._syncing:
+            # Someone else changed or deleted one of ours: put it back. Our own
+            # writes come back here while sync runs (the store tells its readers
+            # synchronously) and need nothing, as the controller's slice tracker
+            # knows the generations it wrote.
             lab = ev.obj["metadata"].get("labels") or {}
             if lab.get(SLICE_MANAGED_BY) == SLICE_CONTROLLER and lab.get(SERVICE_NAME):
                 return [(ev.namespace, str(lab[SERVICE_NAME]))]
         return ()
 
+    _syncing = False
+
     def sync(self, key: Key) -> None:
+        self._syncing = True
+        try:
+            self._sync(key)
+        finally:
+            self._syncing = False
+
+    def _sync(self, key: Key) -> None:
         ns, name = key
         svc = self.store.get("Service", ns, name)
         have = managed_slices(self.store, ns, name, SLICE_CONTROLLER)
@@ -315,10 +326,7 @@ class ServiceEventRecorder(Controller):
         if ev.kind == "Pod":
             # Only the Services that select it (before or after the change) can
             # change their verdict; a pod leaving one is in ev.old.
-            return [
-                (ev.namespace, s["metadata"]["name"])
-                for s in services_selecting(self.store, ev.namespace, (ev.obj, ev.old))
-            ]
+            return [(ev.namespace, s["metadata"]["name"]) for s in services_to_sync(self.store, ev)]
         return ()
 
     def problem(self, key: Key) -> tuple[str, str] | None:

@@ -21,6 +21,19 @@ from svcnet.k8s.owners import controller_of, controller_ref
 from svcnet.store import Event
 
 
+def _status_view(pod: Obj) -> tuple[object, ...]:
+    """What of a pod a ReplicaSet's sync reads: whether it counts (ended, being
+    deleted), is ready, is selected and whose it is."""
+    md = pod["metadata"]
+    return (
+        md.get("labels"),
+        md.get("ownerReferences"),
+        md.get("deletionTimestamp"),
+        (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+        pod_ready(pod),
+    )
+
+
 def is_active(pod: Obj) -> bool:
     phase = (pod.get("status") or {}).get("phase")
     return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
@@ -34,6 +47,11 @@ class ReplicaSetController(Controller):
         if ev.kind == "ReplicaSet":
             return [(ev.namespace, ev.name)]
         if ev.kind == "Pod":
+            if ev.old is not None and ev.type == "MODIFIED":
+                # Most of a starting pod's writes (binding, container states) change
+                # no count of its ReplicaSet's.
+                if _status_view(ev.old) == _status_view(ev.obj):
+                    return ()
             out: list[Key] = []
             for o in (ev.obj, ev.old):
                 if o is None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from svcnet.k8s import labels
-from svcnet.k8s.objects import Obj
+from svcnet.k8s.objects import Obj, pod_ready
 from svcnet.k8s.owners import controller_uid
-from svcnet.store import ReadOnlyStore
+from svcnet.store import Event, ReadOnlyStore
 
 SERVICES_BY_PAIR = "selection.services"
 PODS_BY_LABEL = "selection.pods"
@@ -74,6 +74,41 @@ def services_selecting(store: ReadOnlyStore, ns: str, pods: Iterable[Obj | None]
             if name not in found and labels.from_map(svc["spec"].get("selector")).matches(have):
                 found[name] = svc
     return [found[n] for n in sorted(found)]
+
+
+def endpoint_view(pod: Obj) -> tuple[object, ...]:
+    """What of a pod an endpoint controller can list: podEndpointsChanged
+    (pkg/controller/util/endpoint/controller_utils.go) compares labels, hostname
+    and subdomain, deletionTimestamp, readiness and pod IPs; whether the pod
+    ended (it then leaves) and podIP are what `should_include` reads here. Names,
+    uid and container ports are immutable, and nodeName is set at binding, before
+    the pod has an IP to list."""
+    md, spec, st = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    return (
+        md.get("labels"),
+        md.get("deletionTimestamp"),
+        spec.get("hostname"),
+        spec.get("subdomain"),
+        st.get("phase") in ("Succeeded", "Failed"),
+        st.get("podIP"),
+        st.get("podIPs"),
+        pod_ready(pod),
+    )
+
+
+def services_to_sync(store: ReadOnlyStore, ev: Event) -> list[Obj]:
+    """The Services whose endpoints a pod's event can change (the pod's old and new
+    versions' selectors); none for an update that changed nothing an endpoint shows,
+    as GetServicesToUpdateOnPodChange does: a thousand starting pods write their
+    status several times each, and most writes (container states, start times)
+    change no Service."""
+    if (
+        ev.old is not None
+        and ev.type == "MODIFIED"
+        and endpoint_view(ev.old) == endpoint_view(ev.obj)
+    ):
+        return []
+    return services_selecting(store, ev.namespace, (ev.obj, ev.old))
 
 
 def pods_selected(store: ReadOnlyStore, ns: str, selector: dict[str, str] | None) -> list[Obj]:

@@ -177,6 +177,42 @@ async def test_deployment_creates_hashed_replicaset_and_completes(env: Env) -> N
     assert sorted(created) == sorted(f"Created pod: {p['metadata']['name']}" for p in pods)
 
 
+async def test_each_status_write_carries_its_counts_and_conditions_together(env: Env) -> None:
+    """One write per sync, as calculateStatus and syncRolloutStatus make one
+    UpdateStatus: no version says 3 available under a stale Available=False,
+    or differs from the one before in its conditions alone (but for
+    NewReplicaSetCreated, which getNewReplicaSet writes on its own)."""
+    versions: list[Obj] = []
+
+    def keep(ev: Event) -> None:
+        if ev.kind == "Deployment":
+            versions.append(copy.deepcopy(ev.obj))
+
+    unsubscribe = env.store.subscribe(keep)
+    env.reg.create(deployment(replicas=3))
+    await roll_out(env)
+    env.reg.apply(deployment(replicas=3, image="gihyodocker/echo:v2"))
+    await roll_out(env)
+    unsubscribe()
+    statuses = [v.get("status") or {} for v in versions]
+    for before, st in zip(statuses, statuses[1:], strict=False):
+        counts = {k: v for k, v in st.items() if k != "conditions"}
+        reasons = {c["reason"] for c in st.get("conditions") or ()}
+        if before != st and "NewReplicaSetCreated" not in reasons:
+            assert counts != {k: v for k, v in before.items() if k != "conditions"}, st
+    for st in statuses:
+        conds = {c["type"]: c for c in st.get("conditions") or ()}
+        if "Available" in conds:
+            # maxUnavailable 25% of 3 rounds down to 0: available means all 3.
+            want = "True" if int(st.get("availableReplicas") or 0) >= 3 else "False"
+            assert conds["Available"]["status"] == want, st
+    assert statuses[-1]["availableReplicas"] == 3
+    assert {c["reason"] for c in statuses[-1]["conditions"]} == {
+        "MinimumReplicasAvailable",
+        "NewReplicaSetAvailable",
+    }
+
+
 async def test_rolling_update_keeps_availability_within_surge(env: Env) -> None:
     env.reg.create(deployment(replicas=4))
     await roll_out(env)

@@ -9,13 +9,152 @@ from typing import Any
 
 import pytest
 
-from svcnet.controllers.selection import pods_selected, services_selecting
+from svcnet.config import Settings
+from svcnet.controllers.endpoints import endpoints_for
+from svcnet.controllers.endpointslice import slices_for_service
+from svcnet.controllers.replicaset import ReplicaSetController
+from svcnet.controllers.selection import pods_selected, services_selecting, services_to_sync
 from svcnet.k8s import labels
-from svcnet.store import Store
+from svcnet.k8s.objects import Obj
+from svcnet.registry import Registry
+from svcnet.store import Event, Store
 
 
 def _labels(rng: random.Random) -> dict[str, str]:
     return {k: rng.choice("xy") for k in rng.sample("abc", rng.randint(0, 3))}
+
+
+def _pod_version(rng: random.Random, pod: Obj) -> Obj:
+    """pod with a random set of the fields its writers change while it lives."""
+    new = copy.deepcopy(pod)
+    md, st = new["metadata"], new.setdefault("status", {})
+    for _ in range(rng.randint(1, 3)):
+        what = rng.randrange(9)
+        if what == 0:
+            md["labels"] = _labels(rng)
+        elif what == 1:
+            md["deletionTimestamp"] = "2026-12-04T10:00:00Z"
+        elif what == 2:
+            st["phase"] = rng.choice(["Pending", "Running", "Succeeded", "Failed"])
+        elif what == 3:
+            ip = rng.choice(["", "127.150.0.7", "127.150.0.8"])
+            st["podIP"] = ip
+            st["podIPs"] = [{"ip": ip}] if ip else []
+        elif what == 4:
+            st["conditions"] = [
+                {"type": "Ready", "status": rng.choice(["True", "False"])},
+                {"type": "ContainersReady", "status": rng.choice(["True", "False"])},
+            ]
+        elif what == 5:
+            st["containerStatuses"] = [{"name": "c", "started": rng.random() < 0.5}]
+        elif what == 6:
+            st["startTime"] = f"2026-12-04T10:00:{rng.randrange(60):02d}Z"
+        elif what == 7:
+            md.setdefault("annotations", {})["touched"] = str(rng.random())
+        else:
+            new["spec"]["nodeName"] = "svcnet"
+    return new
+
+
+def _what_endpoints_show(svc: Obj, pod: Obj) -> tuple[Any, ...]:
+    selected = labels.from_map(svc["spec"].get("selector")).matches(pod["metadata"].get("labels"))
+    pods = [pod] if selected else []
+    st = pod.get("status") or {}
+    counted = [p for p in pods if st.get("phase") not in ("Succeeded", "Failed")]
+    return (
+        slices_for_service(svc, pods),
+        endpoints_for(svc, pods),
+        # ServiceEventRecorder.problem's inputs: which pods count, whether one is ready.
+        [
+            (
+                p["metadata"]["name"],
+                any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in st.get("conditions") or ()
+                ),
+            )
+            for p in counted
+        ],
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_pod_update_resyncs_every_service_whose_endpoints_it_changes(seed: int) -> None:
+    """services_to_sync skips an update only when no endpoint of any Service can
+    differ: checked against what the controllers compute from both versions."""
+    rng = random.Random(seed)
+    s = Store()
+    for i in range(6):
+        s.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": f"s{i}", "namespace": "n"},
+                "spec": {
+                    "selector": _labels(rng),
+                    "clusterIP": "10.0.0.1",
+                    "ports": [{"port": 80, "targetPort": rng.choice([8080, "http"])}],
+                },
+            }
+        )
+    pod: Obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "n", "uid": "u1", "labels": _labels(rng)},
+        "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}]}]},
+        "status": {},
+    }
+    skipped = 0
+    for _ in range(400):
+        new = _pod_version(rng, pod)
+        found = {
+            svc["metadata"]["name"]
+            for svc in services_to_sync(s, Event("MODIFIED", "Pod", new, pod, 0))
+        }
+        for svc in s.list("Service", "n"):
+            if _what_endpoints_show(svc, pod) != _what_endpoints_show(svc, new):
+                assert svc["metadata"]["name"] in found, (pod, new)
+        skipped += not found
+        pod = new
+    assert skipped > 50  # the filter does skip: container states, start times, annotations
+
+
+def test_a_replicaset_ignores_pod_writes_that_change_none_of_its_counts() -> None:
+    rng = random.Random(7)
+    reg = Registry(Settings(), Store())
+    rsc = ReplicaSetController(reg)
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "rs",
+        "uid": "r1",
+        "controller": True,
+    }
+    pod: Obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "n", "labels": {}, "ownerReferences": [owner]},
+        "spec": {"containers": [{"name": "c"}]},
+        "status": {},
+    }
+
+    def counts(p: Obj) -> tuple[Any, ...]:
+        st = p.get("status") or {}
+        return (
+            p["metadata"].get("labels"),
+            p["metadata"].get("deletionTimestamp"),
+            st.get("phase") in ("Succeeded", "Failed"),
+            any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in st.get("conditions") or ()
+            ),
+        )
+
+    for _ in range(300):
+        new = _pod_version(rng, pod)
+        keys = sorted(set(rsc.keys_for(Event("MODIFIED", "Pod", new, pod, 0))))
+        assert keys == ([] if counts(pod) == counts(new) else [("n", "rs")])
+        pod = new
 
 
 @pytest.mark.parametrize("seed", range(5))
