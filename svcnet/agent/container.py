@@ -37,6 +37,8 @@ from svcnet.k8s.durations import go_duration
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 
+PLEG_PERIOD = 1.0
+"""The kubelet's PLEG relist period: how late it may see a container that started."""
 CONFIG_RETRY = 1.0
 PULL_BACKOFF_INITIAL, PULL_BACKOFF_MAX = 10.0, 300.0
 """The kubelet's image pull back-off: 10 s, doubling, at most 5 min."""
@@ -274,7 +276,14 @@ class ContainerRunner:
         self._state = {"running": {"startedAt": rfc3339(proc.started_at)}}
         self._pod.event("Normal", "Created", f"Created container {self.name}")
         self._pod.event("Normal", "Started", f"Started container {self.name}")
-        self._pod.changed()
+        # A built-in image says it started (its ready line) a moment after it runs:
+        # "running" waits for it, up to a PLEG relist, so that one status write says
+        # both, as the kubelet's one status for a container it found running does.
+        late: asyncio.TimerHandle | None = None
+        if proc.ready.done():
+            self._pod.changed()
+        else:
+            late = asyncio.get_running_loop().call_later(PLEG_PERIOD, self._pod.changed)
         # The count so far; awaited at the exit.
         oom_before = self._pod.oom_baseline()
         prober = TaskSet()
@@ -286,10 +295,15 @@ class ContainerRunner:
                 )
             either: list[asyncio.Future[Any]] = [proc.ready, proc.done]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if late is not None:
+                late.cancel()
+                self._pod.changed()
             if not proc.done.done():
                 self._on_started()
             code = await proc.done
         finally:
+            if late is not None:
+                late.cancel()
             await prober.stop(grace=1.0)
         # The kubelet's rule: killed by the signal the OOM killer sends while the
         # pod's memory cgroup counted an OOM kill.

@@ -9,7 +9,6 @@ controller that applies these decisions. Tests call these functions directly.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections.abc import Sequence
@@ -214,10 +213,16 @@ def as_go(template: Obj) -> Obj:
 
 
 def strip_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(as_go(template))
-    lab = (t.get("metadata") or {}).get("labels")
-    if isinstance(lab, dict):
-        lab.pop(POD_TEMPLATE_HASH, None)
+    """The template without its hash label, for comparing: a new outer dict, a new
+    metadata and labels, the rest shared with `template` (not to be changed)."""
+    t = as_go(template)
+    md = t.get("metadata")
+    if not isinstance(md, dict):
+        return t
+    lab = md.get("labels")
+    if isinstance(lab, dict) and POD_TEMPLATE_HASH in lab:
+        lab = {k: v for k, v in lab.items() if k != POD_TEMPLATE_HASH}
+        t = dict(t, metadata=dict(md, labels=lab))
     return t
 
 

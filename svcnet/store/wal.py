@@ -167,7 +167,9 @@ class Wal:
         except OSError as e:
             logger.error("cannot write the object log %s: %s", self.path, e.strerror)
             return
-        self._sync_wanted.set()
+        # set() takes the event's lock and wakes the syncer: once per fsync is enough.
+        if not self._sync_wanted.is_set():
+            self._sync_wanted.set()
 
     def _sync_loop(self) -> None:
         while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -195,7 +196,7 @@ async def test_each_status_write_carries_its_counts_and_conditions_together(env:
     await roll_out(env)
     unsubscribe()
     statuses = [v.get("status") or {} for v in versions]
-    for before, st in zip(statuses, statuses[1:], strict=False):
+    for before, st in itertools.pairwise(statuses):
         counts = {k: v for k, v in st.items() if k != "conditions"}
         reasons = {c["reason"] for c in st.get("conditions") or ()}
         if before != st and "NewReplicaSetCreated" not in reasons:
