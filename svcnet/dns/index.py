@@ -102,9 +102,13 @@ class ClusterIndex:
         self._services: dict[tuple[str, str], ServiceEntry] = {}
         self._slices = SliceIndex()
         self._namespaces: set[str] = set()
-        self._service_namespaces: set[str] = set()
+        self._service_namespaces: dict[str, int] = {}
+        """Namespace -> how many Services it has (kept as they come and go: a pod's
+        or a slice's change does not count the Services again)."""
+        self._namespaces_moved = False
         self._pods: dict[tuple[str, str], frozenset[str]] = {}
-        self._pod_addresses: set[tuple[str, str]] = set()
+        self._pod_addresses: dict[tuple[str, str], int] = {}
+        """(namespace, IP) -> how many pods have it (host-network pods share one)."""
         self._reverse: dict[str, list[str]] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.serial = 0
@@ -123,16 +127,19 @@ class ClusterIndex:
 
     def rebuild(self) -> None:
         self._services.clear()
+        self._service_namespaces.clear()
         self._namespaces = {str(o["metadata"]["name"]) for o in self._store.list("Namespace")}
         for obj in self._store.list("Service"):
             self._put_service(obj)
         self._slices.reset(self._store.list("EndpointSlice"))
         self._pods.clear()
+        self._pod_addresses.clear()
         if self._track_pods:
             for obj in self._store.list("Pod"):
                 md = obj["metadata"]
-                self._pods[(str(md.get("namespace") or "default"), str(md["name"]))] = _pod_ips(obj)
-        self._pod_addresses = {(ns, ip) for (ns, _), ips in self._pods.items() for ip in ips}
+                self._set_pod(
+                    (str(md.get("namespace") or "default"), str(md["name"])), _pod_ips(obj)
+                )
         self._changed()
 
     # --- lookups -----------------------------------------------------------
@@ -214,7 +221,7 @@ class ClusterIndex:
                 self._namespaces.add(ev.name)
         elif ev.kind == "Service":
             if ev.type == "DELETED":
-                self._services.pop((ev.namespace or "default", ev.name), None)
+                self._drop_service((ev.namespace or "default", ev.name))
             else:
                 self._put_service(ev.obj)
         else:
@@ -238,12 +245,22 @@ class ClusterIndex:
         ips = frozenset() if ev.type == "DELETED" else _pod_ips(ev.obj)
         if self._pods.get(key, frozenset()) == ips:
             return  # a status update that moved no address: answers stay valid
+        self._set_pod(key, ips)
+        self._changed()
+
+    def _set_pod(self, key: tuple[str, str], ips: frozenset[str]) -> None:
+        ns, old = key[0], self._pods.get(key, frozenset())
+        counts = self._pod_addresses
+        for ip in old - ips:
+            left = counts.pop((ns, ip), 1) - 1
+            if left:
+                counts[(ns, ip)] = left
+        for ip in ips - old:
+            counts[(ns, ip)] = counts.get((ns, ip), 0) + 1
         if ips:
             self._pods[key] = ips
         else:
             self._pods.pop(key, None)
-        self._pod_addresses = {(ns, ip) for (ns, _), ips in self._pods.items() for ip in ips}
-        self._changed()
 
     def _put_service(self, obj: Obj) -> None:
         try:
@@ -254,14 +271,27 @@ class ClusterIndex:
             logger.exception("ignoring malformed Service %r", obj.get("metadata"))
             return
         v4, v6 = _cluster_ips(obj, view)
-        self._services[(view.namespace, view.name)] = ServiceEntry(view, v4, v6)
+        key = (view.namespace, view.name)
+        if key not in self._services:
+            n = self._service_namespaces.get(view.namespace, 0)
+            self._service_namespaces[view.namespace] = n + 1
+            self._namespaces_moved |= n == 0
+        self._services[key] = ServiceEntry(view, v4, v6)
+
+    def _drop_service(self, key: tuple[str, str]) -> None:
+        if self._services.pop(key, None) is None:
+            return
+        left = self._service_namespaces.pop(key[0], 1) - 1
+        if left:
+            self._service_namespaces[key[0]] = left
+        else:
+            self._namespaces_moved = True
 
     def _changed(self, scope: Scope | None = None) -> None:
         self._reverse = None
-        namespaces = {ns for ns, _ in self._services}
-        if namespaces != self._service_namespaces:
+        if self._namespaces_moved:
             scope = None  # a namespace came or went with its first or last Service
-            self._service_namespaces = namespaces
+            self._namespaces_moved = False
         self.serial = int(time.time()) & 0xFFFFFFFF
         if self._on_change is not None:
             self._on_change(scope)
