@@ -17,12 +17,12 @@ it and is refused as kube-proxy's REJECT refuses it.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Iterable
 from typing import Literal, Protocol
 
 from svcnet._log import Throttle
+from svcnet.k8s.endpointslices import ip_family
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ class SocketBalancer:
     def __init__(self, maps: ServiceMaps) -> None:
         self.maps = maps
         self._installed: dict[tuple[str, str], set[Frontend]] = {}
+        self._written: dict[Frontend, tuple[tuple[tuple[str, int], ...], int | None]] = {}
+        """What the maps hold for each frontend: a Service's sync whose endpoints did
+        not change (a slice write for a pod that is not ready yet) writes nothing."""
         self._throttle = Throttle(logger)
 
     def sync(
@@ -67,16 +70,22 @@ class SocketBalancer:
             if protocol not in ("TCP", "UDP") or not endpoints:
                 continue
             for ip, port in addrs:
-                if ipaddress.ip_address(ip).version == 4:
+                if ip_family(ip) == 4:
                     want[(ip, port, protocol)] = endpoints
         old = self._installed.get(service, set())
         timeout = max(1, int(affinity)) if affinity is not None else None
         try:
             for ip, port, protocol in old - want.keys():
+                self._written.pop((ip, port, protocol), None)
                 self.maps.remove_service(ip, port, _proto(protocol))
-            for (ip, port, protocol), endpoints in want.items():
-                v4 = [(a, p) for a, p in endpoints if ipaddress.ip_address(a).version == 4]
-                self.maps.set_service(ip, port, _proto(protocol), v4, timeout)
+            for frontend, endpoints in want.items():
+                v4 = tuple((a, p) for a, p in endpoints if ip_family(a) == 4)
+                if self._written.get(frontend) == (v4, timeout):
+                    continue
+                ip, port, protocol = frontend
+                self._written.pop(frontend, None)  # unknown until the write succeeds
+                self.maps.set_service(ip, port, _proto(protocol), list(v4), timeout)
+                self._written[frontend] = (v4, timeout)
         except OSError as e:
             # A full map, most likely: that Service stays with the userspace proxy.
             self._throttle.log(

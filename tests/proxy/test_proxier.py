@@ -318,6 +318,7 @@ class RecordingMaps:
 
     def __init__(self) -> None:
         self.services: dict[tuple[str, int, str], list[tuple[str, int]]] = {}
+        self.writes = 0
 
     def set_service(
         self,
@@ -328,9 +329,11 @@ class RecordingMaps:
         affinity_timeout: int | None = None,
     ) -> None:
         self.services[(frontend_ip, port, protocol)] = list(backends)
+        self.writes += 1
 
     def remove_service(self, frontend_ip: str, port: int, protocol: str) -> None:
         self.services.pop((frontend_ip, port, protocol), None)
+        self.writes += 1
 
 
 async def test_the_socket_hooks_maps_follow_endpoints_in_the_same_event(
@@ -350,5 +353,14 @@ async def test_the_socket_hooks_maps_follow_endpoints_in_the_same_event(
         assert maps.services[(net.cluster_ip, 80, "TCP")] == [b]
         store.update(endpoints())
         assert (net.cluster_ip, 80, "TCP") not in maps.services
+        store.update(endpoints(ready=[a]))
+        writes = maps.writes
+        # A change that leaves the ready endpoints as they were (a pod that is
+        # not ready yet joins) writes nothing to the maps.
+        store.update(endpoints(ready=[a], not_ready=[b]))
+        assert maps.writes == writes
+        store.update(endpoints(ready=[a, b]))
+        assert maps.services[(net.cluster_ip, 80, "TCP")] == [a, b]
+        assert maps.writes == writes + 1
     finally:
         await p.stop()
