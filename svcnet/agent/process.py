@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import cast
 
-from svcnet.agent import zygote
+from svcnet.agent import envvars, zygote
 from svcnet.agent.forkserver import ForkError, ForkServer
 from svcnet.agent.identity import Identity
 from svcnet.agent.logs import STDERR, STDOUT, LogBuffer
@@ -60,7 +60,7 @@ that escaped the group can hold the pipe open; we stop listening then)."""
 @dataclass
 class LaunchSpec:
     argv: list[str]
-    env: dict[str, str]
+    env: Mapping[str, str]
     cwd: str
     stdin: bool
     tty: bool
@@ -219,7 +219,7 @@ def _launch_fds() -> Iterator[tuple[list[int], list[int]]]:
 def _popen(spec: LaunchSpec, preexec: PreexecFactory) -> tuple[subprocess.Popen[bytes], _Ends]:
     """Start the process with Popen; returns once it has exec'd, with the sandbox
     report read. Touches no event loop, so it may run on a thread."""
-    env = dict(spec.env)
+    env = spec.env.as_dict() if isinstance(spec.env, envvars.ContainerEnv) else dict(spec.env)
     with _launch_fds() as (keep, to_close):
         ends, child, report_r = _streams(spec, keep, to_close)
         stdin, stdout, stderr, report_w = child[:4]
@@ -497,6 +497,19 @@ class Process:
             fcntl.ioctl(self._pty, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
+def _environ(env: Mapping[str, str], extra: dict[str, str]) -> bytes:
+    """`env` and then `extra` as the zygote's environment block. A container's
+    Service links are encoded once per version of its namespace's Services."""
+    if isinstance(env, envvars.ContainerEnv):
+        own, links = env.own(extra)
+        if links is not None:
+            if links.encoded is None:
+                links.encoded = zygote.environ_block(links)
+            return zygote.environ_block(own) + links.encoded
+        return zygote.environ_block(own)
+    return zygote.environ_block({**env, **extra})
+
+
 async def _fork(
     spec: LaunchSpec, setup: ChildSetup, forkserver: ForkServer, log_limit: int
 ) -> Process:
@@ -505,8 +518,8 @@ async def _fork(
     loop = asyncio.get_running_loop()
     try:
         # The ready pipe's variable is in the block, as Popen's env has it.
-        env = {**spec.env, READY_FD_ENV: str(zygote.READY_FD)} if spec.signals_ready else spec.env
-        environ = zygote.environ_block(env)
+        extra = {READY_FD_ENV: str(zygote.READY_FD)} if spec.signals_ready else {}
+        environ = _environ(spec.env, extra)
     except ValueError as e:
         raise LaunchError(f'exec: "{spec.argv[0]}": {e}') from None
     with _launch_fds() as (keep, to_close):

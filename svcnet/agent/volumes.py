@@ -46,7 +46,7 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -208,7 +208,7 @@ class PodVolumes:
         for path in self._shm:
             shutil.rmtree(path, ignore_errors=True)
 
-    def mounts_for(self, container: Obj, env: dict[str, str]) -> tuple[Bind, ...]:
+    def mounts_for(self, container: Obj, env: Mapping[str, str]) -> tuple[Bind, ...]:
         """The container's volumeMounts as binds (kubelet's makeMounts); raises
         MountRefused with the kubelet's message."""
         out: list[Bind] = []

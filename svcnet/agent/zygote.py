@@ -61,7 +61,7 @@ import socket
 import sys
 import types
 from _collections_abc import dict_items, dict_keys, dict_values
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from svcnet.agent.sandbox import ChildSetup, Libc
@@ -252,7 +252,7 @@ def _fail(why: bytes, marker: bytes) -> None:
         os.write(REPORT_FD, why + marker)
 
 
-def environ_block(env: dict[str, str]) -> bytes:
+def environ_block(env: Mapping[str, str]) -> bytes:
     """A container's environment as the C library keeps it, `KEY=value` each ended
     by a NUL, for _set_environ: in the agent, so the child never holds it as str."""
     if not env:

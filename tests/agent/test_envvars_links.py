@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from svcnet.agent import process
 from svcnet.agent.envvars import ServiceLinks, container_env, pack, unpack
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.podview import service_links
@@ -71,6 +72,31 @@ def test_a_packed_environment_unpacks_to_what_container_env_made() -> None:
         # kubelet's own order is a Go map's, so only the values are the contract).
         if not set(base) & set(links):
             assert list(back) == list(env)
+
+
+def test_the_environment_block_says_what_the_environment_does() -> None:
+    """The fork server's block (the links' part encoded once per version) holds each
+    variable once, with container_env's value, whichever part won."""
+    rng = random.Random(11)
+    services = [svc(f"s{i}", i + 1, f"10.96.0.{i + 1}", [80, 443]) for i in range(6)]
+    links = ServiceLinks().of("ns", True, services)
+    names = [*links, "PATH", "HOME", "A", "B", "SVCNET_READY_FD"]
+    reused = 0
+    for _ in range(300):
+        base = {n: f"base-{rng.randrange(9)}" for n in rng.sample(names, rng.randrange(0, 4))}
+        own = [
+            {"name": n, "value": f"own-{rng.randrange(9)}"}
+            for n in rng.sample(names, rng.randrange(0, 5))
+        ]
+        extra = {"SVCNET_READY_FD": "3"} if rng.random() < 0.5 else {}
+        pod: Obj = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {}}
+        env = container_env(pod, {"env": own}, links, "127.0.0.9", base=base)
+        block = process._environ(env, extra)
+        items = [entry.split("=", 1) for entry in block.decode().split("\0")[:-1]]
+        assert len({k for k, _ in items}) == len(items)
+        assert dict(items) == {**env, **extra}
+        reused += links.encoded is not None and block.endswith(links.encoded)
+    assert reused > 30  # the shared block was used, not only the full merge
 
 
 def test_versions_of_the_links_share_each_services_items() -> None:
