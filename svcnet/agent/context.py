@@ -10,6 +10,7 @@ kubelet's: the pod's own binding, status, events and final delete.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -82,6 +83,9 @@ class NodeContext:
     """Each namespace's Service link variables, shared by its containers (envvars.py)."""
     prober: Prober = field(default_factory=Prober)
     """The node's probe slots, loop-lag heartbeat and probe counters (probes.py)."""
+    preparer: Executor | None = None
+    """Where pods' directories and cgroups are made off the loop (PREPARE_THREADS
+    threads); None: the loop's default executor."""
     launcher: Launcher | None = None
     """Starts containers off the loop (the fork server for built-in images); None:
     Popen in the loop."""

@@ -373,7 +373,8 @@ class PodWorker:
             limits=pod_limits(self.pod),
             containers=containers,
         )
-        self._preparing = asyncio.get_running_loop().run_in_executor(None, _prepare, plan)
+        loop = asyncio.get_running_loop()
+        self._preparing = loop.run_in_executor(self._node.preparer, _prepare, plan)
         # Not cancelled with this task: _cleanup waits for it and removes what it made.
         await asyncio.wait([self._preparing])
         self._take_prepared()
@@ -452,7 +453,7 @@ class PodWorker:
         if self.cgroup is None:
             first = 0
         if first is None:
-            return loop.run_in_executor(None, self.oom_kills)
+            return loop.run_in_executor(self._node.preparer, self.oom_kills)
         done: asyncio.Future[int] = loop.create_future()
         done.set_result(first)
         return done
