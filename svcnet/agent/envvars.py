@@ -129,11 +129,22 @@ class ServiceLinks:
     def __init__(self) -> None:
         self._namespaces: dict[tuple[str, bool], _Links] = {}
 
-    def of(self, namespace: str, enabled: bool, services: Iterable[Obj]) -> LinkVars:
+    def of(
+        self,
+        namespace: str,
+        enabled: bool,
+        services: Iterable[Obj] | Callable[[], Iterable[Obj]],
+        version: object = None,
+    ) -> LinkVars:
         """The variables of `services` (the namespace's, or what the pod gets when
-        its enableServiceLinks is false): the shared mapping, not to be changed."""
-        listed = list(services)
+        its enableServiceLinks is false): the shared mapping, not to be changed.
+        `version`: what changes whenever those Services do (the store's count of
+        their writes); while it is the same, `services` (a function then) is not
+        even listed."""
         cached = self._namespaces.get((namespace, enabled))
+        if version is not None and cached is not None and cached.version == version:
+            return cached.env
+        listed = list(services() if callable(services) else services)
         # The cache holds the objects it was made from, so none of them is freed
         # and its id reused meanwhile: identity is a sound test here.
         if (
@@ -154,7 +165,7 @@ class ServiceLinks:
         env = LinkVars(tuple(per_service.values()))
         if len(self._namespaces) >= MAX_LINK_NAMESPACES and cached is None:
             self._namespaces.pop(next(iter(self._namespaces)))
-        self._namespaces[(namespace, enabled)] = _Links(listed, env, per_service)
+        self._namespaces[(namespace, enabled)] = _Links(listed, env, per_service, version)
         return env
 
 
@@ -241,6 +252,7 @@ class _Links(NamedTuple):
     services: list[Obj]
     env: LinkVars
     per_service: dict[tuple[str, str], tuple[tuple[str, str], ...]]
+    version: object
 
 
 def container_env(

@@ -703,12 +703,18 @@ class PodWorker:
         is false, and the API server's `kubernetes` Service always."""
         store = self._node.store
         enabled = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
-        out = list(store.list("Service", self.namespace)) if enabled else []
-        if self.namespace != "default" or not enabled:
-            kube = store.get("Service", "default", "kubernetes")
-            if kube is not None:
-                out.append(kube)
-        return self._node.links.of(self.namespace, enabled, out)
+
+        def services() -> list[Obj]:
+            out = list(store.list("Service", self.namespace)) if enabled else []
+            if self.namespace != "default" or not enabled:
+                kube = store.get("Service", "default", "kubernetes")
+                if kube is not None:
+                    out.append(kube)
+            return out
+
+        # A thousand pods starting beside 200 Services listed them a thousand times.
+        version = (store.changes("Service", self.namespace), store.changes("Service", "default"))
+        return self._node.links.of(self.namespace, enabled, services, version)
 
     def preexec(self, report_fd: int, spec: LaunchSpec) -> Callable[[], None]:
         pod_spec = self.pod.get("spec") or {}

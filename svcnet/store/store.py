@@ -111,6 +111,8 @@ class ReadOnlyStore(Protocol):
 
     def list(self, kind: str, namespace: str | None = None) -> builtins.list[Obj]: ...
 
+    def changes(self, kind: str, namespace: str) -> int: ...
+
     def __iter__(self) -> Iterator[Obj]: ...
 
     def index(self, name: str, kind: str, fn: IndexFunc) -> None: ...
@@ -135,6 +137,7 @@ class Store:
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=history)
         self._subscribers: list[Callable[[Event], None]] = []
+        self._changes: dict[tuple[str, str], int] = {}
 
     # --- reads -------------------------------------------------------------
 
@@ -249,7 +252,15 @@ class Store:
 
         return unsubscribe
 
+    def changes(self, kind: str, namespace: str) -> int:
+        """How many writes the objects of `kind` in `namespace` have had: a reader that
+        derives something from them (a namespace's Service links) knows at this cost
+        whether to derive it again."""
+        return self._changes.get((kind, namespace), 0)
+
     def _emit(self, ev: Event) -> None:
+        key = (ev.kind, ev.namespace)
+        self._changes[key] = self._changes.get(key, 0) + 1
         self._history.append(ev)
         if self._wal is not None:
             self._wal.record(ev.kind, ev.obj, ev.type == "DELETED")

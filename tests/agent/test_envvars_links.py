@@ -42,6 +42,42 @@ def test_links_follow_every_change_of_the_services() -> None:
         assert again is got  # unchanged Services: the very same shared mapping
 
 
+def test_an_unchanged_version_needs_no_listing() -> None:
+    """With the store's count of the Services' writes as the version, the Services
+    are listed only when it moves; the links follow every change."""
+    from svcnet.store import Store
+
+    store = Store()
+    cache = ServiceLinks()
+    listed = 0
+
+    def services() -> list[Obj]:
+        nonlocal listed
+        listed += 1
+        return store.list("Service", "ns")
+
+    def links() -> dict[str, str]:
+        return dict(cache.of("ns", True, services, store.changes("Service", "ns")))
+
+    def service(name: str, ip: str) -> Obj:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"clusterIP": ip, "ports": [{"port": 80, "name": "p80"}]},
+        }
+
+    store.create(service("a", "10.96.0.1"))
+    first = links()
+    assert first["A_SERVICE_HOST"] == "10.96.0.1"
+    assert links() == first and listed == 1
+    store.create(service("b", "10.96.0.2"))
+    assert links()["B_SERVICE_HOST"] == "10.96.0.2" and listed == 2
+    store.delete("Service", "ns", "b")
+    assert links() == first and listed == 3
+    assert links() == first and listed == 3
+
+
 def test_namespaces_and_the_links_flag_are_kept_apart() -> None:
     cache = ServiceLinks()
     a = [svc("a", 1, "10.96.0.1", [80])]
