@@ -260,12 +260,11 @@ class ContainerRunner:
         if self.proc is not None:
             self.previous = self.proc
         self.proc = proc
-        self._env, self._cwd = envvars.pack(spec.env, spec.links), spec.cwd
-        # Kept packed: the unpacked dict and the links' mapping (one per version of
-        # the namespace's Services) go now, though run()'s frame holds spec for as
-        # long as the container runs.
+        self._env, self._cwd = envvars.pack(spec.env), spec.cwd
+        # Kept packed: the environment, and with it the links' mapping (one per
+        # version of the namespace's Services), go now, though run()'s frame holds
+        # spec for as long as the container runs.
         spec.env = {}
-        spec.links = {}
         self._launch = spec
         self.identity = spec.identity
         self._image_ready = False

@@ -323,21 +323,12 @@ class Packed(NamedTuple):
 EMPTY = Packed({}, (), {})
 
 
-def pack(env: Mapping[str, str], links: Mapping[str, str]) -> Packed:
-    """`env` as container_env made it with `links` (ServiceLinks.of's LinkVars; a
-    plain mapping is kept as one part of its own)."""
-    if isinstance(env, ContainerEnv) and env.links is links:
+def pack(env: Mapping[str, str]) -> Packed:
+    """`env` kept for later: container_env's parts as they are (the links shared),
+    any other mapping as a dict of its own."""
+    if isinstance(env, ContainerEnv):
         return env.packed()
-    head: dict[str, str] = {}
-    tail: dict[str, str] = {}
-    own = head
-    for k, v in env.items():
-        if links.get(k) is v:  # the very string of the shared mapping
-            own = tail
-        else:
-            own[k] = v
-    parts = links.parts if isinstance(links, LinkVars) else (tuple(links.items()),)
-    return Packed(head, parts, tail)
+    return Packed(dict(env), (), {})
 
 
 def unpack(packed: Packed) -> dict[str, str]:

@@ -684,7 +684,6 @@ class PodWorker:
             container=str(container.get("name") or ""),
             # The image's own server, which the fork server can run (forkserver.py).
             script=image.script if image is not None and not command else "",
-            links=links,
         )
         return spec, image_id
 

@@ -77,9 +77,6 @@ class LaunchSpec:
     script: str = ""
     """The built-in image script argv runs with INTERPRETER, when it does: the fork
     server may then run it in-process (forkserver.py)."""
-    links: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """The Service link variables `env` was made with, shared by the namespace's
-    containers (envvars.ServiceLinks): what the container keeps of `env` leaves them there."""
 
 
 PreexecFactory = Callable[[int, LaunchSpec], Callable[[], None]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from svcnet.agent import process
-from svcnet.agent.envvars import ServiceLinks, container_env, pack, unpack
+from svcnet.agent.envvars import ContainerEnv, ServiceLinks, container_env, pack, unpack
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.podview import service_links
 
@@ -102,7 +102,7 @@ def test_a_packed_environment_unpacks_to_what_container_env_made() -> None:
         ]
         pod: Obj = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {}}
         env = container_env(pod, {"env": own}, links, "127.0.0.9", base=base)
-        back = unpack(pack(env, links))
+        back = unpack(pack(env))
         assert back == env
         # The order too, unless the image's ENV names a link variable (the
         # kubelet's own order is a Go map's, so only the values are the contract).
@@ -143,5 +143,5 @@ def test_versions_of_the_links_share_each_services_items() -> None:
     second = cache.of("ns", True, [a, svc("b", 2, "10.96.0.2", [80])])
     assert second is not first
     assert second.parts[0] is first.parts[0]
-    kept = pack({"PATH": "/bin", **second}, second)
+    kept = pack(ContainerEnv({"PATH": "/bin"}, second, {}))
     assert kept.links is second.parts and kept.head == {"PATH": "/bin"}
