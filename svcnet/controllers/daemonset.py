@@ -18,12 +18,11 @@ from svcnet.controllers.base import Key
 from svcnet.controllers.history import History
 from svcnet.controllers.workload import (
     OwnerController,
-    is_terminal,
     is_terminating,
     pod_from_template,
 )
 from svcnet.events import record
-from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.objects import Obj, is_terminal, pod_ready
 from svcnet.k8s.wellknown import CONTROLLER_REVISION_HASH
 from svcnet.registry import ApiError, Registry
 from svcnet.store import Event

@@ -27,12 +27,11 @@ from collections.abc import Callable
 from svcnet.controllers.base import Key
 from svcnet.controllers.workload import (
     OwnerController,
-    is_terminal,
     is_terminating,
     pod_from_template,
 )
 from svcnet.events import record
-from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.objects import Obj, is_terminal, pod_ready
 from svcnet.k8s.timestamps import parse_time, rfc3339
 from svcnet.k8s.wellknown import JOB_COMPLETION_INDEX
 from svcnet.registry import ApiError, Registry

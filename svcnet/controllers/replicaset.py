@@ -16,7 +16,7 @@ from svcnet.controllers.selection import controlled_by, orphans
 from svcnet.events import record
 from svcnet.k8s import labels
 from svcnet.k8s.kinds import BY_KIND
-from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.objects import Obj, is_terminal, pod_ready
 from svcnet.k8s.owners import controller_of, controller_ref
 from svcnet.store import Event
 
@@ -29,14 +29,13 @@ def _status_view(pod: Obj) -> tuple[object, ...]:
         md.get("labels"),
         md.get("ownerReferences"),
         md.get("deletionTimestamp"),
-        (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+        is_terminal(pod),
         pod_ready(pod),
     )
 
 
 def is_active(pod: Obj) -> bool:
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
+    return not is_terminal(pod) and not pod["metadata"].get("deletionTimestamp")
 
 
 class ReplicaSetController(Controller):

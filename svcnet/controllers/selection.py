@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from svcnet.k8s import labels
-from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.objects import Obj, is_terminal, pod_ready
 from svcnet.k8s.owners import controller_uid
 from svcnet.store import Event, ReadOnlyStore
 
@@ -89,7 +89,7 @@ def endpoint_view(pod: Obj) -> tuple[object, ...]:
         md.get("deletionTimestamp"),
         spec.get("hostname"),
         spec.get("subdomain"),
-        st.get("phase") in ("Succeeded", "Failed"),
+        is_terminal(pod),
         st.get("podIP"),
         st.get("podIPs"),
         pod_ready(pod),

@@ -33,12 +33,11 @@ from svcnet.controllers.history import History, template_of
 from svcnet.controllers.workload import (
     OwnerController,
     is_running,
-    is_terminal,
     is_terminating,
     pod_from_template,
 )
 from svcnet.events import record
-from svcnet.k8s.objects import Obj, pod_ready
+from svcnet.k8s.objects import Obj, is_terminal, pod_ready
 from svcnet.k8s.owners import controller_ref
 from svcnet.k8s.wellknown import CONTROLLER_REVISION_HASH, POD_INDEX, STS_POD_NAME
 from svcnet.registry import ApiError, Registry

@@ -151,6 +151,11 @@ class EndpointsView:
         return cls(str(md.get("namespace") or "default"), str(md["name"]), subsets)
 
 
+def is_terminal(pod: Obj) -> bool:
+    """The pod ended: Succeeded or Failed, for good."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def pod_ready(pod: Obj) -> bool:
     for c in (pod.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready":
