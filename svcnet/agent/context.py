@@ -66,6 +66,9 @@ class NodeContext:
     """Whether the agent can switch users at all."""
     cgroups: CgroupTree | None
     """The tree pods' cgroups go in (kernel/cgroups.py); None without root."""
+    preparer: Executor
+    """Where pods' directories and cgroups are made off the loop (the agent's
+    PREPARE_THREADS threads)."""
     pod_maps: PodMaps | None = None
     """The socket hooks' pod identities (kernel/sockhooks.py); None where they are off."""
     path: str = ""
@@ -83,9 +86,6 @@ class NodeContext:
     """Each namespace's Service link variables, shared by its containers (envvars.py)."""
     prober: Prober = field(default_factory=Prober)
     """The node's probe slots, loop-lag heartbeat and probe counters (probes.py)."""
-    preparer: Executor | None = None
-    """Where pods' directories and cgroups are made off the loop (PREPARE_THREADS
-    threads); None: the loop's default executor."""
     launcher: Launcher | None = None
     """Starts containers off the loop (the fork server for built-in images); None:
     Popen in the loop."""
