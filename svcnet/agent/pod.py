@@ -926,7 +926,7 @@ def _make_container_dirs(
             os.mkdir(d)
         with contextlib.suppress(OSError):
             os.chown(d, who.uid, who.gid)
-    os.chmod(paths[3], 0o1777)
+    os.chmod(dirs[1], 0o1777)  # /tmp
     return dirs
 
 
