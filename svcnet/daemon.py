@@ -73,8 +73,9 @@ logger = logging.getLogger("svcnet")
 
 SLOW_START = 10.0
 """Seconds after which `svcnet up` says which pods keep it from being ready."""
-GC_YOUNG = 10_000
-"""Allocations between young-generation collections (Python's default: 700)."""
+GC_THRESHOLDS = (50_000, 20, 10)
+"""Allocations between young-generation collections (Python's default: 700), and
+young collections between middle ones (default 10)."""
 
 
 class StartupError(Exception):
@@ -645,7 +646,7 @@ def _tune_gc() -> None:
     collector's walks took a tenth of the loop's time (issue 16); what a request
     allocates dies by reference count long before a collection."""
     gc.freeze()
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def serve(settings: Settings, fresh: bool = False, companion: Sequence[str] = ()) -> int:
