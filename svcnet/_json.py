@@ -18,6 +18,10 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
 
 
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
 _T = TypeVar("_T")
 _COPY_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 

@@ -296,9 +296,29 @@ def test_update_status_changes_status_only(reg: Registry) -> None:
     def sneaky(o: Obj) -> None:
         o["spec"]["type"] = "ClusterIP"
 
-    with pytest.raises(ApiError) as e:
-        reg.update_status("Service", "default", "web", sneaky)
-    assert e.value.code == 500
+    def relabel(o: Obj) -> None:
+        o["metadata"].setdefault("labels", {})["a"] = "b"
+
+    def respec(o: Obj) -> None:
+        o["spec"] = {**o["spec"], "type": "NodePort"}
+
+    def rename(o: Obj) -> None:
+        o["metadata"] = {**o["metadata"], "labels": {"a": "b"}}
+
+    for fn in (sneaky, relabel, respec, rename):
+        with pytest.raises(ApiError) as e:
+            reg.update_status("Service", "default", "web", fn)
+        assert e.value.code == 500, fn.__name__
+        live = reg.store.get("Service", "default", "web")
+        assert live == out, fn.__name__  # nothing of it stayed, not even in place
+
+    def more(o: Obj) -> None:
+        o["status"]["loadBalancer"]["ingress"].append({"ip": "127.240.0.2"})
+
+    latest = reg.update_status("Service", "default", "web", more)
+    assert len(latest["status"]["loadBalancer"]["ingress"]) == 2
+    assert out["status"]["loadBalancer"]["ingress"] == [{"ip": "127.240.0.1"}]  # as it was
+    assert latest["spec"] is out["spec"]  # shared, as nobody changes a stored object
     with pytest.raises(ApiError) as e:
         reg.update_status("Service", "default", "nope", ingress)
     assert e.value.code == 404
