@@ -367,12 +367,32 @@ class ContainerRunner:
         prober = self._pod.prober
         tracker = probes.ProbeTracker(probe)
         due = t0 + max(probe.initial_delay, prober.first_delay(probe.period))
+        # A tcpSocket probe that succeeds and keeps succeeding is left to the prober's
+        # ticks (hold_steady) until a tick is anything else.
+        can_hold = probe.handler == "tcpSocket" and probe.period >= probes.BATCHED_PERIOD
+        steady = False
+
+        def alive() -> bool:
+            return proc.running
+
         while True:
-            if due > loop.time():
+            handed: probes.Handed = None
+            if steady:
+                due, handed = await prober.hold_steady(probe, self._pod.ip, self.spec, due, alive)
+            elif due > loop.time():
                 await prober.sleep_until(due, probe.period)
+            steady = False
             if not proc.running:
+                if isinstance(handed, probes.Dialing):
+                    handed.sock.close()
                 return True
-            ok, message = await prober.run(probe, self._pod.ip, self.spec, self._exec_for_probe)
+            ok: bool | None
+            if isinstance(handed, tuple):
+                ok, message = handed
+            else:
+                ok, message = await prober.run(
+                    probe, self._pod.ip, self.spec, self._exec_for_probe, handed
+                )
             due = probes.next_tick(due, probe.period, loop.time())
             if proc.exit_code is not None:  # it ended while being probed
                 return True
@@ -390,7 +410,9 @@ class ContainerRunner:
                 continue
             if not ok:
                 self._pod.event("Warning", "Unhealthy", f"{probe.label} probe failed: {message}")
-            if not tracker.observe(ok):
+            changed = tracker.observe(ok)
+            steady = can_hold and ok and tracker.result is True
+            if not changed:
                 continue
             if probe.kind == "readinessProbe":
                 self._readiness_ok = bool(tracker.result)

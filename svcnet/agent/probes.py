@@ -36,6 +36,8 @@ longer than a timeoutSeconds. So the agent-wide ``Prober``:
   not held against timeoutSeconds (``Budget``);
 - asks the kernel before it calls a tcpSocket probe a timeout: a connect the
   kernel completed but the busy loop had not yet seen is a success;
+- runs a tcpSocket probe that keeps succeeding from the ticks themselves
+  (``hold_steady``): its loop wakes only for a tick that is anything else;
 - throws a probe away (Unknown, as the kubelet throws away a prober error:
   no Event, no threshold counted) when, after ``UNDECIDED_AFTER`` times its
   timeout of wall time, the loop's stalls still left it less than its timeout.
@@ -180,6 +182,15 @@ def next_tick(prev: float, period: float, now: float) -> float:
     return prev + period * math.floor((now - prev) / period)
 
 
+@dataclass
+class Dialing:
+    """A connect issued (`started`, loop time) and what the kernel said right after."""
+
+    sock: socket.socket
+    state: OSError | bool
+    started: float
+
+
 TICK_QUANTUM = 0.05
 """Probe wake-ups are gathered into slots this long (Ticker)."""
 BATCHED_PERIOD = 1.0
@@ -194,24 +205,77 @@ class Ticker:
 
     def __init__(self, quantum: float = TICK_QUANTUM) -> None:
         self.quantum = quantum
-        self._slots: dict[int, list[asyncio.Future[None]]] = {}
+        self._slots: dict[int, list[Callable[[], object]]] = {}
+
+    def call_in_slot(self, when: float, fn: Callable[[], object]) -> None:
+        """Call fn (which must not raise) on the timer of the slot loop time `when`
+        falls in: at `when`, or at most one quantum later."""
+        slot = math.ceil(when / self.quantum)
+        fns = self._slots.get(slot)
+        if fns is None:
+            fns = self._slots[slot] = []
+            asyncio.get_running_loop().call_at(slot * self.quantum, self._wake, slot)
+        fns.append(fn)
 
     async def sleep_until(self, when: float) -> None:
         """Until loop time `when`, or at most one quantum later."""
-        loop = asyncio.get_running_loop()
-        slot = math.ceil(when / self.quantum)
-        waiters = self._slots.get(slot)
-        if waiters is None:
-            waiters = self._slots[slot] = []
-            loop.call_at(slot * self.quantum, self._wake, slot)
-        fut: asyncio.Future[None] = loop.create_future()
-        waiters.append(fut)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.call_in_slot(when, functools.partial(_settle, fut))
         await fut
 
     def _wake(self, slot: int) -> None:
-        for fut in self._slots.pop(slot, ()):
-            if not fut.done():  # a cancelled sleeper's future is done already
-                fut.set_result(None)
+        for fn in self._slots.pop(slot, ()):
+            fn()
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():  # a cancelled sleeper's future is done already
+        fut.set_result(None)
+
+
+Handed = tuple[bool, str] | Dialing | None
+"""What a steady probe hands back to its probe loop: the result of a tick, a connect
+still under way, or None (the loop is to run the tick itself)."""
+
+
+class _Steady:
+    """A tcpSocket probe run from the Ticker's slot itself while it keeps succeeding
+    at once (Prober.hold_steady)."""
+
+    def __init__(
+        self,
+        prober: Prober,
+        probe: Probe,
+        pod_ip: str,
+        container: Obj,
+        due: float,
+        alive: Callable[[], bool],
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.prober, self.probe, self.pod_ip, self.container = prober, probe, pod_ip, container
+        self.due = due
+        self.alive = alive
+        self.fut: asyncio.Future[tuple[float, Handed]] = self.loop.create_future()
+
+    def fire(self) -> None:
+        if self.fut.done():  # the probe loop is gone (its task was cancelled)
+            return
+        prober = self.prober
+        if not self.alive() or prober.busy():
+            self.fut.set_result((self.due, None))
+            return
+        try:
+            result = _dial_at_once(self.probe, self.pod_ip, self.container)
+        except Exception as e:  # a bug: the probe loop raises it
+            self.fut.set_exception(e)
+            return
+        if isinstance(result, tuple):
+            prober.count(self.probe, result[0])
+            if result[0]:
+                self.due = next_tick(self.due, self.probe.period, self.loop.time())
+                prober.ticker.call_in_slot(self.due, self.fire)
+                return
+        self.fut.set_result((self.due, result))
 
 
 def resolve_port(port: Any, container: Obj) -> int:
@@ -292,9 +356,9 @@ class Budget:
         self.start = self.loop.time()
         self._stall0 = lag.stalled(self.start) if lag is not None else 0.0
 
-    def restart(self) -> None:
-        """The probe's own start: now (its connect is issued)."""
-        self.start = self.loop.time()
+    def restart(self, at: float | None = None) -> None:
+        """The probe's own start: now (its connect is issued), or loop time `at`."""
+        self.start = self.loop.time() if at is None else at
         self._stall0 = self.lag.stalled(self.start) if self.lag is not None else 0.0
 
     def had(self) -> float:
@@ -350,16 +414,22 @@ async def _within(aw: Coroutine[Any, Any, T] | asyncio.Future[T], budget: Budget
 
 
 async def run_probe(
-    probe: Probe, pod_ip: str, container: Obj, exec_fn: ExecFn, lag: LoopLag | None = None
+    probe: Probe,
+    pod_ip: str,
+    container: Obj,
+    exec_fn: ExecFn,
+    lag: LoopLag | None = None,
+    dialing: Dialing | None = None,
 ) -> tuple[bool | None, str]:
     """One probe attempt: (success, message for a failure). With `lag`, a probe the
-    loop's stalls kept from its timeout is (None, why): Unknown, to be thrown away."""
+    loop's stalls kept from its timeout is (None, why): Unknown, to be thrown away.
+    `dialing`: a tcpSocket probe's connect, issued already."""
     budget = Budget(probe.timeout, lag)
     try:
         if probe.handler == "httpGet":
             return await _http_get(probe, pod_ip, container, budget)
         if probe.handler == "tcpSocket":
-            return await _tcp(probe, pod_ip, container, budget)
+            return await _tcp(probe, pod_ip, container, budget, dialing)
         if probe.handler == "exec":
             argv = [str(a) for a in probe.action.get("command") or ()]
             # exec_fn's own limit is the wall-clock bound; the budget decides the timeout.
@@ -422,25 +492,66 @@ class Prober:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def busy(self) -> bool:
+        """Whether a probe would have to wait for a slot."""
+        return self._slots.locked()
+
+    async def hold_steady(
+        self, probe: Probe, pod_ip: str, container: Obj, due: float, alive: Callable[[], bool]
+    ) -> tuple[float, Handed]:
+        """Run a tcpSocket probe from its ticks' slots while it succeeds at once,
+        from tick `due` on, counting each success; return at the first tick that is
+        anything else, with that tick and what it handed back. A steady probe's
+        success changes nothing but its count, and a thousand of them woke as many
+        probe loops every period: most of an idle daemon's Python (issue 16). The
+        loop gets the tick back when `alive()` says the container ended, or when
+        the probe would have to wait for a slot."""
+        steady = _Steady(self, probe, pod_ip, container, due, alive)
+        self.ticker.call_in_slot(due, steady.fire)
+        return await steady.fut
+
     async def run(
-        self, probe: Probe, pod_ip: str, container: Obj, exec_fn: ExecFn
+        self,
+        probe: Probe,
+        pod_ip: str,
+        container: Obj,
+        exec_fn: ExecFn,
+        dialing: Dialing | None = None,
     ) -> tuple[bool | None, str]:
+        """One probe, counted; `dialing`: its connect, issued already."""
+        if dialing is None and probe.handler == "tcpSocket" and not self._slots.locked():
+            # A slot is free, so the probe starts now, and on loopback its connect
+            # usually ends within the call: the answer without a trip through the
+            # loop. A thousand pods probed every 2 s spent most of an idle daemon's
+            # Python in that trip (issue 16). Anything else goes on from this connect.
+            at_once = _dial_at_once(probe, pod_ip, container)
+            if isinstance(at_once, tuple):
+                self.count(probe, at_once[0])
+                return at_once
+            dialing = at_once
         self.waiting += 1
         try:
             await self._slots.acquire()
+        except BaseException:
+            if dialing is not None:
+                dialing.sock.close()
+            raise
         finally:
             self.waiting -= 1
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:
-            ok, message = await run_probe(probe, pod_ip, container, exec_fn, self.lag)
+            ok, message = await run_probe(probe, pod_ip, container, exec_fn, self.lag, dialing)
         finally:
             self.running -= 1
             self._slots.release()
+        self.count(probe, ok)
+        return ok, message
+
+    def count(self, probe: Probe, ok: bool | None) -> None:
         result = "unknown" if ok is None else "successful" if ok else "failed"
         counts = self.results.setdefault(probe.label, {})
         counts[result] = counts.get(result, 0) + 1
-        return ok, message
 
     def failures(self) -> int:
         return sum(c.get("failed", 0) for c in self.results.values())
@@ -492,40 +603,78 @@ def _os_error(code: int) -> OSError:
 def _connect_state(sock: socket.socket) -> OSError | bool:
     """The kernel's word on a non-blocking connect: True (established), False (still
     under way) or the error it ended with."""
-    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if err:
-        return _os_error(err)
     try:
         sock.getpeername()
     except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            return False
-        return e
-    return True
+        if e.errno != errno.ENOTCONN:
+            return e
+    else:
+        return True
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return _os_error(err) if err else False
 
 
-async def _dial(host: str, port: int, budget: Budget) -> socket.socket:
-    """A connected non-blocking socket, timed from the connect; raises the dial's
-    OSError, TimeoutError or Undecided."""
-    loop = budget.loop
-    addr = _sockaddr(host, port)
-    if addr is None:  # a name: the lookup is bounded by the probe's time too, as in Go
-        infos = await _within(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), budget)
-        if not infos:
-            raise OSError(errno.EHOSTUNREACH, f"lookup {host}: no such host")
-        family, _, _, _, sa = infos[0]
-        addr = family, sa
+def _connect(addr: tuple[socket.AddressFamily, tuple[Any, ...]], started: float) -> Dialing:
     # Non-blocking from the start: no ioctl per probe (a thousand pods probe
     # every few seconds each).
     sock = socket.socket(addr[0], socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     try:
-        # The probe's own start: whatever kept the loop from getting here is not its time.
-        budget.restart()
         code = sock.connect_ex(addr[1])
         if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
-            raise _os_error(code)
+            return Dialing(sock, _os_error(code), started)
         # On loopback the handshake is usually over already: no loop iteration needed.
-        state = True if code == 0 else _connect_state(sock)
+        return Dialing(sock, True if code == 0 else _connect_state(sock), started)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _dial_at_once(probe: Probe, pod_ip: str, container: Obj) -> tuple[bool, str] | Dialing | None:
+    """A tcpSocket probe's connect, issued now: its result when the kernel has given
+    it already, the connect under way otherwise, None when it needs a name looked
+    up or its port cannot be found (the full path says so)."""
+    try:
+        port = resolve_port(probe.action.get("port"), container)
+    except ProbeError:
+        return None
+    host = str(probe.action.get("host") or pod_ip)
+    addr = _sockaddr(host, port)
+    if addr is None:
+        return None
+    try:
+        dialing = _connect(addr, asyncio.get_running_loop().time())
+    except OSError as e:  # the socket itself (out of descriptors, say), as _tcp says it
+        return False, _dial_error(host, port, e)
+    if dialing.state is True:
+        dialing.sock.close()
+        return True, ""
+    if isinstance(dialing.state, OSError):
+        dialing.sock.close()
+        return False, _dial_error(host, port, dialing.state)
+    return dialing
+
+
+async def _dial(
+    host: str, port: int, budget: Budget, dialing: Dialing | None = None
+) -> socket.socket:
+    """A connected non-blocking socket, timed from the connect; raises the dial's
+    OSError, TimeoutError or Undecided. `dialing`: the connect, issued already."""
+    loop = budget.loop
+    if dialing is None:
+        addr = _sockaddr(host, port)
+        if addr is None:  # a name: the lookup is bounded by the probe's time too, as in Go
+            infos = await _within(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), budget)
+            if not infos:
+                raise OSError(errno.EHOSTUNREACH, f"lookup {host}: no such host")
+            family, _, _, _, sa = infos[0]
+            addr = family, sa
+        # The probe's own start: whatever kept the loop from getting here is not its time.
+        budget.restart()
+        dialing = _connect(addr, budget.start)
+    else:
+        budget.restart(dialing.started)
+    sock, state = dialing.sock, dialing.state
+    try:
         if state is False:
             writable: asyncio.Future[None] = loop.create_future()
             fd = sock.fileno()
@@ -554,11 +703,13 @@ async def _dial(host: str, port: int, budget: Budget) -> socket.socket:
     return sock
 
 
-async def _tcp(probe: Probe, pod_ip: str, container: Obj, budget: Budget) -> tuple[bool, str]:
+async def _tcp(
+    probe: Probe, pod_ip: str, container: Obj, budget: Budget, dialing: Dialing | None = None
+) -> tuple[bool, str]:
     port = resolve_port(probe.action.get("port"), container)
     host = str(probe.action.get("host") or pod_ip)
     try:
-        sock = await _dial(host, port, budget)
+        sock = await _dial(host, port, budget, dialing)
     except (OSError, TimeoutError) as e:
         return False, _dial_error(host, port, e)
     sock.close()

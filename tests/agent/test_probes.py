@@ -21,7 +21,9 @@ import pytest
 from svcnet._aio import TaskSet
 from svcnet.agent import Agent
 from svcnet.agent.probes import (
+    MAX_IN_FLIGHT,
     UNDECIDED_AFTER,
+    Dialing,
     Probe,
     Prober,
     ProbeTracker,
@@ -148,6 +150,114 @@ def full_listener() -> Iterator[socket.socket]:
     yield s
     held.close()
     s.close()
+
+
+class Counted:
+    """A listener on the loop that accepts and closes, counting connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        self.want = 0
+        self.reached = asyncio.Event()
+        """Set once `want` connections were accepted."""
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            conn.close()
+            self.accepted += 1
+            if self.accepted >= self.want:
+                self.reached.set()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self._accept()  # what the kernel completed already
+        self.sock.close()
+
+
+def steady_prober(in_flight: int = MAX_IN_FLIGHT) -> Prober:
+    prober = Prober(in_flight=in_flight)
+    prober.ticker = Ticker(quantum=0.01)
+    return prober
+
+
+async def test_a_steady_probe_runs_on_its_ticks_until_one_is_not_a_success() -> None:
+    loop = asyncio.get_running_loop()
+    server = Counted()
+    prober = steady_prober()
+    probe = Probe.from_spec(
+        "readinessProbe", {"tcpSocket": {"port": server.port}, "periodSeconds": 0.05}
+    )
+    due = loop.time() + 0.05
+    server.want = 5
+    task = loop.create_task(prober.hold_steady(probe, "127.0.0.1", {}, due, lambda: True))
+    await asyncio.wait_for(server.reached.wait(), 5)
+    assert not task.done()
+    server.close()
+    last, handed = await asyncio.wait_for(task, 5)
+    port = server.port
+    assert handed == (False, f"dial tcp 127.0.0.1:{port}: connect: connection refused")
+    counts = prober.results["Readiness"]
+    # One connect per tick, each counted once: the successes are the connections the
+    # server took, and the refused tick is counted as the failure it is.
+    assert counts["successful"] == server.accepted >= 5 and counts["failed"] == 1
+    assert last == pytest.approx(due + 0.05 * server.accepted)  # the refused tick
+
+
+async def test_a_steady_probe_hands_its_tick_back_without_a_connect() -> None:
+    loop = asyncio.get_running_loop()
+    server = Counted()
+    probe = Probe.from_spec(
+        "livenessProbe", {"tcpSocket": {"port": server.port}, "periodSeconds": 0.05}
+    )
+    # The container ended: the loop takes the tick, to return.
+    prober = steady_prober()
+    due = loop.time() + 0.02
+    assert await prober.hold_steady(probe, "127.0.0.1", {}, due, lambda: False) == (due, None)
+    # No slot free: the loop takes the tick and waits for one, as any probe does.
+    prober = steady_prober(in_flight=1)
+    await prober._slots.acquire()
+    assert await prober.hold_steady(probe, "127.0.0.1", {}, due, lambda: True) == (due, None)
+    # Cancelled (the container is stopping): its ticks stop with it.
+    prober = steady_prober()
+    server.want = 2
+    task = loop.create_task(
+        prober.hold_steady(probe, "127.0.0.1", {}, loop.time() + 0.02, lambda: True)
+    )
+    await asyncio.wait_for(server.reached.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    seen = server.accepted
+    await asyncio.sleep(0.2)
+    server.close()
+    assert server.accepted == seen and prober.results["Liveness"] == {"successful": seen}
+    assert prober.ticker._slots == {}
+
+
+async def test_a_steady_probe_hands_a_connect_under_way_to_the_timed_path(
+    full_listener: socket.socket,
+) -> None:
+    loop = asyncio.get_running_loop()
+    port = full_listener.getsockname()[1]
+    prober = steady_prober()
+    probe = tcp_probe(port, 0.3)
+    due = loop.time() + 0.02
+    last, handed = await prober.hold_steady(probe, "127.0.0.1", {}, due, lambda: True)
+    assert last == due and isinstance(handed, Dialing) and handed.state is False
+    ok, message = await prober.run(probe, "127.0.0.1", {}, no_exec, handed)
+    assert (ok, message) == (False, f"dial tcp 127.0.0.1:{port}: i/o timeout")
+    assert 0.3 <= loop.time() - handed.started < 1.0  # timed from the tick's connect
+    assert prober.results == {"Readiness": {"failed": 1}}
 
 
 def stick_the_loop(seconds: float) -> None:
@@ -367,6 +477,60 @@ async def test_readiness_probe_gates_ready_both_ways(
     await wait_pod(store, "gated", lambda p: not ready_cond(p))
     pod = store.get("Pod", "default", "gated")
     assert pod is not None and container_status(pod, "web")["restartCount"] == 0
+
+
+TCP_FLAG_SERVER = r"""
+import os, socket, time
+flag = os.environ["FLAG"]
+s = socket.create_server((os.environ["POD_IP"], 8080))
+while os.path.exists(flag):
+    s.settimeout(0.05)
+    try:
+        s.accept()[0].close()
+    except TimeoutError:
+        pass
+s.close()
+time.sleep(600)
+"""
+
+
+async def test_a_tcp_readiness_probe_at_kubernetes_periods_notices_a_closed_port(
+    agent: Agent, store: Store, tmp_path: Path
+) -> None:
+    # At periods of 1 s and more, a probe that keeps succeeding runs from the prober's
+    # ticks (Prober.hold_steady): the failure must still reach the pod.
+    flag = tmp_path / "listening"
+    flag.touch()
+    store.create(
+        pod_obj(
+            "closer",
+            [
+                {
+                    "name": "web",
+                    "image": "flag-server",
+                    "command": [sys.executable, "-c", TCP_FLAG_SERVER],
+                    "env": [{"name": "FLAG", "value": str(flag)}],
+                    "readinessProbe": {
+                        "tcpSocket": {"port": 8080},
+                        "periodSeconds": 1,
+                        "failureThreshold": 1,
+                    },
+                }
+            ],
+        )
+    )
+    pod = await wait_pod(store, "closer", ready_cond)
+    # Probes before the server bound its port were refused too: count from here.
+    failed = agent.prober.results["Readiness"].get("failed", 0)
+    flag.unlink()
+    await wait_pod(store, "closer", lambda p: not ready_cond(p))
+    # failureThreshold 1: the first refused tick turned it unready (the next is 1 s on).
+    assert agent.prober.results["Readiness"]["failed"] == failed + 1
+    refused = [m for m in events(store, "Unhealthy") if "connection refused" in m]
+    assert refused == [
+        f"Readiness probe failed: dial tcp {pod['status']['podIP']}:8080: connect: connection"
+        " refused"
+    ]
 
 
 async def test_liveness_probe_failure_restarts_the_container(
