@@ -110,6 +110,10 @@ class NetworkPolicyController:
     def _on_event(self, ev: Event) -> None:
         if ev.kind not in _KINDS:
             return
+        if ev.kind != "NetworkPolicy" and not self._enforcing():
+            # No pod is isolated and none was: a pod or namespace write changes
+            # nothing (a thousand starting pods write four times each).
+            return
         if ev.kind == "Pod" and ev.type == "MODIFIED" and _pod_key(ev.old) == _pod_key(ev.obj):
             return
         if ev.kind == "Namespace" and ev.type == "MODIFIED":
@@ -120,15 +124,20 @@ class NetworkPolicyController:
         if ev.kind == "NetworkPolicy" and ev.type != "DELETED":
             self._schedule(ev.obj)
 
+    def _enforcing(self) -> bool:
+        """Whether there is anything to enforce or to undo: hooks, and a policy
+        stored or a pod isolated."""
+        if self._maps is None:
+            return False
+        return bool(self._installed) or bool(self._store.list("NetworkPolicy"))
+
     def sync(self) -> None:
         """Recompute every pod's allows and write what changed."""
-        if self._maps is None:
+        if not self._enforcing():
+            # The common case costs nothing per pod event (with a thousand pods
+            # this scan was most of a ramp's work).
             return
         policies = self._store.list("NetworkPolicy")
-        if not policies and not self._installed:
-            # No pod is isolated and none was: the common case costs nothing per
-            # pod event (with a thousand pods this scan was most of a ramp's work).
-            return
         pods = [p for p in map(pod_info, self._store.list("Pod")) if p is not None]
         want = ingress_allows(policies, pods, self._store.list("Namespace"))
         for ip in [ip for ip in self._installed if ip not in want]:

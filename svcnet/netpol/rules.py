@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from svcnet.k8s import labels
+from svcnet.k8s.endpointslices import ip_family
 from svcnet.k8s.objects import Obj
 
 Proto = Literal["TCP", "UDP"]
@@ -63,10 +64,7 @@ def pod_info(pod: Obj) -> PodInfo | None:
         # The node's own address: NetworkPolicies do not select host-network pods
         # (Calico and Cilium police only pods on the pod network).
         return None
-    try:
-        if ipaddress.ip_address(ip).version != 4:
-            return None
-    except ValueError:
+    if ip_family(ip) != 4:
         return None
     md = pod.get("metadata") or {}
     ports: dict[tuple[str, str], int] = {}
