@@ -7,6 +7,7 @@ service IP is the `kubernetes` Service, the tenth is kube-dns.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -23,6 +24,13 @@ def reachable(host: str) -> str:
     """An address clients can connect to for a listening address (a wildcard
     listener, as in the container, is reached on loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+@functools.lru_cache(maxsize=16)
+def _nth_address(cidr: str, n: int) -> str:
+    # Cached: the proxier asks for the DNS Service's address at every Service or
+    # slice change, and parsing the CIDR each time was most of that question.
+    return str(ipaddress.IPv4Network(cidr).network_address + n)
 
 
 @dataclass
@@ -46,11 +54,11 @@ class NetworkSettings:
 
     @property
     def kubernetes_service_ip(self) -> str:
-        return str(self.service_network.network_address + 1)
+        return _nth_address(self.service_cidr, 1)
 
     @property
     def dns_service_ip(self) -> str:
-        return str(self.service_network.network_address + 10)
+        return _nth_address(self.service_cidr, 10)
 
     @property
     def node_ports(self) -> tuple[int, int]:
