@@ -260,21 +260,18 @@ class _Steady:
     def fire(self) -> None:
         if self.fut.done():  # the probe loop is gone (its task was cancelled)
             return
-        prober = self.prober
-        if not self.alive() or prober.busy():
+        if not self.alive():
             self.fut.set_result((self.due, None))
             return
         try:
-            result = _dial_at_once(self.probe, self.pod_ip, self.container)
+            result = self.prober.dial_at_once(self.probe, self.pod_ip, self.container)
         except Exception as e:  # a bug: the probe loop raises it
             self.fut.set_exception(e)
             return
-        if isinstance(result, tuple):
-            prober.count(self.probe, result[0])
-            if result[0]:
-                self.due = next_tick(self.due, self.probe.period, self.loop.time())
-                prober.ticker.call_in_slot(self.due, self.fire)
-                return
+        if isinstance(result, tuple) and result[0]:
+            self.due = next_tick(self.due, self.probe.period, self.loop.time())
+            self.prober.ticker.call_in_slot(self.due, self.fire)
+            return
         self.fut.set_result((self.due, result))
 
 
@@ -492,9 +489,21 @@ class Prober:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def busy(self) -> bool:
-        """Whether a probe would have to wait for a slot."""
-        return self._slots.locked()
+    def dial_at_once(
+        self, probe: Probe, pod_ip: str, container: Obj
+    ) -> tuple[bool, str] | Dialing | None:
+        """A tcpSocket probe started now if a slot is free, so that it need not wait
+        for one: its result, counted, when the kernel gave it within the connect
+        (on loopback it usually does); else the connect under way; None when the
+        timed path is to do it all (no free slot, a name to look up, an unknown
+        port). A thousand pods probed every 2 s spent most of an idle daemon's
+        Python on the trip through the loop this saves (issue 16)."""
+        if self._slots.locked():
+            return None
+        result = _dial_at_once(probe, pod_ip, container)
+        if isinstance(result, tuple):
+            self.count(probe, result[0])
+        return result
 
     async def hold_steady(
         self, probe: Probe, pod_ip: str, container: Obj, due: float, alive: Callable[[], bool]
@@ -519,14 +528,9 @@ class Prober:
         dialing: Dialing | None = None,
     ) -> tuple[bool | None, str]:
         """One probe, counted; `dialing`: its connect, issued already."""
-        if dialing is None and probe.handler == "tcpSocket" and not self._slots.locked():
-            # A slot is free, so the probe starts now, and on loopback its connect
-            # usually ends within the call: the answer without a trip through the
-            # loop. A thousand pods probed every 2 s spent most of an idle daemon's
-            # Python in that trip (issue 16). Anything else goes on from this connect.
-            at_once = _dial_at_once(probe, pod_ip, container)
+        if dialing is None and probe.handler == "tcpSocket":
+            at_once = self.dial_at_once(probe, pod_ip, container)
             if isinstance(at_once, tuple):
-                self.count(probe, at_once[0])
                 return at_once
             dialing = at_once
         self.waiting += 1

@@ -522,26 +522,29 @@ class Registry:
         as the API server's status strategy would discard it."""
         k = self._kind(kind)
         live = self.get(k, namespace, name)
+
         # Only status is copied; the rest is shared with the live object. A pod's
         # spec is most of the pod, and copying it for each of a starting pod's
         # status writes was a tenth of a thousand-pod ramp, with the collector's
         # walks of the copies (issue 16). Stored objects are never changed in
         # place, so the sharing is safe as long as fn keeps to status: the
         # serialized rest, taken before and after, says whether it did.
-        rest = _json.dumps({f: v for f, v in live.items() if f != "status"})
+        def rest() -> bytes:
+            return _json.dumps({f: v for f, v in live.items() if f != "status"})
+
+        before = rest()
         new = dict(live)
         new["metadata"] = dict(live["metadata"])
         if "status" in live:
             new["status"] = _json.copy(live["status"])
         fn(new)
-        if _json.dumps({f: v for f, v in live.items() if f != "status"}) != rest:
-            # fn changed the live object in place: put back what it was, then refuse.
-            live.update(_json.loads(rest))
-            raise internal(
-                f"{k.qualified_plural} {name!r}: a status update changed more than status"
-            )
-        if new.get("metadata") != live["metadata"] or any(
-            new.get(f) is not live.get(f) for f in {*new, *live} - {"status", "metadata"}
+        in_place = rest() != before
+        if in_place:
+            live.update(_json.loads(before))  # put back what fn changed in place
+        if (
+            in_place
+            or new.get("metadata") != live["metadata"]
+            or any(new.get(f) is not live.get(f) for f in {*new, *live} - {"status", "metadata"})
         ):
             raise internal(
                 f"{k.qualified_plural} {name!r}: a status update changed more than status"
