@@ -253,3 +253,10 @@ ALL_CATEGORY: tuple[Kind, ...] = tuple(
 WITHOUT_GENERATION = frozenset(
     {"Namespace", "Node", "Pod", "Service", "PersistentVolume", "PersistentVolumeClaim"}
 )
+
+# Kinds without a spec whose strategy keeps a generation all the same, bumped when
+# anything but metadata changes or the labels do (the EndpointSlice strategy's
+# PrepareForUpdate): kind -> the top-level fields that are its body.
+GENERATION_OF_BODY: dict[str, tuple[str, ...]] = {
+    "EndpointSlice": ("addressType", "endpoints", "ports")
+}

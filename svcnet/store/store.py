@@ -302,7 +302,10 @@ class Store:
         # The registry may have chosen the uid already (a Job's selector is made of it).
         md["uid"] = md.get("uid") or str(uuid.uuid4())
         md.setdefault("creationTimestamp", now_rfc3339())
-        if "spec" in obj and obj.get("kind") not in kinds.WITHOUT_GENERATION:
+        kind = obj.get("kind")
+        if ("spec" in obj and kind not in kinds.WITHOUT_GENERATION) or (
+            kind in kinds.GENERATION_OF_BODY
+        ):
             md["generation"] = 1
 
     @staticmethod
@@ -313,7 +316,13 @@ class Store:
             md[f] = old["metadata"][f]
         if "generation" in old["metadata"]:
             md["generation"] = old["metadata"]["generation"]
-            if obj.get("spec") != old.get("spec"):
+            body = kinds.GENERATION_OF_BODY.get(str(obj.get("kind")))
+            if body is not None:
+                labels_now, labels_were = md.get("labels"), old["metadata"].get("labels")
+                changed = labels_now != labels_were or any(obj.get(f) != old.get(f) for f in body)
+            else:
+                changed = obj.get("spec") != old.get("spec")
+            if changed:
                 md["generation"] += 1
         md["resourceVersion"] = old["metadata"]["resourceVersion"]
 

@@ -36,6 +36,31 @@ def test_generation_is_kept_for_kinds_whose_strategy_keeps_one() -> None:
     assert d["metadata"]["generation"] == 2
 
 
+def test_an_endpointslice_generation_counts_changes_to_its_body_and_labels() -> None:
+    # As the API server's EndpointSlice strategy keeps it, though a slice has no spec.
+    s = Store()
+    es = s.create(
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "e", "namespace": "default", "labels": {"a": "1"}},
+            "addressType": "IPv4",
+            "endpoints": [],
+            "ports": [],
+        }
+    )
+    assert es["metadata"]["generation"] == 1
+
+    def gen_after(fn: Any) -> int:
+        return int(s.mutate("EndpointSlice", "default", "e", fn)["metadata"]["generation"])
+
+    assert gen_after(lambda o: o["endpoints"].append({"addresses": ["127.0.0.5"]})) == 2
+    assert gen_after(lambda o: o["metadata"]["labels"].update(a="2")) == 3
+    assert gen_after(lambda o: o["metadata"].update(annotations={"x": "y"})) == 3
+    assert gen_after(lambda o: o["ports"].append({"port": 80})) == 4
+    assert gen_after(lambda o: o.update(addressType="IPv6")) == 5
+
+
 def test_store_rv_events_and_history() -> None:
     s = Store()
     seen: list[Event] = []
