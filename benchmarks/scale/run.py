@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.churn.run import client_of  # noqa: E402
+from svcnet.agent.forkserver import BOOT  # noqa: E402
 from svcnet.cli.client import Client  # noqa: E402
 from svcnet.k8s import kinds  # noqa: E402
 from svcnet.testing import descendants, free_port, isolated_up_args  # noqa: E402
@@ -164,19 +165,25 @@ def pss_mib(pids: set[int]) -> float:
     return total / 1024
 
 
-def pod_processes(daemon: int) -> tuple[set[int], set[int]]:
-    """(every process below the daemon, the agent's fork server among them): the
-    zygote lives as long as the daemon, so it never counts as a pod left over."""
-    pids = descendants(daemon)
-    zygotes = set()
-    for p in pids:
+def helpers(daemon: int) -> dict[str, int]:
+    """The agent's helper processes, by their module (zygote, prepare): children
+    of the daemon running forkserver.BOOT."""
+    found = {}
+    for p in descendants(daemon):
         try:
-            if b"svcnet.agent import zygote" in Path(f"/proc/{p}/cmdline").read_bytes():
-                if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(daemon):
-                    zygotes.add(p)
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            parent = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]
         except OSError:
             continue
-    return pids, zygotes
+        if parent == str(daemon) and len(argv) > 6 and argv[4] == BOOT.encode():
+            found[argv[6].decode()] = p
+    return found
+
+
+def pod_processes(daemon: int) -> tuple[set[int], set[int]]:
+    """(every process below the daemon, the agent's helpers among them): they live
+    as long as the daemon, so they never count as pods left over."""
+    return descendants(daemon), set(helpers(daemon).values())
 
 
 class Daemon:
@@ -210,9 +217,20 @@ class Daemon:
                 threading.Thread(target=self.proc.stdout.read, daemon=True).start()
                 server = f"https://127.0.0.1:{self.api_port}"
                 self.client: Client = client_of(server, self.api_port, self.tmp.name)
+                self.preparer = helpers(self.proc.pid).get("prepare", -1)
+                """The agent's helper that makes pods' files and cgroups: its CPU and
+                memory count as the daemon's."""
                 return
         self.stop()
         raise SystemExit("svcnet up did not become ready")
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid) + (
+            cpu_seconds(self.preparer) if self.preparer > 0 else 0.0
+        )
+
+    def rss_mib(self) -> float:
+        return rss_mib(self.proc.pid) + (rss_mib(self.preparer) if self.preparer > 0 else 0.0)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -327,7 +345,7 @@ def run(services: int, replicas: int, prefix: int, timeout: float, idle: float =
             kinds.BY_KIND["Namespace"].collection_path(None),
             body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
         )
-        cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
+        cpu0, t0 = d.cpu_seconds(), time.monotonic()
         for i in range(services):
             for obj in objects(i, replicas):
                 kind = kinds.BY_KIND[obj["kind"]]
@@ -353,7 +371,7 @@ def run(services: int, replicas: int, prefix: int, timeout: float, idle: float =
                 hm = http_ms(cluster_ip)
                 if hm is not None:
                     http.append(hm)
-                rss_peak[0] = max(rss_peak[0], rss_mib(d.proc.pid))
+                rss_peak[0] = max(rss_peak[0], d.rss_mib())
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -368,7 +386,7 @@ def run(services: int, replicas: int, prefix: int, timeout: float, idle: float =
         ramping.clear()
         sampler.join(10)
         ramp = time.monotonic() - t0
-        r.ramp_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu0) / ramp
+        r.ramp_cpu_pct = 100 * (d.cpu_seconds() - cpu0) / ramp
         r.ramp_rss_mib = rss_peak[0]
         if r.ready_s is None:
             r.notes.append(f"not all ready after {timeout:g}s: {count_ready(c)}/{want}")
@@ -379,19 +397,20 @@ def run(services: int, replicas: int, prefix: int, timeout: float, idle: float =
         if http:
             r.clusterip_ms_median = statistics.median(http)
         # Right after ready: the last readiness changes' writes still follow.
-        cpu1 = cpu_seconds(d.proc.pid)
+        cpu1 = d.cpu_seconds()
         time.sleep(idle)
-        r.after_ready_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu1) / idle
+        r.after_ready_cpu_pct = 100 * (d.cpu_seconds() - cpu1) / idle
         r.settle_s = settle(c, t0 + (r.ready_s or ramp))
         # Idle: nothing changes; the probes keep running.
-        cpu1 = cpu_seconds(d.proc.pid)
+        cpu1 = d.cpu_seconds()
         time.sleep(idle)
-        r.idle_cpu_pct = 100 * (cpu_seconds(d.proc.pid) - cpu1) / idle
-        r.idle_rss_mib = rss_mib(d.proc.pid)
-        pods, zygotes = pod_processes(d.proc.pid)
-        r.pods = len(pods - zygotes)
-        # The fork server counts: its pages are what the forked pods share.
-        r.pods_pss_mib = pss_mib(pods)
+        r.idle_cpu_pct = 100 * (d.cpu_seconds() - cpu1) / idle
+        r.idle_rss_mib = d.rss_mib()
+        pods, own = pod_processes(d.proc.pid)
+        r.pods = len(pods - own)
+        # The fork server counts: its pages are what the forked pods share. The
+        # preparer counts as the daemon's (Daemon.rss_mib).
+        r.pods_pss_mib = pss_mib(pods - {d.preparer})
         path = kinds.BY_KIND["Pod"].collection_path(NS)
         times = []
         for _ in range(5):
@@ -423,8 +442,8 @@ def run(services: int, replicas: int, prefix: int, timeout: float, idle: float =
         t = time.monotonic()
         c.call("DELETE", kinds.BY_KIND["Namespace"].object_path(None, NS))
         while time.monotonic() - t < timeout:
-            left, zygotes = pod_processes(d.proc.pid)
-            if not left - zygotes:
+            left, own = pod_processes(d.proc.pid)
+            if not left - own:
                 r.delete_s = time.monotonic() - t
                 break
             time.sleep(0.2)

@@ -38,6 +38,7 @@ from svcnet.agent.identity import node_identity
 from svcnet.agent.ipam import IpPool
 from svcnet.agent.logs import LogBuffer, render
 from svcnet.agent.pod import KILL_WAIT, PodWorker
+from svcnet.agent.prepare import Preparer
 from svcnet.agent.probes import Prober
 from svcnet.agent.process import Launcher, Process
 from svcnet.agent.sandbox import Libc
@@ -64,11 +65,11 @@ STOP_GRACE = 1.5
 """Grace period for pods when the daemon stops (stop() must end within ~3 s)."""
 
 PREPARE_THREADS = 1
-"""Threads making pods' directories and cgroups. Their Python holds the interpreter
-lock between the system calls: with the loop's default six, the loop waited for
-the lock 8-10% of the time while a thousand pods started, and the API's answers
-slowed with it (400 creates took 9-11 s); with one, 2-3% (and 5-8 s), and the
-pods were Ready no later (benchmarks/README.md, "Scale")."""
+"""Threads for the blocking calls of pods' starts: OOM counts, and the pods' files
+and cgroups where the preparer's helper is gone (prepare.py). Their Python holds
+the interpreter lock between the system calls: with the loop's default six, the
+loop waited for the lock 8-10% of the time while a thousand pods started, and the
+API's answers slowed with it (400 creates took 9-11 s); with one, 2-3%."""
 
 
 class Agent:
@@ -99,8 +100,11 @@ class Agent:
         self.forkserver = ForkServer(builtin_scripts(), self.libc.prctl)
         """The zygote built-in images' containers are forked from (forkserver.py)."""
         self.launcher = Launcher(self.forkserver)
-        self.preparer = concurrent.futures.ThreadPoolExecutor(
-            PREPARE_THREADS, thread_name_prefix="svcnet-prepare"
+        self.preparer = Preparer(
+            concurrent.futures.ThreadPoolExecutor(
+                PREPARE_THREADS, thread_name_prefix="svcnet-prepare"
+            ),
+            self.libc.prctl,
         )
         self.layout = cgroups.discover()
         """What cgroups this machine offers pods (kernel/cgroups.py)."""
@@ -168,6 +172,10 @@ class Agent:
         if self.forkserver.problem:
             why = self.forkserver.problem
             self.notes.append(f"built-in images run as interpreters of their own: {why}")
+        await self.preparer.start()
+        if self.preparer.problem:
+            why = self.preparer.problem
+            self.notes.append(f"pods' files and cgroups are made on a thread: {why}")
         configured = self.settings.state_dir
         if configured:
             self._state_root = Path(configured) / "pods"
@@ -202,7 +210,8 @@ class Agent:
         await self.tasks.stop(grace=1.0)
         await self.forkserver.stop()
         self.launcher.close()
-        self.preparer.shutdown(wait=True)
+        await self.preparer.stop()
+        self.preparer.thread.shutdown(wait=True)
         if self._context.cgroups is not None:
             self._context.cgroups.remove()
         if self.subreaper:

@@ -10,7 +10,6 @@ kubelet's: the pod's own binding, status, events and final delete.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +18,7 @@ from svcnet._aio import TaskSet
 from svcnet.agent.envvars import ServiceLinks
 from svcnet.agent.identity import Identity
 from svcnet.agent.ipam import IpPool
+from svcnet.agent.prepare import Preparer
 from svcnet.agent.probes import Prober
 from svcnet.agent.process import Launcher
 from svcnet.agent.sandbox import Libc
@@ -66,9 +66,9 @@ class NodeContext:
     """Whether the agent can switch users at all."""
     cgroups: CgroupTree | None
     """The tree pods' cgroups go in (kernel/cgroups.py); None without root."""
-    preparer: Executor
-    """Where pods' directories and cgroups are made off the loop (the agent's
-    PREPARE_THREADS threads)."""
+    preparer: Preparer
+    """Where pods' directories and cgroups are made off the loop (prepare.py), and
+    its thread, for the other blocking calls of a pod's start."""
     pod_maps: PodMaps | None = None
     """The socket hooks' pod identities (kernel/sockhooks.py); None where they are off."""
     path: str = ""

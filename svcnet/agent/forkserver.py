@@ -40,19 +40,21 @@ MAX_MESSAGE = 512
 
 PR_SET_PDEATHSIG = 1
 
-# The zygote imports its package's modules without svcnet.agent's __init__ (the
-# whole kubelet): only the sandbox and the standard library are in its pages.
+# The agent's helpers (the zygote, the preparer) import their module of the
+# package without svcnet.agent's __init__ (the whole kubelet): only that module,
+# what it imports and the standard library are in their pages.
 BOOT = """\
-import sys, types
+import importlib, sys, types
 path = list(sys.path)
 root = sys.argv[1]
 sys.path.insert(0, root)
 pkg = types.ModuleType("svcnet.agent")
 pkg.__path__ = [root + "/svcnet/agent"]
 sys.modules["svcnet.agent"] = pkg
-from svcnet.agent import zygote
-zygote.main(sys.argv[2:], path)
+importlib.import_module("svcnet.agent." + sys.argv[2]).main(sys.argv[3:], path)
 """
+ROOT = str(Path(svcnet.__file__).resolve().parent.parent)
+"""Where the helpers import svcnet from: where this daemon does."""
 
 
 class ForkError(Exception):
@@ -63,8 +65,6 @@ class ForkServer:
     def __init__(self, scripts: Sequence[str], prctl: Callable[..., int]) -> None:
         self.scripts = list(scripts)
         self._prctl = prctl
-        self._root = str(Path(svcnet.__file__).resolve().parent.parent)
-        """Where the zygote imports svcnet from: where this daemon does."""
         """libc's prctl, resolved in the daemon: the zygote's preexec_fn only calls it."""
         self.problem = ""
         """Why built-in images are not forked (empty while the zygote serves)."""
@@ -96,7 +96,7 @@ class ForkServer:
         try:
             # In the loop, once: the thread that forks the zygote must outlive it
             # (the parent-death signal follows the forking thread).
-            self._proc = self._popen(theirs.fileno())
+            self._proc = helper(self._prctl, "zygote", [str(theirs.fileno()), *self.scripts])
         except OSError as e:
             ours.close()
             self.problem = f"cannot start the fork server: {e}"
@@ -110,30 +110,19 @@ class ForkServer:
             hello = f"{type(e).__name__} {e}".encode()
         if hello != b"ready":
             ours.close()
-            await self._reap_zygote(kill=True)
+            await reap(self._proc, kill=True)
+            self._proc = None
             why = hello.decode(errors="replace") or "it exited"
             self.problem = f"the fork server did not start ({why})"
             return
         self._sock, self._loop = ours, loop
         loop.add_reader(ours.fileno(), self._on_readable)
 
-    def _popen(self, fd: int) -> subprocess.Popen[bytes]:
-        parent = os.getpid()
-        return subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", BOOT, self._root, str(fd), *self.scripts],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            pass_fds=(fd,),
-            # Its own session: a Ctrl-C at svcnet's terminal is the daemon's to handle
-            # (pods get their grace period), not a sudden death of every container.
-            start_new_session=True,
-            preexec_fn=lambda: _die_with(self._prctl, parent),
-        )
-
     async def stop(self) -> None:
         """Close the socket: the zygote kills what it still runs and exits."""
         self._close("the agent stopped")
-        await self._reap_zygote(kill=False)
+        await reap(self._proc, kill=False)
+        self._proc = None
 
     # --- requests ----------------------------------------------------------------
 
@@ -291,39 +280,55 @@ class ForkServer:
 
         loop.add_reader(pidfd, on_exit)
 
-    async def _reap_zygote(self, *, kill: bool) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        loop = asyncio.get_running_loop()
+
+def helper(prctl: Callable[..., int], module: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start svcnet.agent.`module`'s main(args) as a helper of the agent (BOOT);
+    args[0] is the fd of its socket, passed on."""
+    parent = os.getpid()
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", BOOT, ROOT, module, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        pass_fds=(int(args[0]),),
+        # Its own session: a Ctrl-C at svcnet's terminal is the daemon's to handle
+        # (pods get their grace period), not a sudden death of every container.
+        start_new_session=True,
+        preexec_fn=lambda: _die_with(prctl, parent),
+    )
+
+
+async def reap(proc: subprocess.Popen[bytes] | None, *, kill: bool) -> None:
+    """Wait for a helper to exit (STOP_TIMEOUT at most, then kill it)."""
+    if proc is None:
+        return
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:
+        pidfd = None
+    if pidfd is not None:
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def on_exit() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
         try:
-            pidfd = os.pidfd_open(proc.pid)
-        except OSError:
-            pidfd = None
-        if pidfd is not None:
-            exited: asyncio.Future[None] = loop.create_future()
-
-            def on_exit() -> None:
-                if not exited.done():
-                    exited.set_result(None)
-
-            loop.add_reader(pidfd, on_exit)
-            try:
-                await asyncio.wait_for(exited, STOP_TIMEOUT)
-            except TimeoutError:
-                proc.kill()
-            finally:
-                loop.remove_reader(pidfd)
-                os.close(pidfd)
-        proc.wait()
-        self._proc = None
+            await asyncio.wait_for(exited, STOP_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+    proc.wait()
 
 
 def _die_with(prctl: Callable[..., int], parent: int) -> None:
-    """In the zygote before exec: die with the daemon (and its containers with it)."""
+    """In a helper before exec: die with the daemon (the zygote's containers with it)."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(137)

@@ -30,7 +30,6 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from svcnet.agent.backoff import Backoff
 from svcnet.agent.container import ContainerConfigError, ContainerRunner
 from svcnet.agent.context import ACCEPT_POLL, NodeContext
 from svcnet.agent.identity import Identity, IdentityError, for_container
+from svcnet.agent.prepare import Made, Plan, container_paths, make_container_dirs
 from svcnet.agent.process import LaunchSpec, Process
 from svcnet.agent.status import SANDBOX_CONDITION, conditions, phase, pod_limits, qos_class
 from svcnet.images import normalize
@@ -48,7 +48,7 @@ from svcnet.k8s.endpointslices import ServiceSlices, SliceView
 from svcnet.k8s.objects import Obj
 from svcnet.k8s.timestamps import rfc3339
 from svcnet.kernel import namespaces
-from svcnet.kernel.cgroups import CgroupTree, PodCgroup
+from svcnet.kernel.cgroups import PodCgroup
 from svcnet.nodeapi import NODE_NAME
 from svcnet.registry import ApiError
 from svcnet.store import Event
@@ -108,7 +108,7 @@ class PodWorker:
         """Resolved when the deadline moved, to wake a termination waiting on the old one."""
         self._publish_pending = False
         self._events: set[str] = set()
-        self._preparing: asyncio.Future[_Made] | None = None
+        self._preparing: asyncio.Future[Made] | None = None
         """_prepare's thread, until the worker took what it made."""
         self._prepared_cgroups: dict[str, PodCgroup] = {}
         """Containers' cgroups made ahead, until container_cgroup takes them."""
@@ -361,7 +361,7 @@ class PodWorker:
             with contextlib.suppress(IdentityError):  # launch_spec reports it
                 who = for_container(self.pod, c, self._node.identity, root=self._node.root)
                 containers.append((str(c.get("name") or ""), who, bool(c.get("volumeMounts"))))
-        plan = _Plan(
+        plan = Plan(
             dir=self._dir,
             resolv=podview.resolv_conf(
                 self.pod, net.cluster_domain, self._node.settings.kube_dns[0]
@@ -373,8 +373,7 @@ class PodWorker:
             limits=pod_limits(self.pod),
             containers=containers,
         )
-        loop = asyncio.get_running_loop()
-        self._preparing = loop.run_in_executor(self._node.preparer, _prepare, plan)
+        self._preparing = self._node.preparer.submit(plan)
         # Not cancelled with this task: _cleanup waits for it and removes what it made.
         await asyncio.wait([self._preparing])
         self._take_prepared()
@@ -453,7 +452,7 @@ class PodWorker:
         if self.cgroup is None:
             first = 0
         if first is None:
-            return loop.run_in_executor(self._node.preparer, self.oom_kills)
+            return loop.run_in_executor(self._node.preparer.thread, self.oom_kills)
         done: asyncio.Future[int] = loop.create_future()
         done.set_result(first)
         return done
@@ -690,8 +689,8 @@ class PodWorker:
     def _container_dirs(self, name: str, identity: Identity) -> tuple[Path, Path, Path]:
         assert self._dir is not None
         if (name, identity.uid, identity.gid) in self._dirs_made:
-            return _container_paths(self._dir, name)
-        return _make_container_dirs(self._dir, name, identity)
+            return container_paths(self._dir, name)
+        return make_container_dirs(self._dir, name, identity)
 
     def _lookup(self, kind: str, name: str) -> Obj | None:
         return self._node.store.get(kind, self.namespace, name)
@@ -823,111 +822,6 @@ class PodWorker:
             if r.name == container:
                 return r
         return None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What _prepare makes on its thread: plain values, nothing of the worker's."""
-
-    dir: Path
-    resolv: str | None
-    hosts: str
-    owner: Identity | None
-    """Whom the pod's files are chowned to (as root), else None."""
-    cgroups: CgroupTree | None
-    uid: str
-    limits: tuple[int | None, int | None]
-    containers: list[tuple[str, Identity, bool]]
-    """(name, who it runs as, whether it mounts volumes) of each container."""
-
-
-@dataclass
-class _Made:
-    resolv: Path | None = None
-    hosts: Path | None = None
-    cgroup: PodCgroup | None = None
-    cgroup_error: OSError | None = None
-    oom_kills: int | None = None
-    container_cgroups: dict[str, PodCgroup] = field(default_factory=dict)
-    dirs: set[tuple[str, int, int]] = field(default_factory=set)
-    files_error: OSError | None = None
-
-
-def _prepare(plan: _Plan) -> _Made:
-    """On a thread: the pod's directory with its resolv.conf and hosts, its cgroup
-    with the limits, and each container's cgroup and directories. Failures come
-    back as values, for the worker to report on the loop."""
-    made = _Made()
-    try:
-        os.makedirs(plan.dir, exist_ok=True)
-        if plan.resolv is not None:
-            made.resolv = plan.dir / "resolv.conf"
-            _write_new(made.resolv, plan.resolv)
-        made.hosts = plan.dir / "hosts"
-        _write_new(made.hosts, plan.hosts)
-    except OSError as e:
-        made.files_error = e
-        return made
-    if plan.owner is not None:
-        for path in (plan.dir, made.resolv, made.hosts):
-            if path is not None:
-                with contextlib.suppress(OSError):
-                    os.chown(path, plan.owner.uid, plan.owner.gid)
-    if plan.cgroups is not None:
-        try:
-            made.cgroup = plan.cgroups.pod(plan.uid)
-            made.cgroup.set_limits(*plan.limits)
-            made.oom_kills = made.cgroup.oom_kills()
-        except OSError as e:
-            made.cgroup_error = e
-    for name, who, mounts in plan.containers:
-        if made.cgroup is not None:
-            with contextlib.suppress(OSError):  # container_cgroup tries again, and says why
-                made.container_cgroups[name] = made.cgroup.child(f"c-{name}")
-        with contextlib.suppress(OSError):  # as is _container_dirs
-            _make_container_dirs(plan.dir, name, who, scratch=mounts)
-            made.dirs.add((name, who.uid, who.gid))
-    return made
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Write a small file whole, as write_text would, without a text stream's cost."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        data = text.encode()
-        while data:
-            data = data[os.write(fd, data) :]
-    finally:
-        os.close(fd)
-
-
-def _container_paths(pod_dir: Path, name: str) -> tuple[Path, Path, Path]:
-    base = pod_dir / "containers" / name
-    return base / "home", base / "tmp", base / "work"
-
-
-def _make_container_dirs(
-    pod_dir: Path, name: str, who: Identity, scratch: bool = True
-) -> tuple[Path, Path, Path]:
-    """(HOME, /tmp, working directory) of one container: its own, under the pod's
-    state directory and gone with the pod, like an emptyDir, so replicas and
-    their containers never share files they did not ask to share. `scratch`:
-    also the empty directory mount_volumes works in, which only a container
-    with volumeMounts needs."""
-    dirs = _container_paths(pod_dir, name)
-    # Plain os calls on strings: a thousand pods made together spend their time
-    # here, on threads that share the loop's interpreter lock.
-    base = os.fspath(dirs[0].parent)
-    paths = [os.path.dirname(base), base, *map(os.fspath, dirs)]
-    if scratch:
-        paths.append(os.path.join(base, "mnt"))
-    for d in paths:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(d)
-        with contextlib.suppress(OSError):
-            os.chown(d, who.uid, who.gid)
-    os.chmod(dirs[1], 0o1777)  # /tmp
-    return dirs
 
 
 def _ephemeral_status(st: Obj) -> Obj:

@@ -1,6 +1,6 @@
 """`svcnet up` with its built-in images forked by the fork server: however the
-daemon ends (SIGTERM, SIGINT, or kill -9), the zygote and every container go
-with it and no pod port stays bound."""
+daemon ends (SIGTERM, SIGINT, or kill -9), its helpers (the zygote, the
+preparer) and every container go with it and no pod port stays bound."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.agent.forkserver import BOOT
 from svcnet.testing import Svcnet, descendants
 from tests.e2e.cluster import ROOT, alive
 
@@ -34,9 +35,11 @@ def test_nothing_outlives_the_daemon(tmp_path: Path, sig: signal.Signals) -> Non
         kids = descendants(sv.proc.pid)
         lines = cmdlines(kids)
         # The zygote and the seed's six built-in containers forked from it (which
-        # run its program: fork, no exec).
-        forked = [c for c in lines if b"svcnet.agent import zygote" in c]
-        assert len(forked) == 7 and len(set(forked)) == 1, lines
+        # run its program: fork, no exec), and the preparer.
+        forked = [c for c in lines if c.split(b"\0")[4:5] == [BOOT.encode()]]
+        assert [c.split(b"\0")[6] for c in forked].count(b"zygote") == 7, lines
+        assert [c.split(b"\0")[6] for c in forked].count(b"prepare") == 1, lines
+        assert len(set(forked)) == 2, lines
         pod_net = f"127.{sv.block + 1}."
         listening = subprocess.run(
             ["ss", "-H", "-ltn"], capture_output=True, text=True, check=True
