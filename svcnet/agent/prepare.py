@@ -28,13 +28,14 @@ import logging
 import os
 import pickle
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from svcnet.agent import forkserver
 from svcnet.agent.identity import Identity
 from svcnet.kernel.cgroups import CgroupTree, PodCgroup
 
@@ -168,7 +169,7 @@ class Preparer:
         self._prctl = prctl
         self.problem = ""
         """Why plans run on the thread (empty while the helper serves)."""
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[None] | None = None
         self._waiting: collections.deque[tuple[Plan, asyncio.Future[Made]]] = collections.deque()
@@ -180,8 +181,6 @@ class Preparer:
     async def start(self) -> None:
         """Start the helper and wait for its hello; on failure, ``problem`` says why
         and nothing is left running."""
-        from svcnet.agent import forkserver  # the helper's boot and reaping are its
-
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._proc = forkserver.helper(self._prctl, "prepare", [str(theirs.fileno())])
@@ -257,8 +256,6 @@ class Preparer:
 
     async def stop(self) -> None:
         """Close the socket (the helper exits on it) and wait for the helper."""
-        from svcnet.agent import forkserver
-
         if self._reading is not None:
             self._reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
