@@ -15,6 +15,7 @@ pod (benchmarks/README.md, "Scale").
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from svcnet.k8s import labels
 from svcnet.k8s.objects import Obj, is_terminal, pod_ready
@@ -25,6 +26,7 @@ SERVICES_BY_PAIR = "selection.services"
 PODS_BY_LABEL = "selection.pods"
 CONTROLLED = "selection.controlled."
 _ANY = "\x00*"
+_SERVICES_TO_SYNC = "selection.services_to_sync"
 _ORPHAN = "\x00orphan"
 
 
@@ -96,19 +98,25 @@ def endpoint_view(pod: Obj) -> tuple[object, ...]:
     )
 
 
-def services_to_sync(store: ReadOnlyStore, ev: Event) -> list[Obj]:
+def services_to_sync(store: ReadOnlyStore, ev: Event) -> tuple[Obj, ...]:
     """The Services whose endpoints a pod's event can change (the pod's old and new
     versions' selectors); none for an update that changed nothing an endpoint shows,
     as GetServicesToUpdateOnPodChange does: a thousand starting pods write their
     status several times each, and most writes (container states, start times)
-    change no Service."""
-    if (
-        ev.old is not None
-        and ev.type == "MODIFIED"
-        and endpoint_view(ev.old) == endpoint_view(ev.obj)
-    ):
-        return []
-    return services_selecting(store, ev.namespace, (ev.obj, ev.old))
+    change no Service. Computed once per event (Event.memo): the endpoint
+    controllers and the Service event recorder each ask."""
+    found = cast("tuple[Obj, ...] | None", ev.memo.get(_SERVICES_TO_SYNC))
+    if found is None:
+        if (
+            ev.old is not None
+            and ev.type == "MODIFIED"
+            and endpoint_view(ev.old) == endpoint_view(ev.obj)
+        ):
+            found = ()
+        else:
+            found = tuple(services_selecting(store, ev.namespace, (ev.obj, ev.old)))
+        ev.memo[_SERVICES_TO_SYNC] = found
+    return found
 
 
 def pods_selected(store: ReadOnlyStore, ns: str, selector: dict[str, str] | None) -> list[Obj]:

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from svcnet import _json
@@ -37,6 +37,9 @@ class Event:
     obj: Obj  # the new state; for DELETED the last state
     old: Obj | None
     rv: int
+    memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What a reader derived from the event, for the readers after it: three
+    controllers ask which Services a pod write concerns (selection.py)."""
 
     @property
     def namespace(self) -> str:

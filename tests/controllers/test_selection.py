@@ -208,3 +208,36 @@ def test_selection_matches_a_scan(seed: int) -> None:
                     if labels.from_map(selector).matches(p["metadata"].get("labels"))
                 ]
                 assert pods_selected(s, ns, selector) == want
+
+
+def test_the_services_a_pod_event_concerns_are_found_once_per_event() -> None:
+    # Three controllers ask for each pod event; the first one's answer serves the
+    # others (Event.memo), and a later event asks the store again.
+    s = Store()
+
+    def svc(name: str) -> Obj:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"app": "a"}},
+        }
+
+    s.create(svc("one"))
+    seen: list[Event] = []
+    s.subscribe(seen.append)
+    s.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "labels": {"app": "a"}},
+            "spec": {},
+        }
+    )
+    ev = seen[-1]
+    first = services_to_sync(s, ev)
+    assert [x["metadata"]["name"] for x in first] == ["one"]
+    s.create(svc("two"))
+    assert services_to_sync(s, ev) is first
+    again = Event(ev.type, ev.kind, ev.obj, ev.old, ev.rv)
+    assert [x["metadata"]["name"] for x in services_to_sync(s, again)] == ["one", "two"]
