@@ -81,7 +81,23 @@ Addr = tuple[str, int]
 _LKey = tuple[str, int, str]
 """A listener: (ip, port, protocol)."""
 
-_Desired = dict[ServicePortName, tuple[str, set[Addr], list[Endpoint]]]
+_Desired = dict[ServicePortName, tuple[str, frozenset[Addr], list[Endpoint]]]
+
+
+@dataclass(frozen=True)
+class _Front:
+    """What one version of a Service makes of its ports, whatever its endpoints:
+    kept while the store holds that same object (stored objects are never
+    changed in place), since its slices change far more often than it does (a
+    thousand pods starting wrote each of their Service's slices several times)."""
+
+    svc: Obj
+    proxied: bool
+    affinity: float | None = None
+    families: frozenset[int] = frozenset()
+    ports: tuple[tuple[ServicePortName, str, str, frozenset[Addr]], ...] = ()
+    """(service port, its name, protocol, the addresses it listens on)"""
+
 
 Recorder = Callable[[Obj, str, str, str], None]
 """(object, type, reason, message): record an Event, as kube-proxy's recorder does."""
@@ -235,6 +251,7 @@ class Proxier:
         self._by_service: dict[tuple[str, str], set[ServicePortName]] = {}
         self._skipped: set[ServicePortName] = set()
         self._slices = SliceIndex()
+        self._fronts: dict[tuple[str, str], _Front] = {}
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -339,18 +356,31 @@ class Proxier:
     def _desired(self, namespace: str, name: str) -> tuple[_Desired, float | None]:
         obj = self._store.get("Service", namespace, name)
         if obj is None:
+            self._fronts.pop((namespace, name), None)
             return {}, None
+        front = self._fronts.get((namespace, name))
+        if front is None or front.svc is not obj:
+            front = self._fronts[(namespace, name)] = self._front(namespace, name, obj)
+        if not front.proxied:
+            return {}, None
+        eps = self._slices.get(namespace, name)
+        out: _Desired = {}
+        for key, port_name, protocol, addrs in front.ports:
+            ready = eps.backends(port_name, protocol, front.families) if eps is not None else []
+            out[key] = (protocol, addrs, ready)
+        return out, front.affinity
+
+    def _front(self, namespace: str, name: str, obj: Obj) -> _Front:
         svc = ServiceView.from_obj(obj)
         if svc.type not in _PROXIED_TYPES or svc.headless or not svc.cluster_ips:
-            return {}, None
+            return _Front(obj, False)
         affinity = (
             float(svc.session_affinity_timeout) if svc.session_affinity == "ClientIP" else None
         )
-        eps = self._slices.get(namespace, name)
-        families = {ipaddress.ip_address(ip).version for ip in svc.cluster_ips}
+        families = frozenset(ipaddress.ip_address(ip).version for ip in svc.cluster_ips)
         net = self._settings.network
         dns_ip = self._settings.kube_dns[0]
-        out: _Desired = {}
+        ports: list[tuple[ServicePortName, str, str, frozenset[Addr]]] = []
         for p in svc.ports:
             key = ServicePortName(namespace, name, p.name)
             if p.protocol not in _PROXIED_PROTOCOLS:
@@ -372,15 +402,14 @@ class Proxier:
                     continue
                 if ip != dns_ip:
                     addrs.add((ip, port))
-            ready = eps.backends(p.name, p.protocol, families) if eps is not None else []
-            out[key] = (p.protocol, addrs, ready)
-        return out, affinity
+            ports.append((key, p.name, p.protocol, frozenset(addrs)))
+        return _Front(obj, True, affinity, families, tuple(ports))
 
     def _apply(
         self,
         key: ServicePortName,
         protocol: str,
-        want: set[Addr],
+        want: frozenset[Addr],
         endpoints: list[Endpoint],
         affinity: float | None,
     ) -> None:
