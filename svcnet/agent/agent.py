@@ -168,11 +168,11 @@ class Agent:
             # there are no cgroups to do it.
             self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         self._register_node()
-        await self.forkserver.start()
+        # Two interpreters starting: side by side, `svcnet up` waits for the slower.
+        await asyncio.gather(self.forkserver.start(), self.preparer.start())
         if self.forkserver.problem:
             why = self.forkserver.problem
             self.notes.append(f"built-in images run as interpreters of their own: {why}")
-        await self.preparer.start()
         if self.preparer.problem:
             why = self.preparer.problem
             self.notes.append(f"pods' files and cgroups are made on a thread: {why}")
