@@ -109,7 +109,7 @@ class PodWorker:
         self._publish_pending = False
         self._events: set[str] = set()
         self._preparing: asyncio.Future[Made] | None = None
-        """_prepare's thread, until the worker took what it made."""
+        """The preparer's answer to this pod's plan, until the worker took it."""
         self._prepared_cgroups: dict[str, PodCgroup] = {}
         """Containers' cgroups made ahead, until container_cgroup takes them."""
         self._oom_at_prepare: int | None = None
@@ -350,9 +350,9 @@ class PodWorker:
 
     async def _prepare(self) -> None:
         """The pod's files, its cgroup and those of the containers it starts with,
-        made on a thread: mkdir in cgroupfs and the directories cost a millisecond
-        or more each, which a thousand pods starting together would take from the
-        API, the probes and DNS (issue 16)."""
+        made off the loop by the agent's preparer (prepare.py): a thousand pods
+        starting together made them one after another, and waited for that
+        (issue 16)."""
         net = self._node.settings.network
         self._dir = self._node.pod_dir(self.namespace, self.name, self.uid)
         spec = self.pod.get("spec") or {}
@@ -569,7 +569,7 @@ class PodWorker:
 
     async def _cleanup(self) -> None:
         if self._preparing is not None:
-            # Cancelled while the thread made the pod's cgroups: take them, so that the
+            # Cancelled while the preparer made the pod's cgroups: take them, so that the
             # pod cgroup's removal below (descendants first) removes them all.
             await asyncio.wait([self._preparing])
             with contextlib.suppress(OSError):
