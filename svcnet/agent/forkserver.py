@@ -92,17 +92,13 @@ class ForkServer:
         """Start the zygote and wait until it has loaded the scripts; on failure,
         ``problem`` says why and nothing is left running."""
         loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            # In the loop, once: the thread that forks the zygote must outlive it
-            # (the parent-death signal follows the forking thread).
-            self._proc = helper(self._prctl, "zygote", [str(theirs.fileno()), *self.scripts])
+            self._proc, ours = start_helper(
+                self._prctl, "zygote", socket.SOCK_SEQPACKET, self.scripts
+            )
         except OSError as e:
-            ours.close()
             self.problem = f"cannot start the fork server: {e}"
             return
-        finally:
-            theirs.close()
         ours.setblocking(False)
         try:
             hello = await asyncio.wait_for(loop.sock_recv(ours, MAX_MESSAGE), START_TIMEOUT)
@@ -281,20 +277,33 @@ class ForkServer:
         loop.add_reader(pidfd, on_exit)
 
 
-def helper(prctl: Callable[..., int], module: str, args: list[str]) -> subprocess.Popen[bytes]:
-    """Start svcnet.agent.`module`'s main(args) as a helper of the agent (BOOT);
-    args[0] is the fd of its socket, passed on."""
+def start_helper(
+    prctl: Callable[..., int], module: str, kind: int, args: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start svcnet.agent.`module`'s main() as a helper of the agent (BOOT), with
+    the fd of its end of a socketpair of `kind`, then `args`, as its arguments;
+    returns it and the daemon's end. Raises OSError with nothing left open. Call
+    it on the loop's thread: the parent-death signal follows the thread that
+    forked, which must outlive the helper."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, kind)
     parent = os.getpid()
-    return subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", BOOT, ROOT, module, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        pass_fds=(int(args[0]),),
-        # Its own session: a Ctrl-C at svcnet's terminal is the daemon's to handle
-        # (pods get their grace period), not a sudden death of every container.
-        start_new_session=True,
-        preexec_fn=lambda: _die_with(prctl, parent),
-    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", BOOT, ROOT, module, str(theirs.fileno()), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            # Its own session: a Ctrl-C at svcnet's terminal is the daemon's to handle
+            # (pods get their grace period), not a sudden death of every container.
+            start_new_session=True,
+            preexec_fn=lambda: _die_with(prctl, parent),
+        )
+    except OSError:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, ours
 
 
 async def reap(proc: subprocess.Popen[bytes] | None, *, kill: bool) -> None:

@@ -181,15 +181,11 @@ class Preparer:
     async def start(self) -> None:
         """Start the helper and wait for its hello; on failure, ``problem`` says why
         and nothing is left running."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._proc = forkserver.helper(self._prctl, "prepare", [str(theirs.fileno())])
+            self._proc, ours = forkserver.start_helper(self._prctl, "prepare", socket.SOCK_STREAM)
         except OSError as e:
-            ours.close()
             self.problem = f"cannot start the helper: {e}"
             return
-        finally:
-            theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_FRAME)
         try:
             hello = await asyncio.wait_for(_read_frame(reader), forkserver.START_TIMEOUT)
