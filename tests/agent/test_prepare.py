@@ -140,3 +140,22 @@ async def test_stop_leaves_no_helper_behind(tmp_path: Path) -> None:
     late = plan_for(tmp_path, "late")
     assert_made(await p.submit(late), late)
     p.thread.shutdown(wait=True)
+
+
+async def test_a_helper_that_cannot_start_leaves_the_plans_to_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its interpreter finds no svcnet to import, and exits before its hello.
+    monkeypatch.setattr("svcnet.agent.forkserver.ROOT", str(tmp_path / "nowhere"))
+    p = Preparer(CountingThread(), Libc().prctl)
+    await p.start()
+    try:
+        assert p.problem.startswith("the helper did not start"), p.problem
+        assert p.pid is None
+        plan = plan_for(tmp_path, "pod")
+        assert_made(await p.submit(plan), plan)
+        assert isinstance(p.thread, CountingThread)
+        assert p.thread.given == 1
+    finally:
+        await p.stop()
+        p.thread.shutdown(wait=True)
