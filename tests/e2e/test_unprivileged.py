@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from svcnet.testing import free_port, isolated_up_args
+from svcnet.testing import descendants, free_port, isolated_up_args
 
 pytestmark = pytest.mark.slow
 
@@ -198,6 +198,14 @@ def test_an_ordinary_user_gets_pods_and_plain_words(
             with contextlib.suppress(FileNotFoundError):
                 uids.add(str(os.stat(f"/proc/{pid}").st_uid))
         assert uids == {str(user.pw_uid)}
+        # The pods' files were made by the agent's preparer, a helper running as the user.
+        preparers = []
+        for pid in descendants(proc.pid):
+            with contextlib.suppress(FileNotFoundError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if argv[6:7] == [b"prepare"]:
+                    preparers.append(str(os.stat(f"/proc/{pid}").st_uid))
+        assert preparers == [str(user.pw_uid)], preparers
         events = get("get", "events", "-o", "json")
         assert '"reason":"NetworkIdentity"' in events.replace(" ", "")
         # A NetworkPolicy is stored, and its Warning says it is not enforced, and why.
