@@ -29,7 +29,6 @@ import os
 import pickle
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -306,7 +305,3 @@ def _picklable(e: BaseException) -> bool:
     except Exception:
         return False
     return True
-
-
-if __name__ == "__main__":  # pragma: no cover - the helper is started through BOOT
-    main(sys.argv[1:], sys.path)

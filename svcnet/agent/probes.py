@@ -633,15 +633,21 @@ def _connect(addr: tuple[socket.AddressFamily, tuple[Any, ...]], started: float)
         raise
 
 
+def _target(probe: Probe, pod_ip: str, container: Obj) -> tuple[str, int]:
+    """(host, port) a tcpSocket or httpGet probe dials: its host, else the pod's IP."""
+    return str(probe.action.get("host") or pod_ip), resolve_port(
+        probe.action.get("port"), container
+    )
+
+
 def _dial_at_once(probe: Probe, pod_ip: str, container: Obj) -> tuple[bool, str] | Dialing | None:
     """A tcpSocket probe's connect, issued now: its result when the kernel has given
     it already, the connect under way otherwise, None when it needs a name looked
     up or its port cannot be found (the full path says so)."""
     try:
-        port = resolve_port(probe.action.get("port"), container)
+        host, port = _target(probe, pod_ip, container)
     except ProbeError:
         return None
-    host = str(probe.action.get("host") or pod_ip)
     addr = _sockaddr(host, port)
     if addr is None:
         return None
@@ -710,8 +716,7 @@ async def _dial(
 async def _tcp(
     probe: Probe, pod_ip: str, container: Obj, budget: Budget, dialing: Dialing | None = None
 ) -> tuple[bool, str]:
-    port = resolve_port(probe.action.get("port"), container)
-    host = str(probe.action.get("host") or pod_ip)
+    host, port = _target(probe, pod_ip, container)
     try:
         sock = await _dial(host, port, budget, dialing)
     except (OSError, TimeoutError) as e:
@@ -722,8 +727,7 @@ async def _tcp(
 
 async def _http_get(probe: Probe, pod_ip: str, container: Obj, budget: Budget) -> tuple[bool, str]:
     a = probe.action
-    port = resolve_port(a.get("port"), container)
-    host = str(a.get("host") or pod_ip)
+    host, port = _target(probe, pod_ip, container)
     scheme = str(a.get("scheme") or "HTTP").lower()
     path = str(a.get("path") or "/")
     if not path.startswith("/"):
